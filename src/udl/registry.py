@@ -1,0 +1,353 @@
+"""The figure registry: every figure is a computation, a drawing and a list of checks.
+
+A figure module declares each figure with :func:`figure`::
+
+    @figure("3.1", title="The ReLU activation", caption="...",
+            params={"tiny": dict(n=101), "full": dict(n=1001)})
+    def relu(p, run):                      # real computation -> Result
+        z = torch.linspace(-5, 5, p.n)
+        return Result(metrics={...}, arrays={"z": z.numpy(), ...})
+
+    @relu.plot
+    def _(r):                              # matplotlib only, no computation
+        ...
+
+    @relu.checks
+    def _(r):                              # the caption's claims, measured
+        return [Check.close("relu(z) equals torch.relu(z)", ..., 0.0)]
+
+The three parts stay separate so that tests check numbers without drawing and the
+gallery draws without recomputing. Ids follow the book ("3.5", "C.1") or name a
+passage ("3.regions", "8.cv").
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+PRESETS = ("tiny", "full")
+_PARAM_TYPES = (bool, int, float, str)
+
+
+# --------------------------------------------------------------------------- checks
+@dataclass(frozen=True)
+class Check:
+    """One claim of a caption, measured on the computed numbers."""
+
+    claim: str  # the statement, in words
+    measured: Any  # what the computation gave
+    expected: Any  # what the claim says (a value, a bound, or a short description)
+    ok: bool  # whether the measurement supports the claim
+
+    @classmethod
+    def close(cls, claim: str, measured: float, expected: float, tol: float, rel: bool = False) -> Check:
+        """``|measured - expected| <= tol`` (or ``<= tol * |expected|`` when ``rel``)."""
+        measured, expected = float(measured), float(expected)
+        bound = tol * abs(expected) if rel else tol
+        ok = math.isfinite(measured) and abs(measured - expected) <= bound
+        return cls(claim, measured, f"{expected:g} ± {bound:.3g}", bool(ok))
+
+    @classmethod
+    def equal(cls, claim: str, measured: Any, expected: Any) -> Check:
+        """Exact equality of numbers, strings or (nested) lists."""
+        measured, expected = to_jsonable(measured), to_jsonable(expected)
+        return cls(claim, measured, expected, measured == expected)
+
+    @classmethod
+    def less(cls, claim: str, measured: float, bound: float) -> Check:
+        """``measured < bound``."""
+        measured, bound = float(measured), float(bound)
+        return cls(claim, measured, f"< {bound:g}", bool(measured < bound))
+
+    @classmethod
+    def greater(cls, claim: str, measured: float, bound: float) -> Check:
+        """``measured > bound``."""
+        measured, bound = float(measured), float(bound)
+        return cls(claim, measured, f"> {bound:g}", bool(measured > bound))
+
+    @classmethod
+    def holds(cls, claim: str, ok: bool, measured: Any, expected: Any = True) -> Check:
+        """A claim whose truth was established by the caller; ``measured`` says what was seen."""
+        return cls(claim, to_jsonable(measured), to_jsonable(expected), bool(ok))
+
+    def to_dict(self) -> dict:
+        return {"claim": self.claim, "measured": to_jsonable(self.measured),
+                "expected": to_jsonable(self.expected), "ok": bool(self.ok)}
+
+
+# --------------------------------------------------------------------------- results
+@dataclass
+class Result:
+    """What a figure's computation returns, completed by the runner.
+
+    ``metrics`` holds every number a check or a reader needs (JSON-serialisable once
+    converted by :func:`to_jsonable`); ``arrays`` holds what the drawing needs.
+    ``notes`` says, in words, how this run differs from the book (if it does).
+    """
+
+    metrics: dict[str, Any] = field(default_factory=dict)
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    notes: str = ""
+    # filled in by the runner
+    id: str = ""
+    preset: str = ""
+    seed: int = 0
+    params: dict[str, Any] = field(default_factory=dict)
+    checks: list[Check] = field(default_factory=list)
+    seconds: float = 0.0
+    device: str = "cpu"
+    cached: bool = False
+
+    @property
+    def spec(self) -> FigureSpec:
+        return REGISTRY[self.id]
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.checks) and all(c.ok for c in self.checks)
+
+    def plot(self):
+        """Draw the figure (a :class:`matplotlib.figure.Figure`, shown inline in Jupyter)."""
+        return self.spec.draw(self)
+
+    def _repr_png_(self):  # Jupyter shows the picture for a bare ``udl.figure(...)``
+        import io
+
+        import matplotlib.pyplot as plt
+
+        fig = self.plot()
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+        plt.close(fig)
+        return buf.getvalue()
+
+
+def to_jsonable(x: Any) -> Any:
+    """Convert numpy/torch scalars and arrays (nested in lists/dicts) to plain Python."""
+    if isinstance(x, dict):
+        return {str(k): to_jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [to_jsonable(v) for v in x]
+    if hasattr(x, "detach"):  # torch tensor
+        x = x.detach().cpu().numpy()
+    if isinstance(x, np.ndarray):
+        return to_jsonable(x.tolist())
+    if isinstance(x, np.bool_):
+        return bool(x)
+    if isinstance(x, np.integer):
+        return int(x)
+    if isinstance(x, (float, np.floating)):
+        x = float(x)
+        return x if math.isfinite(x) else str(x)  # JSON has no nan/inf
+    return x
+
+
+# --------------------------------------------------------------------------- parameters
+class Params:
+    """A figure's parameters for one run: read-only attributes (``p.steps``)."""
+
+    def __init__(self, values: dict[str, Any]):
+        object.__setattr__(self, "_values", dict(values))
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._values[name]
+        except KeyError:
+            raise AttributeError(f"no parameter {name!r}; parameters: {', '.join(self._values)}") from None
+
+    def __setattr__(self, name, value):
+        raise AttributeError("figure parameters are read-only; override them with --set KEY=VALUE")
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self._values)
+
+    def __repr__(self) -> str:
+        return f"Params({self._values})"
+
+
+def parse_value(key: str, text: str, default: Any) -> Any:
+    """Parse ``--set key=text`` to the type of the declared default, or raise ValueError."""
+    kind = type(default)
+    try:
+        if kind is bool:
+            lowered = text.strip().lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        if kind in (int, float):
+            value = float(text) if kind is float else int(text, 10)
+            if kind is float and not math.isfinite(value):
+                raise ValueError
+            return value
+        if kind in (list, tuple):
+            elem = type(default[0]) if default else float
+            parts = [parse_value(key, t, elem()) for t in text.split(",") if t.strip()]
+            return kind(parts)
+        return text
+    except ValueError:
+        if kind in (list, tuple):
+            elem = type(default[0]).__name__ if default else "float"
+            wanted = f"a comma-separated list of {elem}"
+        else:
+            wanted = {"bool": "a bool (true/false)", "int": "an int", "float": "a float"}.get(kind.__name__, kind.__name__)
+        raise ValueError(f"--set {key}: expected {wanted}, got {text!r}") from None
+
+
+# --------------------------------------------------------------------------- specs
+@dataclass
+class FigureSpec:
+    """A registered figure: its id, words, parameters per preset and three functions."""
+
+    id: str
+    title: str
+    caption: str
+    params: dict[str, dict[str, Any]]
+    compute: Callable[[Params, Any], Result]
+    draw_fn: Callable[[Result], Any] | None = None
+    checks_fn: Callable[[Result], list[Check]] | None = None
+    gpu: bool = False  # the full preset is faithful only with a GPU (and uses one when present)
+
+    @property
+    def chapter(self) -> int | str:
+        return chapter_of(self.id)
+
+    @property
+    def module(self) -> str:
+        return self.compute.__module__
+
+    @property
+    def function(self) -> str:
+        return self.compute.__qualname__
+
+    # decorators that attach the drawing and the checks
+    def plot(self, fn: Callable[[Result], Any]) -> Callable[[Result], Any]:
+        self.draw_fn = fn
+        return fn
+
+    def checks(self, fn: Callable[[Result], list[Check]]) -> Callable[[Result], list[Check]]:
+        self.checks_fn = fn
+        return fn
+
+    def draw(self, result: Result):
+        if self.draw_fn is None:
+            raise NotImplementedError(f"figure {self.id} has no drawing")
+        return self.draw_fn(result)
+
+    def check(self, result: Result) -> list[Check]:
+        if self.checks_fn is None:
+            raise NotImplementedError(f"figure {self.id} declares no checks")
+        checks = list(self.checks_fn(result))
+        if not checks or not all(isinstance(c, Check) for c in checks):
+            raise TypeError(f"figure {self.id}: checks must be a non-empty list of Check")
+        return checks
+
+    def resolve(self, preset: str, overrides: dict[str, str] | None = None) -> dict[str, Any]:
+        """The parameters for ``preset`` with ``--set`` overrides parsed to their types."""
+        if preset not in self.params:
+            raise ValueError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
+        values = dict(self.params[preset])
+        for key, text in (overrides or {}).items():
+            if key not in values:
+                names = ", ".join(sorted(values)) or "(none)"
+                raise ValueError(f"figure {self.id} has no parameter {key!r}; its parameters: {names}")
+            values[key] = text if not isinstance(text, str) else parse_value(key, text, values[key])
+        return values
+
+
+REGISTRY: dict[str, FigureSpec] = {}
+_ID = re.compile(r"^(\d{1,2}|[A-C])\.[0-9a-z][0-9a-z-]*$")
+
+
+def chapter_of(fig_id: str) -> int | str:
+    """``"10.6" -> 10``, ``"C.1" -> "C"``."""
+    head = fig_id.split(".", 1)[0]
+    return int(head) if head.isdigit() else head
+
+
+def sort_key(fig_id: str) -> tuple:
+    """Book order: chapters 1..21, then appendices; numbered figures before named ones."""
+    head, tail = fig_id.split(".", 1)
+    chapter = (0, int(head)) if head.isdigit() else (1, ord(head))
+    return (*chapter, (0, int(tail), "") if tail.isdigit() else (1, 0, tail))
+
+
+def figure(fig_id: str, *, title: str, caption: str, params: dict[str, dict[str, Any]], gpu: bool = False):
+    """Register the decorated function as the computation of figure ``fig_id``.
+
+    Args:
+        fig_id: the book's figure number (``"3.5"``) or ``"<chapter>.<name>"``.
+        title: a short title.
+        caption: what the figure shows and claims, in udl's own words.
+        params: ``{"tiny": {...}, "full": {...}}`` with the same keys in each preset;
+            values are bool, int, float, str or lists of them (their types are the
+            types ``--set`` parses to).
+        gpu: the ``full`` preset needs a GPU to be faithful and uses one when present.
+
+    Returns a decorator that returns the :class:`FigureSpec`; attach the drawing and
+    the checks with ``@spec.plot`` and ``@spec.checks``.
+    """
+    if not _ID.match(fig_id):
+        raise ValueError(f"The 'fig_id' parameter of figure must look like '3.5' or '8.cv'. Got {fig_id!r} instead.")
+    if set(params) != set(PRESETS):
+        raise ValueError(f"figure {fig_id}: params must have exactly the presets {PRESETS}, got {sorted(params)}")
+    keys = [set(v) for v in params.values()]
+    if keys[0] != keys[1]:
+        raise ValueError(f"figure {fig_id}: presets declare different parameters: {sorted(keys[0] ^ keys[1])}")
+    for preset, values in params.items():
+        for key, value in values.items():
+            tiny_value = params["tiny"][key]
+            ok = isinstance(value, _PARAM_TYPES + (list, tuple))
+            if not ok or type(value) is not type(tiny_value):
+                raise TypeError(f"figure {fig_id}: parameter {key!r} must have one type "
+                                f"(bool, int, float, str or list) in every preset")
+
+    def register(compute: Callable) -> FigureSpec:
+        if fig_id in REGISTRY and REGISTRY[fig_id].function != compute.__qualname__:
+            raise ValueError(f"figure {fig_id} is registered twice")
+        spec = FigureSpec(fig_id, title, caption, params, compute, gpu=gpu)
+        REGISTRY[fig_id] = spec
+        return spec
+
+    return register
+
+
+def load_all() -> dict[str, FigureSpec]:
+    """Import every figure module (once) and return the registry in book order."""
+    import importlib
+    import pkgutil
+
+    import udl.figures as pkg
+
+    for info in pkgutil.iter_modules(pkg.__path__):
+        importlib.import_module(f"{pkg.__name__}.{info.name}")
+    return {k: REGISTRY[k] for k in sorted(REGISTRY, key=sort_key)}
+
+
+def get(fig_id: str) -> FigureSpec:
+    """The spec of ``fig_id``; an unknown id raises ``KeyError`` naming the closest ids."""
+    specs = load_all()
+    if fig_id in specs:
+        return specs[fig_id]
+    import difflib
+
+    close = difflib.get_close_matches(fig_id, list(specs), n=3, cutoff=0.5)
+    if not close:  # fall back to the same chapter
+        close = [k for k in specs if k.split(".")[0] == fig_id.split(".")[0]][:5]
+    hint = f"; did you mean {', '.join(close)}?" if close else "; `udl list` shows them all"
+    raise UnknownFigure(f"unknown figure {fig_id!r}{hint}")
+
+
+class UnknownFigure(KeyError):
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+__all__ = ["Check", "Result", "Params", "FigureSpec", "figure", "REGISTRY", "load_all", "get",
+           "chapter_of", "sort_key", "to_jsonable", "parse_value", "UnknownFigure"]

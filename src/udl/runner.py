@@ -1,0 +1,258 @@
+"""Run a registered figure: parameters, seeds, device, cache, checks and the record.
+
+``run_figure`` is what ``udl figure`` and ``udl.figure(...)`` call; ``write_record``
+writes ``<id>.json`` and ``<id>.png``.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import platform
+import random
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+import torch
+
+from udl import __version__
+from udl.registry import Check, Params, Result, get, to_jsonable
+
+
+# --------------------------------------------------------------------------- run context
+@dataclass
+class Run:
+    """What a figure's computation receives besides its parameters.
+
+    Attributes:
+        seed: the run's seed; every random number of the figure derives from it.
+        device: where to compute (``cpu`` or ``cuda``).
+        preset: ``"tiny"`` or ``"full"``.
+        rng: a NumPy generator seeded with ``seed``.
+    """
+
+    seed: int
+    device: torch.device
+    preset: str
+    rng: np.random.Generator
+
+    def generator(self, offset: int = 0) -> torch.Generator:
+        """A CPU ``torch.Generator`` seeded with ``seed + offset``."""
+        return torch.Generator().manual_seed(self.seed + offset)
+
+    def progress(self, iterable: Iterable | None = None, **kwargs):
+        """A tqdm bar shown on a terminal and silent in logs (``total=``, ``desc=``...)."""
+        from tqdm.auto import tqdm
+
+        kwargs.setdefault("leave", False)
+        kwargs.setdefault("disable", None)  # None: off when stderr is not a terminal
+        return tqdm(iterable, **kwargs)
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``"auto"`` -> cuda when available, else cpu; an unavailable cuda is a ValueError."""
+    name = str(device)
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name not in ("cpu", "cuda") and not name.startswith("cuda:"):
+        raise ValueError(f"The 'device' parameter must be one of auto, cpu, cuda. Got {name!r} instead.")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked for, but no CUDA GPU is available; use --device cpu or auto")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch global generators (for code that uses them)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+# --------------------------------------------------------------------------- cache
+@functools.lru_cache(maxsize=1)
+def code_hash() -> str:
+    """A hash of udl's source: any change to the library or a figure changes it."""
+    root = Path(__file__).resolve().parent
+    digest = hashlib.sha256(__version__.encode())
+    for path in sorted(root.rglob("*.py")):
+        digest.update(str(path.relative_to(root)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def cache_dir() -> Path:
+    """``$UDL_CACHE_DIR``, else ``~/.cache/udl/figures``."""
+    env = os.environ.get("UDL_CACHE_DIR")
+    return Path(env) if env else Path.home() / ".cache" / "udl" / "figures"
+
+
+def cache_key(fig_id: str, preset: str, params: dict, seed: int, device: torch.device) -> str:
+    blob = json.dumps({"id": fig_id, "preset": preset, "params": to_jsonable(params), "seed": seed,
+                       "device": device.type, "code": code_hash(), "torch": torch.__version__},
+                      sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+
+def _cache_path(fig_id: str, key: str) -> Path:
+    return cache_dir() / f"{fig_id}-{key}.npz"
+
+
+def save_cached(result: Result, key: str) -> bool:
+    """Store metrics and arrays (no pickles) atomically; False if they cannot be stored."""
+    meta = {"metrics": to_jsonable(result.metrics), "notes": result.notes,
+            "seconds": result.seconds, "device": result.device}
+    arrays = {f"a_{k}": np.asarray(v) for k, v in result.arrays.items()}
+    if any(a.dtype == object for a in arrays.values()):
+        return False
+    path = _cache_path(result.id, key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, __meta__=np.array(json.dumps(meta)), **arrays)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return True
+
+
+def load_cached(fig_id: str, key: str) -> Result | None:
+    """The stored result, or None when absent; a corrupted entry is removed."""
+    path = _cache_path(fig_id, key)
+    if not path.exists():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            meta = json.loads(str(data["__meta__"]))
+            arrays = {k[2:]: data[k] for k in data.files if k.startswith("a_")}
+        return Result(metrics=meta["metrics"], arrays=arrays, notes=meta["notes"],
+                      seconds=float(meta["seconds"]), device=meta["device"], cached=True)
+    except Exception:  # any damage: recompute instead of crashing
+        path.unlink(missing_ok=True)
+        return None
+
+
+# --------------------------------------------------------------------------- running
+def run_figure(fig_id: str, preset: str = "full", *, seed: int = 0, device: str | torch.device = "auto",
+               overrides: dict[str, Any] | None = None, cache: bool = True) -> Result:
+    """Compute figure ``fig_id`` (or reuse the cached result) and measure its checks.
+
+    Args:
+        fig_id: a figure id as ``udl list`` shows it, e.g. ``"3.5"``.
+        preset: ``"tiny"`` (seconds, for tests) or ``"full"`` (faithful to the book).
+        seed: the seed of every random number in the figure.
+        device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
+        overrides: parameter values replacing the preset's (strings are parsed to the
+            declared type, as ``--set`` does).
+        cache: reuse a stored result for the same code, preset, parameters and seed.
+
+    Returns:
+        The :class:`~udl.registry.Result`; ``result.plot()`` draws it.
+    """
+    spec = get(fig_id)
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"The 'seed' parameter must be a non-negative int. Got {seed!r} instead.")
+    values = spec.resolve(preset, overrides)
+    dev = resolve_device(device)
+    key = cache_key(spec.id, preset, values, seed, dev)
+    result = load_cached(spec.id, key) if cache else None
+    if result is None:
+        seed_everything(seed)
+        run = Run(seed=seed, device=dev, preset=preset, rng=np.random.default_rng(seed))
+        start = time.perf_counter()
+        result = spec.compute(Params(values), run)
+        if not isinstance(result, Result):
+            raise TypeError(f"figure {spec.id}: the computation must return a Result, got {type(result).__name__}")
+        result.seconds = time.perf_counter() - start
+        result.device = dev.type
+        result.id = spec.id
+        if cache:
+            save_cached(result, key)
+    result.id, result.preset, result.seed, result.params = spec.id, preset, seed, values
+    result.checks = spec.check(result)
+    return result
+
+
+def versions() -> dict[str, str]:
+    import matplotlib
+
+    return {"udl": __version__, "torch": torch.__version__, "numpy": np.__version__,
+            "matplotlib": matplotlib.__version__, "python": platform.python_version()}
+
+
+def record(result: Result) -> dict:
+    """The JSON record of a computed figure (schema in DESIGN.md, plus words and provenance)."""
+    spec = result.spec
+    return {"id": spec.id, "title": spec.title, "chapter": spec.chapter, "preset": result.preset,
+            "seed": result.seed, "params": to_jsonable(result.params), "metrics": to_jsonable(result.metrics),
+            "checks": [c.to_dict() for c in result.checks], "seconds": round(result.seconds, 4),
+            "device": result.device, "versions": versions(), "caption": spec.caption, "notes": result.notes,
+            "module": spec.module, "function": spec.function, "cached": result.cached,
+            "ok": result.ok}
+
+
+def failure_record(fig_id: str, preset: str, seed: int, error: BaseException, seconds: float) -> dict:
+    """The record of a figure whose computation or drawing raised: one failed check."""
+    try:
+        spec = get(fig_id)
+        words = {"title": spec.title, "chapter": spec.chapter, "caption": spec.caption,
+                 "module": spec.module, "function": spec.function}
+    except KeyError:
+        words = {"title": fig_id, "chapter": fig_id.split(".")[0], "caption": "", "module": "", "function": ""}
+    message = f"{type(error).__name__}: {error}"
+    return {"id": fig_id, **words, "preset": preset, "seed": seed, "params": {}, "metrics": {},
+            "checks": [Check("the figure computes and draws without error", message, "no error", False).to_dict()],
+            "seconds": round(seconds, 4), "device": "", "versions": versions(), "notes": "",
+            "cached": False, "ok": False, "error": message,
+            "traceback": "".join(traceback.format_exception(type(error), error, error.__traceback__))[-4000:]}
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    os.replace(tmp, path)
+
+
+def write_outputs(result: Result, out: str | Path, dpi: int = 110) -> dict:
+    """Write ``<out>/<id>.png`` and ``<out>/<id>.json``; return the record."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    fig = result.plot()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    _atomic_write(out / f"{result.id}.png", buf.getvalue())
+    rec = record(result)
+    _atomic_write(out / f"{result.id}.json", json.dumps(rec, indent=1).encode())
+    return rec
+
+
+def run_and_write(fig_id: str, preset: str, seed: int, device: str, overrides: dict | None,
+                  cache: bool, out: str | Path, threads: int | None = None) -> dict:
+    """Compute, draw and write one figure; a failure becomes a failed record, never an exception."""
+    if threads:
+        torch.set_num_threads(threads)
+    start = time.perf_counter()
+    try:
+        result = run_figure(fig_id, preset, seed=seed, device=device, overrides=overrides, cache=cache)
+        return write_outputs(result, out)
+    except Exception as error:  # noqa: BLE001 - one failing figure must not stop the others
+        rec = failure_record(fig_id, preset, seed, error, time.perf_counter() - start)
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / f"{fig_id}.png").unlink(missing_ok=True)
+        _atomic_write(out / f"{fig_id}.json", json.dumps(rec, indent=1).encode())
+        return rec

@@ -1,0 +1,43 @@
+"""The registry of complete learning systems udl implements, tagged by paradigm.
+
+Figure 1.1 draws the book's taxonomy (supervised, unsupervised, reinforcement
+learning) from this list, so it grows as chapters land: add one line per system.
+Each entry names the class (``"module:Class"``) and the keyword arguments of a
+small instance; the figure imports and builds every entry and measures its depth.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any
+
+PARADIGMS = ("supervised", "unsupervised", "reinforcement")
+
+
+@dataclass(frozen=True)
+class System:
+    name: str  # what a reader calls it
+    paradigm: str  # one of PARADIGMS
+    target: str  # "package.module:Class" of its torch.nn.Module
+    kwargs: dict[str, Any] = field(default_factory=dict)  # a small instance
+    chapter: int = 0  # where the book introduces it
+
+    def build(self):
+        """Import and instantiate the system's network."""
+        module, name = self.target.split(":")
+        return getattr(importlib.import_module(module), name)(**self.kwargs)
+
+
+SYSTEMS: tuple[System, ...] = (
+    System("shallow network (regression)", "supervised", "udl.nn.shallow:ShallowNetwork",
+           dict(d_in=1, d_hidden=3, d_out=1), chapter=3),
+    System("deep network (regression)", "supervised", "udl.nn.deep:DeepNetwork",
+           dict(widths=[3, 4, 2, 3, 2]), chapter=4),
+    System("binary classifier (Bernoulli)", "supervised", "udl.models.classifier:BernoulliClassifier",
+           dict(d_in=1, hidden=(16, 16)), chapter=5),
+    System("deep autoencoder", "unsupervised", "udl.models.autoencoder:Autoencoder",
+           dict(d_in=64, hidden=(32, 16), d_code=8), chapter=1),
+    System("policy network (REINFORCE)", "reinforcement", "udl.rl.reinforce:PolicyNetwork",
+           dict(n_states=16, n_actions=4, hidden=(32, 32)), chapter=19),
+)
