@@ -200,6 +200,20 @@ def parse_value(key: str, text: str, default: Any) -> Any:
         raise ValueError(f"--set {key}: expected {wanted}, got {text!r}") from None
 
 
+def check_value(key: str, value: Any, default: Any) -> Any:
+    """A value for parameter ``key``: strings are parsed, other values type-checked."""
+    if isinstance(value, str) and not isinstance(default, str):
+        return parse_value(key, value, default)
+    kind = type(default)
+    if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if kind in (list, tuple) and isinstance(value, (list, tuple)):
+        return kind(value)
+    if type(value) is kind:
+        return value
+    raise TypeError(f"parameter {key!r} must be {kind.__name__}, got {type(value).__name__} ({value!r})")
+
+
 # --------------------------------------------------------------------------- specs
 @dataclass
 class FigureSpec:
@@ -257,7 +271,7 @@ class FigureSpec:
             if key not in values:
                 names = ", ".join(sorted(values)) or "(none)"
                 raise ValueError(f"figure {self.id} has no parameter {key!r}; its parameters: {names}")
-            values[key] = text if not isinstance(text, str) else parse_value(key, text, values[key])
+            values[key] = check_value(key, text, values[key])
         return values
 
 

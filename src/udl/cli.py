@@ -1,0 +1,212 @@
+"""The ``udl`` command: list, compute and gather the book's figures.
+
+    udl list [--chapter N] [--json]
+    udl figure ID [ID ...] [--preset tiny|full] [--out DIR] [--set KEY=VALUE ...]
+               [--seed N] [--device auto|cpu|cuda] [--no-cache]
+    udl gallery [--preset tiny|full] [--out DIR] [--jobs N] [--chapter N] [--no-cache]
+
+Exit status: 0 when every figure ran and every check held, 1 when a figure or a
+check failed, 2 on bad usage (one line on stderr naming the valid choices).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from udl.registry import PRESETS, UnknownFigure, get, load_all
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """Bad input from the user: reported in one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, no usage block, exit status 2
+        raise UsageError(message)
+
+
+def _chapter(text: str) -> int | str:
+    text = text.strip()
+    if text.isdigit():
+        return int(text)
+    if text.upper() in ("A", "B", "C"):
+        return text.upper()
+    raise argparse.ArgumentTypeError(f"expected a chapter number or appendix letter, got {text!r}")
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative int, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative int, got {text!r}")
+    return value
+
+
+def _positive(text: str) -> int:
+    value = _seed(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("expected a positive int, got 0")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="udl", description="Understanding Deep Learning, executable.")
+    parser.add_argument("--version", action="version", version=f"udl {_version()}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("list", help="list the figures: id, title, chapter, state")
+    p.add_argument("--chapter", type=_chapter, help="only this chapter (a number, or C for the appendix)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--out", default="udl-out", help="where records are read from for the state column")
+
+    def common(q, preset_default="full"):
+        q.add_argument("--preset", choices=PRESETS, default=preset_default,
+                       help="tiny: seconds, for tests; full: faithful to the book (default)")
+        q.add_argument("--out", default="udl-out", help="output folder (default udl-out)")
+        q.add_argument("--seed", type=_seed, default=0, help="seed of every random number (default 0)")
+        q.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+        q.add_argument("--no-cache", action="store_true", help="recompute even when a stored result exists")
+
+    p = sub.add_parser("figure", help="compute, draw and check figures: DIR/<id>.png and DIR/<id>.json")
+    p.add_argument("ids", nargs="+", metavar="ID")
+    common(p)
+    p.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                   help="override a figure parameter (typed), e.g. --set steps=500 lr=0.1")
+
+    p = sub.add_parser("gallery", help="every figure, with DIR/index.html")
+    common(p)
+    p.add_argument("--jobs", type=_positive, default=1, help="figures computed in parallel (processes)")
+    p.add_argument("--chapter", type=_chapter, action="append", help="only this chapter (repeatable)")
+    return parser
+
+
+def _version() -> str:
+    from udl import __version__
+
+    return __version__
+
+
+def _parse_sets(items: list[str]) -> dict[str, str]:
+    overrides = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--set expects KEY=VALUE, got {item!r}")
+        overrides[key.strip()] = value
+    return overrides
+
+
+def _state(out: Path, fig_id: str) -> str:
+    try:
+        rec = json.loads((out / f"{fig_id}.json").read_text())
+        return f"{'passed' if rec.get('ok') else 'FAILED'} ({rec.get('preset')})"
+    except (OSError, ValueError):
+        return "not run"
+
+
+def cmd_list(args) -> int:
+    specs = [s for s in load_all().values() if args.chapter is None or s.chapter == args.chapter]
+    if args.chapter is not None and not specs:
+        chapters = sorted({str(s.chapter) for s in load_all().values()}, key=lambda c: (not c.isdigit(), c.zfill(3)))
+        raise UsageError(f"no figures in chapter {args.chapter}; chapters with figures: {', '.join(chapters)}")
+    out = Path(args.out)
+    rows = [{"id": s.id, "title": s.title, "chapter": s.chapter, "state": _state(out, s.id), "gpu": s.gpu}
+            for s in specs]
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return EXIT_OK
+    width = max(len(r["id"]) for r in rows)
+    for r in rows:
+        print(f"{r['id']:<{width}}  {str(r['chapter']):>2}  {r['state']:<16}  {r['title']}")
+    return EXIT_OK
+
+
+def _validate_ids(ids: list[str]) -> list[str]:
+    for fig_id in ids:
+        try:
+            get(fig_id)
+        except UnknownFigure as error:
+            raise UsageError(str(error)) from None
+    return list(dict.fromkeys(ids))
+
+
+def _check_device(device: str) -> None:
+    from udl.runner import resolve_device
+
+    try:
+        resolve_device(device)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+
+
+def cmd_figure(args) -> int:
+    from udl.runner import run_and_write
+
+    ids = _validate_ids(args.ids)
+    overrides = _parse_sets(args.set)
+    _check_device(args.device)
+    for fig_id in ids:  # bad keys and values are usage errors, found before any work
+        try:
+            get(fig_id).resolve(args.preset, overrides)
+        except ValueError as error:
+            raise UsageError(str(error)) from None
+    status = EXIT_OK
+    for fig_id in ids:
+        rec = run_and_write(fig_id, args.preset, args.seed, args.device, overrides, not args.no_cache, args.out)
+        status = max(status, _report(rec))
+    return status
+
+
+def _report(rec: dict) -> int:
+    passed = sum(c["ok"] for c in rec["checks"])
+    verdict = "ok" if rec["ok"] else "FAILED"
+    cached = ", cached" if rec.get("cached") else ""
+    print(f"{rec['id']:<14} {verdict:<6} {passed}/{len(rec['checks'])} checks  {rec['seconds']:.2f} s{cached}")
+    for check in rec["checks"]:
+        if not check["ok"]:
+            print(f"    failed: {check['claim']}: measured {check['measured']}, expected {check['expected']}")
+    if rec.get("error"):
+        print(f"    error: {rec['error']}")
+    return EXIT_OK if rec["ok"] else EXIT_FAILED
+
+
+def cmd_gallery(args) -> int:
+    from udl.gallery import build_gallery
+
+    _check_device(args.device)
+    chapters = args.chapter or None
+    if chapters:
+        known = {s.chapter for s in load_all().values()}
+        missing = [c for c in chapters if c not in known]
+        if missing:
+            raise UsageError(f"no figures in chapter {missing[0]}; chapters with figures: "
+                             f"{', '.join(str(c) for c in sorted(known, key=str))}")
+    summary = build_gallery(preset=args.preset, out=args.out, jobs=args.jobs, chapters=chapters,
+                            seed=args.seed, device=args.device, cache=not args.no_cache)
+    print(f"{summary['figures']} figures, {summary['passed']} checks passed, {summary['failed']} failed, "
+          f"{summary['seconds']:.1f} s -> {Path(args.out) / 'index.html'}")
+    return EXIT_OK if summary["ok"] else EXIT_FAILED
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``udl`` console script; returns the exit status."""
+    try:
+        args = build_parser().parse_args(argv)
+        return {"list": cmd_list, "figure": cmd_figure, "gallery": cmd_gallery}[args.command](args)
+    except UsageError as error:
+        print(f"udl: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("udl: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

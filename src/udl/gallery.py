@@ -1,0 +1,110 @@
+"""``udl gallery``: compute every figure and gather the pictures and checks in one HTML page.
+
+The page (``index.html``) works offline from the file system: it links the PNGs
+written beside it and holds everything else inline.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from multiprocessing import get_context
+from pathlib import Path
+
+from udl.registry import load_all, sort_key, to_jsonable
+from udl.runner import run_and_write
+
+CHAPTERS = {
+    1: "Introduction", 2: "Supervised learning", 3: "Shallow neural networks", 4: "Deep neural networks",
+    5: "Loss functions", 6: "Fitting models", 7: "Gradients and initialization", 8: "Measuring performance",
+    9: "Regularization", 10: "Convolutional networks", 11: "Residual networks", 12: "Transformers",
+    13: "Graph neural networks", 14: "Unsupervised learning", 15: "Generative adversarial networks",
+    16: "Normalizing flows", 17: "Variational autoencoders", 18: "Diffusion models",
+    19: "Reinforcement learning", 20: "Why does deep learning work?", 21: "Deep learning and ethics",
+    "A": "Notation", "B": "Mathematics", "C": "Probability",
+}
+
+
+def build_gallery(preset: str = "full", out: str | Path = "udl-out", *, jobs: int = 1, chapters=None,
+                  seed: int = 0, device: str = "auto", cache: bool = True) -> dict:
+    """Compute every figure (optionally only some chapters), write records and ``index.html``.
+
+    A failing figure is recorded as failed and the others still run.
+
+    Args:
+        preset: ``"tiny"`` or ``"full"``.
+        out: the output folder.
+        jobs: figures computed in parallel, each in its own process.
+        chapters: chapter numbers (or ``"C"``) to include; all when None.
+        seed, device, cache: as for :func:`udl.runner.run_figure`.
+
+    Returns:
+        A summary: figures, passed and failed checks, failed figures, seconds, ok.
+    """
+    if not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"The 'jobs' parameter of build_gallery must be a positive int. Got {jobs!r} instead.")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    ids = [i for i, s in load_all().items() if chapters is None or s.chapter in chapters]
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    start = time.perf_counter()
+    records = []
+    from tqdm.auto import tqdm
+
+    with tqdm(total=len(ids), desc=f"udl gallery ({preset})", unit="fig", disable=None) as bar:
+        if jobs == 1:
+            for fig_id in ids:
+                bar.set_postfix_str(fig_id)
+                records.append(run_and_write(fig_id, preset, seed, device, None, cache, out))
+                bar.update()
+        else:
+            with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
+                futures = [pool.submit(run_and_write, i, preset, seed, device, None, cache, out, threads)
+                           for i in ids]
+                for future in as_completed(futures):
+                    records.append(future.result())
+                    bar.update()
+    seconds = time.perf_counter() - start
+    records.sort(key=lambda r: sort_key(r["id"]))
+    summary = {
+        "figures": len(records),
+        "passed": sum(c["ok"] for r in records for c in r["checks"]),
+        "failed": sum(not c["ok"] for r in records for c in r["checks"]),
+        "failed_figures": [r["id"] for r in records if not r["ok"]],
+        "seconds": seconds,
+        "compute_seconds": sum(r["seconds"] for r in records),
+        "preset": preset,
+    }
+    summary["ok"] = not summary["failed_figures"]
+    (out / "index.html").write_text(render(records, summary), encoding="utf-8")
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+def _short(value) -> str:
+    """A metric as a short string for the card."""
+    value = to_jsonable(value)
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, list):
+        flat = json.dumps(value)
+        if len(flat) > 80:
+            return f"[{len(value)} values]"
+        return ", ".join(_short(v) for v in value) if all(not isinstance(v, list) for v in value) else flat
+    return str(value)
+
+
+def render(records: list[dict], summary: dict) -> str:
+    """The gallery page for ``records`` (as written by ``udl figure``)."""
+    from jinja2 import Environment, PackageLoader, select_autoescape
+
+    env = Environment(loader=PackageLoader("udl", "templates"), autoescape=select_autoescape(["html"]))
+    env.filters["short"] = _short
+    groups: dict = {}
+    for rec in records:
+        groups.setdefault(rec["chapter"], []).append(rec)
+    chapters = [{"key": key, "name": CHAPTERS.get(key, ""), "records": recs} for key, recs in groups.items()]
+    return env.get_template("gallery.html").render(chapters=chapters, summary=summary,
+                                                   when=time.strftime("%Y-%m-%d %H:%M"))

@@ -1,0 +1,58 @@
+"""Argument checks for public entry points, with one message template.
+
+    ValueError: The 'stride' parameter of Conv1d must be a positive int. Got 0 instead.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable
+
+
+def _fail(name: str, owner: str, wanted: str, value: Any, error=ValueError):
+    raise error(f"The {name!r} parameter of {owner} must be {wanted}. Got {value!r} instead.")
+
+
+def check_int(value: Any, name: str, owner: str, *, minimum: int | None = 1) -> int:
+    """An int (not a bool) of at least ``minimum`` (positive by default; None for any)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        _fail(name, owner, "an int", value, TypeError)
+    if minimum is not None and value < minimum:
+        wanted = {1: "a positive int", 0: "a non-negative int"}.get(minimum, f"an int >= {minimum}")
+        _fail(name, owner, wanted, value)
+    return value
+
+
+def check_float(value: Any, name: str, owner: str, *, low: float | None = None, high: float | None = None,
+                low_open: bool = False, high_open: bool = False) -> float:
+    """A finite real number within the given bounds (closed unless ``*_open``)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        _fail(name, owner, "a float", value, TypeError)
+    value = float(value)
+    bad = not math.isfinite(value)
+    bad |= low is not None and (value <= low if low_open else value < low)
+    bad |= high is not None and (value >= high if high_open else value > high)
+    if bad:
+        left = "" if low is None else f"{'(' if low_open else '['}{low:g}"
+        right = "" if high is None else f"{high:g}{')' if high_open else ']'}"
+        wanted = f"a float in {left or '(-inf'}, {right or 'inf)'}" if (low is not None or high is not None) \
+            else "a finite float"
+        _fail(name, owner, wanted, value)
+    return value
+
+
+def check_choice(value: Any, name: str, owner: str, choices: Iterable[Any]) -> Any:
+    """One of ``choices``."""
+    choices = tuple(choices)
+    if value not in choices:
+        _fail(name, owner, "one of " + ", ".join(map(repr, choices)), value)
+    return value
+
+
+def check_sizes(value: Any, name: str, owner: str, *, min_len: int = 1) -> tuple[int, ...]:
+    """A sequence of positive ints (layer widths) with at least ``min_len`` entries."""
+    if not isinstance(value, (list, tuple)) or len(value) < min_len or \
+            any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in value):
+        _fail(name, owner, f"a list of at least {min_len} positive ints", value,
+              TypeError if not isinstance(value, (list, tuple)) else ValueError)
+    return tuple(value)
