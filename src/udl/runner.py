@@ -76,15 +76,19 @@ def seed_everything(seed: int) -> None:
 
 
 # --------------------------------------------------------------------------- cache
-@functools.lru_cache(maxsize=1)
-def code_hash() -> str:
-    """A hash of udl's source: any change to the library or a figure changes it."""
-    root = Path(__file__).resolve().parent
-    digest = hashlib.sha256(__version__.encode())
+def source_hash(root: Path) -> str:
+    """A hash of every ``.py`` file under ``root`` (names and contents)."""
+    digest = hashlib.sha256()
     for path in sorted(root.rglob("*.py")):
         digest.update(str(path.relative_to(root)).encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
+
+
+@functools.lru_cache(maxsize=1)
+def code_hash() -> str:
+    """The hash of udl's installed source: any change to the library or a figure changes it."""
+    return f"{__version__}-{source_hash(Path(__file__).resolve().parent)}"
 
 
 def cache_dir() -> Path:

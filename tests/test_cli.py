@@ -1,0 +1,116 @@
+"""The command line: exit codes, one-line errors, --set, list, figure and gallery."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from fakes import fake_figures
+
+from udl.cli import main
+
+
+@pytest.fixture()
+def fakes(tmp_path, monkeypatch):
+    monkeypatch.setenv("UDL_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    with fake_figures():
+        yield tmp_path
+
+
+def run(capsys, *argv):
+    status = main(list(argv))
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def one_line_error(err):
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("udl: error: "), err
+    return lines[0]
+
+
+def test_figure_writes_png_and_json(fakes, capsys):
+    status, out, err = run(capsys, "figure", "99.square", "--preset", "tiny", "--out", "o")
+    assert status == 0 and "99.square" in out and "1/1 checks" in out
+    rec = json.loads((fakes / "o" / "99.square.json").read_text())
+    assert rec["preset"] == "tiny" and rec["params"]["n"] == 5 and rec["ok"]
+    assert (fakes / "o" / "99.square.png").exists()
+
+
+def test_set_overrides_are_typed(fakes, capsys):
+    status, _, _ = run(capsys, "figure", "99.square", "--preset", "tiny", "--out", "o",
+                       "--set", "n=7", "scale=2", "flag=true", "name=b", "sizes=3,4", "--seed", "5")
+    rec = json.loads((fakes / "o" / "99.square.json").read_text())
+    assert status == 0
+    assert rec["params"] == {"n": 7, "scale": 2.0, "flag": True, "name": "b", "sizes": [3, 4]}
+    assert rec["seed"] == 5 and rec["metrics"]["n"] == 7
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["figure", "99.squar"], "did you mean 99.square"),
+    (["figure", "99.square", "--set", "m=1"], "its parameters: flag, n, name, scale, sizes"),
+    (["figure", "99.square", "--set", "n=1.5"], "expected an int, got '1.5'"),
+    (["figure", "99.square", "--set", "scale=big"], "expected a float"),
+    (["figure", "99.square", "--set", "n"], "KEY=VALUE"),
+    (["figure", "99.square", "--preset", "huge"], "invalid choice: 'huge'"),
+    (["figure", "99.square", "--seed", "-3"], "non-negative int"),
+    (["figure", "99.square", "--device", "tpu"], "invalid choice: 'tpu'"),
+    (["gallery", "--jobs", "0"], "positive int"),
+    (["gallery", "--chapter", "17"], "no figures in chapter 17"),
+    (["list", "--chapter", "x"], "chapter number"),
+    (["frobnicate"], "invalid choice"),
+    ([], "required"),
+])
+def test_bad_usage_is_one_line_and_exit_2(fakes, capsys, argv, fragment):
+    status, out, err = run(capsys, *argv)
+    assert status == 2
+    assert fragment in one_line_error(err)
+    assert "Traceback" not in err + out
+
+
+def test_cuda_unavailable_is_a_usage_error(fakes, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    status, _, err = run(capsys, "figure", "99.square", "--device", "cuda")
+    assert status == 2 and "no CUDA GPU" in one_line_error(err)
+
+
+def test_failed_check_and_failed_figure_exit_1_others_still_written(fakes, capsys):
+    status, out, _ = run(capsys, "figure", "99.false", "99.broken", "99.square", "--preset", "tiny", "--out", "o")
+    assert status == 1
+    assert "value is two" in out and "broken on purpose" in out
+    assert json.loads((fakes / "o" / "99.square.json").read_text())["ok"]
+    assert not json.loads((fakes / "o" / "99.false.json").read_text())["ok"]
+
+
+def test_list_table_json_and_state(fakes, capsys):
+    status, out, _ = run(capsys, "list", "--chapter", "99", "--json")
+    rows = json.loads(out)
+    assert status == 0 and [r["id"] for r in rows] == ["99.broken", "99.false", "99.square"]
+    assert {r["state"] for r in rows} == {"not run"}
+    run(capsys, "figure", "99.square", "--preset", "tiny")
+    status, out, _ = run(capsys, "list", "--chapter", "99")
+    assert status == 0 and "passed (tiny)" in out.splitlines()[2] and "Squares" in out
+
+
+def test_gallery_survives_a_failing_figure(fakes, capsys):
+    status, out, _ = run(capsys, "gallery", "--preset", "tiny", "--chapter", "99", "--out", "g")
+    assert status == 1
+    html = (fakes / "g" / "index.html").read_text()
+    assert "3 figures" in html and "FAILED" in html and "broken on purpose" in html
+    assert 'src="99.square.png"' in html
+    summary = json.loads((fakes / "g" / "summary.json").read_text())
+    assert summary["figures"] == 3 and sorted(summary["failed_figures"]) == ["99.broken", "99.false"]
+    assert summary["passed"] == 1 and summary["failed"] == 2
+
+
+def test_python_dash_m_and_exit_codes():
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    ok = subprocess.run([sys.executable, "-m", "udl", "list", "--json"], capture_output=True, text=True, env=env)
+    assert ok.returncode == 0 and any(r["id"] == "3.1" for r in json.loads(ok.stdout))
+    bad = subprocess.run([sys.executable, "-m", "udl", "figure", "3.99"], capture_output=True, text=True, env=env)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr
