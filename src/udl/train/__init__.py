@@ -1,0 +1,15 @@
+"""The training loop: ``fit``, exact-resume checkpoints, DDP under ``torchrun``.
+
+- ``loop``: ``fit(model, data, loss_fn, optimizer, steps=...)``, the one loop udl trains with.
+- ``batches``: the data order, a function of (seed, epoch), which makes resuming exact.
+- ``checkpoint``: atomic ``torch.save`` + rename, safe ``weights_only`` loads, RNG states.
+- ``distributed``: rank / world size from torchrun's environment, process group, sharding.
+"""
+
+from udl.train import distributed
+from udl.train.batches import epoch_order
+from udl.train.checkpoint import load_checkpoint, save_checkpoint
+from udl.train.loop import LossNotFiniteError, autocast_dtype, fit, resolve_device
+
+__all__ = ["LossNotFiniteError", "autocast_dtype", "distributed", "epoch_order", "fit", "load_checkpoint",
+           "resolve_device", "save_checkpoint"]

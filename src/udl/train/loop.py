@@ -1,0 +1,265 @@
+"""The training loop: ``fit`` a model to data by stochastic gradient descent (UDL ch. 6-7).
+
+Every step is the book's recipe: draw a batch, compute the loss L[φ] on it (forward
+pass), its gradient ∂L/∂φ (backward pass, section 7.4), optionally shrink that
+gradient, and let the optimizer update φ (eq. 6.3 for plain SGD). Around the recipe
+the loop adds what a real run needs: the device, bf16 autocast on GPUs, atomic
+checkpoints that resume exactly, a progress bar, and DDP over ``torchrun`` processes.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import os
+from pathlib import Path
+from typing import Callable, Iterable
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.optim import Optimizer
+from torch.optim.lr_scheduler import LRScheduler
+from torch.utils.data import Dataset, TensorDataset
+from tqdm.auto import tqdm
+
+from udl.train import distributed
+from udl.train.batches import batch_stream, batches_per_epoch
+from udl.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+
+
+class LossNotFiniteError(FloatingPointError):
+    """The loss became nan or inf: training diverged (often a learning rate too large)."""
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``"auto"`` -> cuda if available, else cpu; ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or a torch.device as given."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError):
+        resolved = None
+    if resolved is None or resolved.type not in ("cpu", "cuda"):
+        raise ValueError(f"The 'device' parameter of fit must be 'auto', 'cpu', 'cuda' or a torch.device. "
+                         f"Got {device!r} instead.")
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("The 'device' parameter of fit is 'cuda' but no CUDA GPU is available; use 'cpu' or 'auto'.")
+    return resolved
+
+
+def autocast_dtype(device: torch.device) -> torch.dtype:
+    """The dtype the forward pass computes in: bf16 autocast on CUDA, float32 on CPU.
+
+    bf16 keeps float32's exponent range, so unlike float16 it needs no loss scaling.
+    """
+    return torch.bfloat16 if device.type == "cuda" else torch.float32
+
+
+def fit(model: nn.Module, data: Dataset | tuple[torch.Tensor, ...] | Iterable,
+        loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None,
+        optimizer: Optimizer | Callable[[Iterable[nn.Parameter]], Optimizer], *,
+        steps: int | None = None, epochs: int | None = None, batch_size: int | None = None,
+        shuffle: bool = True, seed: int = 0, device: str | torch.device = "auto",
+        clip_grad_norm: float | None = None,
+        scheduler: LRScheduler | Callable[[Optimizer], LRScheduler] | None = None,
+        callback: Callable[[int, float, nn.Module], None] | None = None,
+        checkpoint_path: str | os.PathLike | None = None, checkpoint_every: int | None = None,
+        resume: bool | str | os.PathLike = False, progress: bool | None = None) -> list[float]:
+    """Train ``model`` on ``data`` for a number of steps or epochs; return the loss of every step.
+
+    Step s (counted from 1) draws the s-th batch ``(x, y)``, computes
+    ``loss_fn(model(x), y)``, back-propagates, clips the gradient if asked, and calls
+    ``optimizer.step()`` then ``scheduler.step()``. The data order is a function of
+    ``seed`` and the step alone (see ``udl.train.batches``), so a run resumed from a
+    checkpoint ends with exactly the weights of an uninterrupted run (on CPU, bit for
+    bit). The global torch/NumPy/Python generators (dropout, ...) are not seeded here:
+    seed them before building the model; checkpoints save and restore them.
+
+    Under ``torchrun`` (``WORLD_SIZE`` > 1) the model is wrapped in
+    ``DistributedDataParallel`` (gloo on CPU, NCCL on CUDA), each process trains on
+    its 1/world_size share of every global batch, the returned losses are averaged
+    over processes, and only rank 0 writes checkpoints and shows the progress bar.
+
+    Args:
+        model: any ``nn.Module``; moved to ``device`` in place and left in train mode.
+        data: a Dataset or a tuple of tensors ``(x, y)`` together with ``batch_size``
+            (the loop shuffles; exact resume), or an iterable of ``(x, y)`` batches
+            such as a DataLoader (``batch_size=None``).
+        loss_fn: ``loss_fn(model(x), y)`` -> scalar, e.g. ``nn.MSELoss()``. ``None``
+            when the model computes its own loss: ``model(*batch)`` -> scalar.
+        optimizer: a ``torch.optim`` optimizer over ``model.parameters()``, or a
+            factory ``params -> optimizer`` (called after the move to ``device``).
+        steps: number of optimizer steps to take in total. Default: None.
+        epochs: or the number of passes over the data (exactly one of the two).
+        batch_size: global batch size B when ``data`` is a dataset (the last N mod B
+            rows of each shuffled epoch are left out). Default: None.
+        shuffle: shuffle a dataset anew each epoch. Default: True.
+        seed: seeds the data order. Default: 0.
+        device: ``"auto"``, ``"cpu"``, ``"cuda"`` or a torch.device. Default: "auto".
+        clip_grad_norm: if set, rescale the gradient g to norm at most c:
+            g ← g · min(1, c / ‖g‖), ‖g‖ over all parameters. Default: None.
+        scheduler: an LR scheduler, or a factory ``optimizer -> scheduler``; stepped
+            after every optimizer step. Default: None.
+        callback: ``callback(step, loss, model)`` after each step (on every process),
+            e.g. to record snapshots for a figure. Default: None.
+        checkpoint_path: where to write checkpoints (model, optimizer, scheduler,
+            random states, data position, losses); written at the end and every
+            ``checkpoint_every`` steps. Default: None (no checkpoints).
+        checkpoint_every: steps between checkpoints. Default: None (only at the end).
+        resume: ``True`` continues from ``checkpoint_path`` if that file exists (else
+            starts afresh), a path continues from that file. Default: False.
+        progress: show a tqdm bar; None shows it only on a terminal. Default: None.
+
+    Returns:
+        The loss of every step, ``losses[s - 1]`` for step s (those before a resume
+        included).
+
+    Raises:
+        LossNotFiniteError: the loss became nan or inf; the message names the step.
+
+    Example:
+        >>> model = nn.Sequential(nn.Linear(1, 16), nn.ReLU(), nn.Linear(16, 1))
+        >>> x = torch.linspace(-1, 1, 64)[:, None]
+        >>> losses = fit(model, (x, x**2), nn.MSELoss(), torch.optim.Adam(model.parameters(), 1e-2),
+        ...              steps=200, batch_size=16, device="cpu")
+        >>> losses[-1] < losses[0]
+        True
+    """
+    _check_arguments(model, data, loss_fn, optimizer, steps, epochs, batch_size, seed, clip_grad_norm,
+                     scheduler, callback, checkpoint_path, checkpoint_every, resume)
+    device = resolve_device(device)
+    if device.type == "cuda" and distributed.world_size() > 1:
+        device = torch.device("cuda", distributed.local_rank())
+    distributed.init(device)
+    model.to(device)
+    if not isinstance(optimizer, Optimizer):
+        optimizer = optimizer(model.parameters())
+    if scheduler is not None and not isinstance(scheduler, LRScheduler):
+        scheduler = scheduler(optimizer)
+    if isinstance(data, tuple):
+        data = TensorDataset(*data)
+    if steps is None:
+        steps = epochs * batches_per_epoch(data, batch_size)
+
+    step, epoch, consumed, losses = 0, 0, 0, []
+    if resume is True:
+        resume = checkpoint_path if Path(checkpoint_path).exists() else False
+    if resume:
+        state = load_checkpoint(resume)
+        if len(state["rng"]) != distributed.world_size():
+            raise ValueError(f"The checkpoint {str(resume)!r} was written by {len(state['rng'])} processes; "
+                             f"resume it with as many. Got {distributed.world_size()} instead.")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        if scheduler is not None:
+            scheduler.load_state_dict(state["scheduler"])
+        step, epoch, consumed, losses = state["step"], state["epoch"], state["consumed"], state["losses"]
+        set_rng_state(state["rng"][distributed.rank()])  # last: nothing may draw between here and step+1
+
+    net = model  # what runs forward; DDP averages the gradients across processes in backward
+    if distributed.world_size() > 1:
+        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    amp_dtype = autocast_dtype(device)
+    batches = batch_stream(data, batch_size, seed=seed, shuffle=shuffle, epoch=epoch, start=consumed)
+    quiet = None if progress is None else not progress  # None: tqdm shows the bar on a terminal only
+    with tqdm(total=steps, initial=step, desc="fit", leave=False,
+              disable=quiet if distributed.is_main() else True) as bar:
+        for step in range(step + 1, steps + 1):
+            epoch, consumed, batch = next(batches)
+            batch = tuple(t.to(device, non_blocking=True) for t in batch)
+            model.train()  # again every step: a callback may have switched to eval mode
+            optimizer.zero_grad(set_to_none=True)
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype != torch.float32):
+                loss = net(*batch) if loss_fn is None else loss_fn(net(batch[0]), batch[1])
+            loss_value = distributed.average(loss.detach().float()).item()  # same on every process
+            if not math.isfinite(loss_value):
+                raise LossNotFiniteError(f"loss became {loss_value} at step {step}; "
+                                         "try a smaller learning rate or clip_grad_norm.")
+            loss.backward()  # ∂L/∂φ; under DDP also averaged over processes
+            if clip_grad_norm is not None:
+                nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
+            optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
+            losses.append(loss_value)
+            if callback is not None:
+                callback(step, loss_value, model)
+            due = step == steps or (checkpoint_every is not None and step % checkpoint_every == 0)
+            if checkpoint_path is not None and due:
+                _checkpoint(checkpoint_path, model, optimizer, scheduler, step, epoch, consumed, losses)
+            bar.update()
+            bar.set_postfix(loss=f"{loss_value:.4g}", refresh=False)
+    return losses
+
+
+def _checkpoint(path, model, optimizer, scheduler, step, epoch, consumed, losses) -> None:
+    """Write everything a resumed run needs to continue exactly where this one stands."""
+    rngs = distributed.gather(rng_state())  # every process's dropout generator, rank order
+    if distributed.is_main():
+        save_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                         "scheduler": None if scheduler is None else scheduler.state_dict(),
+                         "step": step, "epoch": epoch, "consumed": consumed,
+                         "losses": list(losses), "rng": rngs}, path)
+
+
+# --------------------------------------------------------------------------- argument checks
+def _check_arguments(model, data, loss_fn, optimizer, steps, epochs, batch_size, seed, clip_grad_norm,
+                     scheduler, callback, checkpoint_path, checkpoint_every, resume) -> None:
+    """Raise the TypeError/ValueError that names the first bad argument of fit."""
+    if not isinstance(model, nn.Module):
+        _fail(TypeError, "model", "an nn.Module", model)
+    for name, value in (("loss_fn", loss_fn), ("callback", callback)):
+        if value is not None and not callable(value):
+            _fail(TypeError, name, "a callable or None", value)
+    if not (isinstance(optimizer, Optimizer) or callable(optimizer)):
+        _fail(TypeError, "optimizer", "a torch Optimizer or a function params -> Optimizer", optimizer)
+    if scheduler is not None and not (isinstance(scheduler, LRScheduler) or callable(scheduler)):
+        _fail(TypeError, "scheduler", "an LRScheduler, a function optimizer -> LRScheduler or None", scheduler)
+    if (steps is None) == (epochs is None):
+        raise ValueError(f"fit needs exactly one of 'steps' and 'epochs'. Got steps={steps!r}, epochs={epochs!r}.")
+    for name, value in (("steps", steps), ("epochs", epochs), ("batch_size", batch_size),
+                        ("checkpoint_every", checkpoint_every), ("clip_grad_norm", clip_grad_norm)):
+        if value is not None:
+            _check_number(name, value, integer=name != "clip_grad_norm")
+    _check_number("seed", seed, positive=False)
+
+    if isinstance(data, tuple) and not (data and all(isinstance(t, torch.Tensor) for t in data)
+                                        and len({len(t) for t in data}) == 1):
+        _fail(TypeError, "data", "a tuple of tensors with the same first dimension", data)
+    if batch_size is None:
+        if isinstance(data, tuple):
+            raise ValueError("The 'batch_size' parameter of fit must be set when data is a tuple of tensors. "
+                             "Got None instead.")
+        if not isinstance(data, Iterable):
+            _fail(TypeError, "data", "an iterable of batches when batch_size is None", data)
+    else:
+        if not isinstance(data, (Dataset, tuple)):
+            _fail(TypeError, "data", "a Dataset or a tuple of tensors when batch_size is set", data)
+        if batch_size > len(data[0] if isinstance(data, tuple) else data):
+            raise ValueError(f"The 'batch_size' parameter of fit must be at most the number of samples. "
+                             f"Got {batch_size} instead.")
+        if batch_size % distributed.world_size():
+            raise ValueError(f"The 'batch_size' parameter of fit must be a multiple of the "
+                             f"{distributed.world_size()} processes. Got {batch_size} instead.")
+    if epochs is not None and not hasattr(data, "__len__"):
+        _fail(TypeError, "data", "sized (have a len) when epochs is set", data)
+
+    if checkpoint_path is None and (checkpoint_every is not None or resume is True):
+        raise ValueError("The 'checkpoint_path' parameter of fit must be set with checkpoint_every or "
+                         "resume=True. Got None instead.")
+    if not isinstance(resume, (bool, str, os.PathLike)):
+        _fail(TypeError, "resume", "a bool or a path", resume)
+
+
+def _check_number(name: str, value, *, integer: bool = True, positive: bool = True) -> None:
+    wanted = f"a {'positive' if positive else 'non-negative'} {'int' if integer else 'number'}"
+    if not isinstance(value, numbers.Integral if integer else numbers.Real) or isinstance(value, bool):
+        _fail(TypeError, name, wanted, value)
+    if not (value > 0 if positive else value >= 0):  # also refuses nan
+        _fail(ValueError, name, wanted, value)
+
+
+def _fail(error: type[Exception], name: str, wanted: str, value) -> None:
+    shown = repr(value) if isinstance(value, (str, numbers.Number)) else f"an object of type {type(value).__name__}"
+    raise error(f"The {name!r} parameter of fit must be {wanted}. Got {shown} instead.")
