@@ -138,10 +138,10 @@ def _validate_ids(ids: list[str]) -> list[str]:
 
 
 def _check_device(device: str) -> None:
-    from udl.runner import resolve_device
+    from udl.devices import resolve_device
 
     try:
-        resolve_device(device)
+        resolve_device(device, owner="udl")
     except ValueError as error:
         raise UsageError(str(error)) from None
 

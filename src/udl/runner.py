@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from udl import __version__
+from udl.devices import resolve_device
 from udl.registry import Check, Params, Result, get, to_jsonable
 
 
@@ -54,18 +55,6 @@ class Run:
         kwargs.setdefault("leave", False)
         kwargs.setdefault("disable", None)  # None: off when stderr is not a terminal
         return tqdm(iterable, **kwargs)
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """``"auto"`` -> cuda when available, else cpu; an unavailable cuda is a ValueError."""
-    name = str(device)
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name not in ("cpu", "cuda") and not name.startswith("cuda:"):
-        raise ValueError(f"The 'device' parameter must be one of auto, cpu, cuda. Got {name!r} instead.")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError("--device cuda was asked for, but no CUDA GPU is available; use --device cpu or auto")
-    return torch.device(name)
 
 
 def seed_everything(seed: int) -> None:
@@ -165,7 +154,7 @@ def run_figure(fig_id: str, preset: str = "full", *, seed: int = 0, device: str 
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"The 'seed' parameter must be a non-negative int. Got {seed!r} instead.")
     values = spec.resolve(preset, overrides)
-    dev = resolve_device(device)
+    dev = resolve_device(device, owner="udl figure")
     key = cache_key(spec.id, preset, values, seed, dev)
     result = load_cached(spec.id, key) if cache else None
     if result is None:

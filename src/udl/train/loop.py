@@ -23,6 +23,7 @@ from torch.optim.lr_scheduler import LRScheduler
 from torch.utils.data import Dataset, TensorDataset
 from tqdm.auto import tqdm
 
+from udl.devices import resolve_device
 from udl.train import distributed
 from udl.train.batches import batch_stream, batches_per_epoch
 from udl.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
@@ -30,22 +31,6 @@ from udl.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, se
 
 class LossNotFiniteError(FloatingPointError):
     """The loss became nan or inf: training diverged (often a learning rate too large)."""
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """``"auto"`` -> cuda if available, else cpu; ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or a torch.device as given."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError):
-        resolved = None
-    if resolved is None or resolved.type not in ("cpu", "cuda"):
-        raise ValueError(f"The 'device' parameter of fit must be 'auto', 'cpu', 'cuda' or a torch.device. "
-                         f"Got {device!r} instead.")
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("The 'device' parameter of fit is 'cuda' but no CUDA GPU is available; use 'cpu' or 'auto'.")
-    return resolved
 
 
 def autocast_dtype(device: torch.device) -> torch.dtype:
