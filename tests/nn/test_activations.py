@@ -53,8 +53,6 @@ def test_sigmoid_symmetry():
     assert (sigmoid(-z) - (1 - sigmoid(z))).abs().max().item() < 1e-15
 
 
-@pytest.mark.xfail(strict=True, reason="activations.sigmoid uses exp(-|z|), whose autograd derivative at z=0 "
-                                       "is 0, so d sig/dz at 0 comes out 0 instead of 1/4")
 def test_sigmoid_gradient_at_zero_is_a_quarter():
     z = torch.zeros((), dtype=torch.float64, requires_grad=True)
     sigmoid(z).backward()
