@@ -293,7 +293,8 @@ class GaussianMixture2D:
             raise ValueError(f"The 'weights' parameter of {owner} must be positive and sum to 1. "
                              f"Got {self.weights!r} instead.")
         if mu.shape != (k, 2) or not np.all(np.isfinite(mu)):
-            raise ValueError(f"The 'means' parameter of {owner} must hold {k} finite pairs. Got {self.means!r} instead.")
+            raise ValueError(f"The 'means' parameter of {owner} must hold {k} finite pairs. "
+                             f"Got {self.means!r} instead.")
         if cov.shape != (k, 2, 2) or not np.all(np.isfinite(cov)) or not np.allclose(cov, cov.transpose(0, 2, 1)) \
                 or np.any(cov[:, 0, 0] <= 0) or np.any(np.linalg.det(cov) <= 0):
             raise ValueError(f"The 'covs' parameter of {owner} must hold {k} symmetric positive-definite 2x2 "

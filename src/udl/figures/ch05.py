@@ -44,7 +44,8 @@ def sigmoid_and_classifier(p, run):
     x_plot = np.linspace(0.0, 1.0, 201)
     with torch.no_grad():
         lam_train = model.prob(x.to(run.device)).double().cpu().numpy()
-        lam_plot = model.prob(torch.tensor(x_plot, dtype=torch.float32, device=run.device)[:, None]).double().cpu().numpy()
+        x_grid = torch.tensor(x_plot, dtype=torch.float32, device=run.device)[:, None]  # (201, 1)
+        lam_plot = model.prob(x_grid).double().cpu().numpy()
     truth_plot = data.truth(x_plot)
 
     # calibration on the training data: within each bin of predicted probability, the
