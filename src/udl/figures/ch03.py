@@ -403,7 +403,8 @@ def _(r):
         color = [style.MODEL, style.DATA, *style.EXTRA][k % 6]
         ax.plot(units, m["formula"][d_in], color=color, lw=1.2, label=f"$D_i$ = {d_in}")
         ax.plot(units, counts, "o", color=color, ms=4)
-    ax.set(xlabel="hidden units D", ylabel="linear regions", yscale="log", title="formula (lines), counted (dots)")
+    ax.set(xlabel="hidden units D", ylabel="linear regions")
+    ax.set_title("lines: formula, dots: counted", loc="right", fontsize=9)
     ax.legend()
     style.panel_labels(axes)
     return fig

@@ -130,6 +130,11 @@ class ShallowNetwork(nn.Module):
         """Output slopes φ_jd, shape (Do, D)."""
         return self.output.weight
 
+    @property
+    def depth(self) -> int:
+        """The number of hidden layers: one."""
+        return 1
+
     @staticmethod
     def parameter_count(d_in: int, d_hidden: int, d_out: int) -> int:
         """(Di + 1)·D + (D + 1)·Do, the number of parameters (§3.4)."""
