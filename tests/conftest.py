@@ -7,6 +7,7 @@ import pytest
 
 matplotlib.use("Agg")
 os.environ.setdefault("OMP_NUM_THREADS", "2")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see udl/__init__.py
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -10,15 +10,6 @@ from udl.models.classifier import BernoulliClassifier
 from udl.systems import SYSTEMS
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """A 16-unit network trains fastest on one thread; more only wait on each other on busy cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_shapes_and_parameter_count():
     model = BernoulliClassifier(3, hidden=(16, 8), seed=0)
     x = torch.randn(5, 3)

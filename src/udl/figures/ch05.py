@@ -35,12 +35,7 @@ def sigmoid_and_classifier(p, run):
     x = torch.tensor(data.x, dtype=torch.float32)[:, None]  # (N, 1)
     y = torch.tensor(data.y)
     model = BernoulliClassifier(1, hidden=tuple(p.hidden), seed=run.seed).to(run.device)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # a 16-unit network: extra CPU threads only add waiting (x20 on busy cores)
-    try:
-        losses = model.fit(x.to(run.device), y.to(run.device), steps=p.steps, lr=p.lr)
-    finally:
-        torch.set_num_threads(threads)
+    losses = model.fit(x.to(run.device), y.to(run.device), steps=p.steps, lr=p.lr)
     x_plot = np.linspace(0.0, 1.0, 201)
     with torch.no_grad():
         lam_train = model.prob(x.to(run.device)).double().cpu().numpy()
