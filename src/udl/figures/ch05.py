@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from udl import style
+from udl.analysis.calibration import calibration_gaps, expected_calibration_error
 from udl.data.toy import make_classification_1d
 from udl.models.classifier import BernoulliClassifier
 from udl.nn.activations import sigmoid
@@ -43,16 +44,7 @@ def sigmoid_and_classifier(p, run):
         lam_plot = model.prob(x_grid).double().cpu().numpy()
     truth_plot = data.truth(x_plot)
 
-    # calibration on the training data: within each bin of predicted probability, the
-    # mean prediction should match the fraction of positive labels (ECE = weighted gap)
-    bins = np.minimum((lam_train * p.n_bins).astype(int), p.n_bins - 1)
-    gaps, counts = [], []
-    for b in range(p.n_bins):
-        inside = bins == b
-        if inside.any():
-            gaps.append(abs(lam_train[inside].mean() - data.y[inside].mean()))
-            counts.append(int(inside.sum()))
-    ece = float(np.dot(gaps, counts) / p.n_train)
+    gaps, _ = calibration_gaps(lam_train, data.y, p.n_bins)  # calibration on the training data
 
     return Result(
         metrics={"sig_at_zero": sigmoid(torch.zeros((), dtype=torch.float64)).item(),
@@ -64,7 +56,7 @@ def sigmoid_and_classifier(p, run):
                  "positive_inputs_above_half": bool((sigmoid(z[z > 0]) > 0.5).all()),
                  "loss_initial": losses[0], "loss_final": losses[-1],
                  "mean_predicted": float(lam_train.mean()), "fraction_positive": float(data.y.mean()),
-                 "ece_train": ece, "max_bin_gap": float(max(gaps)),
+                 "ece_train": expected_calibration_error(lam_train, data.y, p.n_bins), "max_bin_gap": float(max(gaps)),
                  "mae_to_truth": float(np.abs(lam_plot - truth_plot).mean()),
                  "max_abs_error_to_truth": float(np.abs(lam_plot - truth_plot).max())},
         arrays={"z": z.numpy(), "sig": sigmoid(z).numpy(), "x": data.x, "y": data.y.astype(np.float64),
