@@ -1,0 +1,107 @@
+"""Every public constructor (and the main entry points) rejects bad arguments clearly.
+
+In the style of scikit-learn's common tests: a table gives, for each entry point,
+arguments that work and, per parameter, values that must be refused with a
+``ValueError`` or ``TypeError`` whose message names the parameter. A completeness test
+fails when a new public class is added to the library without a row here.
+"""
+
+import importlib
+import inspect
+import pkgutil
+
+import numpy as np
+import pytest
+import torch
+
+import udl
+from udl import gallery, runner
+from udl.analysis import probability, regions
+from udl.data import images, mnist1d, toy
+from udl.models import autoencoder, classifier
+from udl.nn import deep, shallow
+from udl.rl import penguin, reinforce
+from udl.train import loop
+
+X1 = torch.linspace(0, 1, 20)[:, None]
+Y1 = torch.sin(6 * X1)
+BAD_INT = [0, -1, 2.5, "3", True]
+
+# (callable, arguments that work, {parameter: [values that must be refused]})
+CASES = [
+    (shallow.ShallowNetwork, dict(d_in=1, d_hidden=3, d_out=1),
+     {"d_in": BAD_INT, "d_hidden": BAD_INT, "d_out": BAD_INT, "generator": [3]}),
+    (shallow.fit_shallow, dict(x=X1, y=Y1, d_hidden=3, steps=5), {"d_hidden": BAD_INT, "steps": [-2, 1.5]}),
+    (deep.DeepNetwork, dict(widths=[3, 4, 2]), {"widths": [[3], [3, 0, 2], 5, [3, 2.5, 1]]}),
+    (autoencoder.Autoencoder, dict(d_in=8, hidden=(4,), d_code=2), {"d_in": BAD_INT, "d_code": BAD_INT, "hidden": [(0,), 4]}),
+    (classifier.BernoulliClassifier, dict(d_in=1, hidden=(4,)), {"d_in": BAD_INT, "hidden": [(0,), (-1, 2), 3]}),
+    (reinforce.PolicyNetwork, dict(n_states=16, n_actions=4, hidden=(8,)),
+     {"n_states": BAD_INT, "n_actions": BAD_INT, "hidden": [(0,), 3]}),
+    (penguin.PenguinEnv, dict(max_steps=10), {"max_steps": [0, -1, 1.5]}),
+    (penguin.penguin_mdp, dict(gamma=0.9, p_intended=0.5), {"gamma": [-0.1, 1.5, "a"], "p_intended": [-0.1, 1.1]}),
+    (toy.make_regression_1d, dict(n=15, noise_sd=0.3, seed=0), {"n": BAD_INT, "noise_sd": [-0.1, "a"], "seed": ["x"]}),
+    (toy.make_classification_1d, dict(n=20, seed=0), {"n": BAD_INT, "seed": ["x"]}),
+    (toy.make_multiclass_1d, dict(n=20, k=3, seed=0), {"n": BAD_INT, "k": [0, 1, 2.5]}),
+    (mnist1d.load_mnist1d, dict(num_samples=100), {"num_samples": [0, -5, 2.5], "train_split": [0.0, 1.0, 1.5],
+                                                   "seed": [-1, "a"]}),
+    (images.load_digits, dict(split="train"), {"split": ["validation", 3], "test_fraction": [0.0, 1.0, -0.5]}),
+    (probability.GaussianMixture2D, dict(weights=(1.0,), means=((0.0, 0.0),), covs=(((1.0, 0.0), (0.0, 1.0)),)),
+     {"weights": [(-1.0,), (0.5,)], "covs": [(((1.0, 2.0), (2.0, 1.0)),)]}),
+    (regions.max_regions, dict(d_in=2, d_hidden=3), {"d_in": BAD_INT, "d_hidden": [-1, 2.5, "3"]}),
+    (loop.fit, dict(model=torch.nn.Linear(1, 1), data=(X1, Y1), loss_fn=torch.nn.functional.mse_loss,
+                    optimizer=lambda p: torch.optim.SGD(p, lr=0.1), steps=2, batch_size=5),
+     {"steps": [0, -1, 1.5], "batch_size": [0, -3], "clip_grad_norm": [-1.0, 0.0], "device": ["tpu"],
+      "checkpoint_every": [0]}),
+    (runner.run_figure, dict(fig_id="3.1", preset="tiny", cache=False),
+     {"fig_id": ["3.1000"], "preset": ["huge"], "seed": [-1, 1.5], "device": ["tpu"]}),
+    (gallery.build_gallery, dict(preset="tiny", chapters=[3], out="__never_written__"), {"jobs": [0, -1, 1.5]}),
+]
+# Public classes that are plain records of results or data (no behaviour to misuse), and
+# the figure framework's own types (tests/test_registry.py tries them).
+RECORDS = {"MNIST1D", "ToyData", "MDP", "LossNotFiniteError",
+           "Check", "FigureSpec", "Params", "Result", "UnknownFigure"}
+
+
+def _bad_calls():
+    for fn, good, bad in CASES:
+        for name, values in bad.items():
+            for value in values:
+                yield pytest.param(fn, good, name, value, id=f"{fn.__qualname__}-{name}={value!r}")
+
+
+@pytest.mark.parametrize("fn, good, name, value", list(_bad_calls()))
+def test_bad_argument_is_refused_with_a_clear_message(fn, good, name, value):
+    with pytest.raises((ValueError, TypeError, KeyError)) as info:
+        fn(**{**good, name: value})
+    message = str(info.value)
+    assert name in message or repr(value) in message, f"the message does not name {name!r}: {message}"
+
+
+@pytest.mark.parametrize("fn, good", [(fn, good) for fn, good, _ in CASES if fn is not gallery.build_gallery],
+                         ids=lambda v: getattr(v, "__qualname__", ""))
+def test_good_arguments_work(fn, good):
+    fn(**good)
+
+
+def _library_classes():
+    for info in pkgutil.walk_packages(udl.__path__, "udl."):
+        if info.name.startswith(("udl.figures", "udl.cli", "udl.__main__")):
+            continue
+        module = importlib.import_module(info.name)
+        for name in getattr(module, "__all__", []):
+            obj = getattr(module, name)
+            if inspect.isclass(obj) and obj.__module__ == module.__name__ and not issubclass(obj, tuple):
+                yield name, obj
+
+
+def test_every_public_class_has_a_row():
+    covered = {fn.__name__ for fn, _, _ in CASES} | RECORDS
+    missing = sorted({name for name, _ in _library_classes()} - covered)
+    assert not missing, f"add these public classes to CASES (or RECORDS): {missing}"
+
+
+def test_the_template_message():
+    with pytest.raises(ValueError, match=r"^The 'd_hidden' parameter of ShallowNetwork must be a positive int\. "
+                                         r"Got 0 instead\.$"):
+        shallow.ShallowNetwork(1, 0, 1)
+    assert np.isfinite(regions.max_regions(2, 3))
