@@ -114,3 +114,15 @@ def test_python_dash_m_and_exit_codes():
     assert ok.returncode == 0 and any(r["id"] == "3.1" for r in json.loads(ok.stdout))
     bad = subprocess.run([sys.executable, "-m", "udl", "figure", "3.99"], capture_output=True, text=True, env=env)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr
+
+
+def test_parallel_gallery_of_real_figures(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("UDL_CACHE_DIR", str(tmp_path / "cache"))
+    status, out, _ = run(capsys, "gallery", "--preset", "tiny", "--chapter", "C", "--jobs", "2",
+                         "--out", str(tmp_path / "g"))
+    assert status == 0 and out.startswith("3 figures") and " 0 failed" in out
+    html = (tmp_path / "g" / "index.html").read_text()
+    assert 'href="#ch-C"' in html and "Appendix C" in html and "Probability" in html
+    for fig_id in ("C.1", "C.2", "C.3"):
+        assert f'id="fig-{fig_id}"' in html and (tmp_path / "g" / f"{fig_id}.png").exists()
+    assert "FAIL" not in html.replace("FAILED figures", "")
