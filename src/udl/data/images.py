@@ -1,0 +1,73 @@
+"""Real images that ship with installed packages: nothing downloads.
+
+scikit-learn installs the UCI 8x8 handwritten digits (1797 images of the digits
+0-9, grey levels 0-16). :func:`load_digits` scales them to [0, 1] and splits them
+into a training and a held-out part with a seeded permutation, so the same seed
+always gives the same split.
+
+Example::
+
+    x_train, y_train = load_digits("train", seed=0)   # (1438, 64), (1438,)
+    x_test, y_test = load_digits("test", seed=0)      # (359, 64), (359,)
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+SPLITS = ("train", "test", "all")
+DIGITS_SHAPE = (8, 8)  # height x width of one digit image
+DIGITS_LEVELS = 16.0  # the raw grey levels run from 0 to 16
+
+
+@functools.lru_cache(maxsize=1)
+def _raw_digits() -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.datasets import load_digits as sklearn_digits
+
+    bunch = sklearn_digits()
+    return bunch.data.astype(np.float32), bunch.target.astype(np.int64)
+
+
+def load_digits(split: str = "train", *, test_fraction: float = 0.2, seed: int = 0,
+                flat: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's 8x8 handwritten digits, scaled to [0, 1], split by a seeded permutation.
+
+    Args:
+        split: ``"train"``, ``"test"`` or ``"all"`` (every image, in the original order).
+        test_fraction: the share of images held out for ``"test"`` (default 0.2, i.e.
+            359 of 1797), in (0, 1).
+        seed: the seed of the permutation that assigns images to the two parts.
+        flat: return each image as a 64-vector (default) or as an 8x8 array.
+
+    Returns:
+        ``(x, y)``: float32 images in [0, 1] and int64 labels 0-9.
+
+    Shape:
+        x: ``(N, 64)`` when ``flat``, else ``(N, 8, 8)``; y: ``(N,)``.
+    """
+    if split not in SPLITS:
+        raise ValueError(f"The 'split' parameter of load_digits must be one of {', '.join(SPLITS)}. "
+                         f"Got {split!r} instead.")
+    if isinstance(test_fraction, bool) or not isinstance(test_fraction, (int, float)) \
+            or not 0 < test_fraction < 1:
+        raise ValueError(f"The 'test_fraction' parameter of load_digits must be a float in (0, 1). "
+                         f"Got {test_fraction!r} instead.")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"The 'seed' parameter of load_digits must be a non-negative int. Got {seed!r} instead.")
+    if not isinstance(flat, bool):
+        raise TypeError(f"The 'flat' parameter of load_digits must be a bool. Got {flat!r} instead.")
+    data, target = _raw_digits()
+    x = data / DIGITS_LEVELS  # grey levels 0..16 -> [0, 1]
+    y = target
+    if split != "all":
+        n_test = int(round(test_fraction * len(x)))
+        order = np.random.default_rng(seed).permutation(len(x))
+        index = order[n_test:] if split == "train" else order[:n_test]
+        x, y = x[index], y[index]
+    x = x.copy() if flat else x.reshape(-1, *DIGITS_SHAPE)  # (N, 64) -> (N, 8, 8)
+    return x, y.copy()
+
+
+__all__ = ["load_digits"]

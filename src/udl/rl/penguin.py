@@ -1,0 +1,378 @@
+"""The penguin on the ice: the book's slippery 4x4 gridworld, and exact dynamic programming (UDL ch. 19).
+
+The grid::
+
+     0  1  2  3
+     4  5  6  7
+     8  9 10 11        holes: 9, 10, 14 (reward -2 each time the penguin leaves one)
+    12 13 14 15        fish: 15 (reward +3, then the episode ends)
+
+States are numbered row by row from the top left; the actions are up, right, down
+and left (0, 1, 2, 3). The ice is slippery (UDL fig. 19.3): the intended move
+happens with probability 0.5 and each of the three other directions with
+probability 0.5 / 3. **Walls:** a move that would leave the grid keeps the penguin
+where it is (as gymnasium's FrozenLake does), so a corner state keeps the
+probability of its two blocked directions.
+
+**Rewards** follow the book's convention (UDL fig. 19.3): the reward ``r_{t+1}``
+depends only on the state ``s_t`` being *left*, ``r(s, a) = R[s]``. The fish state
+15 is terminal: acting there collects its +3 and ends the episode, so its value
+is exactly 3. (Rewarding arrival instead would shift every value by the same
+state-wise amount, ``v_leave(s) = R[s] + gamma * v_arrive(s)``, and leave the optimal
+policy unchanged.)
+
+The solvers work on any finite :class:`MDP` (``P[s, a, s']``, ``r[s, a]``, a
+discount ``gamma`` and the terminal states, after which nothing more is earned):
+
+* :func:`policy_evaluation` solves the Bellman equation of a policy exactly, a
+  linear system (UDL §19.1-19.2, solved directly instead of iterated as in §19.3.1):
+
+      v[s] = sum_a pi[a|s] (r[s, a] + gamma (1 - done[s]) sum_s' P[s'|s, a] v[s'])
+
+* :func:`value_iteration` iterates the Bellman optimality equation to its fixed
+  point (UDL §19.3.1):
+
+      v[s] <- max_a (r[s, a] + gamma (1 - done[s]) sum_s' P[s'|s, a] v[s'])
+
+Example::
+
+    mdp = penguin_mdp()
+    v_star, policy = value_iteration(mdp)
+    v_random = policy_evaluation(mdp, uniform_policy(mdp))
+    env = PenguinEnv(); s = env.reset(seed=0); s, r, terminated, truncated = env.step(policy[s])
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+N_ROWS = N_COLS = 4
+N_STATES = N_ROWS * N_COLS
+ACTIONS = ("up", "right", "down", "left")
+UP, RIGHT, DOWN, LEFT = range(4)
+MOVES = ((-1, 0), (0, 1), (1, 0), (0, -1))  # (row, column) step of each action
+HOLES = (9, 10, 14)
+FISH = 15
+HOLE_REWARD = -2.0
+FISH_REWARD = 3.0
+MRP_FISH = (3, 8, 10)  # the Markov reward process of fig. 19.2: +1 on each of these
+START = 0
+P_INTENDED = 0.5
+GAMMA = 0.9
+
+
+def _check_probability(value, name: str, owner: str, *, open_low: bool = False) -> float:
+    ok = not isinstance(value, bool) and isinstance(value, (int, float, np.floating)) and np.isfinite(value)
+    ok = ok and (0 < value <= 1 if open_low else 0 <= value <= 1)
+    if not ok:
+        interval = "(0, 1]" if open_low else "[0, 1]"
+        raise ValueError(f"The '{name}' parameter of {owner} must be a float in {interval}. Got {value!r} instead.")
+    return float(value)
+
+
+def _check_int(value, name: str, owner: str, low: int, high: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low \
+            or (high is not None and value >= high):
+        span = f"in [{low}, {high - 1}]" if high is not None else f">= {low}"
+        raise ValueError(f"The '{name}' parameter of {owner} must be an int {span}. Got {value!r} instead.")
+    return int(value)
+
+
+# --------------------------------------------------------------------------- the model
+@dataclass(frozen=True, eq=False)
+class MDP:
+    """A finite Markov decision process with terminal states.
+
+    Attributes:
+        P: transition probabilities ``P[s, a, s'] = Pr(s_{t+1}=s' | s_t=s, a_t=a)``, shape
+            ``(S, A, S)``; each ``P[s, a]`` sums to one.
+        r: expected reward ``r[s, a] = E[r_{t+1} | s_t=s, a_t=a]``, shape ``(S, A)``.
+        gamma: the discount factor in [0, 1].
+        terminal: ``(S,)`` bool; acting in a terminal state earns ``r[s, a]`` and ends
+            the episode (the rows of ``P`` there are a self-loop that is never used).
+        start: the state every episode starts from.
+    """
+
+    P: np.ndarray
+    r: np.ndarray
+    gamma: float
+    terminal: np.ndarray
+    start: int = 0
+
+    def __post_init__(self):
+        P = np.asarray(self.P, dtype=np.float64)
+        r = np.asarray(self.r, dtype=np.float64)
+        terminal = np.asarray(self.terminal, dtype=bool)
+        if P.ndim != 3 or P.shape[0] != P.shape[2] or P.shape[0] == 0 or P.shape[1] == 0:
+            raise ValueError(f"The 'P' parameter of MDP must have shape (S, A, S). Got {P.shape} instead.")
+        if (P < 0).any() or not np.allclose(P.sum(axis=2), 1.0, atol=1e-9):
+            raise ValueError("The 'P' parameter of MDP must hold probabilities: non-negative, each P[s, a] "
+                             "summing to one.")
+        if r.shape != P.shape[:2] or not np.isfinite(r).all():
+            raise ValueError(f"The 'r' parameter of MDP must be finite with shape {P.shape[:2]}. "
+                             f"Got shape {r.shape} instead.")
+        if terminal.shape != (P.shape[0],):
+            raise ValueError(f"The 'terminal' parameter of MDP must have shape ({P.shape[0]},). "
+                             f"Got {terminal.shape} instead.")
+        gamma = _check_probability(self.gamma, "gamma", "MDP")
+        if gamma == 1 and not terminal.any():
+            raise ValueError("The 'gamma' parameter of MDP must be below 1 when no state is terminal. Got 1 instead.")
+        start = _check_int(self.start, "start", "MDP", 0, P.shape[0])
+        for name, value in (("P", P), ("r", r), ("terminal", terminal), ("gamma", gamma), ("start", start)):
+            if isinstance(value, np.ndarray):
+                value.setflags(write=False)
+            object.__setattr__(self, name, value)
+
+    @property
+    def n_states(self) -> int:
+        return self.P.shape[0]
+
+    @property
+    def n_actions(self) -> int:
+        return self.P.shape[1]
+
+
+def coordinates(state: int) -> tuple[int, int]:
+    """``(row, column)`` of a penguin-grid state (row 0 at the top)."""
+    state = _check_int(state, "state", "coordinates", 0, N_STATES)
+    return divmod(state, N_COLS)
+
+
+def penguin_transitions(p_intended: float = P_INTENDED) -> np.ndarray:
+    """The slippery transition tensor ``P[s, a, s']`` of the 4x4 penguin grid.
+
+    The intended direction has probability ``p_intended``; each other direction has
+    ``(1 - p_intended) / 3``. A direction that leaves the grid keeps the penguin in place.
+
+    Args:
+        p_intended: probability of the intended move (default 0.5, the book's value;
+            1 gives deterministic moves).
+
+    Shape:
+        output: ``(16, 4, 16)``.
+    """
+    p_intended = _check_probability(p_intended, "p_intended", "penguin_transitions")
+    p_other = (1 - p_intended) / (len(MOVES) - 1)
+    P = np.zeros((N_STATES, len(ACTIONS), N_STATES))
+    for s in range(N_STATES):
+        row, col = divmod(s, N_COLS)
+        for a in range(len(ACTIONS)):
+            for direction, (d_row, d_col) in enumerate(MOVES):
+                r2, c2 = row + d_row, col + d_col
+                s_next = r2 * N_COLS + c2 if 0 <= r2 < N_ROWS and 0 <= c2 < N_COLS else s
+                P[s, a, s_next] += p_intended if direction == a else p_other
+    return P
+
+
+def penguin_rewards(kind: str = "mdp") -> np.ndarray:
+    """The state rewards ``R[s]`` earned when the penguin leaves state ``s``.
+
+    Args:
+        kind: ``"mdp"`` (figs. 19.3, 19.10: holes 9, 10, 14 give -2, the fish on 15
+            gives +3) or ``"mrp"`` (fig. 19.2: fish on 3, 8 and 10 give +1).
+
+    Shape:
+        output: ``(16,)``.
+    """
+    if kind not in ("mdp", "mrp"):
+        raise ValueError(f"The 'kind' parameter of penguin_rewards must be one of mdp, mrp. Got {kind!r} instead.")
+    R = np.zeros(N_STATES)
+    if kind == "mdp":
+        R[list(HOLES)] = HOLE_REWARD
+        R[FISH] = FISH_REWARD
+    else:
+        R[list(MRP_FISH)] = 1.0
+    return R
+
+
+def penguin_mdp(gamma: float = GAMMA, p_intended: float = P_INTENDED) -> MDP:
+    """The penguin MDP of UDL figs. 19.3 and 19.10: slippery grid, holes, a terminal fish.
+
+    Args:
+        gamma: the discount factor (default 0.9).
+        p_intended: probability of the intended move (default 0.5).
+
+    Example::
+
+        >>> mdp = penguin_mdp()
+        >>> mdp.P.shape, mdp.r[15, 0], bool(mdp.terminal[15])
+        ((16, 4, 16), 3.0, True)
+    """
+    P = penguin_transitions(p_intended)
+    R = penguin_rewards("mdp")
+    r = np.repeat(R[:, None], len(ACTIONS), axis=1)  # the action does not change the reward
+    terminal = np.zeros(N_STATES, dtype=bool)
+    terminal[FISH] = True
+    return MDP(P=P, r=r, gamma=gamma, terminal=terminal, start=START)
+
+
+# --------------------------------------------------------------------------- policies and values
+def uniform_policy(mdp: MDP) -> np.ndarray:
+    """The uniformly random policy ``pi[a|s] = 1 / A``, shape ``(S, A)``."""
+    _check_mdp(mdp, "uniform_policy")
+    return np.full((mdp.n_states, mdp.n_actions), 1.0 / mdp.n_actions)
+
+
+def _check_mdp(mdp, owner: str) -> None:
+    if not isinstance(mdp, MDP):
+        raise TypeError(f"The 'mdp' parameter of {owner} must be an MDP. Got {type(mdp).__name__} instead.")
+
+
+def as_policy_matrix(mdp: MDP, policy) -> np.ndarray:
+    """A policy as an ``(S, A)`` matrix of probabilities ``pi[a|s]``.
+
+    Accepts an ``(S,)`` array of actions (a deterministic policy, turned one-hot) or an
+    ``(S, A)`` array whose rows are distributions.
+    """
+    _check_mdp(mdp, "as_policy_matrix")
+    pi = np.asarray(policy)
+    S, A = mdp.n_states, mdp.n_actions
+    if pi.shape == (S,):
+        if not np.issubdtype(pi.dtype, np.integer) or (pi < 0).any() or (pi >= A).any():
+            raise ValueError(f"The 'policy' parameter must hold one action in [0, {A - 1}] per state. "
+                             f"Got {pi.tolist()} instead.")
+        return np.eye(A)[pi]  # (S,) -> (S, A) one-hot
+    if pi.shape != (S, A):
+        raise ValueError(f"The 'policy' parameter must have shape ({S},) or ({S}, {A}). Got {pi.shape} instead.")
+    pi = pi.astype(np.float64)
+    if not np.isfinite(pi).all() or (pi < 0).any() or not np.allclose(pi.sum(axis=1), 1.0, atol=1e-6):
+        raise ValueError("The 'policy' parameter must have rows that are probability distributions.")
+    return pi
+
+
+def action_values(mdp: MDP, v) -> np.ndarray:
+    """``q[s, a] = r[s, a] + gamma (1 - done[s]) sum_s' P[s'|s, a] v[s']`` (UDL §19.1.4), shape ``(S, A)``."""
+    _check_mdp(mdp, "action_values")
+    v = np.asarray(v, dtype=np.float64)
+    if v.shape != (mdp.n_states,):
+        raise ValueError(f"The 'v' parameter of action_values must have shape ({mdp.n_states},). "
+                         f"Got {v.shape} instead.")
+    keep = mdp.gamma * (~mdp.terminal)  # (S,): nothing follows a terminal state
+    return mdp.r + keep[:, None] * (mdp.P @ v)  # (S, A, S) @ (S,) -> (S, A)
+
+
+def policy_evaluation(mdp: MDP, policy) -> np.ndarray:
+    """The exact state values ``v[s | pi]`` of a policy: the Bellman equation solved as a linear system.
+
+    With ``P_pi[s, s'] = sum_a pi[a|s] P[s, a, s']`` and ``r_pi[s] = sum_a pi[a|s] r[s, a]``,
+
+        (I - gamma D P_pi) v = r_pi,     D = diag(1 - done),
+
+    the fixed point that iterative policy evaluation (UDL §19.3.1) converges to.
+
+    Args:
+        mdp: the :class:`MDP`.
+        policy: ``(S,)`` actions or an ``(S, A)`` matrix of probabilities.
+
+    Returns:
+        ``v``, shape ``(S,)``.
+    """
+    _check_mdp(mdp, "policy_evaluation")
+    pi = as_policy_matrix(mdp, policy)
+    P_pi = np.einsum("sa,sat->st", pi, mdp.P)  # (S, A), (S, A, S) -> (S, S)
+    r_pi = np.sum(pi * mdp.r, axis=1)  # (S,)
+    keep = mdp.gamma * (~mdp.terminal)  # (S,)
+    return np.linalg.solve(np.eye(mdp.n_states) - keep[:, None] * P_pi, r_pi)
+
+
+def greedy_policy(q) -> np.ndarray:
+    """``pi[s] = argmax_a q[s, a]`` (policy improvement, UDL §19.3.1); ties go to the first action."""
+    q = np.asarray(q, dtype=np.float64)
+    if q.ndim != 2 or q.shape[1] == 0:
+        raise ValueError(f"The 'q' parameter of greedy_policy must have shape (S, A). Got {q.shape} instead.")
+    return np.argmax(q, axis=1)
+
+
+def value_iteration(mdp: MDP, *, tol: float = 1e-10, max_iterations: int = 10_000) -> tuple[np.ndarray, np.ndarray]:
+    """Optimal values and a greedy optimal policy by iterating the Bellman optimality equation.
+
+    ``v <- max_a q[s, a]`` from ``v = 0`` until the largest change is below ``tol``
+    (a contraction with factor ``gamma`` when ``gamma < 1``).
+
+    Args:
+        mdp: the :class:`MDP`.
+        tol: stop when ``max |v_new - v| < tol`` (default 1e-10).
+        max_iterations: give up (``RuntimeError``) after this many sweeps.
+
+    Returns:
+        ``(v_star, policy)``: shapes ``(S,)`` and ``(S,)`` (one action per state).
+    """
+    _check_mdp(mdp, "value_iteration")
+    if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not tol > 0:
+        raise ValueError(f"The 'tol' parameter of value_iteration must be a positive float. Got {tol!r} instead.")
+    max_iterations = _check_int(max_iterations, "max_iterations", "value_iteration", 1)
+    v = np.zeros(mdp.n_states)
+    for _ in range(max_iterations):
+        v_new = action_values(mdp, v).max(axis=1)
+        done = np.max(np.abs(v_new - v)) < tol
+        v = v_new
+        if done:
+            return v, greedy_policy(action_values(mdp, v))
+    raise RuntimeError(f"value_iteration did not converge within {max_iterations} sweeps")
+
+
+# --------------------------------------------------------------------------- the environment
+class PenguinEnv:
+    """A seeded, gymnasium-like simulator of an :class:`MDP` (the penguin's by default).
+
+    ``reset(seed) -> state`` and ``step(action) -> (state, reward, terminated,
+    truncated)``. The reward of a step is ``r[s_t, a_t]`` (for the penguin: the reward
+    of the state being left); ``terminated`` is true once the action in a terminal
+    state has been taken, ``truncated`` when ``max_steps`` steps have passed.
+
+    Args:
+        mdp: the process to simulate (default :func:`penguin_mdp`).
+        max_steps: episode length limit (default 100).
+
+    Example::
+
+        >>> env = PenguinEnv()
+        >>> env.reset(seed=0)
+        0
+    """
+
+    def __init__(self, mdp: MDP | None = None, *, max_steps: int = 100):
+        if mdp is None:
+            mdp = penguin_mdp()
+        _check_mdp(mdp, "PenguinEnv")
+        self.mdp = mdp
+        self.max_steps = _check_int(max_steps, "max_steps", "PenguinEnv", 1)
+        self._cdf = np.cumsum(mdp.P, axis=2)  # (S, A, S): inverse-CDF sampling
+        self._rng = np.random.default_rng()
+        self.state: int | None = None
+        self.t = 0
+        self._over = True
+
+    def reset(self, seed: int | None = None, state: int | None = None) -> int:
+        """Start an episode in ``state`` (default ``mdp.start``); ``seed`` reseeds the generator."""
+        if seed is not None:
+            self._rng = np.random.default_rng(_check_int(seed, "seed", "PenguinEnv.reset", 0))
+        self.state = self.mdp.start if state is None else _check_int(state, "state", "PenguinEnv.reset",
+                                                                      0, self.mdp.n_states)
+        self.t = 0
+        self._over = False
+        return self.state
+
+    def step(self, action: int) -> tuple[int, float, bool, bool]:
+        """Take ``action``; return ``(next_state, reward, terminated, truncated)``."""
+        if self._over:
+            raise RuntimeError("PenguinEnv.step was called before reset or after the episode ended")
+        action = _check_int(action, "action", "PenguinEnv.step", 0, self.mdp.n_actions)
+        s = self.state
+        reward = float(self.mdp.r[s, action])
+        terminated = bool(self.mdp.terminal[s])
+        if not terminated:
+            u = self._rng.random()
+            s = int(min(np.searchsorted(self._cdf[s, action], u, side="right"), self.mdp.n_states - 1))
+            self.state = s
+        self.t += 1
+        truncated = not terminated and self.t >= self.max_steps
+        self._over = terminated or truncated
+        return self.state, reward, terminated, truncated
+
+
+__all__ = ["MDP", "PenguinEnv", "penguin_mdp", "penguin_transitions", "penguin_rewards", "coordinates",
+           "uniform_policy", "as_policy_matrix", "action_values", "policy_evaluation", "greedy_policy",
+           "value_iteration"]
