@@ -16,6 +16,7 @@ def test_architecture_is_deep_and_mirrored():
     model = Autoencoder(64, hidden=(32, 16), d_code=8, seed=0)
     shapes = [tuple(m.weight.shape) for m in linears(model)]
     assert shapes == [(32, 64), (16, 32), (8, 16), (16, 8), (32, 16), (64, 32)]
+    assert model.depth == len(shapes) - 1 == 5  # hidden layers: 32, 16, the code, 16, 32
     assert sum(p.numel() for p in model.parameters()) == (64 * 32 + 32 + 32 * 16 + 16 + 16 * 8 + 8) \
         + (8 * 16 + 16 + 16 * 32 + 32 + 32 * 64 + 64)
     x = torch.rand(5, 64)

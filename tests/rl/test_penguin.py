@@ -85,7 +85,7 @@ def test_policy_evaluation_solves_the_bellman_equation():
     mdp = penguin_mdp()
     pi = uniform_policy(mdp)
     v = policy_evaluation(mdp, pi)
-    # v equals the expectation over actions of the action values it induces (UDL §19.1)
+    # v equals the expectation over actions of the action values it induces (UDL §19.2)
     np.testing.assert_allclose(v, np.sum(pi * action_values(mdp, v), axis=1), atol=1e-10)
     assert v[15] == pytest.approx(3.0)
     # ...and the fixed point that iterative policy evaluation (UDL §19.3.1) approaches

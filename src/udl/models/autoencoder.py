@@ -96,6 +96,11 @@ class Autoencoder(nn.Module):
                 self.encoder = _mlp(widths)
                 self.decoder = _mlp(widths[::-1])
 
+    @property
+    def depth(self) -> int:
+        """The number of hidden layers: the encoder's, the code, and the decoder's."""
+        return 2 * len(self.hidden) + 1
+
     def _check_input(self, x: torch.Tensor, width: int, name: str) -> None:
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"The '{name}' argument of Autoencoder must be a torch.Tensor. "

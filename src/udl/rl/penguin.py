@@ -25,7 +25,7 @@ The solvers work on any finite :class:`MDP` (``P[s, a, s']``, ``r[s, a]``, a
 discount ``gamma`` and the terminal states, after which nothing more is earned):
 
 * :func:`policy_evaluation` solves the Bellman equation of a policy exactly, a
-  linear system (UDL §19.1-19.2, solved directly instead of iterated as in §19.3.1):
+  linear system (the Bellman equation of UDL §19.2, solved directly instead of iterated as in §19.3.1):
 
       v[s] = sum_a pi[a|s] (r[s, a] + gamma (1 - done[s]) sum_s' P[s'|s, a] v[s'])
 
@@ -243,7 +243,7 @@ def as_policy_matrix(mdp: MDP, policy) -> np.ndarray:
 
 
 def action_values(mdp: MDP, v) -> np.ndarray:
-    """``q[s, a] = r[s, a] + gamma (1 - done[s]) sum_s' P[s'|s, a] v[s']`` (UDL §19.1.4), shape ``(S, A)``."""
+    """``q[s, a] = r[s, a] + gamma (1 - done[s]) sum_s' P[s'|s, a] v[s']`` (UDL §19.2), shape ``(S, A)``."""
     _check_mdp(mdp, "action_values")
     v = np.asarray(v, dtype=np.float64)
     if v.shape != (mdp.n_states,):

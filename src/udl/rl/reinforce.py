@@ -104,6 +104,11 @@ class PolicyNetwork(nn.Module):
                 layers.append(nn.Linear(d_from, d_to))
             self.net = nn.Sequential(*layers)
 
+    @property
+    def depth(self) -> int:
+        """The number of hidden layers."""
+        return len(self.hidden)
+
     def forward(self, states: torch.Tensor) -> torch.Tensor:
         """Action logits for integer ``states``: ``(N,) -> (N, A)``."""
         if not isinstance(states, torch.Tensor) or states.dtype not in (torch.int64, torch.int32):
@@ -172,10 +177,12 @@ def sample_episodes(mdp: MDP, pi: torch.Tensor, n_episodes: int, max_steps: int,
     if not isinstance(exploring_starts, bool):
         raise TypeError(f"The 'exploring_starts' parameter of sample_episodes must be a bool. "
                         f"Got {exploring_starts!r} instead.")
-    P = torch.tensor(mdp.P, dtype=torch.float64)
+    # inverse-CDF sampling: the first index whose cumulative probability exceeds u ~ U(0, 1)
+    P_cdf = torch.tensor(mdp.P, dtype=torch.float64).cumsum(2)  # (S, A, S)
     r = torch.tensor(mdp.r, dtype=torch.float32)
     terminal = torch.tensor(mdp.terminal)
-    pi = pi.detach().to(torch.float64).cpu()
+    pi_cdf = pi.detach().to(torch.float64).cpu().cumsum(1)  # (S, A)
+    pi_cdf = pi_cdf / pi_cdf[:, -1:]
     states = torch.zeros(n_episodes, max_steps, dtype=torch.int64)
     actions = torch.zeros(n_episodes, max_steps, dtype=torch.int64)
     rewards = torch.zeros(n_episodes, max_steps)
@@ -187,14 +194,15 @@ def sample_episodes(mdp: MDP, pi: torch.Tensor, n_episodes: int, max_steps: int,
         s = torch.full((n_episodes,), mdp.start, dtype=torch.int64)
     running = torch.ones(n_episodes, dtype=torch.bool)
     for t in range(max_steps):
-        a = torch.multinomial(pi[s], 1, generator=generator).squeeze(1)  # (I, A) -> (I,)
+        u = torch.rand(n_episodes, 2, 1, generator=generator, dtype=torch.float64)
+        a = (pi_cdf[s] <= u[:, 0]).sum(1).clamp(max=mdp.n_actions - 1)  # (I, A) -> (I,)
         states[:, t], actions[:, t] = s, a
         alive[:, t] = running.float()
         rewards[:, t] = torch.where(running, r[s, a], 0.0)
         running = running & ~terminal[s]  # acting in a terminal state ends the episode
         if not running.any():
             break
-        s = torch.multinomial(P[s, a], 1, generator=generator).squeeze(1)  # (I, S) -> (I,)
+        s = (P_cdf[s, a] <= u[:, 1]).sum(1).clamp(max=mdp.n_states - 1)  # (I, S) -> (I,)
     return {"states": states, "actions": actions, "rewards": rewards, "alive": alive}
 
 
@@ -337,7 +345,8 @@ def reinforce(policy: PolicyNetwork, mdp: MDP, *, iterations: int = 200, episode
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        history["return"].append(float(returns_to_go(batch["rewards"], mdp.gamma)[:, 0].mean()))
+        discounts = mdp.gamma ** torch.arange(max_steps, dtype=batch["rewards"].dtype)  # gamma^t
+        history["return"].append(float((batch["rewards"] * discounts).sum(1).mean()))  # mean G_0
         history["loss"].append(loss.item())
     policy.eval()
     return history
