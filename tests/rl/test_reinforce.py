@@ -112,5 +112,7 @@ def test_validation():
         returns_to_go(torch.zeros(3), 0.9)
     with pytest.raises(ValueError):
         sample_episodes(mdp, torch.ones(16, 3) / 3, 1, 1, torch.Generator())
+    with pytest.raises(ValueError):
+        sample_episodes(mdp, torch.ones(16, 4), 1, 1, torch.Generator())
     with pytest.raises(TypeError):
         sample_episodes(mdp, torch.ones(16, 4) / 4, 1, 1, 0)

@@ -346,7 +346,11 @@ class PenguinEnv:
         self._over = True
 
     def reset(self, seed: int | None = None, state: int | None = None) -> int:
-        """Start an episode in ``state`` (default ``mdp.start``); ``seed`` reseeds the generator."""
+        """Start an episode in ``state`` (default ``mdp.start``).
+
+        ``seed`` reseeds the environment's generator; without it the stream continues
+        (and an environment never seeded draws from fresh OS entropy, as gymnasium's does).
+        """
         if seed is not None:
             self._rng = np.random.default_rng(_check_int(seed, "seed", "PenguinEnv.reset", 0))
         self.state = self.mdp.start if state is None else _check_int(state, "state", "PenguinEnv.reset",

@@ -171,6 +171,10 @@ def sample_episodes(mdp: MDP, pi: torch.Tensor, n_episodes: int, max_steps: int,
     if not isinstance(pi, torch.Tensor) or pi.shape != (mdp.n_states, mdp.n_actions):
         raise ValueError(f"The 'pi' parameter of sample_episodes must be a ({mdp.n_states}, {mdp.n_actions}) "
                          f"tensor. Got {getattr(pi, 'shape', type(pi).__name__)} instead.")
+    if not torch.isfinite(pi).all() or (pi < 0).any() or not torch.allclose(pi.sum(1).double(),
+                                                                         torch.ones(1, dtype=torch.float64)):
+        raise ValueError("The 'pi' parameter of sample_episodes must have rows that are probability "
+                         "distributions. Got other values instead.")
     if not isinstance(generator, torch.Generator):
         raise TypeError(f"The 'generator' parameter of sample_episodes must be a torch.Generator. "
                         f"Got {type(generator).__name__} instead.")
