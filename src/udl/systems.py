@@ -12,6 +12,8 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
+
 PARADIGMS = ("supervised", "unsupervised", "reinforcement")
 
 
@@ -23,10 +25,10 @@ class System:
     kwargs: dict[str, Any] = field(default_factory=dict)  # a small instance
     chapter: int = 0  # where the book introduces it
 
-    def build(self):
-        """Import and instantiate the system's network."""
+    def build(self, **extra: Any) -> torch.nn.Module:
+        """Import and instantiate the system's network (``extra`` adds arguments, e.g. ``seed``)."""
         module, name = self.target.split(":")
-        return getattr(importlib.import_module(module), name)(**self.kwargs)
+        return getattr(importlib.import_module(module), name)(**self.kwargs, **extra)
 
 
 SYSTEMS: tuple[System, ...] = (
@@ -41,3 +43,36 @@ SYSTEMS: tuple[System, ...] = (
     System("policy network (REINFORCE)", "reinforcement", "udl.rl.reinforce:PolicyNetwork",
            dict(n_states=16, n_actions=4, hidden=(32, 32)), chapter=19),
 )
+
+
+def weight_layers(module: torch.nn.Module) -> int:
+    """The number of ``nn.Linear`` and convolution layers (each holds one weight matrix or kernel)."""
+    kinds = (torch.nn.Linear, torch.nn.modules.conv._ConvNd)
+    return sum(isinstance(m, kinds) for m in module.modules())
+
+
+def survey(systems: tuple[System, ...] = SYSTEMS) -> list[dict[str, Any]]:
+    """Build every system and measure it: parameters, weight layers, hidden layers.
+
+    "Hidden layers" counts the weight layers less the output layer; a network with two
+    or more is deep (UDL §4.3). A system that fails to build is reported, not raised.
+    """
+    rows = []
+    for system in systems:
+        row = {"name": system.name, "paradigm": system.paradigm, "target": system.target,
+               "chapter": system.chapter, "builds": False, "error": "", "params": 0,
+               "weight_layers": 0, "hidden_layers": -1, "declared_depth": -1}
+        try:
+            module = system.build()
+        except Exception as error:  # noqa: BLE001 - a broken entry is reported by the caller's checks
+            row["error"] = f"{type(error).__name__}: {error}"
+            rows.append(row)
+            continue
+        row["builds"] = isinstance(module, torch.nn.Module)
+        row["params"] = sum(p.numel() for p in module.parameters())
+        row["weight_layers"] = weight_layers(module)
+        row["hidden_layers"] = row["weight_layers"] - 1
+        depth = getattr(module, "depth", None)
+        row["declared_depth"] = int(depth) if isinstance(depth, int) else -1
+        rows.append(row)
+    return rows

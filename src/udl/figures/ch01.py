@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
-
 import numpy as np
 import torch
 
@@ -18,45 +16,10 @@ _TRAINED = {  # the registry entry trained for each paradigm, by its target
 _DEEP = 2  # "deep": at least two hidden layers
 
 
-def _weight_layers(module: torch.nn.Module) -> int:
-    """The number of nn.Linear and convolution layers (each holds one weight matrix or kernel)."""
-    kinds = (torch.nn.Linear, torch.nn.modules.conv._ConvNd)
-    return sum(isinstance(m, kinds) for m in module.modules())
-
-
-def _build_seeded(system, seed: int) -> torch.nn.Module:
-    """The registry's instance of ``system``, initialised from ``seed``."""
-    module, name = system.target.split(":")
-    return getattr(importlib.import_module(module), name)(**system.kwargs, seed=seed)
-
-
-def _survey(systems):
-    """Build every registered system; measure its parameters and hidden layers."""
-    rows = []
-    for system in systems:
-        row = {"name": system.name, "paradigm": system.paradigm, "target": system.target,
-               "chapter": system.chapter, "builds": False, "error": "", "params": 0,
-               "weight_layers": 0, "hidden_layers": -1, "declared_depth": -1}
-        try:
-            module = system.build()
-        except Exception as error:  # noqa: BLE001 - a broken entry is reported by the checks
-            row["error"] = f"{type(error).__name__}: {error}"
-            rows.append(row)
-            continue
-        row["builds"] = isinstance(module, torch.nn.Module)
-        row["params"] = sum(p.numel() for p in module.parameters())
-        row["weight_layers"] = _weight_layers(module)
-        row["hidden_layers"] = row["weight_layers"] - 1
-        depth = getattr(module, "depth", None)
-        row["declared_depth"] = int(depth) if isinstance(depth, int) else -1
-        rows.append(row)
-    return rows
-
-
 def _train_supervised(system, p, run):
     from udl.data.toy import make_classification_1d
 
-    model = _build_seeded(system, run.seed)
+    model = system.build(seed=run.seed)
     train = make_classification_1d(p.clf_n_train, seed=run.rng)
     test = make_classification_1d(p.clf_n_test, seed=run.rng)
     x = torch.tensor(train.x, dtype=torch.float32)[:, None]  # (N, 1)
@@ -84,7 +47,7 @@ def _train_unsupervised(system, p, run):
     from udl.data.images import load_digits
     from udl.models.autoencoder import fit_autoencoder, pca_reconstruction, reconstruction_error
 
-    model = _build_seeded(system, run.seed)
+    model = system.build(seed=run.seed)
     x_train, _ = load_digits("train", seed=run.seed)
     x_test, y_test = load_digits("test", seed=run.seed)
     fit_autoencoder(model, x_train, epochs=p.ae_epochs, batch_size=p.ae_batch_size, lr=p.ae_lr, seed=run.seed)
@@ -108,7 +71,7 @@ def _train_reinforcement(system, p, run):
     from udl.rl.reinforce import policy_value, reinforce
 
     mdp = penguin_mdp()
-    policy = _build_seeded(system, run.seed)
+    policy = system.build(seed=run.seed)
     history = reinforce(policy, mdp, iterations=p.rl_iterations, episodes=p.rl_episodes, seed=run.seed)
     v_star, _ = value_iteration(mdp)
     metrics = {"rl_value": float(policy_value(policy, mdp)[mdp.start]),
@@ -138,9 +101,9 @@ _TRAINERS = {"supervised": _train_supervised, "unsupervised": _train_unsupervise
                 "full": dict(clf_n_train=1000, clf_n_test=5000, clf_steps=1500, clf_lr=0.01,
                              ae_epochs=200, ae_batch_size=128, ae_lr=0.005, rl_iterations=300, rl_episodes=32)})
 def taxonomy(p, run):
-    from udl.systems import PARADIGMS, SYSTEMS
+    from udl.systems import PARADIGMS, SYSTEMS, survey
 
-    rows = _survey(SYSTEMS)
+    rows = survey(SYSTEMS)
     metrics = {"systems": rows, "paradigms": list(PARADIGMS),
                "n_systems": len(rows), "n_failed": sum(not r["builds"] for r in rows),
                "failed": [r["name"] for r in rows if not r["builds"]]}
