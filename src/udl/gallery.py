@@ -89,6 +89,8 @@ def _short(value) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     if isinstance(value, list):
+        if not value:
+            return "none"
         flat = json.dumps(value)
         if len(flat) > 80:
             return f"[{len(value)} values]"
