@@ -20,6 +20,8 @@ from udl.analysis import probability, regions
 from udl.data import images, mnist1d, toy
 from udl.models import autoencoder, classifier
 from udl.nn import deep, shallow
+from udl.data import testfunctions
+from udl.optim import book, line_search, sign
 from udl.rl import penguin, reinforce
 from udl.train import loop
 
@@ -55,6 +57,19 @@ CASES = [
     (runner.run_figure, dict(fig_id="3.1", preset="tiny", cache=False),
      {"fig_id": ["3.1000"], "preset": ["huge"], "seed": [-1, 1.5], "device": ["tpu"]}),
     (gallery.build_gallery, dict(preset="tiny", chapters=[3], out="__never_written__"), {"jobs": [0, -1, 1.5]}),
+    (line_search.bracket_minimize, dict(f=abs, a=0.0, d=1.0),
+     {"f": [3], "d": [-1.0, 0.0], "tol": [0.0, -1e-3], "max_iter": BAD_INT, "shrink_to_start": [1]}),
+    (line_search.LineSearchGD, dict(params=[torch.zeros(2, requires_grad=True)], max_step=1.0),
+     {"max_step": [0.0, -1.0, "a"], "tol": [0.0, -1e-3], "max_iter": BAD_INT, "shrink_to_start": ["yes"]}),
+    (sign.SignGD, dict(params=[torch.zeros(2, requires_grad=True)], lr=0.1), {"lr": [0.0, -0.1, "a"], "eps": [-1e-8]}),
+    (book.BookMomentum, dict(params=[torch.zeros(2, requires_grad=True)], lr=0.1, beta=0.9),
+     {"lr": [0.0, -0.1, "a"], "beta": [-0.1, 1.0, 1.5], "nesterov": [1, "yes"]}),
+    (book.BookAdam, dict(params=[torch.zeros(2, requires_grad=True)], lr=0.1),
+     {"lr": [0.0, -0.1], "beta": [-0.1, 1.0], "gamma": [-0.1, 1.0], "eps": [-1e-8, "a"]}),
+    (book.to_torch_sgd, dict(lr=0.1, beta=0.9), {"lr": [0.0, -0.1], "beta": [-0.1, 1.0], "nesterov": [1]}),
+    (book.to_torch_adam, dict(lr=0.1), {"lr": [0.0, -0.1], "beta": [1.0], "gamma": [-0.5, 1.0], "eps": [-1.0]}),
+    (testfunctions.adam_loss, dict(phi=torch.zeros(2)), {"phi": [torch.zeros(3), "a"]}),
+    (testfunctions.line_search_loss, dict(phi=0.5), {"phi": ["a", None]}),
 ]
 # Public classes that are plain records of results or data (no behaviour to misuse), and
 # the figure framework's own types (tests/test_registry.py tries them).
