@@ -22,6 +22,7 @@ from udl.models import autoencoder, classifier
 from udl.nn import deep, shallow
 from udl.data import testfunctions
 from udl.optim import book, line_search, sign
+from udl.optim import path as optim_path
 from udl.rl import penguin, reinforce
 from udl.train import loop
 
@@ -70,6 +71,9 @@ CASES = [
     (book.to_torch_adam, dict(lr=0.1), {"lr": [0.0, -0.1], "beta": [1.0], "gamma": [-0.5, 1.0], "eps": [-1.0]}),
     (testfunctions.adam_loss, dict(phi=torch.zeros(2)), {"phi": [torch.zeros(3), "a"]}),
     (testfunctions.line_search_loss, dict(phi=0.5), {"phi": ["a", None]}),
+    (optim_path.descent_path, dict(loss_fn=lambda phi: (phi ** 2).sum(), start=[1.0], steps=2,
+                             optimizer=lambda p: torch.optim.SGD(p, lr=0.1)),
+     {"steps": [-1, 1.5], "start": [1.0], "loss_fn": [3], "optimizer": [None]}),
 ]
 # Public classes that are plain records of results or data (no behaviour to misuse), and
 # the figure framework's own types (tests/test_registry.py tries them).

@@ -7,13 +7,15 @@
 - :class:`BookAdam`: Adam in the book's form (eqs. 6.15-6.17).
 - :func:`to_torch_sgd`, :func:`to_torch_adam`: the ``torch.optim.SGD`` / ``torch.optim.Adam``
   hyper-parameters that give the same trajectories as the book's rules.
+- :func:`descent_path`: the points an optimizer visits on a small loss function.
 
 Plain SGD is ``torch.optim.SGD`` (or ``BookMomentum`` with ``beta=0``).
 """
 
 from udl.optim.book import BookAdam, BookMomentum, to_torch_adam, to_torch_sgd
 from udl.optim.line_search import Bracket, LineSearchGD, bracket_minimize
+from udl.optim.path import descent_path
 from udl.optim.sign import SignGD
 
 __all__ = ["bracket_minimize", "Bracket", "LineSearchGD", "SignGD", "BookMomentum", "BookAdam",
-           "to_torch_sgd", "to_torch_adam"]
+           "to_torch_sgd", "to_torch_adam", "descent_path"]
