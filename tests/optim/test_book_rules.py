@@ -191,3 +191,11 @@ def test_conversions():
 def test_bad_hyper_parameters(make, message):
     with pytest.raises(ValueError, match=message):
         make([torch.zeros(2, requires_grad=True)])
+
+
+def test_torch_dampening_is_not_the_books_rule():
+    # torch's first buffer is g₀ even with dampening=β, so lr=α, dampening=β takes a first step (1-β)⁻¹ too long
+    book, _, _ = _trajectory(lambda p: BookMomentum(p, 0.05, 0.9), adam_loss, [-0.7, -0.9])
+    damped, _, _ = _trajectory(lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, dampening=0.9), adam_loss,
+                               [-0.7, -0.9])
+    assert (book - damped).abs().max() > 0.1
