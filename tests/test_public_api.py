@@ -20,6 +20,7 @@ from udl.analysis import probability, regions
 from udl.data import images, mnist1d, toy
 from udl.models import autoencoder, classifier
 from udl.nn import deep, shallow
+from udl.nn import fixed_joints, regularizers
 from udl.data import testfunctions
 from udl.optim import book, line_search, sign
 from udl.optim import path as optim_path
@@ -74,6 +75,9 @@ CASES = [
     (optim_path.descent_path, dict(loss_fn=lambda phi: (phi ** 2).sum(), start=[1.0], steps=2,
                              optimizer=lambda p: torch.optim.SGD(p, lr=0.1)),
      {"steps": [-1, 1.5], "start": [1.0], "loss_fn": [3], "optimizer": [None]}),
+    (fixed_joints.FixedJointNetwork, dict(n_hidden=3, lo=0.0, hi=1.0),
+     {"n_hidden": BAD_INT, "lo": ["a", float("nan")], "hi": [0.0, -1.0, "a"], "generator": [3]}),
+    (regularizers.l2_penalty, dict(params=torch.nn.Linear(2, 1), lam=0.1), {"lam": [-0.1, "a"], "params": [3, [1.0]]}),
 ]
 # Public classes that are plain records of results or data (no behaviour to misuse), and
 # the figure framework's own types (tests/test_registry.py tries them).

@@ -1,0 +1,172 @@
+"""The "simplified" shallow network of UDL chapters 8-9, with joints fixed in advance.
+
+The book's bias-variance and regularization experiments (figs. 8.4-8.9, 9.2, 9.6,
+9.7, 9.9) use a 1D shallow network whose hidden units have fixed slopes and fixed
+joints spread evenly over the input range; only the output layer is learned::
+
+    y = β + Σ_{j=0}^{D-1} ω_j · ReLU(x - x_j),      x_j = lo + j·(hi - lo)/D
+
+With joints at 0, 1/D, ..., (D-1)/D on [0, 1] this is a piecewise linear function
+with D regions on [0, 1] (the first joint sits at the left edge, so its unit is a
+plain linear term there). The output is linear in the parameters φ = (β, ω), so the
+least-squares fit has a closed form (the normal equations), and the L2-regularised
+(ridge) fit too (UDL eq. 9.5):
+
+    φ̂ = argmin_φ  Σ_i (y_i - f[x_i, φ])² + λ Σ_k φ_k²  =  (AᵀA + λI)⁻¹ Aᵀy
+
+where A is the N x (D+1) design matrix [1, ReLU(x - x_j)...] (:meth:`features`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+from udl.validate import check_float, check_int
+
+__all__ = ["FixedJointNetwork"]
+
+_OWNER = "FixedJointNetwork"
+
+
+class FixedJointNetwork(nn.Module):
+    """A 1D shallow ReLU network with D fixed joints; only β and ω are parameters (UDL fig. 8.4).
+
+    ``y = β + Σ_j ω_j · ReLU(x - x_j)`` with joints ``x_j = lo + j·(hi - lo)/D``,
+    j = 0..D-1, so the network has D + 1 parameters and D linear regions on [lo, hi].
+
+    Args:
+        n_hidden: number of hidden units D (= number of regions on [lo, hi]).
+        lo: left end of the input range; the first joint. Default 0.0.
+        hi: right end of the input range (> lo). Default 1.0.
+        generator: draws the initial β and ω from U(-1/√D, 1/√D), as ``nn.Linear(D, 1)``
+            initialises its weights; None uses torch's global generator.
+
+    Shape:
+        x: (N,) or (N, 1) -> y: (N,).
+
+    Example::
+
+        >>> net = FixedJointNetwork(3, generator=torch.Generator().manual_seed(0))
+        >>> [round(v, 4) for v in net.joints.tolist()]
+        [0.0, 0.3333, 0.6667]
+        >>> x = torch.linspace(0, 1, 15); y = torch.exp(torch.sin(2 * math.pi * x))
+        >>> net.fit_least_squares(x, y)(x).shape
+        torch.Size([15])
+    """
+
+    def __init__(self, n_hidden: int, *, lo: float = 0.0, hi: float = 1.0,
+                 generator: torch.Generator | None = None):
+        super().__init__()
+        self.n_hidden = check_int(n_hidden, "n_hidden", _OWNER)
+        lo = check_float(lo, "lo", _OWNER)
+        hi = check_float(hi, "hi", _OWNER)
+        if not hi > lo:
+            raise ValueError(f"The 'hi' parameter of {_OWNER} must be a float greater than lo={lo!r}. "
+                             f"Got {hi!r} instead.")
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise TypeError(f"The 'generator' parameter of {_OWNER} must be a torch.Generator or None. "
+                            f"Got {generator!r} instead.")
+        self.lo, self.hi = lo, hi
+        self.beta = nn.Parameter(torch.zeros(()))  # the offset β (scalar)
+        self.omega = nn.Parameter(torch.zeros(n_hidden))  # the output weights ω, shape (D,)
+        self.reset_parameters(generator)
+
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        """Draw β and ω from U(-1/√D, 1/√D) (``nn.Linear``'s default for a D → 1 layer)."""
+        bound = 1.0 / math.sqrt(self.n_hidden)
+        with torch.no_grad():
+            for p in (self.beta, self.omega):
+                u = torch.rand(p.shape, generator=generator, dtype=torch.float64)
+                p.copy_(u.mul(2).sub(1).mul(bound))
+
+    @property
+    def joints(self) -> torch.Tensor:
+        """The joint positions x_j = lo + j·(hi - lo)/D, j = 0..D-1, shape (D,), in the parameters' dtype."""
+        return self._joints_like(self.omega)
+
+    def _joints_like(self, x: torch.Tensor) -> torch.Tensor:
+        j = torch.arange(self.n_hidden, dtype=torch.float64)
+        return (self.lo + j * (self.hi - self.lo) / self.n_hidden).to(device=x.device, dtype=x.dtype)
+
+    def _input(self, x, name: str = "x") -> torch.Tensor:
+        if isinstance(x, np.ndarray):
+            x = torch.from_numpy(x)
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"The {name!r} parameter of {_OWNER} must be a torch.Tensor or numpy array. "
+                            f"Got {type(x).__name__} instead.")
+        if x.dim() == 2 and x.shape[1] == 1:
+            x = x[:, 0]  # (N, 1) -> (N,)
+        if x.dim() != 1:
+            raise ValueError(f"The {name!r} parameter of {_OWNER} must have shape (N,) or (N, 1). "
+                             f"Got {tuple(x.shape)} instead.")
+        return x.to(device=self.omega.device, dtype=self.omega.dtype)
+
+    def features(self, x) -> torch.Tensor:
+        """The design matrix A = [1, ReLU(x - x_0), ..., ReLU(x - x_{D-1})], so y = A·(β, ω).
+
+        Shape:
+            x: (N,) or (N, 1) -> (N, D + 1).
+        """
+        x = self._input(x)
+        h = torch.relu(x[:, None] - self._joints_like(x)[None, :])  # (N, 1) - (1, D) -> (N, D) activations
+        return torch.cat([torch.ones_like(x)[:, None], h], dim=1)  # (N, D + 1)
+
+    def forward(self, x) -> torch.Tensor:
+        """``y = β + Σ_j ω_j ReLU(x - x_j)``. Shape: (N,) or (N, 1) -> (N,)."""
+        x = self._input(x)
+        h = torch.relu(x[:, None] - self._joints_like(x)[None, :])  # (N, D)
+        return self.beta + h @ self.omega  # (N, D) @ (D,) -> (N,)
+
+    def fit_least_squares(self, x, y, *, l2: float = 0.0, penalize_beta: bool = True) -> "FixedJointNetwork":
+        """Set β and ω to the (ridge) least-squares solution in closed form; return ``self``.
+
+        Minimises ``Σ_i (y_i - f[x_i, φ])² + λ Σ_k φ_k²`` (UDL eq. 9.5 with the
+        least-squares loss). By default every parameter is penalised, β included, as
+        in eq. 9.5 — the same objective as the sum-of-squares loss plus
+        ``udl.nn.regularizers.l2_penalty(model, λ)``, and as SGD with weight decay
+        (which also decays every parameter). With ``penalize_beta=False`` only ω is
+        shrunk and the offset is free. The solution is
+
+            φ̂ = (AᵀA + λP)⁻¹ Aᵀy,     P = I (or I with P_00 = 0)
+
+        computed in float64. With λ = 0 the minimum-norm solution A⁺y is returned,
+        which interpolates the data whenever D + 1 ≥ N and A has full row rank.
+
+        Args:
+            x: inputs, shape (N,) or (N, 1).
+            y: targets, shape (N,) or (N, 1).
+            l2: the regularisation weight λ ≥ 0. Default 0.0 (ordinary least squares).
+            penalize_beta: whether β is penalised too. Default True (eq. 9.5).
+
+        Returns:
+            ``self``, with the fitted parameters.
+        """
+        l2 = check_float(l2, "l2", f"{_OWNER}.fit_least_squares", low=0)
+        if not isinstance(penalize_beta, bool):
+            raise TypeError(f"The 'penalize_beta' parameter of {_OWNER}.fit_least_squares must be a bool. "
+                            f"Got {penalize_beta!r} instead.")
+        xt = self._input(x, "x")
+        yt = self._input(y, "y")
+        if yt.shape != xt.shape:
+            raise ValueError(f"The 'y' parameter of {_OWNER}.fit_least_squares must have one target per input, "
+                             f"shape ({xt.shape[0]},). Got {tuple(yt.shape)} instead.")
+        a = self.features(xt).to(torch.float64)  # (N, D + 1)
+        b = yt.to(torch.float64)  # (N,)
+        if l2 == 0.0:
+            phi = torch.linalg.pinv(a) @ b  # (D + 1, N) @ (N,) -> (D + 1,) minimum-norm least squares
+        else:
+            penalty = torch.eye(self.n_hidden + 1, dtype=torch.float64, device=a.device)
+            if not penalize_beta:
+                penalty[0, 0] = 0.0
+            phi = torch.linalg.solve(a.T @ a + l2 * penalty, a.T @ b)  # normal equations, (D + 1,)
+        with torch.no_grad():
+            self.beta.copy_(phi[0])
+            self.omega.copy_(phi[1:])
+        return self
+
+    def extra_repr(self) -> str:
+        return f"n_hidden={self.n_hidden}, lo={self.lo:g}, hi={self.hi:g}"

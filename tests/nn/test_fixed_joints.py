@@ -1,0 +1,117 @@
+"""udl.nn.fixed_joints: the fixed-joint network against its formula, numpy's lstsq and autograd."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from udl.data.toy import make_regression_1d
+from udl.nn.fixed_joints import FixedJointNetwork
+from udl.nn.regularizers import l2_penalty
+
+
+def gen(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+def test_joints_and_parameter_count():
+    net = FixedJointNetwork(4, lo=-1.0, hi=1.0)
+    torch.testing.assert_close(net.joints, torch.tensor([-1.0, -0.5, 0.0, 0.5]))
+    assert sum(p.numel() for p in net.parameters()) == 5
+    assert [n for n, _ in net.named_parameters()] == ["beta", "omega"]
+
+
+def test_forward_equals_formula_by_hand_and_accepts_both_shapes():
+    net = FixedJointNetwork(3, generator=gen(0)).double()
+    beta, omega = net.beta.item(), net.omega.tolist()
+    xs = [-0.2, 0.0, 0.1, 0.4, 0.9, 1.3]
+    x = torch.tensor(xs, dtype=torch.float64)
+    by_hand = [beta + sum(omega[j] * max(0.0, v - j / 3) for j in range(3)) for v in xs]
+    torch.testing.assert_close(net(x), torch.tensor(by_hand, dtype=torch.float64), rtol=0, atol=1e-14)
+    torch.testing.assert_close(net(x[:, None]), net(x), rtol=0, atol=0)
+    a = net.features(x)
+    assert a.shape == (6, 4)
+    torch.testing.assert_close(a @ torch.cat([net.beta[None], net.omega]), net(x))
+
+
+def test_initialisation_is_seeded_and_bounded():
+    a, b = FixedJointNetwork(9, generator=gen(5)), FixedJointNetwork(9, generator=gen(5))
+    torch.testing.assert_close(a.omega, b.omega, rtol=0, atol=0)
+    assert a.omega.abs().max() <= 1 / 3 and a.beta.abs() <= 1 / 3
+    assert not torch.equal(a.omega, FixedJointNetwork(9, generator=gen(6)).omega)
+
+
+def test_least_squares_equals_numpy_lstsq():
+    data = make_regression_1d(seed=1)
+    net = FixedJointNetwork(3).double().fit_least_squares(data.x, data.y)
+    a = np.column_stack([np.ones(15)] + [np.maximum(data.x - j / 3, 0) for j in range(3)])
+    phi, *_ = np.linalg.lstsq(a, data.y, rcond=None)
+    np.testing.assert_allclose(net.beta.item(), phi[0], atol=1e-10)
+    np.testing.assert_allclose(net.omega.detach().numpy(), phi[1:], atol=1e-10)
+
+
+def test_fourteen_units_interpolate_fifteen_points():
+    data = make_regression_1d(seed=0)
+    net = FixedJointNetwork(14).double().fit_least_squares(data.x, data.y)
+    np.testing.assert_allclose(net(data.x).detach().numpy(), data.y, atol=1e-8)
+
+
+@pytest.mark.parametrize("penalize_beta", [True, False])
+def test_ridge_solution_is_a_stationary_point_of_loss_plus_l2_penalty(penalize_beta):
+    data = make_regression_1d(seed=2)
+    lam = 0.3
+    net = FixedJointNetwork(14).double().fit_least_squares(data.x, data.y, l2=lam, penalize_beta=penalize_beta)
+    x, y = torch.from_numpy(data.x), torch.from_numpy(data.y)
+    penalty = l2_penalty(net, lam) if penalize_beta else l2_penalty([net.omega], lam)
+    loss = ((y - net(x)) ** 2).sum() + penalty  # eq. 9.5 with the least-squares loss
+    loss.backward()
+    assert net.beta.grad.abs() < 1e-10 and net.omega.grad.abs().max() < 1e-10
+    # a larger λ shrinks the penalised parameters
+    norm = lambda m: (m.omega.pow(2).sum() + (m.beta ** 2 if penalize_beta else 0)).item()  # noqa: E731
+    big = FixedJointNetwork(14).double().fit_least_squares(data.x, data.y, l2=10 * lam, penalize_beta=penalize_beta)
+    assert norm(big) < norm(net)
+
+
+def test_ridge_with_free_beta_keeps_the_mean_at_huge_lambda():
+    data = make_regression_1d(seed=3)
+    free = FixedJointNetwork(5).double().fit_least_squares(data.x, data.y, l2=1e9, penalize_beta=False)
+    assert free.beta.item() == pytest.approx(data.y.mean(), abs=1e-5)
+    tied = FixedJointNetwork(5).double().fit_least_squares(data.x, data.y, l2=1e9)
+    assert abs(tied.beta.item()) < 1e-6
+
+
+def test_gradient_descent_reaches_the_closed_form():
+    data = make_regression_1d(seed=4)
+    x, y = torch.from_numpy(data.x), torch.from_numpy(data.y)
+    target = FixedJointNetwork(3).double().fit_least_squares(x, y)
+    net = FixedJointNetwork(3, generator=gen(1)).double()
+    opt = torch.optim.LBFGS(net.parameters(), max_iter=200, tolerance_grad=1e-12, tolerance_change=0)
+
+    def closure():
+        opt.zero_grad()
+        loss = ((y - net(x)) ** 2).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    torch.testing.assert_close(net.omega, target.omega, atol=1e-6, rtol=0)
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="'n_hidden' parameter of FixedJointNetwork"):
+        FixedJointNetwork(0)
+    with pytest.raises(ValueError, match="'hi' parameter"):
+        FixedJointNetwork(3, lo=1.0, hi=1.0)
+    with pytest.raises(TypeError, match="'generator'"):
+        FixedJointNetwork(3, generator=3)
+    net = FixedJointNetwork(3)
+    with pytest.raises(ValueError, match="'x' parameter"):
+        net(torch.zeros(4, 2))
+    with pytest.raises(ValueError, match="'y' parameter"):
+        net.fit_least_squares(torch.zeros(4), torch.zeros(5))
+    with pytest.raises(ValueError, match="'l2' parameter"):
+        net.fit_least_squares(torch.zeros(4), torch.zeros(4), l2=-1.0)
+    with pytest.raises(TypeError, match="'x' parameter"):
+        net([0.1, 0.2])
+    assert math.isfinite(net(torch.zeros(2)).sum().item())
