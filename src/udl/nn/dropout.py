@@ -1,0 +1,193 @@
+"""Dropout (UDL §9.3.3): train a different random sub-network at every step.
+
+At each training iteration every hidden unit is clamped to zero with probability p,
+independently; its incoming and outgoing weights then have no effect on that step
+(fig. 9.8). With a keep mask m (m_d ~ Bernoulli(1 - p)) a layer of activations h
+becomes::
+
+    h̃ = h ⊙ m / (1 - p)                                  ("inverted" dropout)
+
+The factor 1/(1 - p) keeps the expected activation, E[h̃] = h, so at test time the
+whole network is used unchanged. The book describes the equivalent other bookkeeping,
+the weight-scaling inference rule: train with h ⊙ m and multiply the weights by
+(1 - p) at test time; both give the same test-time network.
+
+- :func:`dropout_mask` draws a keep mask, :func:`apply_dropout_mask` applies one.
+- :class:`Dropout` is the layer: inverted dropout in training mode, the identity in
+  evaluation mode, with the mask of its last forward pass kept in ``last_mask`` so
+  that a figure can draw which units were dropped.
+- :func:`drop_one_of` is the book's simplified mechanism of fig. 9.9: remove exactly
+  one unit chosen uniformly from a few candidates.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from udl.validate import check_float, check_int
+
+__all__ = ["Dropout", "dropout_mask", "apply_dropout_mask", "drop_one_of"]
+
+
+def _check_p(p, owner: str) -> float:
+    return check_float(p, "p", owner, low=0.0, high=1.0, high_open=True)
+
+
+def _check_generator(generator, owner: str) -> None:
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"The 'generator' parameter of {owner} must be a torch.Generator or None. "
+                        f"Got {generator!r} instead.")
+
+
+def _check_tensor(value, name: str, owner: str) -> torch.Tensor:
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"The {name!r} parameter of {owner} must be a torch.Tensor. "
+                        f"Got {type(value).__name__} instead.")
+    return value
+
+
+def dropout_mask(shape: Sequence[int] | torch.Size, p: float, *, generator: torch.Generator | None = None,
+                 device: torch.device | str | None = None) -> torch.Tensor:
+    """A keep mask m with independent entries m_d ~ Bernoulli(1 - p) (True = unit kept).
+
+    Drawn as ``u >= p`` for u ~ U[0, 1), so each entry is dropped with probability p.
+
+    Args:
+        shape: the mask's shape (usually the activations' shape, batch first).
+        p: the drop probability, 0 <= p < 1.
+        generator: the source of randomness; the mask is drawn on the generator's
+            device and moved to ``device``. None uses torch's global generator.
+        device: where the mask lives. Default: the generator's device (else CPU).
+
+    Shape:
+        ``shape`` -> a bool tensor of that shape.
+
+    Example::
+
+        >>> m = dropout_mask((2, 5), 0.5, generator=torch.Generator().manual_seed(0))
+        >>> m.dtype, m.shape
+        (torch.bool, torch.Size([2, 5]))
+    """
+    owner = "dropout_mask"
+    if isinstance(shape, int) and not isinstance(shape, bool):
+        shape = (shape,)
+    if not isinstance(shape, (tuple, list, torch.Size)) or \
+            any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in shape):
+        raise TypeError(f"The 'shape' parameter of {owner} must be a tuple of non-negative ints. "
+                        f"Got {shape!r} instead.")
+    p = _check_p(p, owner)
+    _check_generator(generator, owner)
+    draw_on = generator.device if generator is not None else (device or "cpu")
+    u = torch.rand(tuple(shape), generator=generator, device=draw_on)  # u ~ U[0, 1)
+    mask = u >= p  # Pr(keep) = 1 - p
+    return mask if device is None else mask.to(device)
+
+
+def apply_dropout_mask(h: torch.Tensor, mask: torch.Tensor, p: float) -> torch.Tensor:
+    """Inverted dropout with a given keep mask: ``h ⊙ m / (1 - p)``.
+
+    Args:
+        h: activations.
+        mask: the keep mask (bool or 0/1), broadcastable to ``h``.
+        p: the drop probability the mask was drawn with, 0 <= p < 1.
+
+    Shape:
+        h: any, mask: broadcastable to h -> the shape of h.
+
+    Example::
+
+        >>> apply_dropout_mask(torch.ones(4), torch.tensor([True, False, True, True]), 0.25)
+        tensor([1.3333, 0.0000, 1.3333, 1.3333])
+    """
+    owner = "apply_dropout_mask"
+    h = _check_tensor(h, "h", owner)
+    mask = _check_tensor(mask, "mask", owner)
+    p = _check_p(p, owner)
+    try:
+        torch.broadcast_shapes(mask.shape, h.shape)
+    except RuntimeError:
+        raise ValueError(f"The 'mask' parameter of {owner} must broadcast to h's shape {tuple(h.shape)}. "
+                         f"Got {tuple(mask.shape)} instead.") from None
+    scale = 1.0 / (1.0 - p)  # as one factor, the same rounding as torch's dropout
+    return h * mask.to(h.dtype) * scale  # h̃ = h ⊙ m / (1 - p)
+
+
+class Dropout(nn.Module):
+    """Inverted dropout (UDL §9.3.3): zero each unit with probability p, scale survivors by 1/(1-p).
+
+    In training mode (``module.train()``) a fresh keep mask is drawn at every call; in
+    evaluation mode (``module.eval()``) the layer is the identity. The mask of the
+    last call is kept in ``last_mask`` (True = kept; all True in evaluation mode).
+
+    Args:
+        p: the drop probability, 0 <= p < 1. Default 0.5.
+        generator: draws the masks, for reproducible runs; None uses torch's global
+            generator (as ``torch.nn.Dropout`` does).
+
+    Shape:
+        h: any -> the same shape; ``last_mask`` has that shape too.
+
+    Example::
+
+        >>> layer = Dropout(0.5, generator=torch.Generator().manual_seed(0))
+        >>> out = layer(torch.ones(2, 6))
+        >>> bool(((out == 0) == ~layer.last_mask).all()), sorted(set(out.flatten().tolist()))
+        (True, [0.0, 2.0])
+    """
+
+    last_mask: torch.Tensor | None
+
+    def __init__(self, p: float = 0.5, *, generator: torch.Generator | None = None):
+        super().__init__()
+        self.p = _check_p(p, "Dropout")
+        _check_generator(generator, "Dropout")
+        self.generator = generator
+        self.last_mask = None
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        _check_tensor(h, "h", "Dropout.forward")
+        if not self.training or self.p == 0.0:
+            self.last_mask = torch.ones_like(h, dtype=torch.bool)
+            return h
+        self.last_mask = dropout_mask(h.shape, self.p, generator=self.generator, device=h.device)
+        return apply_dropout_mask(h, self.last_mask, self.p)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p:g}"
+
+
+def drop_one_of(n_units: int, candidates: Sequence[int], *, generator: torch.Generator | None = None) -> torch.Tensor:
+    """A keep mask over ``n_units`` units with exactly one of ``candidates`` removed (fig. 9.9).
+
+    The book's simplified picture of dropout: at each step remove one unit, chosen
+    uniformly among a few (the units that make a kink), and take a gradient step.
+    No rescaling is implied; the caller multiplies activations by the mask.
+
+    Args:
+        n_units: the number of units D.
+        candidates: distinct unit indices in [0, D) to choose from.
+        generator: draws the choice; None uses torch's global generator.
+
+    Shape:
+        -> a bool tensor of shape (D,) with exactly one False.
+
+    Example::
+
+        >>> drop_one_of(5, [1, 2, 3], generator=torch.Generator().manual_seed(0)).sum().item()
+        4
+    """
+    owner = "drop_one_of"
+    n_units = check_int(n_units, "n_units", owner)
+    if not isinstance(candidates, (list, tuple)) or not candidates or len(set(candidates)) != len(candidates) or \
+            any(isinstance(c, bool) or not isinstance(c, int) or not 0 <= c < n_units for c in candidates):
+        raise ValueError(f"The 'candidates' parameter of {owner} must be a non-empty list of distinct unit "
+                         f"indices in [0, {n_units}). Got {candidates!r} instead.")
+    _check_generator(generator, owner)
+    pick = int(torch.randint(len(candidates), (), generator=generator,
+                             device=generator.device if generator is not None else "cpu"))
+    keep = torch.ones(n_units, dtype=torch.bool)
+    keep[candidates[pick]] = False
+    return keep
