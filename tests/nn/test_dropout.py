@@ -86,16 +86,20 @@ def test_masks_are_reproducible_from_the_generator_and_change_between_calls():
                                torch.rand(3, 4, generator=gen(10)) >= 0.3)
 
 
-def test_drop_one_of_removes_exactly_one_candidate_uniformly():
+def test_drop_one_of_removes_exactly_one_candidate_uniformly_and_keeps_the_mean():
     g, candidates, n = gen(11), [6, 7, 8], 3000
-    counts = torch.zeros(14)
-    for _ in range(n):
-        keep = drop_one_of(14, candidates, generator=g)
-        assert int((~keep).sum()) == 1
-        counts += (~keep).double()
-    assert counts.sum() == n and counts[[i for i in range(14) if i not in candidates]].sum() == 0
-    for c in candidates:  # each chosen with probability 1/3
-        assert abs(counts[c].item() / n - 1 / 3) < binomial_bound(n, 1 / 3)
+    draws = torch.stack([drop_one_of(14, candidates, generator=g) for _ in range(n)])  # (n, 14)
+    dropped = draws == 0
+    assert torch.equal(dropped.sum(1), torch.ones(n, dtype=torch.long))
+    others = [i for i in range(14) if i not in candidates]
+    assert bool((draws[:, others] == 1).all())
+    assert bool(((draws[:, candidates] == 0) | (draws[:, candidates] == 1.5)).all())
+    for c in candidates:  # each removed with probability 1/3
+        assert abs(dropped[:, c].double().mean().item() - 1 / 3) < binomial_bound(n, 1 / 3)
+    # inverted scaling: every multiplier has mean 1, so the expected output is unchanged
+    assert bool(((draws.double().mean(0) - 1).abs() < 5 * 0.75 / math.sqrt(n)).all())
+    plain = drop_one_of(14, candidates, inverted=False, generator=gen(12))
+    assert sorted(plain.tolist()) == [0.0] + [1.0] * 13
 
 
 @pytest.mark.parametrize("call, message", [
@@ -104,8 +108,9 @@ def test_drop_one_of_removes_exactly_one_candidate_uniformly():
     (lambda: Dropout(0.5)([1.0]), "'h'"),
     (lambda: dropout_mask((2, -1), 0.5), "'shape'"),
     (lambda: apply_dropout_mask(torch.ones(3), torch.ones(4, dtype=torch.bool), 0.5), "'mask'"),
-    (lambda: drop_one_of(5, [5]), "'candidates'"), (lambda: drop_one_of(5, []), "'candidates'"),
-    (lambda: drop_one_of(5, [1, 1]), "'candidates'"), (lambda: drop_one_of(0, [0]), "'n_units'"),
+    (lambda: drop_one_of(5, [5, 1]), "'candidates'"), (lambda: drop_one_of(5, [1]), "'candidates'"),
+    (lambda: drop_one_of(5, [1, 2], inverted=1), "'inverted'"),
+    (lambda: drop_one_of(5, [1, 1]), "'candidates'"), (lambda: drop_one_of(0, [0, 1]), "'n_units'"),
 ])
 def test_bad_arguments_are_named(call, message):
     with pytest.raises((ValueError, TypeError), match=message):

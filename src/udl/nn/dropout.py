@@ -17,7 +17,7 @@ the weight-scaling inference rule: train with h ⊙ m and multiply the weights b
   evaluation mode, with the mask of its last forward pass kept in ``last_mask`` so
   that a figure can draw which units were dropped.
 - :func:`drop_one_of` is the book's simplified mechanism of fig. 9.9: remove exactly
-  one unit chosen uniformly from a few candidates.
+  one unit chosen uniformly from a few candidates (scaling the others to keep the mean).
 """
 
 from __future__ import annotations
@@ -159,35 +159,49 @@ class Dropout(nn.Module):
         return f"p={self.p:g}"
 
 
-def drop_one_of(n_units: int, candidates: Sequence[int], *, generator: torch.Generator | None = None) -> torch.Tensor:
-    """A keep mask over ``n_units`` units with exactly one of ``candidates`` removed (fig. 9.9).
+def drop_one_of(n_units: int, candidates: Sequence[int], *, inverted: bool = True,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+    """Unit multipliers that remove exactly one of ``candidates``, chosen uniformly (fig. 9.9).
 
     The book's simplified picture of dropout: at each step remove one unit, chosen
-    uniformly among a few (the units that make a kink), and take a gradient step.
-    No rescaling is implied; the caller multiplies activations by the mask.
+    uniformly among k candidates (the units that make a kink), and take a gradient
+    step. Each candidate is then kept with probability (k - 1)/k; with ``inverted``
+    the kept candidates are scaled by k/(k - 1), as :class:`Dropout` scales by
+    1/(1 - p), so the expected output of the network is unchanged and only the
+    spread between the candidates is penalised.
 
     Args:
         n_units: the number of units D.
-        candidates: distinct unit indices in [0, D) to choose from.
+        candidates: k distinct unit indices in [0, D) to choose from (k ≥ 2 when
+            ``inverted``).
+        inverted: scale the kept candidates by k/(k - 1). Default True.
         generator: draws the choice; None uses torch's global generator.
 
     Shape:
-        -> a bool tensor of shape (D,) with exactly one False.
+        -> (D,) float32 multipliers: 0 for the removed unit, k/(k - 1) (or 1) for the
+        other candidates, 1 for every other unit.
 
     Example::
 
-        >>> drop_one_of(5, [1, 2, 3], generator=torch.Generator().manual_seed(0)).sum().item()
-        4
+        >>> drop_one_of(5, [1, 2, 3], generator=torch.Generator().manual_seed(0)).tolist()
+        [1.0, 1.5, 1.5, 0.0, 1.0]
     """
     owner = "drop_one_of"
     n_units = check_int(n_units, "n_units", owner)
-    if not isinstance(candidates, (list, tuple)) or not candidates or len(set(candidates)) != len(candidates) or \
+    if not isinstance(inverted, bool):
+        raise TypeError(f"The 'inverted' parameter of {owner} must be a bool. Got {inverted!r} instead.")
+    min_k = 2 if inverted else 1
+    if not isinstance(candidates, (list, tuple)) or len(candidates) < min_k or \
+            len(set(candidates)) != len(candidates) or \
             any(isinstance(c, bool) or not isinstance(c, int) or not 0 <= c < n_units for c in candidates):
-        raise ValueError(f"The 'candidates' parameter of {owner} must be a non-empty list of distinct unit "
+        raise ValueError(f"The 'candidates' parameter of {owner} must be a list of at least {min_k} distinct unit "
                          f"indices in [0, {n_units}). Got {candidates!r} instead.")
     _check_generator(generator, owner)
-    pick = int(torch.randint(len(candidates), (), generator=generator,
+    k = len(candidates)
+    pick = int(torch.randint(k, (), generator=generator,
                              device=generator.device if generator is not None else "cpu"))
-    keep = torch.ones(n_units, dtype=torch.bool)
-    keep[candidates[pick]] = False
-    return keep
+    multipliers = torch.ones(n_units)
+    if inverted:
+        multipliers[list(candidates)] = k / (k - 1)  # keep probability (k-1)/k, inverted scaling
+    multipliers[candidates[pick]] = 0.0
+    return multipliers
