@@ -21,6 +21,8 @@ from udl.data import images, mnist1d, toy
 from udl.models import autoencoder, classifier
 from udl.nn import deep, shallow
 from udl.nn import fixed_joints, regularizers
+from udl.analysis import bias_variance
+from udl.train import early_stopping
 from udl.data import testfunctions
 from udl.optim import book, line_search, sign
 from udl.optim import path as optim_path
@@ -78,6 +80,11 @@ CASES = [
     (fixed_joints.FixedJointNetwork, dict(n_hidden=3, lo=0.0, hi=1.0),
      {"n_hidden": BAD_INT, "lo": ["a", float("nan")], "hi": [0.0, -1.0, "a"], "generator": [3]}),
     (regularizers.l2_penalty, dict(params=torch.nn.Linear(2, 1), lam=0.1), {"lam": [-0.1, "a"], "params": [3, [1.0]]}),
+    (early_stopping.EarlyStopping, dict(val_fn=lambda m: 0.0, every=1),
+     {"val_fn": [3], "every": BAD_INT, "patience": BAD_INT, "min_delta": [-0.1, "a"]}),
+    (bias_variance.decompose, dict(fit_fn=lambda x, y: (lambda t: 0 * t), sample_fn=lambda rng: (X1[:, 0], X1[:, 0]),
+                                   truth=lambda t: 0 * t, x_test=[0.0, 0.5], noise_var=0.1, n_datasets=3),
+     {"fit_fn": [3], "x_test": [[], "ab"], "noise_var": [-1.0], "n_datasets": [1, 2.5], "seed": [-1]}),
 ]
 # Public classes that are plain records of results or data (no behaviour to misuse), and
 # the figure framework's own types (tests/test_registry.py tries them).

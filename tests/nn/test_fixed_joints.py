@@ -115,3 +115,36 @@ def test_bad_arguments():
     with pytest.raises(TypeError, match="'x' parameter"):
         net([0.1, 0.2])
     assert math.isfinite(net(torch.zeros(2)).sum().item())
+
+
+def test_fit_sgd_equals_udl_train_fit_with_torch_sgd():
+    from udl.train import fit
+
+    data = make_regression_1d(seed=0)
+    x, y = torch.from_numpy(data.x), torch.from_numpy(data.y)
+    fast = FixedJointNetwork(14, generator=gen(0)).double()
+    ref = FixedJointNetwork(14, generator=gen(0)).double()
+    seen = []
+    losses = fast.fit_sgd(x, y, lr=0.05, batch_size=5, steps=400, seed=3, every=100,
+                          callback=lambda s, loss, m: seen.append((s, loss, m.omega.detach().clone())))
+    ref_seen = {}
+    ref_losses = fit(ref, (x, y), lambda f, t: ((f - t) ** 2).sum(), lambda p: torch.optim.SGD(p, lr=0.05),
+                     steps=400, batch_size=5, seed=3, progress=False, device="cpu",
+                     callback=lambda s, loss, m: ref_seen.setdefault(s, m.omega.detach().clone()))
+    torch.testing.assert_close(fast.omega, ref.omega, rtol=0, atol=1e-12)
+    torch.testing.assert_close(fast.beta, ref.beta, rtol=0, atol=1e-12)
+    assert [s for s, _, _ in seen] == [100, 200, 300, 400]
+    for s, loss, omega in seen:
+        torch.testing.assert_close(omega, ref_seen[s], rtol=0, atol=1e-12)
+        assert loss == pytest.approx(ref_losses[s - 1], rel=1e-6)  # fit reports float32 losses
+    np.testing.assert_allclose(losses, ref_losses, rtol=1e-6)
+    assert np.mean(losses[-30:]) < np.mean(losses[:30])
+
+
+def test_fit_sgd_bad_arguments():
+    net = FixedJointNetwork(3)
+    x = torch.linspace(0, 1, 6)
+    for kwargs, error in [(dict(lr=0.0), ValueError), (dict(batch_size=7), ValueError), (dict(steps=0), ValueError),
+                          (dict(every=0), ValueError), (dict(callback=3), TypeError), (dict(seed=-1), ValueError)]:
+        with pytest.raises(error, match=f"'{next(iter(kwargs))}' parameter of FixedJointNetwork.fit_sgd"):
+            net.fit_sgd(x, x, **{**dict(lr=0.1, batch_size=2, steps=3), **kwargs})

@@ -20,6 +20,7 @@ where A is the N x (D+1) design matrix [1, ReLU(x - x_j)...] (:meth:`features`).
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import numpy as np
 import torch
@@ -71,6 +72,7 @@ class FixedJointNetwork(nn.Module):
             raise TypeError(f"The 'generator' parameter of {_OWNER} must be a torch.Generator or None. "
                             f"Got {generator!r} instead.")
         self.lo, self.hi = lo, hi
+        self._joint_cache: dict = {}
         self.beta = nn.Parameter(torch.zeros(()))  # the offset β (scalar)
         self.omega = nn.Parameter(torch.zeros(n_hidden))  # the output weights ω, shape (D,)
         self.reset_parameters(generator)
@@ -89,8 +91,12 @@ class FixedJointNetwork(nn.Module):
         return self._joints_like(self.omega)
 
     def _joints_like(self, x: torch.Tensor) -> torch.Tensor:
-        j = torch.arange(self.n_hidden, dtype=torch.float64)
-        return (self.lo + j * (self.hi - self.lo) / self.n_hidden).to(device=x.device, dtype=x.dtype)
+        key = (x.dtype, x.device)
+        if key not in self._joint_cache:  # computed in float64, then cast: exact j/D in any dtype
+            j = torch.arange(self.n_hidden, dtype=torch.float64)
+            self._joint_cache[key] = (self.lo + j * (self.hi - self.lo) / self.n_hidden).to(device=x.device,
+                                                                                              dtype=x.dtype)
+        return self._joint_cache[key]
 
     def _input(self, x, name: str = "x") -> torch.Tensor:
         if isinstance(x, np.ndarray):
@@ -167,6 +173,74 @@ class FixedJointNetwork(nn.Module):
             self.beta.copy_(phi[0])
             self.omega.copy_(phi[1:])
         return self
+
+    def fit_sgd(self, x, y, *, lr: float, batch_size: int, steps: int, seed: int = 0,
+                callback: Callable[[int, float, nn.Module], None] | None = None, every: int = 1) -> list[float]:
+        """Train β and ω by minibatch SGD on the sum-of-squares loss; return every step's batch loss.
+
+        Step s draws batch B_s and takes ``φ ← φ - α ∂L_s/∂φ`` (UDL eq. 6.3) with
+        ``L_s = Σ_{i∈B_s} (f[x_i, φ] - y_i)²``. The model is linear in φ = (β, ω), so
+        the gradient is computed in closed form, ``∂L_s/∂φ = 2 A_sᵀ(A_s φ - y_s)``
+        with A_s the batch's rows of :meth:`features` — no autograd, about ten times
+        faster than a general loop, which matters for the 10⁴-10⁵ steps of fig. 9.6.
+        The batches are those of ``udl.train.fit(self, (x, y), loss, SGD(lr), steps=steps,
+        batch_size=batch_size, seed=seed)`` (``udl.train.batches.epoch_order``), so the
+        two give the same parameters up to rounding.
+
+        Args:
+            x: inputs, shape (N,) or (N, 1).
+            y: targets, shape (N,) or (N, 1).
+            lr: the step size α > 0.
+            batch_size: B, 1 ≤ B ≤ N; each epoch visits ⌊N/B⌋ batches of a fresh permutation.
+            steps: the number of SGD steps.
+            seed: the seed of the batch order. Default 0.
+            callback: ``callback(step, loss, model)`` on steps that are multiples of
+                ``every`` (the module holds the current φ then), e.g. an
+                :class:`udl.train.early_stopping.EarlyStopping`. Default None.
+            every: how often ``callback`` runs. Default 1.
+
+        Returns:
+            The batch loss L_s before each step's update, ``losses[s - 1]`` for step s.
+        """
+        from udl.train.batches import epoch_order
+
+        owner = f"{_OWNER}.fit_sgd"
+        lr = check_float(lr, "lr", owner, low=0, low_open=True)
+        steps = check_int(steps, "steps", owner)
+        seed = check_int(seed, "seed", owner, minimum=0)
+        every = check_int(every, "every", owner)
+        if callback is not None and not callable(callback):
+            raise TypeError(f"The 'callback' parameter of {owner} must be callable or None. Got {callback!r} instead.")
+        xt, yt = self._input(x, "x"), self._input(y, "y")
+        if yt.shape != xt.shape:
+            raise ValueError(f"The 'y' parameter of {owner} must have one target per input, "
+                             f"shape ({xt.shape[0]},). Got {tuple(yt.shape)} instead.")
+        n = xt.shape[0]
+        batch_size = check_int(batch_size, "batch_size", owner)
+        if batch_size > n:
+            raise ValueError(f"The 'batch_size' parameter of {owner} must be at most the number of examples {n}. "
+                             f"Got {batch_size} instead.")
+        with torch.no_grad():
+            a = self.features(xt)  # (N, D + 1)
+            phi = torch.cat([self.beta.detach()[None], self.omega.detach()])  # (D + 1,) = (β, ω)
+            per_epoch = n // batch_size
+            losses = torch.empty(steps, dtype=phi.dtype)
+            for step in range(1, steps + 1):
+                epoch, b = divmod(step - 1, per_epoch)
+                if b == 0:
+                    order = epoch_order(n, epoch, seed=seed).to(a.device)[: per_epoch * batch_size]
+                    rows = order.view(per_epoch, batch_size)  # (batches, B)
+                a_s = a[rows[b]]  # (B, D + 1)
+                r = a_s @ phi - yt[rows[b]]  # (B,) residuals f - y
+                losses[step - 1] = r @ r
+                phi -= lr * 2 * (a_s.T @ r)  # (D + 1, B) @ (B,): the gradient 2 A_sᵀ r
+                if callback is not None and step % every == 0:
+                    self.beta.copy_(phi[0])
+                    self.omega.copy_(phi[1:])
+                    callback(step, float(losses[step - 1]), self)
+            self.beta.copy_(phi[0])
+            self.omega.copy_(phi[1:])
+        return losses.tolist()
 
     def extra_repr(self) -> str:
         return f"n_hidden={self.n_hidden}, lo={self.lo:g}, hi={self.hi:g}"
