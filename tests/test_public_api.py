@@ -28,6 +28,10 @@ from udl.optim import book, line_search, sign
 from udl.optim import path as optim_path
 from udl.rl import penguin, reinforce
 from udl.train import loop
+from udl.models import ensemble
+from udl.nn import dropout
+from udl.analysis import smoothness
+from udl import regularization
 
 X1 = torch.linspace(0, 1, 20)[:, None]
 Y1 = torch.sin(6 * X1)
@@ -85,6 +89,23 @@ CASES = [
     (bias_variance.decompose, dict(fit_fn=lambda x, y: (lambda t: 0 * t), sample_fn=lambda rng: (X1[:, 0], X1[:, 0]),
                                    truth=lambda t: 0 * t, x_test=[0.0, 0.5], noise_var=0.1, n_datasets=3),
      {"fit_fn": [3], "x_test": [[], "ab"], "noise_var": [-1.0], "n_datasets": [1, 2.5], "seed": [-1]}),
+    (dropout.Dropout, dict(p=0.5), {"p": [1.0, -0.1, "a", True], "generator": [3]}),
+    (dropout.dropout_mask, dict(shape=(2, 3), p=0.5), {"shape": [(2, -1), "ab"], "p": [1.0, -0.5]}),
+    (dropout.apply_dropout_mask, dict(h=torch.ones(3), mask=torch.ones(3, dtype=torch.bool), p=0.5),
+     {"h": [[1.0]], "mask": [torch.ones(4), [1]], "p": [1.0, -0.1]}),
+    (dropout.drop_one_of, dict(n_units=5, candidates=[1, 2, 3]),
+     {"n_units": BAD_INT, "candidates": [[5, 1], [1], [1, 1], "ab"], "inverted": [1]}),
+    (ensemble.bootstrap_indices, dict(n=5, n_models=2), {"n": BAD_INT, "n_models": BAD_INT, "seed": [-1, "a"]}),
+    (ensemble.bootstrap_counts, dict(indices=np.zeros((2, 3), dtype=np.int64), n=3),
+     {"indices": [np.full((2, 3), 3), np.zeros(3, dtype=np.int64)], "n": BAD_INT}),
+    (ensemble.BaggingEnsemble, dict(fit_fn=lambda x, y: (lambda t: t), n_models=2),
+     {"fit_fn": [3, None], "n_models": BAD_INT, "seed": [-1, "a"], "kind": ["ranking", 3]}),
+    (smoothness.slope_changes, dict(x=[0.0, 0.5, 1.0], f=[0.0, 1.0, 0.0]),
+     {"x": [[0.0, 1.0], [0.0, 2.0, 1.0], "abc"], "f": [[0.0, 1.0], [0.0, float("nan"), 1.0]]}),
+    (regularization.Regularizer, dict(name="dropout", mechanisms=("model combination",),
+                                      target="udl.nn.dropout:Dropout", test="tests/nn/test_dropout.py"),
+     {"mechanisms": [("sharper",), "model combination", ()], "target": ["udl.nn.dropout.Dropout", 3],
+      "test": ["tests/test_dropout.txt", "nn/test_dropout.py"], "name": ["", 3]}),
 ]
 # Public classes that are plain records of results or data (no behaviour to misuse), and
 # the figure framework's own types (tests/test_registry.py tries them).
