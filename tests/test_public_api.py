@@ -32,6 +32,8 @@ from udl.models import ensemble
 from udl.nn import dropout
 from udl.analysis import smoothness
 from udl import regularization
+from udl.data import gabor as gabor_data
+from udl.models import gabor as gabor_model
 
 X1 = torch.linspace(0, 1, 20)[:, None]
 Y1 = torch.sin(6 * X1)
@@ -89,6 +91,17 @@ CASES = [
     (bias_variance.decompose, dict(fit_fn=lambda x, y: (lambda t: 0 * t), sample_fn=lambda rng: (X1[:, 0], X1[:, 0]),
                                    truth=lambda t: 0 * t, x_test=[0.0, 0.5], noise_var=0.1, n_datasets=3),
      {"fit_fn": [3], "x_test": [[], "ab"], "noise_var": [-1.0], "n_datasets": [1, 2.5], "seed": [-1]}),
+    (gabor_model.GaborModel, dict(phi0=0.0, phi1=10.0),
+     {"phi0": ["a", float("nan")], "phi1": [float("inf"), None], "dtype": [torch.int32, "float"]}),
+    (gabor_data.load_gabor_data, dict(), {"dtype": [torch.int64, "float64"]}),
+    (gabor_data.make_gabor_data, dict(n=10, seed=0),
+     {"n": BAD_INT, "noise_sd": [-0.1], "x_range": [(1.0, 0.0), (0.0,)], "seed": [-1]}),
+    (gabor_model.loss_surface, dict(phi0=torch.zeros(3), phi1=torch.ones(4), x=torch.zeros(5), y=torch.zeros(5)),
+     {"phi0": [[0.0, 1.0], torch.zeros(3, 1)], "y": [torch.zeros(2)]}),
+    (gabor_model.optimize_path, dict(make_optimizer=lambda p: torch.optim.SGD(p, lr=0.1), start=(0.0, 10.0),
+                                     x=torch.zeros(5, dtype=torch.float64), y=torch.zeros(5, dtype=torch.float64),
+                                     steps=2),
+     {"steps": [-1, 1.5], "batch_size": [0, 6, 2.5], "start": [(0.0,), "ab"], "make_optimizer": [3], "seed": [-1]}),
     (dropout.Dropout, dict(p=0.5), {"p": [1.0, -0.1, "a", True], "generator": [3]}),
     (dropout.dropout_mask, dict(shape=(2, 3), p=0.5), {"shape": [(2, -1), "ab"], "p": [1.0, -0.5]}),
     (dropout.apply_dropout_mask, dict(h=torch.ones(3), mask=torch.ones(3, dtype=torch.bool), p=0.5),
