@@ -17,7 +17,7 @@ a global minimum of about 0.64 near φ = (0, 16) and several local minima.
 Contents, small to large:
 
 - :func:`gabor`, :func:`gabor_loss`, :func:`gabor_loss_grad`: the model, the loss and
-  its gradient (derived by hand, eq. 6.10), for any batch of parameter vectors.
+  its gradient (derived by hand), for any batch of parameter vectors.
 - :class:`GaborModel`: the same model as an ``nn.Module`` with parameters ``phi0``,
   ``phi1``, for ``torch.optim`` optimisers and :func:`udl.train.fit`;
   :func:`optimize_path` records the path of φ that an optimiser takes.
@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -90,8 +89,10 @@ def gabor(x: torch.Tensor, phi: torch.Tensor) -> torch.Tensor:
         x (N,), phi (..., 2) → (..., N).
 
     Example:
-        >>> gabor(torch.tensor([0.0]), torch.tensor([math.pi / 2, 10.0]))  # sin(π/2)·exp(-(π/2)²/32)
-        tensor([0.9259])
+        >>> gabor(torch.tensor([0.0, 1.0]), torch.tensor([[0.0, 10.0], [math.pi / 2, 10.0]])).shape
+        torch.Size([2, 2])
+        >>> round(float(gabor(torch.tensor([0.0]), torch.tensor([math.pi / 2, 10.0]))), 4)  # exp(-(π/2)²/32)
+        0.9258
     """
     owner = "gabor"
     x, phi = _check_x(x, owner), _check_phi(phi, owner)
@@ -120,7 +121,7 @@ def gabor_loss(phi: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Ten
 
 
 def gabor_loss_grad(phi: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """The gradient ∂L/∂φ of the least-squares loss, derived by hand (UDL eq. 6.10).
+    """The gradient ∂L/∂φ of the least-squares loss (UDL eq. 6.9), derived by hand (chain rule).
 
     With z_i = φ0 + 0.06·φ1·x_i and f_i = sin[z_i]·exp[-z_i²/32]::
 
@@ -137,9 +138,10 @@ def gabor_loss_grad(phi: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torc
         phi (..., 2) → (..., 2).
 
     Example:
-        >>> x, y = torch.linspace(-5, 5, 7), torch.zeros(7)
-        >>> gabor_loss_grad(torch.tensor([0.0, 10.0]), x, y)[0]  # an odd function on symmetric x: ∂L/∂φ0 = 0
-        tensor(0.)
+        >>> x, y = torch.linspace(-5, 5, 7, dtype=torch.float64), torch.zeros(7, dtype=torch.float64)
+        >>> g = gabor_loss_grad(torch.tensor([0.0, 10.0], dtype=torch.float64), x, y)
+        >>> abs(float(g[0])) < 1e-12  # f is odd about x = 0 and the x are symmetric: ∂L/∂φ0 = 0
+        True
     """
     owner = "gabor_loss_grad"
     x, y = _check_xy(x, y, owner)
