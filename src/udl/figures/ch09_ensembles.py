@@ -273,9 +273,9 @@ def _(r):
                 "so gradient descent keeps it. (b) Removing unit 8, as dropout might, bends the right-hand "
                 "side away from the data. (c) After 2000 steps of removing one of the three units at random "
                 "and taking a gradient step, the kink is gone while the training loss is about the same.",
-        params={"tiny": dict(n=15, noise_sd=0.3, n_hidden=14, gap_lo=0.4, gap_hi=0.6, unit=7, kink=6.0,
-                             steps=1000, lr=0.015),
-                "full": dict(n=15, noise_sd=0.3, n_hidden=14, gap_lo=0.4, gap_hi=0.6, unit=7, kink=6.0,
+        params={"tiny": dict(n=15, noise_sd=0.3, n_hidden=14, gap_lo=0.4, gap_hi=0.6, unit=7, kink=10.0,
+                             steps=2000, lr=0.015),
+                "full": dict(n=15, noise_sd=0.3, n_hidden=14, gap_lo=0.4, gap_hi=0.6, unit=7, kink=10.0,
                              steps=2000, lr=0.015)})
 def dropout_kink(p, run):
     from udl.analysis.smoothness import slope_changes
@@ -340,7 +340,8 @@ def dropout_kink(p, run):
                  "kink_initial": kink(theta_fit), "kink_final": kink(theta_drop), "kink_plain_gd": kink(theta_plain),
                  "loss_initial": loss(theta_fit), "loss_final": loss(theta_drop), "loss_plain_gd": loss(theta_plain),
                  "loss_unit_removed": loss(removed), "noise_loss": n * var,
-                 "loss_change_per_noise": (loss(theta_drop) - loss(theta_fit)) / (n * var), "steps": p.steps},
+                 "loss_change_per_noise": (loss(theta_drop) - loss(theta_fit)) / (n * var), "steps": p.steps,
+                 "unit": p.unit},
         arrays={"x": x.numpy(), "y": y.numpy(), "grid": grid.numpy(), "truth": data.truth(grid.numpy()),
                 "initial": (features @ theta_fit).numpy(), "removed": (features @ removed).numpy(),
                 "final": (features @ theta_drop).numpy()},
@@ -354,7 +355,7 @@ def dropout_kink(p, run):
 def _(r):
     a, m = r.arrays, r.metrics
     fig, axes = style.subplots(1, 3, width=2.8, height=2.4, sharey=True)
-    curves = [("fit with a kink", a["initial"]), ("unit 8 removed", a["removed"]),
+    curves = [("fit with a kink", a["initial"]), (f"unit {m['unit'] + 1} removed", a["removed"]),
               (f"after {m['steps']} dropout steps", a["final"])]
     joint = m["joints"][1]
     for ax, (title, f) in zip(axes, curves):
