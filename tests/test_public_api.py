@@ -91,6 +91,8 @@ CASES = [
     (bias_variance.decompose, dict(fit_fn=lambda x, y: (lambda t: 0 * t), sample_fn=lambda rng: (X1[:, 0], X1[:, 0]),
                                    truth=lambda t: 0 * t, x_test=[0.0, 0.5], noise_var=0.1, n_datasets=3),
      {"fit_fn": [3], "x_test": [[], "ab"], "noise_var": [-1.0], "n_datasets": [1, 2.5], "seed": [-1]}),
+    (fixed_joints.sgd_batches, dict(n=15, batch_size=5, steps=4), {"n": BAD_INT, "batch_size": [0, 16, 2.5],
+                                                                   "steps": BAD_INT, "seed": [-1, "a"]}),
     (gabor_model.GaborModel, dict(phi0=0.0, phi1=10.0),
      {"phi0": ["a", float("nan")], "phi1": [float("inf"), None], "dtype": [torch.int32, "float"]}),
     (gabor_data.load_gabor_data, dict(), {"dtype": [torch.int64, "float64"]}),

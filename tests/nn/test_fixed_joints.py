@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from udl.data.toy import make_regression_1d
-from udl.nn.fixed_joints import FixedJointNetwork
+from udl.nn.fixed_joints import FixedJointNetwork, sgd_batches
 from udl.nn.regularizers import l2_penalty
 
 
@@ -128,8 +128,9 @@ def test_fit_sgd_equals_udl_train_fit_with_torch_sgd():
     losses = fast.fit_sgd(x, y, lr=0.05, batch_size=5, steps=400, seed=3, every=100,
                           callback=lambda s, loss, m: seen.append((s, loss, m.omega.detach().clone())))
     ref_seen = {}
-    ref_losses = fit(ref, (x, y), lambda f, t: ((f - t) ** 2).sum(), lambda p: torch.optim.SGD(p, lr=0.05),
-                     steps=400, batch_size=5, seed=3, progress=False, device="cpu",
+    rows = torch.from_numpy(sgd_batches(15, 5, 400, seed=3))  # the same batches, given to fit as a list
+    ref_losses = fit(ref, [(x[r], y[r]) for r in rows], lambda f, t: ((f - t) ** 2).sum(),
+                     lambda p: torch.optim.SGD(p, lr=0.05), steps=400, progress=False, device="cpu",
                      callback=lambda s, loss, m: ref_seen.setdefault(s, m.omega.detach().clone()))
     torch.testing.assert_close(fast.omega, ref.omega, rtol=0, atol=1e-12)
     torch.testing.assert_close(fast.beta, ref.beta, rtol=0, atol=1e-12)
@@ -148,3 +149,17 @@ def test_fit_sgd_bad_arguments():
                           (dict(every=0), ValueError), (dict(callback=3), TypeError), (dict(seed=-1), ValueError)]:
         with pytest.raises(error, match=f"'{next(iter(kwargs))}' parameter of FixedJointNetwork.fit_sgd"):
             net.fit_sgd(x, x, **{**dict(lr=0.1, batch_size=2, steps=3), **kwargs})
+
+
+def test_sgd_batches_are_epochs_of_permutations():
+    rows = sgd_batches(17, 5, 10, seed=4)  # 3 batches per epoch, 2 rows sit out each epoch
+    assert rows.shape == (10, 5) and rows.dtype == np.int64
+    for e in range(3):
+        epoch = rows[3 * e: 3 * e + 3].ravel()
+        assert len(set(epoch.tolist())) == 15 and epoch.max() < 17
+    np.testing.assert_array_equal(rows, sgd_batches(17, 5, 10, seed=4))
+    assert not np.array_equal(rows, sgd_batches(17, 5, 10, seed=5))
+    counts = np.bincount(sgd_batches(15, 5, 3000, seed=0).ravel(), minlength=15)
+    assert counts.tolist() == [1000] * 15  # every example once per epoch
+    with pytest.raises(ValueError, match="'batch_size' parameter of sgd_batches"):
+        sgd_batches(4, 5, 3)
