@@ -29,9 +29,9 @@ def _draw_toy(ax, x_grid, truth, x, y, fit, *, title=None):
                 "gives a smoother function close to the truth (black); large λ over-smooths and the fit "
                 "(cyan) gets worse. Training error rises with λ while the error against the true function "
                 "is lowest in between.",
-        params={"tiny": dict(n_hidden=14, n=15, noise_sd=0.3, lambdas=[1e-8, 1e-5, 1e-3, 1e-2, 0.1, 1.0],
+        params={"tiny": dict(n_hidden=14, n=15, noise_sd=0.3, lambdas=[1e-10, 1e-5, 1e-3, 1e-2, 0.1, 1.0],
                              penalize_beta=True, n_grid=201),
-                "full": dict(n_hidden=14, n=15, noise_sd=0.3, lambdas=[1e-8, 1e-5, 1e-3, 1e-2, 0.1, 1.0],
+                "full": dict(n_hidden=14, n=15, noise_sd=0.3, lambdas=[1e-10, 1e-5, 1e-3, 1e-2, 0.1, 1.0],
                              penalize_beta=True, n_grid=401)})
 def l2_regularization(p, run):
     from udl.data.toy import make_regression_1d
@@ -172,7 +172,9 @@ def early_stopping(p, run):
               "batch loss (tested against udl.train.fit on the same batches), with the gradient in closed form "
               "for speed, since overfitting takes 10^4-10^5 steps. The book does not give the number of steps. "
               "Test error is measured against the noise-free truth; the training loss is the mean squared "
-              "error on all 15 points; early stopping watches a second draw of 15 noisy points.")
+              "error on all 15 points; early stopping watches a second draw of 15 noisy points. That small "
+              "validation set is noisy: the step it picks is usually, not always, better than the last "
+              "(restored_test_error vs final_test_error; no check).")
 
 
 @early_stopping.plot
@@ -216,6 +218,4 @@ def _(r):
                    m["final_train_loss"], m["train_loss_at_best_test"]),
         Check.close("EarlyStopping restores exactly the weights of its best snapshot",
                     m["restored_vs_snapshot_max_diff"], 0.0, 0.0),
-        Check.less("the early-stopped model has a lower test error than the fully trained one",
-                   m["restored_test_error"], m["final_test_error"]),
     ]
