@@ -292,11 +292,11 @@ def momentum_paths(p, run):
 def _(r):
     m = r.metrics
     fig, axes = style.subplots(1, 2, width=3.3, height=3.4)
-    for ax, name, title in zip(axes, ("sgd", "momentum"), ("SGD", "SGD with momentum")):
+    for ax, name, title in zip(axes, ("sgd", "momentum"), ("SGD", "with momentum")):
         _surface(ax, r)
         _path(ax, r.arrays[f"{name}_path"], number=1, ms=2)
         per_step = m[f"{name}_path_turning_deg"] / (m["steps"] - 1)
-        ax.set_title(f"{title}: turns {per_step:.0f}° per step", fontsize=9)
+        ax.set_title(f"{title}\nturns {per_step:.0f}° per step", fontsize=9)
     style.panel_labels(axes)
     return fig
 
