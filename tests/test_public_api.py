@@ -34,6 +34,7 @@ from udl.analysis import smoothness
 from udl import regularization
 from udl.data import gabor as gabor_data
 from udl.models import gabor as gabor_model
+from udl.nn import conv
 
 X1 = torch.linspace(0, 1, 20)[:, None]
 Y1 = torch.sin(6 * X1)
@@ -121,6 +122,26 @@ CASES = [
                                       target="udl.nn.dropout:Dropout", test="tests/nn/test_dropout.py"),
      {"mechanisms": [("sharper",), "model combination", ()], "target": ["udl.nn.dropout.Dropout", 3],
       "test": ["tests/test_dropout.txt", "nn/test_dropout.py"], "name": ["", 3]}),
+    (conv.Conv1d, dict(in_channels=2, out_channels=3, kernel_size=3),
+     {"in_channels": BAD_INT, "out_channels": BAD_INT, "kernel_size": BAD_INT, "stride": BAD_INT,
+      "dilation": BAD_INT, "padding": [-1, "full", 1.5], "bias": [1], "generator": [3]}),
+    (conv.Conv2d, dict(in_channels=3, out_channels=2, kernel_size=3),
+     {"in_channels": BAD_INT, "kernel_size": [0, (3,), (3, 0)], "stride": [0, (1, 2, 3)], "padding": [-1, "full"],
+      "dilation": [(1, 0)]}),
+    (conv.conv1d, dict(x=torch.zeros(1, 2, 8), weight=torch.zeros(3, 2, 3)),
+     {"x": [torch.zeros(2, 8), [1.0]], "weight": [torch.zeros(3, 1, 3), torch.zeros(3, 2, 9)],
+      "bias": [torch.zeros(2)], "stride": BAD_INT, "padding": [-1, "full"], "dilation": [0, 4]}),
+    (conv.conv2d, dict(x=torch.zeros(1, 3, 6, 6), weight=torch.zeros(2, 3, 3, 3)),
+     {"x": [torch.zeros(3, 6, 6)], "weight": [torch.zeros(2, 3, 3)], "stride": [0, (1, 0)],
+      "padding": [(-1, 0), "full"], "dilation": [0]}),
+    (conv.conv_output_length, dict(n=6, kernel=3), {"n": BAD_INT, "kernel": [0, 7, 2.5], "stride": BAD_INT,
+                                                    "padding": [-1, "full"], "dilation": [0, 3]}),
+    (conv.dilate_kernel, dict(weight=torch.zeros(1, 1, 3), dilation=2), {"weight": [torch.zeros(3), 3],
+                                                                        "dilation": [0, (2, 2)]}),
+    (conv.sliding_windows1d, dict(x=torch.zeros(1, 1, 8), kernel_size=3), {"x": [torch.zeros(8)],
+                                                                          "kernel_size": [0, 9], "stride": [0]}),
+    (conv.sliding_windows2d, dict(x=torch.zeros(1, 1, 8, 8), kernel_size=3),
+     {"x": [torch.zeros(1, 8, 8)], "kernel_size": [0, (9, 3)], "dilation": [(0, 1)]}),
 ]
 # Public classes that are plain records of results or data (no behaviour to misuse), and
 # the figure framework's own types (tests/test_registry.py tries them).
