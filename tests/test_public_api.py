@@ -35,6 +35,7 @@ from udl import regularization
 from udl.data import gabor as gabor_data
 from udl.models import gabor as gabor_model
 from udl.nn import conv
+from udl.analysis import receptive_field
 
 X1 = torch.linspace(0, 1, 20)[:, None]
 Y1 = torch.sin(6 * X1)
@@ -142,6 +143,20 @@ CASES = [
                                                                           "kernel_size": [0, 9], "stride": [0]}),
     (conv.sliding_windows2d, dict(x=torch.zeros(1, 1, 8, 8), kernel_size=3),
      {"x": [torch.zeros(1, 8, 8)], "kernel_size": [0, (9, 3)], "dilation": [(0, 1)]}),
+    (receptive_field.LayerGeometry, dict(kernel_size=3), {"kernel_size": BAD_INT, "stride": BAD_INT,
+                                                          "padding": [-1, 1.5], "dilation": BAD_INT}),
+    (receptive_field.layer_geometry, dict(model=torch.nn.Conv1d(1, 1, 3)),
+     {"model": ["net", torch.nn.Linear(2, 2)], "axis": [-1, 1, 0.5]}),
+    (receptive_field.receptive_field_sizes, dict(layers=[receptive_field.LayerGeometry(3)]), {"layers": [[3], 3]}),
+    (receptive_field.receptive_field_interval, dict(layers=[receptive_field.LayerGeometry(3)], index=0),
+     {"layers": [[3]], "index": [-1, 1.5]}),
+    (receptive_field.gradient_support, dict(model=torch.nn.Conv1d(1, 1, 3), input_shape=(1, 8), unit=(0, 1)),
+     {"model": ["net"], "input_shape": [(8,), (1, 0)], "unit": [(0, 6), (0,), "ab"], "n_probes": [0, 1.5],
+      "seed": [-1]}),
+    (receptive_field.input_sensitivity, dict(model=torch.nn.Conv1d(1, 1, 3), input_shape=(1, 8), unit=(0, 1)),
+     {"unit": [(1, 1)], "n_probes": [0]}),
+    (receptive_field.support_interval, dict(mask=torch.ones(3, dtype=torch.bool)),
+     {"mask": [torch.zeros(3, dtype=torch.bool), torch.ones(3), [True]]}),
 ]
 # Public classes that are plain records of results or data (no behaviour to misuse), and
 # the figure framework's own types (tests/test_registry.py tries them).
