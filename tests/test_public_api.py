@@ -36,6 +36,7 @@ from udl.data import gabor as gabor_data
 from udl.models import gabor as gabor_model
 from udl.nn import conv
 from udl.analysis import receptive_field
+from udl.nn import sampling
 
 X1 = torch.linspace(0, 1, 20)[:, None]
 Y1 = torch.sin(6 * X1)
@@ -157,6 +158,16 @@ CASES = [
      {"unit": [(1, 1)], "n_probes": [0]}),
     (receptive_field.support_interval, dict(mask=torch.ones(3, dtype=torch.bool)),
      {"mask": [torch.zeros(3, dtype=torch.bool), torch.ones(3), [True]]}),
+    (sampling.subsample, dict(x=torch.zeros(1, 1, 4, 4)), {"x": [torch.zeros(4, 4), "x"], "factor": BAD_INT}),
+    (sampling.max_pool2d, dict(x=torch.zeros(1, 1, 4, 4)),
+     {"x": [torch.zeros(1, 4, 4)], "kernel_size": [0, 5, (2, 2, 2)], "stride": [0, -1], "return_indices": [1]}),
+    (sampling.mean_pool2d, dict(x=torch.zeros(1, 1, 4, 4)), {"kernel_size": [0, 5], "stride": [0, 1.5]}),
+    (sampling.upsample_nearest, dict(x=torch.zeros(1, 1, 2, 2)), {"x": [torch.zeros(2, 2)], "factor": BAD_INT}),
+    (sampling.max_unpool2d, dict(x=torch.ones(1, 1, 2, 2), indices=torch.zeros(1, 1, 2, 2, dtype=torch.int64),
+                                 output_size=(4, 4)),
+     {"indices": [torch.zeros(1, 1, 2, 2), torch.full((1, 1, 2, 2), 16)], "output_size": [4, (4, 0), (4, 4, 4)]}),
+    (sampling.upsample_bilinear, dict(x=torch.zeros(1, 1, 2, 2)),
+     {"x": [torch.zeros(1, 1, 2, 2, dtype=torch.int64)], "factor": BAD_INT, "align_corners": ["yes"]}),
 ]
 # Public classes that are plain records of results or data (no behaviour to misuse), and
 # the figure framework's own types (tests/test_registry.py tries them).
