@@ -168,6 +168,7 @@ CASES = [
      {"indices": [torch.zeros(1, 1, 2, 2), torch.full((1, 1, 2, 2), 16)], "output_size": [4, (4, 0), (4, 4, 4)]}),
     (sampling.upsample_bilinear, dict(x=torch.zeros(1, 1, 2, 2)),
      {"x": [torch.zeros(1, 1, 2, 2, dtype=torch.int64)], "factor": BAD_INT, "align_corners": ["yes"]}),
+    (images.load_photo, dict(name="china", downscale=8), {"name": ["china.jpg", 3], "downscale": BAD_INT}),
 ]
 # Public classes that are plain records of results or data (no behaviour to misuse), and
 # the figure framework's own types (tests/test_registry.py tries them).

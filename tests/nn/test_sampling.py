@@ -114,3 +114,14 @@ def test_bilinear_reproduces_a_linear_ramp_between_samples():
 def test_bad_arguments_are_refused(call):
     with pytest.raises((ValueError, TypeError), match=r"^The '\w+' parameter of \w+"):
         call()
+
+
+def test_mean_pooling_the_photograph_equals_its_block_average():
+    from udl.data.images import load_photo
+
+    full = load_photo("flower")
+    assert full.shape == (427, 640, 3) and 0.0 <= full.min() and full.max() <= 1.0
+    x = torch.from_numpy(full).permute(2, 0, 1)[None].double()  # (1, 3, 427, 640)
+    pooled = mean_pool2d(x, 4)[0].permute(1, 2, 0).numpy()
+    assert pooled.shape == (106, 160, 3)
+    assert abs(pooled - load_photo("flower", downscale=4)).max() < 1e-6

@@ -70,4 +70,49 @@ def load_digits(split: str = "train", *, test_fraction: float = 0.2, seed: int =
     return x, y.copy()
 
 
-__all__ = ["load_digits"]
+PHOTOS = ("china", "flower")  # the two photographs scikit-learn installs (427 x 640 RGB)
+
+
+@functools.lru_cache(maxsize=2)
+def _raw_photo(name: str) -> np.ndarray:
+    from sklearn.datasets import load_sample_image
+
+    return load_sample_image(f"{name}.jpg")  # (427, 640, 3) uint8, read from the installed package
+
+
+def load_photo(name: str = "china", *, downscale: int = 1) -> np.ndarray:
+    """A real RGB photograph that ships with scikit-learn, as floats in [0, 1].
+
+    ``"china"`` is a temple roof in a park, ``"flower"`` a close-up of a flower; both
+    are 427 x 640 pixels and are read from the installed package (nothing downloads).
+
+    Args:
+        name: ``"china"`` (default) or ``"flower"``.
+        downscale: an integer factor f: each f x f block of pixels is averaged into
+            one (the image is first cropped to a multiple of f). Default 1 (full size).
+
+    Returns:
+        float32 array, red, green and blue in [0, 1].
+
+    Shape:
+        (⌊427/f⌋, ⌊640/f⌋, 3): height, width, channel (channels last, as images are
+        stored; ``torch.from_numpy(img).permute(2, 0, 1)`` gives PyTorch's (3, H, W)).
+
+    Example::
+
+        >>> load_photo(downscale=8).shape
+        (53, 80, 3)
+    """
+    if name not in PHOTOS:
+        raise ValueError(f"The 'name' parameter of load_photo must be one of {', '.join(PHOTOS)}. "
+                         f"Got {name!r} instead.")
+    if isinstance(downscale, bool) or not isinstance(downscale, (int, np.integer)) or downscale < 1:
+        raise ValueError(f"The 'downscale' parameter of load_photo must be a positive int. Got {downscale!r} instead.")
+    img = _raw_photo(name).astype(np.float32) / 255.0  # uint8 0..255 -> [0, 1]
+    f = int(downscale)
+    h, w = img.shape[0] // f, img.shape[1] // f
+    blocks = img[:h * f, :w * f].reshape(h, f, w, f, 3)  # (H, W, 3) -> (h, f, w, f, 3)
+    return blocks.mean(axis=(1, 3), dtype=np.float64).astype(np.float32)  # (h, w, 3)
+
+
+__all__ = ["load_digits", "load_photo"]
