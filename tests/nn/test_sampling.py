@@ -125,3 +125,12 @@ def test_mean_pooling_the_photograph_equals_its_block_average():
     pooled = mean_pool2d(x, 4)[0].permute(1, 2, 0).numpy()
     assert pooled.shape == (106, 160, 3)
     assert abs(pooled - load_photo("flower", downscale=4)).max() < 1e-6
+
+
+def test_the_photograph_is_scikit_learns_sample_image():
+    from sklearn.datasets import load_sample_image
+
+    from udl.data.images import load_photo
+
+    raw = load_sample_image("china.jpg").astype("float32") / 255
+    assert abs(load_photo("china") - raw).max() == 0

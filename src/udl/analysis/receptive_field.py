@@ -123,8 +123,12 @@ def layer_geometry(model: nn.Module, axis: int = 0) -> list[LayerGeometry]:
 
     Example::
 
-        >>> layer_geometry(nn.Sequential(nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.ReLU(), nn.MaxPool2d(2)))
-        [LayerGeometry(kernel_size=3, stride=2, padding=1, dilation=1), LayerGeometry(kernel_size=2, stride=2, padding=0, dilation=1)]
+        >>> conv, pool = layer_geometry(nn.Sequential(nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.ReLU(),
+        ...                                           nn.MaxPool2d(2)))
+        >>> conv
+        LayerGeometry(kernel_size=3, stride=2, padding=1, dilation=1)
+        >>> pool
+        LayerGeometry(kernel_size=2, stride=2, padding=0, dilation=1)
     """
     from udl.nn.conv import Conv1d, Conv2d
     from udl.nn.dropout import Dropout

@@ -75,9 +75,17 @@ PHOTOS = ("china", "flower")  # the two photographs scikit-learn installs (427 x
 
 @functools.lru_cache(maxsize=2)
 def _raw_photo(name: str) -> np.ndarray:
-    from sklearn.datasets import load_sample_image
+    """The JPEG that ``sklearn.datasets.load_sample_image`` reads, decoded by Pillow without importing
+    scikit-learn (its import takes most of a second)."""
+    import importlib.util
+    from pathlib import Path
 
-    return load_sample_image(f"{name}.jpg")  # (427, 640, 3) uint8, read from the installed package
+    from PIL import Image
+
+    spec = importlib.util.find_spec("sklearn")  # locates the package without importing it
+    path = Path(spec.submodule_search_locations[0]) / "datasets" / "images" / f"{name}.jpg"
+    with Image.open(path) as img:
+        return np.asarray(img.convert("RGB"))  # (427, 640, 3) uint8
 
 
 def load_photo(name: str = "china", *, downscale: int = 1) -> np.ndarray:
