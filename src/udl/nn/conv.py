@@ -203,6 +203,7 @@ def sliding_windows1d(x: torch.Tensor, kernel_size: int, stride: int = 1, dilati
     k = check_int(kernel_size, "kernel_size", owner)
     s = check_int(stride, "stride", owner)
     d = check_int(dilation, "dilation", owner)
+    _check_fits(x.shape[2], 0, k, d, owner, name="kernel_size")
     n_out = conv_output_length(x.shape[2], k, s, 0, d)
     i = torch.arange(n_out, device=x.device)  # output positions
     j = torch.arange(k, device=x.device)  # kernel taps
@@ -237,6 +238,8 @@ def sliding_windows2d(x: torch.Tensor, kernel_size: int | Sequence[int], stride:
     kh, kw = _tuple(kernel_size, "kernel_size", owner, 2, minimum=1)
     sh, sw = _tuple(stride, "stride", owner, 2, minimum=1)
     dh, dw = _tuple(dilation, "dilation", owner, 2, minimum=1)
+    _check_fits(x.shape[2], 0, kh, dh, owner, name="kernel_size")
+    _check_fits(x.shape[3], 0, kw, dw, owner, name="kernel_size")
     h_out = conv_output_length(x.shape[2], kh, sh, 0, dh)
     w_out = conv_output_length(x.shape[3], kw, sw, 0, dw)
     rows = sh * torch.arange(h_out, device=x.device)[:, None] + dh * torch.arange(kh, device=x.device)  # (H_out, kh)
