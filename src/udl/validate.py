@@ -56,3 +56,15 @@ def check_sizes(value: Any, name: str, owner: str, *, min_len: int = 1) -> tuple
         _fail(name, owner, f"a list of at least {min_len} positive ints", value,
               TypeError if not isinstance(value, (list, tuple)) else ValueError)
     return tuple(value)
+
+
+def check_ints(value: Any, name: str, owner: str, n: int, *, minimum: int | None = 1) -> tuple[int, ...]:
+    """An int, or a sequence of ``n`` ints, each >= ``minimum``; returned as an ``n``-tuple.
+
+    For per-axis settings such as a kernel size: ``3 -> (3, 3)``, ``(3, 5) -> (3, 5)``.
+    """
+    if isinstance(value, (list, tuple)):
+        if len(value) != n:
+            _fail(name, owner, f"an int or a sequence of {n} ints", value)
+        return tuple(check_int(v, name, owner, minimum=minimum) for v in value)
+    return (check_int(value, name, owner, minimum=minimum),) * n

@@ -49,7 +49,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from udl.validate import check_int
+from udl.validate import check_int, check_ints
 
 __all__ = ["conv_output_length", "dilate_kernel", "sliding_windows1d", "sliding_windows2d",
            "conv1d", "conv2d", "Conv1d", "Conv2d"]
@@ -68,16 +68,6 @@ def _check_tensor(value, name: str, owner: str, ndim: int | None = None, what: s
     return value
 
 
-def _tuple(value, name: str, owner: str, n: int, minimum: int) -> tuple[int, ...]:
-    """An int, or a sequence of ``n`` ints, each >= ``minimum``; returned as an n-tuple."""
-    if isinstance(value, (list, tuple)):
-        if len(value) != n:
-            raise ValueError(f"The {name!r} parameter of {owner} must be an int or a sequence of {n} ints. "
-                             f"Got {value!r} instead.")
-        return tuple(check_int(v, name, owner, minimum=minimum) for v in value)
-    return (check_int(value, name, owner, minimum=minimum),) * n
-
-
 def _padding(value, name: str, owner: str, n: int) -> tuple[int, ...] | str:
     """``"same"``, ``"valid"`` or non-negative int(s)."""
     if isinstance(value, str):
@@ -85,7 +75,7 @@ def _padding(value, name: str, owner: str, n: int) -> tuple[int, ...] | str:
             raise ValueError(f"The {name!r} parameter of {owner} must be a non-negative int or one of "
                              f"'same', 'valid'. Got {value!r} instead.")
         return value
-    return _tuple(value, name, owner, n, minimum=0)
+    return check_ints(value, name, owner, n, minimum=0)
 
 
 def _pad_amounts(padding: tuple[int, ...] | str, kernel: tuple[int, ...], stride: tuple[int, ...],
@@ -170,7 +160,7 @@ def dilate_kernel(weight: torch.Tensor, dilation: int | Sequence[int]) -> torch.
         raise ValueError(f"The 'weight' parameter of {owner} must be a 3D or 4D tensor (C_out, C_in, *kernel). "
                          f"Got shape {tuple(weight.shape)} instead.")
     dims = weight.dim() - 2
-    dilation = _tuple(dilation, "dilation", owner, dims, minimum=1)
+    dilation = check_ints(dilation, "dilation", owner, dims, minimum=1)
     kernel = weight.shape[2:]
     out = weight.new_zeros(*weight.shape[:2], *(d * (k - 1) + 1 for k, d in zip(kernel, dilation)))
     taps = tuple(slice(None, None, d) for d in dilation)  # every d-th position holds a tap
@@ -235,9 +225,9 @@ def sliding_windows2d(x: torch.Tensor, kernel_size: int | Sequence[int], stride:
     """
     owner = "sliding_windows2d"
     x = _check_tensor(x, "x", owner, 4, "(N, C, H, W)")
-    kh, kw = _tuple(kernel_size, "kernel_size", owner, 2, minimum=1)
-    sh, sw = _tuple(stride, "stride", owner, 2, minimum=1)
-    dh, dw = _tuple(dilation, "dilation", owner, 2, minimum=1)
+    kh, kw = check_ints(kernel_size, "kernel_size", owner, 2, minimum=1)
+    sh, sw = check_ints(stride, "stride", owner, 2, minimum=1)
+    dh, dw = check_ints(dilation, "dilation", owner, 2, minimum=1)
     _check_fits(x.shape[2], 0, kh, dh, owner, name="kernel_size")
     _check_fits(x.shape[3], 0, kw, dw, owner, name="kernel_size")
     h_out = conv_output_length(x.shape[2], kh, sh, 0, dh)
@@ -330,8 +320,8 @@ def conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
     owner = "conv2d"
     x = _check_tensor(x, "x", owner, 4, "(N, C_in, H, W)")
     weight, bias = _check_weight_bias(x, weight, bias, 2, owner)
-    stride = _tuple(stride, "stride", owner, 2, minimum=1)
-    dilation = _tuple(dilation, "dilation", owner, 2, minimum=1)
+    stride = check_ints(stride, "stride", owner, 2, minimum=1)
+    dilation = check_ints(dilation, "dilation", owner, 2, minimum=1)
     padding = _padding(padding, "padding", owner, 2)
     kernel = tuple(weight.shape[2:])
     (top, bottom), (left, right) = _pad_amounts(padding, kernel, stride, dilation, owner)
@@ -359,9 +349,9 @@ class _ConvNd(nn.Module):
         n = self.dims
         self.in_channels = check_int(in_channels, "in_channels", owner)
         self.out_channels = check_int(out_channels, "out_channels", owner)
-        kernel = _tuple(kernel_size, "kernel_size", owner, n, minimum=1)
-        stride = _tuple(stride, "stride", owner, n, minimum=1)
-        dilation = _tuple(dilation, "dilation", owner, n, minimum=1)
+        kernel = check_ints(kernel_size, "kernel_size", owner, n, minimum=1)
+        stride = check_ints(stride, "stride", owner, n, minimum=1)
+        dilation = check_ints(dilation, "dilation", owner, n, minimum=1)
         padding = _padding(padding, "padding", owner, n)
         if not isinstance(bias, bool):
             raise TypeError(f"The 'bias' parameter of {owner} must be a bool. Got {bias!r} instead.")

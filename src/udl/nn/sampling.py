@@ -34,8 +34,8 @@ from typing import Sequence
 
 import torch
 
-from udl.nn.conv import _tuple, sliding_windows2d
-from udl.validate import check_int
+from udl.nn.conv import sliding_windows2d
+from udl.validate import check_int, check_ints
 
 __all__ = ["subsample", "max_pool2d", "mean_pool2d", "upsample_nearest", "max_unpool2d", "upsample_bilinear"]
 
@@ -50,8 +50,8 @@ def _check_input(x, owner: str, name: str = "x") -> torch.Tensor:
 
 
 def _pool_args(x, kernel_size, stride, owner: str) -> tuple[tuple[int, int], tuple[int, int]]:
-    kernel = _tuple(kernel_size, "kernel_size", owner, 2, minimum=1)
-    stride = kernel if stride is None else _tuple(stride, "stride", owner, 2, minimum=1)
+    kernel = check_ints(kernel_size, "kernel_size", owner, 2, minimum=1)
+    stride = kernel if stride is None else check_ints(stride, "stride", owner, 2, minimum=1)
     if x.shape[2] < kernel[0] or x.shape[3] < kernel[1]:
         raise ValueError(f"The 'kernel_size' parameter of {owner} must fit in the input of size "
                          f"{tuple(x.shape[2:])}. Got {kernel_size!r} instead.")
