@@ -37,6 +37,7 @@ from udl.models import gabor as gabor_model
 from udl.nn import conv
 from udl.analysis import receptive_field
 from udl.nn import sampling
+from udl.models import mnist1d_nets
 
 X1 = torch.linspace(0, 1, 20)[:, None]
 Y1 = torch.sin(6 * X1)
@@ -169,6 +170,20 @@ CASES = [
     (sampling.upsample_bilinear, dict(x=torch.zeros(1, 1, 2, 2)),
      {"x": [torch.zeros(1, 1, 2, 2, dtype=torch.int64)], "factor": BAD_INT, "align_corners": ["yes"]}),
     (images.load_photo, dict(name="china", downscale=8), {"name": ["china.jpg", 3], "downscale": BAD_INT}),
+    (mnist1d_nets.ConvNet1DConfig, dict(), {"length": [8, 0, 2.5], "channels": BAD_INT, "kernel_size": BAD_INT,
+                                            "stride": BAD_INT, "n_layers": BAD_INT, "n_classes": BAD_INT}),
+    (mnist1d_nets.ConvNet1D, dict(), {"config": [3, mnist1d_nets.FullyConnected1DConfig()], "seed": [-1, "a", 1.5]}),
+    (mnist1d_nets.FullyConnected1DConfig, dict(), {"widths": [(40,), (40, 0, 10), 40, (40, 2.5, 10)]}),
+    (mnist1d_nets.FullyConnected1D, dict(), {"config": ["big", mnist1d_nets.ConvNet1DConfig()], "seed": [-1, True]}),
+    (mnist1d_nets.conv_output_length, dict(length=40, kernel_size=3, stride=2),
+     {"length": [2, -1, 4.0], "kernel_size": BAD_INT, "stride": BAD_INT}),
+    (mnist1d_nets.classification_error, dict(model=torch.nn.Identity(), x=torch.zeros(3, 2), y=torch.zeros(3).long()),
+     {"model": ["net"], "x": [[0.0]], "y": [torch.zeros(2).long(), torch.zeros(3, 1).long()], "batch_size": BAD_INT}),
+    (mnist1d_nets.train_classifier, dict(model=mnist1d_nets.FullyConnected1D(seed=0), x_train=torch.zeros(20, 40),
+                                         y_train=torch.zeros(20).long(), x_test=torch.zeros(5, 40),
+                                         y_test=torch.zeros(5).long(), steps=2, batch_size=10, device="cpu"),
+     {"steps": BAD_INT, "lr": [0.0, -0.1, "a"], "batch_size": [0, 21, 2.5], "eval_every": BAD_INT, "seed": [-1, "a"],
+      "x_test": [[0.0]], "y_test": [torch.zeros(4).long()], "on_eval": [3], "device": ["tpu"]}),
 ]
 # Public classes that are plain records of results or data (no behaviour to misuse), and
 # the figure framework's own types (tests/test_registry.py tries them).

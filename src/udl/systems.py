@@ -42,6 +42,9 @@ SYSTEMS: tuple[System, ...] = (
            dict(d_in=64, hidden=(32, 16), d_code=8), chapter=1),
     System("policy network (REINFORCE)", "reinforcement", "udl.rl.reinforce:PolicyNetwork",
            dict(n_states=16, n_actions=4, hidden=(32, 32)), chapter=19),
+    System("convolutional network (MNIST-1D)", "supervised", "udl.models.mnist1d_nets:ConvNet1D", chapter=10),
+    System("fully connected network (MNIST-1D)", "supervised", "udl.models.mnist1d_nets:FullyConnected1D",
+           chapter=10),
 )
 
 
