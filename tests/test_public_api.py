@@ -38,6 +38,8 @@ from udl.nn import conv
 from udl.analysis import receptive_field
 from udl.nn import sampling
 from udl.models import mnist1d_nets
+from udl.data import scenes
+from udl.models import yolo
 
 X1 = torch.linspace(0, 1, 20)[:, None]
 Y1 = torch.sin(6 * X1)
@@ -184,6 +186,42 @@ CASES = [
                                          y_test=torch.zeros(5).long(), steps=2, batch_size=10, device="cpu"),
      {"steps": BAD_INT, "lr": [0.0, -0.1, "a"], "batch_size": [0, 21, 2.5], "eval_every": BAD_INT, "seed": [-1, "a"],
       "x_test": [[0.0]], "y_test": [torch.zeros(4).long()], "on_eval": [3], "device": ["tpu"]}),
+    (scenes.Box, dict(x0=1, y0=2, x1=5, y1=6, image_size=56),
+     {"x0": [-1.0, float("nan"), "a"], "x1": [0.5, 57.0], "y1": [2.0, float("inf")], "image_size": [0, -5.0, "56"]}),
+    (scenes.make_scenes, dict(n=2, size=32, min_size=6, max_size=14),
+     {"n": BAD_INT, "size": [8, 2.5], "max_objects": [0, 1.5], "min_size": [2, "a"], "max_size": [5, 40],
+      "n_classes": [1, 6], "noise": [-0.1, "a"], "max_overlap": [1.0, -0.1], "masks": [1], "seed": [-1, "a"]}),
+    (scenes.shape_mask, dict(kind=1, width=5, height=5), {"kind": [5, -1, 1.5], "width": [2, "a"], "orientation": [-1]}),
+    (scenes.tight_box, dict(mask=np.ones((3, 3), dtype=bool)), {"mask": [np.zeros((3, 3), dtype=bool)]}),
+    (scenes.check_boxes, dict(boxes=torch.ones(1, 4).cumsum(1), name="boxes", owner="f"),
+     {"boxes": [torch.zeros(2, 3), [[0, 0, 1, 1]], torch.tensor([[1.0, 0.0, 0.0, 1.0]])]}),
+    (yolo.YOLOConfig, dict(), {"image_size": BAD_INT, "grid": [0, 3, 2.5], "n_boxes": BAD_INT, "n_classes": BAD_INT,
+                               "widths": [(), (8, 0), 16, (8,)], "batch_norm": [1], "lambda_coord": [-1.0, "a"],
+                               "lambda_noobj": [-0.5]}),
+    (yolo.YOLO, dict(config="tiny", seed=0), {"config": ["huge", 3], "seed": [-1, "a"]}),
+    (yolo.YOLOLoss, dict(config=yolo.YOLOConfig.preset("tiny")), {"config": ["tiny", None]}),
+    (yolo.box_iou, dict(boxes_a=torch.tensor([[0.0, 0.0, 1.0, 1.0]]), boxes_b=torch.tensor([[0.0, 0.0, 2.0, 2.0]])),
+     {"boxes_a": [torch.zeros(1, 3), torch.tensor([[1.0, 0.0, 0.0, 1.0]])], "boxes_b": [[[0, 0, 1, 1]]]}),
+    (yolo.non_max_suppression, dict(boxes=torch.tensor([[0.0, 0.0, 2.0, 2.0], [1.0, 1.0, 3.0, 3.0]]),
+                                    scores=torch.tensor([0.9, 0.8])),
+     {"scores": [torch.zeros(3), torch.tensor([0.1, float("nan")])], "iou_threshold": [-0.1, 1.5, "a"],
+      "labels": [torch.tensor([0.0, 1.0]), torch.tensor([0, -1])]}),
+    (yolo.average_precision, dict(precision=[1.0, 0.5], recall=[0.5, 0.5]),
+     {"precision": [[1.5, 0.5], [1.0]], "recall": [[0.5, 0.4], [0.5, float("nan")]]}),
+    (yolo.mean_average_precision, dict(predictions=[(torch.tensor([[0.0, 0.0, 2.0, 2.0]]), torch.tensor([0.9]),
+                                                     torch.tensor([0]))],
+                                       ground_truth=[(torch.tensor([[0.0, 0.0, 2.0, 2.0]]), torch.tensor([0]))]),
+     {"predictions": [[], "abc", [(1, 2)]], "ground_truth": [[(torch.zeros(1, 4), torch.tensor([0]))]],
+      "iou_threshold": [0.0, 1.5]}),
+    (yolo.precision_recall, dict(predictions=[], ground_truth=[], label=0), {"label": [-1, 1.5], "iou_threshold": [0.0]}),
+    (yolo.matches_per_object, dict(predictions=[], ground_truth=[]), {"predictions": [None, [()]], "iou_threshold": [2.0]}),
+    (yolo.encode_targets, dict(boxes=[torch.tensor([[0.0, 0.0, 4.0, 4.0]])], labels=[torch.tensor([0])],
+                               config=yolo.YOLOConfig.preset("tiny")),
+     {"boxes": [[torch.tensor([[0.0, 0.0, 40.0, 4.0]])], "abc"], "labels": [[torch.tensor([5])], []], "config": [None]}),
+    (yolo.decode, dict(output=torch.zeros(1, 4, 4, 13), config=yolo.YOLOConfig.preset("tiny")),
+     {"output": [torch.zeros(1, 4, 4, 12), "x"], "config": ["tiny"], "conf_threshold": [-0.1, 1.5]}),
+    (yolo.split_output, dict(output=torch.zeros(1, 4, 4, 13), config=yolo.YOLOConfig.preset("tiny")),
+     {"output": [torch.zeros(4, 4, 13)]}),
 ]
 # Public classes that are plain records of results or data (no behaviour to misuse), and
 # the figure framework's own types (tests/test_registry.py tries them).

@@ -45,6 +45,8 @@ SYSTEMS: tuple[System, ...] = (
     System("convolutional network (MNIST-1D)", "supervised", "udl.models.mnist1d_nets:ConvNet1D", chapter=10),
     System("fully connected network (MNIST-1D)", "supervised", "udl.models.mnist1d_nets:FullyConnected1D",
            chapter=10),
+    System("YOLO detector (object detection)", "supervised", "udl.models.yolo:YOLO", dict(config="tiny"),
+           chapter=10),
 )
 
 
