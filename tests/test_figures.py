@@ -2,6 +2,7 @@
 
 import json
 
+import matplotlib.pyplot as plt
 import pytest
 from matplotlib.figure import Figure
 
@@ -30,7 +31,9 @@ def test_figure_tiny(fig_id, tmp_path):
     failed = [c for c in rec["checks"] if not c["ok"]]
     assert not failed, failed
     assert (tmp_path / f"{fig_id}.png").stat().st_size > 1000
-    assert isinstance(result.plot(), Figure)
+    fig = result.plot()
+    assert isinstance(fig, Figure)
+    plt.close(fig)
 
 
 @pytest.mark.parametrize("fig_id", FIGURES)
