@@ -40,6 +40,8 @@ from udl.nn import sampling
 from udl.models import mnist1d_nets
 from udl.data import scenes
 from udl.models import yolo
+from udl.analysis import cross_validation, double_descent
+from udl.models import transfer
 
 X1 = torch.linspace(0, 1, 20)[:, None]
 Y1 = torch.sin(6 * X1)
@@ -222,6 +224,20 @@ CASES = [
      {"output": [torch.zeros(1, 4, 4, 12), "x"], "config": ["tiny"], "conf_threshold": [-0.1, 1.5]}),
     (yolo.split_output, dict(output=torch.zeros(1, 4, 4, 13), config=yolo.YOLOConfig.preset("tiny")),
      {"output": [torch.zeros(4, 4, 13)]}),
+    (cross_validation.kfold_indices, dict(n=10, k=5), {"n": [0, 3, 2.5], "k": [1, 0, 2.5], "shuffle": [1],
+                                                      "seed": [0, -1]}),
+    (cross_validation.cross_validate, dict(fit_score_fn=lambda *a: 0.0, x=np.arange(10.0), y=np.arange(10.0),
+                                           params_grid=[1, 2], k=2),
+     {"fit_score_fn": [3], "params_grid": [[], "ab"], "k": [1, 2.5, 11], "y": [np.arange(3.0)]}),
+    (double_descent.double_descent, dict(widths=[2], data=(X1.repeat(1, 3), (Y1[:, 0] > 0).long(), X1.repeat(1, 3),
+                                                            (Y1[:, 0] > 0).long()), steps=1),
+     {"widths": [[0], 5], "label_noise": [1.0, -0.1], "steps": [0, 1.5], "lr": [0.0], "repeats": [0],
+      "device": ["tpu"], "progress": ["yes"], "data": [(1, 2)]}),
+    (double_descent.randomize_labels, dict(y=np.array([0, 1, 2]), fraction=0.5, n_classes=3),
+     {"fraction": [1.5, -0.1], "n_classes": [1, 2.5], "y": [[0, 1], np.array([0, 7])], "seed": [-1]}),
+    (double_descent.mlp_parameter_count, dict(d_in=40, width=10, d_out=10), {"width": BAD_INT, "layers": [0]}),
+    (double_descent.interpolation_width, dict(n_train=100, d_in=40, d_out=10), {"n_train": [5, 0, 2.5]}),
+    (transfer.replace_head, dict(net=deep.DeepNetwork([3, 4, 2]), d_out=2), {"d_out": BAD_INT, "net": [3]}),
 ]
 # Public classes that are plain records of results or data (no behaviour to misuse), and
 # the figure framework's own types (tests/test_registry.py tries them).
