@@ -70,6 +70,8 @@ def mnist1d_comparison(p, run):
 
 @mnist1d_comparison.plot
 def _(r):
+    from matplotlib.ticker import FuncFormatter
+
     m, a = r.metrics, r.arrays
     fig, axes = style.subplots(1, 3, width=3.3, height=2.8)
     names = {"conv": f"convolutional, {m['params_conv']:,} parameters",
@@ -80,6 +82,8 @@ def _(r):
         ax.plot(a["steps"], 100 * a[f"train_error_{name}"], color=colors[name], lw=1.2, ls="--", label="train")
         ax.axhline(100 * m["book_test_error"][name], color=style.TRUTH, lw=0.8, ls=":", label="book's test")
         ax.set(xlabel="step", ylabel="error (%)", ylim=(0, 100), xlim=(0, a["steps"][-1]))
+        if a["steps"][-1] >= 10_000:
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v / 1000:g}k" if v else "0"))
         ax.set_title(names[name], fontsize=8.5)
         ax.legend(fontsize=7.5, loc="upper right")
     ax = axes[2]
