@@ -90,6 +90,8 @@ REGULARIZERS: tuple[Regularizer, ...] = (
                 "tests/nn/test_dropout.py", "§9.3.3"),
     Regularizer("bagging ensemble", ("model combination",), "udl.models.ensemble:BaggingEnsemble",
                 "tests/models/test_ensemble.py", "§9.3.2"),
+    Regularizer("transfer learning (pre-train, replace the head, fine-tune)", ("more data",),
+                "udl.models.transfer:replace_head", "tests/models/test_transfer.py", "§9.3.6"),
     Regularizer("minibatch SGD (random batches)", ("wide minima",), "udl.train.batches:batch_stream",
                 "tests/train/test_train_loop.py", "§9.2"),
 )

@@ -389,3 +389,68 @@ def _(r):
         Check.greater("removing the circled unit alone raises the loss (panel b, / Nσ²)",
                       (m["loss_unit_removed"] - m["loss_initial"]) / m["noise_loss"], 0.5),
     ]
+
+
+# --------------------------------------------------------------------------- 9.14
+@figure("9.14", title="Regularization methods by mechanism",
+        caption="udl's regularization methods grouped by the way they help a model generalize: a smoother "
+                "function, more (effective) data, a combination of models, or a wide minimum. Drawn from "
+                "the registry udl.regularization; each box lists the code that implements a method, and the "
+                "figure checks that it imports and that its test file has a test that uses it.",
+        params={"tiny": dict(show_targets=True), "full": dict(show_targets=True)})
+def regularization_map(p, run):
+    from udl.regularization import MECHANISMS, project_root, survey
+
+    rows = survey()
+    if project_root() is None:  # installed without the repository's tests/: only imports can be checked
+        for r in rows:
+            r["tests"] = ["(tests not installed)"]
+    groups = {}
+    for mech in MECHANISMS:
+        members = [r for r in rows if mech in r["mechanisms"]]
+        groups[mech] = {"methods": [r["name"] for r in members], "targets": [r["target"] for r in members],
+                        "tested": [bool(r["imports"] and r["tests"]) for r in members],
+                        "n_tests": [len(r["tests"]) for r in members]}
+    return Result(
+        metrics={"mechanisms": list(MECHANISMS), "groups": groups, "n_methods": len(rows),
+                 "n_broken": sum(not (r["imports"] and r["tests"]) for r in rows),
+                 "broken": [f"{r['name']}: {r['error'] or 'no test uses it'}" for r in rows
+                            if not (r["imports"] and r["tests"])],
+                 "show_targets": p.show_targets},
+        arrays={},
+        notes="The book's figure lists methods from the whole literature; this one lists only what udl "
+              "implements and tests.")
+
+
+@regularization_map.plot
+def _(r):
+    from matplotlib.patches import FancyBboxPatch
+
+    m = r.metrics
+    fig, ax = style.subplots(1, 1, width=8.0, height=5.2)
+    centres = [(0.25, 0.72), (0.75, 0.72), (0.25, 0.25), (0.75, 0.25)]
+    colours = [style.MODEL, style.DATA, style.EXTRA[0], style.EXTRA[1]]
+    ax.text(0.5, 0.485, "regularization", ha="center", va="center", fontsize=11, fontweight="bold",
+            bbox=dict(boxstyle="round", fc="white", ec="black"))
+    for (cx, cy), colour, mech in zip(centres, colours, m["mechanisms"]):
+        group = m["groups"][mech]
+        ax.add_patch(FancyBboxPatch((cx - 0.23, cy - 0.19), 0.46, 0.38, boxstyle="round,pad=0.01",
+                                    fc=colour, alpha=0.15, ec=colour, lw=1.5))
+        ax.text(cx, cy + 0.16, mech, ha="center", va="center", fontsize=10, fontweight="bold")
+        lines = []
+        for name, target, ok in zip(group["methods"], group["targets"], group["tested"]):
+            mark = "✓" if ok else "✗"
+            lines.append(f"{mark} {name}" + (f"\n     {target}" if m["show_targets"] else ""))
+        ax.text(cx - 0.21, cy + 0.11, "\n".join(lines) or "(none in udl yet)", ha="left", va="top", fontsize=7)
+    ax.set(xlim=(0, 1), ylim=(0, 1))
+    ax.axis("off")
+    return fig
+
+
+@regularization_map.checks
+def _(r):
+    m = r.metrics
+    checks = [Check.greater(f"'{mech}': at least one implemented method with a test that uses it",
+                            sum(m["groups"][mech]["tested"]), 0) for mech in m["mechanisms"]]
+    checks.append(Check.equal("every listed method imports and is tested", m["broken"], []))
+    return checks
