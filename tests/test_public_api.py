@@ -179,8 +179,6 @@ CASES = [
     (mnist1d_nets.ConvNet1D, dict(), {"config": [3, mnist1d_nets.FullyConnected1DConfig()], "seed": [-1, "a", 1.5]}),
     (mnist1d_nets.FullyConnected1DConfig, dict(), {"widths": [(40,), (40, 0, 10), 40, (40, 2.5, 10)]}),
     (mnist1d_nets.FullyConnected1D, dict(), {"config": ["big", mnist1d_nets.ConvNet1DConfig()], "seed": [-1, True]}),
-    (mnist1d_nets.conv_output_length, dict(length=40, kernel_size=3, stride=2),
-     {"length": [2, -1, 4.0], "kernel_size": BAD_INT, "stride": BAD_INT}),
     (mnist1d_nets.classification_error, dict(model=torch.nn.Identity(), x=torch.zeros(3, 2), y=torch.zeros(3).long()),
      {"model": ["net"], "x": [[0.0]], "y": [torch.zeros(2).long(), torch.zeros(3, 1).long()], "batch_size": BAD_INT}),
     (mnist1d_nets.train_classifier, dict(model=mnist1d_nets.FullyConnected1D(seed=0), x_train=torch.zeros(20, 40),

@@ -6,7 +6,8 @@ import torch
 from torch import nn
 
 from udl.models.mnist1d_nets import (ConvNet1D, ConvNet1DConfig, FullyConnected1D, FullyConnected1DConfig,
-                                     classification_error, conv_output_length, train_classifier)
+                                     classification_error, train_classifier)
+from udl.nn import conv as udl_conv
 from udl.systems import weight_layers
 from udl.train import epoch_order
 
@@ -42,10 +43,23 @@ def test_lengths_shrink_40_19_9_4_and_hidden_layers_have_those_shapes():
     assert fc_widths == [15 * 19, 15 * 9, 15 * 4]  # as many hidden units as the convolutional network
 
 
-@pytest.mark.parametrize("length, k, s", [(40, 3, 2), (19, 3, 2), (9, 3, 2), (10, 3, 1), (11, 5, 3), (7, 7, 4)])
-def test_conv_output_length_equals_torch(length, k, s):
-    out = nn.Conv1d(1, 1, k, stride=s)(torch.zeros(1, 1, length))
-    assert conv_output_length(length, k, s) == out.shape[-1]
+@pytest.mark.parametrize("config", [ConvNet1DConfig(), ConvNet1DConfig(length=23, kernel_size=5, stride=3,
+                                                                    n_layers=2)])
+def test_lengths_equal_torch_conv1d_output_lengths(config):
+    h, lengths = torch.zeros(1, 1, config.length), [config.length]
+    for _ in range(config.n_layers):
+        h = nn.Conv1d(1, 1, config.kernel_size, stride=config.stride)(h)
+        lengths.append(h.shape[-1])
+    assert config.lengths() == lengths
+
+
+def test_hidden_layers_equal_the_books_weighted_sum_udl_nn_conv():
+    net = ConvNet1D(seed=2)
+    x = torch.randn(4, 40, generator=torch.Generator().manual_seed(0))
+    h = x[:, None]
+    for conv, mine in zip(net.convs, net.hidden(x)):
+        h = torch.relu(udl_conv.conv1d(h, conv.weight, conv.bias, stride=2))  # eq. 10.6 with channels, by hand
+        torch.testing.assert_close(mine, h, rtol=1e-5, atol=1e-6)
 
 
 def test_conv_net_equals_a_torch_sequential_with_the_same_weights():

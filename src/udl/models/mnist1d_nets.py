@@ -38,32 +38,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from udl.nn.conv import conv_output_length
 from udl.validate import check_float, check_int, check_sizes
 
 __all__ = ["ConvNet1D", "ConvNet1DConfig", "FullyConnected1D", "FullyConnected1DConfig", "TrainingCurves",
-           "classification_error", "conv_output_length", "train_classifier"]
-
-
-def conv_output_length(length: int, kernel_size: int, stride: int = 1) -> int:
-    """The output length of a "valid" (unpadded) 1D convolution: ⌊(L - k) / s⌋ + 1.
-
-    The kernel fits at positions 0, s, 2s, ... as long as it stays inside the input
-    (UDL §10.2.1-10.2.3; ``torch.nn.Conv1d`` with ``padding=0`` and ``dilation=1``).
-
-    Args:
-        length: input length L (at least ``kernel_size``).
-        kernel_size: kernel size k.
-        stride: stride s. Default: 1.
-
-    Example:
-        >>> [conv_output_length(n, 3, 2) for n in (40, 19, 9)]
-        [19, 9, 4]
-    """
-    owner = "conv_output_length"
-    check_int(kernel_size, "kernel_size", owner)
-    check_int(stride, "stride", owner)
-    check_int(length, "length", owner, minimum=kernel_size)
-    return (length - kernel_size) // stride + 1
+           "classification_error", "train_classifier"]
 
 
 def _check_seed(seed, owner: str) -> torch.Generator | None:
@@ -119,13 +98,17 @@ class ConvNet1DConfig:
                 raise ValueError(f"The 'length' parameter of {owner} must leave at least one position after "
                                  f"{self.n_layers} valid convolutions of kernel {self.kernel_size}, stride "
                                  f"{self.stride}. Got {self.length!r} instead.")
-            n = (n - self.kernel_size) // self.stride + 1
+            n = conv_output_length(n, self.kernel_size, self.stride)
 
     def lengths(self) -> list[int]:
-        """The sequence length entering each layer and leaving the last: [L, L_1, ..., L_K]."""
+        """The sequence length entering each layer and leaving the last: [L, L_1, ..., L_K].
+
+        Each "valid" convolution keeps L_i = ⌊(L_{i-1} - k) / s⌋ + 1 positions (UDL
+        §10.2.1-10.2.3): the kernel fits at positions 0, s, 2s, ... inside the input.
+        """
         out = [self.length]
         for _ in range(self.n_layers):
-            out.append(conv_output_length(out[-1], self.kernel_size, self.stride))
+            out.append(conv_output_length(out[-1], self.kernel_size, self.stride))  # ⌊(L - k)/s⌋ + 1
         return out
 
     def parameter_count(self) -> int:
