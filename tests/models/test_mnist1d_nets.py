@@ -58,7 +58,7 @@ def test_hidden_layers_equal_the_books_weighted_sum_udl_nn_conv():
     x = torch.randn(4, 40, generator=torch.Generator().manual_seed(0))
     h = x[:, None]
     for conv, mine in zip(net.convs, net.hidden(x)):
-        h = torch.relu(udl_conv.conv1d(h, conv.weight, conv.bias, stride=2))  # eq. 10.6 with channels, by hand
+        h = torch.relu(udl_conv.conv1d(h, conv.weight, conv.bias, stride=2))  # eqs. 10.3-10.4 with channels, by hand
         torch.testing.assert_close(mine, h, rtol=1e-5, atol=1e-6)
 
 

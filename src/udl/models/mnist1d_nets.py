@@ -7,7 +7,7 @@ without momentum, learning rate 0.01, batches of 100):
 - the **convolutional network** (:class:`ConvNet1D`): three convolutional layers,
   each with 15 channels, kernel size 3 and stride 2 with no padding ("valid",
   §10.2.1), each followed by a ReLU, so the length shrinks 40 → 19 → 9 → 4
-  (eq. 10.6's weighted sum evaluated at every second position); the 4 x 15 = 60
+  (eqs. 10.3-10.4's weighted sum evaluated at every second position); the 4 x 15 = 60
   hidden units are flattened and a linear layer maps them to the ten class
   logits. 2,050 parameters.
 - the **fully connected network** (:class:`FullyConnected1D`): hidden layers of
@@ -18,7 +18,7 @@ better (book: about 17% test error against about 40%): its inductive bias, the
 same small kernel applied at every position, suits sequences whose class does not
 depend on where a pattern sits.
 
-Both networks start from He initialisation (UDL §7.5, eq. 7.32): every weight is
+Both networks start from He initialisation (UDL §7.5): every weight is
 drawn from a normal distribution with variance 2/fan_in (fan_in = C_in·k for a
 convolution, D_in for a linear layer) and every bias is zero, which keeps the
 variance of the pre-activations steady through ReLU layers. The layers are
@@ -58,7 +58,7 @@ def _check_seed(seed, owner: str) -> torch.Generator | None:
 
 @torch.no_grad()
 def _he_init(layers: list[nn.Module], generator: torch.Generator | None) -> None:
-    """He initialisation (UDL eq. 7.32): weights ~ N(0, 2/fan_in), biases 0, drawn on the CPU."""
+    """He initialisation (UDL §7.5): weights ~ N(0, 2/fan_in), biases 0, drawn on the CPU."""
     for layer in layers:
         fan_in = layer.weight[0].numel()  # C_in·k for Conv1d, D_in for Linear
         noise = torch.randn(layer.weight.shape, generator=generator, dtype=torch.float32)
@@ -130,7 +130,7 @@ class ConvNet1D(nn.Module):
         f  = Linear(60 → 10)[flatten h3]      (N, 10)       60·10 + 10   =  610
                                                             total          2,050
 
-    Each convolution is eq. 10.6 with channels (§10.2.5): a weighted sum over the
+    Each convolution is eqs. 10.3-10.4 with channels (§10.2.5): a weighted sum over the
     three nearest positions of every input channel, plus a bias. The output is the
     ten class logits; train with the multiclass cross-entropy (eq. 5.24).
 
