@@ -44,7 +44,8 @@ def kfold_indices(n: int, k: int = 5, *, shuffle: bool = False,
         shuffle: permute the examples before cutting them into folds. Default: False
             (contiguous blocks 0..N/K-1, ...).
         seed: the permutation's seed when ``shuffle`` (scikit-learn's ``random_state``);
-            must be None without shuffling. Default: None.
+            must be None without shuffling. With shuffling, None draws the permutation
+            from NumPy's global generator, as scikit-learn does. Default: None.
 
     Returns:
         A list of K pairs ``(train_index, val_index)`` of sorted int arrays.

@@ -124,7 +124,7 @@ def _(r):
                 "the best width with fewer parameters than examples.) b) The test loss shows the same peak "
                 "more sharply.",
         params={"tiny": dict(num_samples=6000, train_split=1 / 3, widths=[8, 28, 64], label_noise=0.15,
-                             steps=1000, lr=0.01, repeats=1),
+                             steps=800, lr=0.0125, repeats=1),
                 "full": dict(num_samples=8000, train_split=0.5,
                              widths=[4, 8, 12, 16, 24, 32, 40, 48, 56, 64, 80, 96, 128, 192],
                              label_noise=0.15, steps=4000, lr=0.005, repeats=1)})

@@ -35,9 +35,9 @@ def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
                 "same few labels (purple), the new layer alone by far. c) At the smallest number of labels, "
                 "each draw of the labels (one line) gains from pre-training.",
         params={"tiny": dict(hidden=[100, 100], pretrain_steps=1000, pretrain_lr=0.1, batch_size=100,
-                             labels_per_class=[5], n_draws=4, steps=200, lr=0.002),
-                "full": dict(hidden=[100, 100], pretrain_steps=3000, pretrain_lr=0.1, batch_size=100,
-                             labels_per_class=[2, 5, 10, 20, 50], n_draws=6, steps=200, lr=0.002)})
+                             labels_per_class=[5], n_draws=4, steps=100, lr=0.004),
+                "full": dict(hidden=[100, 100], pretrain_steps=2000, pretrain_lr=0.1, batch_size=100,
+                             labels_per_class=[2, 5, 10, 20, 50], n_draws=6, steps=100, lr=0.004)})
 def transfer_learning(p, run):
     from udl.data.mnist1d import load_mnist1d
     from udl.models.transfer import replace_head
