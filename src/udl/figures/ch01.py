@@ -159,9 +159,10 @@ def _draw_map(ax, m):
         rows = [r for r in m["systems"] if r["paradigm"] == paradigm]
         shallow = [r for r in rows if r["hidden_layers"] < _DEEP]
         deep = [r for r in rows if r["hidden_layers"] >= _DEEP]
-        for group, top, bottom in ((shallow, 4.4, 3.1), (deep, 2.7, 1.2)):
+        for group, top, bottom in ((shallow, 4.4, 3.1), (deep, 2.85, 1.15)):
             step = min(0.6, (top - bottom) / max(len(group), 1))
             size = 8 if step >= 0.55 else 6
+            gap = min(0.24, 0.42 * step)  # name above, numbers below, never into the next entry
             for i, r in enumerate(group):
                 y = top - i * step
                 if r["builds"]:
@@ -169,7 +170,7 @@ def _draw_map(ax, m):
                 else:
                     detail = "does not build"
                 ax.text(cx, y, r["name"], ha="center", va="center", fontsize=size, zorder=4)
-                ax.text(cx, y - 0.24, detail, ha="center", va="center", fontsize=size - 1, zorder=4,
+                ax.text(cx, y - gap, detail, ha="center", va="center", fontsize=size - 1, zorder=4,
                         color="#444444" if r["builds"] else style.EXTRA[2])
 
 
