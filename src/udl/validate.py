@@ -68,3 +68,11 @@ def check_ints(value: Any, name: str, owner: str, n: int, *, minimum: int | None
             _fail(name, owner, f"an int or a sequence of {n} ints", value)
         return tuple(check_int(v, name, owner, minimum=minimum) for v in value)
     return (check_int(value, name, owner, minimum=minimum),) * n
+
+
+def check_generator(generator: Any, owner: str, name: str = "generator") -> None:
+    """None or a ``torch.Generator`` (the keyword-only randomness of udl's constructors)."""
+    import torch
+
+    if generator is not None and not isinstance(generator, torch.Generator):
+        _fail(name, owner, "a torch.Generator or None", generator, TypeError)

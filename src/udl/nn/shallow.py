@@ -25,7 +25,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from udl.validate import check_float, check_int
+from udl.validate import check_float, check_generator, check_int
 
 __all__ = ["ShallowNetwork", "fit_shallow"]  # ShallowPass and Edge: return types
 
@@ -36,12 +36,6 @@ def _reset_linear(layer: nn.Linear, generator: torch.Generator | None) -> None:
     with torch.no_grad():
         for p in (layer.weight, layer.bias):
             p.copy_(torch.rand(p.shape, generator=generator, dtype=torch.float64).mul(2).sub(1).mul(bound))
-
-
-def _check_generator(generator, owner: str) -> None:
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise TypeError(f"The 'generator' parameter of {owner} must be a torch.Generator or None. "
-                        f"Got {generator!r} instead.")
 
 
 def _check_input(x, width: int, owner: str) -> torch.Tensor:
@@ -103,7 +97,7 @@ class ShallowNetwork(nn.Module):
         self.d_in = check_int(d_in, "d_in", "ShallowNetwork")
         self.d_hidden = check_int(d_hidden, "d_hidden", "ShallowNetwork")
         self.d_out = check_int(d_out, "d_out", "ShallowNetwork")
-        _check_generator(generator, "ShallowNetwork")
+        check_generator(generator, "ShallowNetwork")
         self.hidden = nn.Linear(d_in, d_hidden)  # weight θ (D x Di), bias θ_0 (D,)
         self.output = nn.Linear(d_hidden, d_out)  # weight φ (Do x D), bias φ_0 (Do,)
         _reset_linear(self.hidden, generator)
