@@ -76,3 +76,11 @@ def check_generator(generator: Any, owner: str, name: str = "generator") -> None
 
     if generator is not None and not isinstance(generator, torch.Generator):
         _fail(name, owner, "a torch.Generator or None", generator, TypeError)
+
+
+def check_callable(value: Any, name: str, owner: str, *, optional: bool = False) -> None:
+    """A function (or None when ``optional``)."""
+    if optional and value is None:
+        return
+    if not callable(value):
+        _fail(name, owner, "callable or None" if optional else "callable", value, TypeError)

@@ -28,7 +28,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from udl.validate import check_float, check_int
+from udl.validate import check_callable, check_float, check_int
 
 __all__ = ["decompose", "capacity_sweep"]  # BiasVariance and CapacitySweep: return types
 
@@ -118,11 +118,6 @@ def _as_numpy(values: Any, m: int, owner: str) -> np.ndarray:
     return out
 
 
-def _check_callable(fn, name: str, owner: str) -> None:
-    if not callable(fn):
-        raise TypeError(f"The {name!r} parameter of {owner} must be callable. Got {fn!r} instead.")
-
-
 def _check_x_test(x_test, owner: str) -> np.ndarray:
     if isinstance(x_test, torch.Tensor):
         x_test = x_test.detach().cpu().numpy()
@@ -184,9 +179,9 @@ def decompose(fit_fn: Callable, sample_fn: Callable[[np.random.Generator], tuple
         (20, 50)
     """
     owner = "decompose"
-    _check_callable(fit_fn, "fit_fn", owner)
-    _check_callable(sample_fn, "sample_fn", owner)
-    _check_callable(truth, "truth", owner)
+    check_callable(fit_fn, "fit_fn", owner)
+    check_callable(sample_fn, "sample_fn", owner)
+    check_callable(truth, "truth", owner)
     x = _check_x_test(x_test, owner)
     noise_var = check_float(noise_var, "noise_var", owner, low=0)
     k = check_int(n_datasets, "n_datasets", owner, minimum=2)
@@ -238,7 +233,7 @@ def capacity_sweep(make_fit: Callable[[Any], Callable], capacities: Sequence, sa
         :class:`CapacitySweep`; ``best_capacity`` is the argmin of bias² + variance.
     """
     owner = "capacity_sweep"
-    _check_callable(make_fit, "make_fit", owner)
+    check_callable(make_fit, "make_fit", owner)
     if isinstance(capacities, (str, bytes)) or not isinstance(capacities, (list, tuple, np.ndarray)) \
             or len(capacities) == 0:
         raise TypeError(f"The 'capacities' parameter of {owner} must be a non-empty list. "

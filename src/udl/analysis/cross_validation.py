@@ -25,7 +25,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from udl.validate import check_int
+from udl.validate import check_callable, check_int
 
 __all__ = ["cross_validate", "kfold_indices"]  # CrossValidation: a return type
 
@@ -127,8 +127,7 @@ def cross_validate(fit_score_fn: Callable[[Any, Any, Any, Any, Any], float], x, 
         2.0
     """
     owner = "cross_validate"
-    if not callable(fit_score_fn):
-        raise TypeError(f"The 'fit_score_fn' parameter of {owner} must be callable. Got {fit_score_fn!r} instead.")
+    check_callable(fit_score_fn, "fit_score_fn", owner)
     if not hasattr(x, "__len__") or not hasattr(x, "__getitem__"):
         raise TypeError(f"The 'x' parameter of {owner} must be an array or tensor. Got {type(x).__name__} instead.")
     if not hasattr(y, "__len__") or len(y) != len(x):

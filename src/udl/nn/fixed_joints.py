@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from udl.validate import check_float, check_int
+from udl.validate import check_callable, check_float, check_int
 
 __all__ = ["FixedJointNetwork", "sgd_batches"]
 
@@ -245,8 +245,7 @@ class FixedJointNetwork(nn.Module):
         steps = check_int(steps, "steps", owner)
         seed = check_int(seed, "seed", owner, minimum=0)
         every = check_int(every, "every", owner)
-        if callback is not None and not callable(callback):
-            raise TypeError(f"The 'callback' parameter of {owner} must be callable or None. Got {callback!r} instead.")
+        check_callable(callback, "callback", owner, optional=True)
         xt, yt = self._input(x, "x"), self._input(y, "y")
         if yt.shape != xt.shape:
             raise ValueError(f"The 'y' parameter of {owner} must have one target per input, "

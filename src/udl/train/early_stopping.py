@@ -24,7 +24,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from udl.validate import check_float, check_int
+from udl.validate import check_callable, check_float, check_int
 
 __all__ = ["EarlyStopping"]
 
@@ -69,8 +69,7 @@ class EarlyStopping:
 
     def __init__(self, val_fn: Callable[[nn.Module], float], *, every: int = 1, patience: int | None = None,
                  min_delta: float = 0.0):
-        if not callable(val_fn):
-            raise TypeError(f"The 'val_fn' parameter of {_OWNER} must be callable. Got {val_fn!r} instead.")
+        check_callable(val_fn, "val_fn", _OWNER)
         self.val_fn = val_fn
         self.every = check_int(every, "every", _OWNER)
         self.patience = None if patience is None else check_int(patience, "patience", _OWNER)
