@@ -1,0 +1,201 @@
+"""Transformer layers and embeddings (UDL §12.4-12.5, figs. 12.7 and 12.9).
+
+A transformer layer is multi-head self-attention followed by a fully connected
+network applied to every token separately, each wrapped in a residual connection and
+followed by layer normalisation (fig. 12.7, the "post-LN" order of the original)::
+
+    X ← LayerNorm[X + MhSa[X]]
+    X ← LayerNorm[X + mlp[X]]          (the same two-layer ReLU network for each token)
+
+The "pre-LN" order used by GPT-2 and most later models normalises the input of each
+branch instead, ``X ← X + MhSa[LayerNorm[X]]``, and trains more stably when deep
+(``norm_first=True``). A decoder layer of an encoder-decoder model adds a
+cross-attention block between the two, with queries from the decoder and keys and
+values from the encoder's output (fig. 12.13).
+
+Text enters as tokens; each token index selects a column of the embedding matrix Ω_e
+(equivalently Ω_e times a one-hot vector, fig. 12.9), and the position is added as a
+learned or sinusoidal embedding.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from udl.nn.attention import MultiHeadAttention
+from udl.validate import check_choice, check_float, check_int
+
+__all__ = ["TransformerLayer", "TokenEmbedding", "LearnedPositions", "sinusoidal_positions"]
+
+_ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu, "gelu_tanh": lambda x: F.gelu(x, approximate="tanh")}
+
+
+class TransformerLayer(nn.Module):
+    """One transformer layer: attention and MLP blocks with residual connections and LayerNorm.
+
+    Args:
+        d_model: D, the embedding size.
+        n_heads: H, attention heads (must divide D).
+        d_mlp: the MLP's hidden width. Default ``4 · D``.
+        dropout: dropout on attention weights and on each block's output (default 0).
+        norm_first: False (default) is the book's post-LN layer of fig. 12.7; True is pre-LN.
+        activation: the MLP's activation: "relu" (default), "gelu" or "gelu_tanh".
+        cross_attention: add a cross-attention block (decoder of an encoder-decoder).
+        bias: biases in the linear layers (default True).
+        eps: LayerNorm's ε (default 1e-5).
+        fast: attention through ``scaled_dot_product_attention`` (default True).
+
+    Shape:
+        ``x``: ``(B, N, D)``; ``context``: ``(B, M, D)`` -> ``(B, N, D)``.
+
+    Example::
+
+        >>> TransformerLayer(16, 4)(torch.zeros(2, 5, 16)).shape
+        torch.Size([2, 5, 16])
+    """
+
+    def __init__(self, d_model: int, n_heads: int, d_mlp: int | None = None, *, dropout: float = 0.0,
+                 norm_first: bool = False, activation: str = "relu", cross_attention: bool = False,
+                 bias: bool = True, eps: float = 1e-5, fast: bool = True):
+        super().__init__()
+        owner = "TransformerLayer"
+        d_model = check_int(d_model, "d_model", owner)
+        d_mlp = 4 * d_model if d_mlp is None else check_int(d_mlp, "d_mlp", owner)
+        self.p_drop = check_float(dropout, "dropout", owner, low=0.0, high=1.0, high_open=True)
+        check_choice(activation, "activation", owner, tuple(_ACTIVATIONS))
+        for name, flag in (("norm_first", norm_first), ("cross_attention", cross_attention)):
+            if not isinstance(flag, bool):
+                raise TypeError(f"The {name!r} parameter of {owner} must be a bool. Got {flag!r} instead.")
+        self.norm_first, self.activation = norm_first, activation
+        self.self_attn = MultiHeadAttention(d_model, n_heads, bias=bias, dropout=dropout, fast=fast)
+        self.norm1 = nn.LayerNorm(d_model, eps=eps, bias=bias)
+        self.cross_attn = MultiHeadAttention(d_model, n_heads, bias=bias, dropout=dropout, fast=fast) \
+            if cross_attention else None
+        self.norm_cross = nn.LayerNorm(d_model, eps=eps, bias=bias) if cross_attention else None
+        self.linear1 = nn.Linear(d_model, d_mlp, bias=bias)
+        self.linear2 = nn.Linear(d_mlp, d_model, bias=bias)
+        self.norm2 = nn.LayerNorm(d_model, eps=eps, bias=bias)
+
+    def _drop(self, x: torch.Tensor) -> torch.Tensor:
+        return F.dropout(x, self.p_drop, self.training) if self.p_drop > 0 else x
+
+    def mlp(self, x: torch.Tensor) -> torch.Tensor:
+        """The per-token fully connected network: ``linear2(act(linear1(x)))``."""
+        return self.linear2(self._drop(_ACTIVATIONS[self.activation](self.linear1(x))))
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None, *, mask: torch.Tensor | None = None,
+                causal: bool = False, context_mask: torch.Tensor | None = None,
+                cache: dict | None = None) -> torch.Tensor:
+        """Apply the layer.
+
+        Args:
+            x: the tokens' embeddings ``(B, N, D)``.
+            context: the encoder's output ``(B, M, D)`` (layers built with cross-attention only).
+            mask: self-attention mask (True = may attend, or a ``(B, N)`` key-padding mask).
+            causal: masked self-attention (each token sees itself and earlier tokens).
+            context_mask: cross-attention mask (e.g. ``(B, M)`` padding of the source).
+            cache: a dict for step-by-step decoding; keys "self" and "cross" are filled in.
+        """
+        if (context is None) != (self.cross_attn is None):
+            raise ValueError("TransformerLayer: pass a context exactly when the layer has cross-attention.")
+        self_cache = cache.setdefault("self", {}) if cache is not None else None
+        cross_cache = cache.setdefault("cross", {}) if cache is not None else None
+
+        def attend(h):
+            return self._drop(self.self_attn(h, mask=mask, causal=causal, cache=self_cache))
+
+        def cross(h):
+            return self._drop(self.cross_attn(h, context, mask=context_mask, cache=cross_cache))
+
+        def mlp(h):
+            return self._drop(self.mlp(h))
+
+        blocks = [(attend, self.norm1)]
+        if self.cross_attn is not None:
+            blocks.append((cross, self.norm_cross))
+        blocks.append((mlp, self.norm2))
+        for f, norm in blocks:
+            x = x + f(norm(x)) if self.norm_first else norm(x + f(x))
+        return x
+
+
+class TokenEmbedding(nn.Module):
+    """Token embeddings: column t of Ω_e for token t, i.e. Ω_e times a one-hot vector (fig. 12.9).
+
+    The matrix is stored as ``weight`` of shape ``(|V|, D)`` (rows are the book's
+    columns), as :class:`torch.nn.Embedding` stores it, so the two are interchangeable.
+
+    Args:
+        vocab_size: |V|.
+        d_model: D.
+        std: the standard deviation of the initial N(0, std²) entries (default 0.02).
+
+    Shape:
+        ``tokens``: ``(B, N)`` integers -> ``(B, N, D)``.
+    """
+
+    def __init__(self, vocab_size: int, d_model: int, *, std: float = 0.02):
+        super().__init__()
+        owner = "TokenEmbedding"
+        self.vocab_size = check_int(vocab_size, "vocab_size", owner)
+        self.d_model = check_int(d_model, "d_model", owner)
+        std = check_float(std, "std", owner, low=0.0, low_open=True)
+        self.weight = nn.Parameter(torch.empty(vocab_size, d_model))
+        nn.init.normal_(self.weight, std=std)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return F.embedding(tokens, self.weight)
+
+    def one_hot_forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """The book's form: one-hot vectors ``(B, N, |V|)`` times the embedding matrix."""
+        return F.one_hot(tokens, self.vocab_size).to(self.weight.dtype) @ self.weight  # (B, N, D)
+
+
+class LearnedPositions(nn.Module):
+    """A learned embedding per position, added to the token embeddings (BERT, GPT).
+
+    Args:
+        context: the largest number of positions N_max.
+        d_model: D.
+
+    Shape:
+        ``x``: ``(B, N, D)`` with N <= N_max -> ``x`` plus the first N position
+        embeddings (an ``offset`` shifts them, for decoding with a cache).
+    """
+
+    def __init__(self, context: int, d_model: int, *, std: float = 0.02):
+        super().__init__()
+        self.context = check_int(context, "context", "LearnedPositions")
+        check_int(d_model, "d_model", "LearnedPositions")
+        std = check_float(std, "std", "LearnedPositions", low=0.0, low_open=True)
+        self.weight = nn.Parameter(torch.empty(context, d_model))
+        nn.init.normal_(self.weight, std=std)
+
+    def forward(self, x: torch.Tensor, offset: int = 0) -> torch.Tensor:
+        n = x.shape[-2]
+        if offset + n > self.context:
+            raise ValueError(f"LearnedPositions: positions {offset}..{offset + n - 1} exceed the context "
+                             f"of {self.context}.")
+        return x + self.weight[offset:offset + n]
+
+
+def sinusoidal_positions(n: int, d_model: int, *, base: float = 10_000.0) -> torch.Tensor:
+    """The fixed sinusoidal position embeddings of the original transformer.
+
+    Entry ``[t, 2i] = sin(t / base^{2i/D})`` and ``[t, 2i+1] = cos(t / base^{2i/D})``.
+
+    Shape:
+        -> ``(n, D)``.
+    """
+    check_int(n, "n", "sinusoidal_positions")
+    d_model = check_int(d_model, "d_model", "sinusoidal_positions")
+    t = torch.arange(n, dtype=torch.float64)[:, None]
+    freq = base ** (-torch.arange(0, d_model, 2, dtype=torch.float64) / d_model)  # (ceil(D/2),)
+    pe = torch.zeros(n, d_model, dtype=torch.float64)
+    pe[:, 0::2] = torch.sin(t * freq)
+    pe[:, 1::2] = torch.cos(t * freq[: d_model // 2])
+    return pe.float()
