@@ -42,6 +42,8 @@ from udl.data import scenes
 from udl.models import yolo
 from udl.analysis import cross_validation, double_descent
 from udl.models import transfer
+from udl.nn import attention, transformer
+from udl.nn import residual
 
 X1 = torch.linspace(0, 1, 20)[:, None]
 Y1 = torch.sin(6 * X1)
@@ -236,6 +238,19 @@ CASES = [
     (double_descent.mlp_parameter_count, dict(d_in=40, width=10, d_out=10), {"width": BAD_INT, "layers": [0]}),
     (double_descent.interpolation_width, dict(n_train=100, d_in=40, d_out=10), {"n_train": [5, 0, 2.5]}),
     (transfer.replace_head, dict(net=deep.DeepNetwork([3, 4, 2]), d_out=2), {"d_out": BAD_INT, "net": [3]}),
+    (attention.MultiHeadAttention, dict(d_model=8, n_heads=2),
+     {"d_model": BAD_INT, "n_heads": [0, 3, 2.5], "dropout": [1.0, -0.1], "fast": [1]}),
+    (transformer.TransformerLayer, dict(d_model=8, n_heads=2),
+     {"d_model": BAD_INT, "n_heads": [3, 0], "d_mlp": BAD_INT, "dropout": [1.5], "activation": ["tanh"],
+      "norm_first": [1], "cross_attention": ["yes"]}),
+    (transformer.TokenEmbedding, dict(vocab_size=5, d_model=3), {"vocab_size": BAD_INT, "d_model": BAD_INT, "std": [0.0]}),
+    (transformer.LearnedPositions, dict(context=5, d_model=3), {"context": BAD_INT, "d_model": BAD_INT}),
+    (transformer.sinusoidal_positions, dict(n=5, d_model=4), {"n": BAD_INT, "d_model": BAD_INT}),
+    (residual.Residual, dict(f=torch.nn.ReLU()), {"f": [3], "scale": [0.0, -1.0], "skip": [1]}),
+    (residual.ResidualBlock, dict(channels=4), {"channels": BAD_INT, "kernel": [2, 0], "dims": [4, 0], "norm": [1]}),
+    (residual.BottleneckBlock, dict(in_channels=8, bottleneck_channels=2),
+     {"in_channels": BAD_INT, "bottleneck_channels": BAD_INT, "out_channels": BAD_INT, "stride": BAD_INT,
+      "dims": [5], "norm": ["no"], "skip": [0]}),
 ]
 # Public classes that are plain records of results or data (no behaviour to misuse), and
 # the figure framework's own types (tests/test_registry.py tries them).
