@@ -44,6 +44,7 @@ from udl.analysis import cross_validation, double_descent
 from udl.models import transfer
 from udl.nn import attention, transformer
 from udl.nn import residual
+from udl.nn import normalization
 
 X1 = torch.linspace(0, 1, 20)[:, None]
 Y1 = torch.sin(6 * X1)
@@ -251,6 +252,17 @@ CASES = [
     (residual.BottleneckBlock, dict(in_channels=8, bottleneck_channels=2),
      {"in_channels": BAD_INT, "bottleneck_channels": BAD_INT, "out_channels": BAD_INT, "stride": BAD_INT,
       "dims": [5], "norm": ["no"], "skip": [0]}),
+    (normalization.BatchNorm, dict(channels=3), {"channels": BAD_INT, "eps": [0.0, -1e-5, "a"],
+                                                 "momentum": [-0.1, 1.5, "a"], "affine": [1, "yes"]}),
+    (normalization.GhostBatchNorm, dict(channels=3, ghost_batch_size=2),
+     {"channels": BAD_INT, "ghost_batch_size": BAD_INT, "eps": [0.0], "momentum": [2.0]}),
+    (normalization.LayerNorm, dict(channels=3), {"channels": BAD_INT, "eps": [0.0, float("nan")], "affine": [0]}),
+    (normalization.GroupNorm, dict(groups=2, channels=4), {"groups": BAD_INT + [3], "channels": BAD_INT + [5],
+                                                           "eps": [-1.0], "affine": [None]}),
+    (normalization.InstanceNorm, dict(channels=3), {"channels": BAD_INT, "eps": [0.0], "affine": ["no"]}),
+    (normalization.shared_statistics, dict(module=normalization.BatchNorm(3), shape=(2, 3, 4), index=(0, 1, 2)),
+     {"module": ["bn", None], "shape": [(2,), (2, 0, 4), "abc", (2, 3.0, 4)], "index": [(0, 1), (0, 3, 0), (0, -1, 0), 3],
+      "n_probes": BAD_INT, "seed": [-1, 1.5]}),
 ]
 # Public classes that are plain records of results or data (no behaviour to misuse), and
 # the figure framework's own types (tests/test_registry.py tries them).
