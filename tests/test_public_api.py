@@ -44,6 +44,7 @@ from udl.analysis import cross_validation, double_descent
 from udl.models import transfer
 from udl.nn import attention, transformer
 from udl.nn import residual
+from udl.analysis import ngram
 from udl.nn import normalization
 
 X1 = torch.linspace(0, 1, 20)[:, None]
@@ -263,6 +264,8 @@ CASES = [
     (normalization.shared_statistics, dict(module=normalization.BatchNorm(3), shape=(2, 3, 4), index=(0, 1, 2)),
      {"module": ["bn", None], "shape": [(2,), (2, 0, 4), "abc", (2, 3.0, 4)], "index": [(0, 1), (0, 3, 0), (0, -1, 0), 3],
       "n_probes": BAD_INT, "seed": [-1, 1.5]}),
+    (ngram.UnigramModel, dict(vocab_size=3), {"vocab_size": BAD_INT, "k": [0.0, -1.0]}),
+    (ngram.BigramModel, dict(vocab_size=3), {"vocab_size": BAD_INT, "k": [0.0, "a"]}),
 ]
 # Public classes that are plain records of results or data (no behaviour to misuse), and
 # the figure framework's own types (tests/test_registry.py tries them).
