@@ -3,17 +3,17 @@
 Every scheme standardizes a group of activations h with the group's own mean m and
 variance s², then applies a learned per-channel scale γ and offset δ::
 
-    m = (1/|G|) Σ_{j∈G} h_j,     s² = (1/|G|) Σ_{j∈G} (h_j - m)²          (eq. 11.8)
+    m = (1/|𝒢|) Σ_{j∈𝒢} h_j,     s² = (1/|𝒢|) Σ_{j∈𝒢} (h_j - m)²          (eq. 11.8)
     ĥ_i = (h_i - m) / √(s² + ε)                                            (eq. 11.9)
     h_i ← γ_c ĥ_i + δ_c                   (c = the channel of i)           (eq. 11.10)
 
 The book writes eq. 11.9 as (h_i - m)/(s + ε); like torch (and Ioffe & Szegedy) we add
 ε to the variance, which makes the layers equal to torch's. γ starts at 1 and δ at 0.
-The schemes differ only in the group G that element i = (n, c, spatial) belongs to,
+The schemes differ only in the group 𝒢 that element i = (n, c, spatial) belongs to,
 for activations of shape ``(N, C, *spatial)`` (spatial = H·W for images, fig. 11.14):
 
 =========================  ==================================  ====================
-scheme                     G: the elements with the same n, c   |G|
+scheme                     𝒢: the elements with the same n, c   |𝒢|
 =========================  ==================================  ====================
 :class:`BatchNorm`         every n, same c, every position      N · H · W
 :class:`GhostBatchNorm`    n in the same ghost batch, same c    B_ghost · H · W
@@ -27,8 +27,8 @@ keep running estimates of the statistics for use in evaluation mode; the other
 three normalize each batch member on its own and behave the same in both modes.
 
 - :meth:`statistics` of each module returns the mean and variance it uses in
-  training mode, broadcastable to the input; :meth:`group_of` returns G by definition.
-- :func:`shared_statistics` *measures* G for any normalization module (these or
+  training mode, broadcastable to the input; :meth:`group_of` returns 𝒢 by definition.
+- :func:`shared_statistics` *measures* 𝒢 for any normalization module (these or
   torch's) by automatic differentiation, without knowing how it is written.
 """
 
@@ -116,7 +116,7 @@ class _Normalization(nn.Module):
             index: one element of that shape.
 
         Shape:
-            -> a bool tensor of ``shape``, True on the group G of ``index``.
+            -> a bool tensor of ``shape``, True on the group 𝒢 of ``index``.
         """
         owner = f"{type(self).__name__}.group_of"
         shape = _check_shape(shape, "shape", owner, min_dims=self._min_dims)
@@ -159,8 +159,8 @@ class _Normalization(nn.Module):
 
 def _check_group_size(n: int, owner: str) -> None:
     if n < 2:
-        raise ValueError(f"{owner}: a group of {n} value has no variance; training needs more than one value "
-                         "per statistics group (a larger batch or spatial size).")
+        raise ValueError(f"{owner} in training mode needs more than one value per statistics group. Got {n} "
+                         "instead (use a larger batch or more positions).")
 
 
 # --------------------------------------------------------------------------- batch norm
@@ -431,10 +431,10 @@ def shared_statistics(module: nn.Module, shape: Sequence[int], index: Sequence[i
     """Measure which input elements share normalization statistics with element ``index``.
 
     Output i of a normalization layer, y_i = γ_c (x_i - m)/√(s² + ε) + δ_c, depends on
-    another input x_j only through the statistics m and s² of i's group G, so
-    ∂y_i/∂x_j is exactly zero for j outside G and, for j in G,
+    another input x_j only through the statistics m and s² of i's group 𝒢, so
+    ∂y_i/∂x_j is exactly zero for j outside 𝒢 and, for j in 𝒢,
 
-        ∂y_i/∂x_j = γ_c / σ · (1[i=j] - 1/|G| - ẑ_i ẑ_j / |G|),   σ² = s² + ε, ẑ = (x - m)/σ,
+        ∂y_i/∂x_j = γ_c / σ · (1[i=j] - 1/|𝒢| - ẑ_i ẑ_j / |𝒢|),   σ² = s² + ε, ẑ = (x - m)/σ,
 
     which vanishes only on a set of inputs of measure zero. The function therefore
     differentiates y_i with respect to the whole input (autograd, float64) at
