@@ -15,9 +15,12 @@ norm (fig. 11.6c), which makes the variance grow only linearly.
 - :class:`ResidualBlock` is ResNet's standard block, pre-activation order as in the
   book's fig. 11.7a: BN → ReLU → 3×3 conv → BN → ReLU → 3×3 conv, added to the input.
 - :class:`BottleneckBlock` is fig. 11.7b: BN → ReLU → 1×1 conv (reduce the channels)
-  → BN → ReLU → 3×3 conv → BN → ReLU → 1×1 conv (expand again). When the block
-  changes the resolution or the number of channels, the skip path is a strided 1×1
-  convolution (a "projection") so that the two can be added.
+  → BN → ReLU → 3×3 conv → BN → ReLU → 1×1 conv (expand again).
+- When a block changes the resolution or the number of channels, its skip path is a
+  strided 1×1 convolution (a "projection") so that the two can be added.
+- :func:`variance_network` and :func:`mean_squares` build and measure the fully
+  connected stacks of fig. 11.6 (plain, residual, residual scaled by 1/√2, residual
+  with batch norm first).
 
 Blocks work on 1D, 2D or 3D signals (``dims``) and use torch's convolution and batch
 norm layers; the book's normalisations written from their definitions live in
@@ -27,14 +30,14 @@ norm layers; the book's normalisations written from their definitions live in
 from __future__ import annotations
 
 import math
-from typing import Callable
 
 import torch
 from torch import nn
 
-from udl.validate import check_choice, check_float, check_int
+from udl.validate import check_choice, check_float, check_generator, check_int
 
-__all__ = ["Residual", "ResidualBlock", "BottleneckBlock", "conv_layer", "batch_norm_layer", "count_parameters", "INV_SQRT2"]
+__all__ = ["Residual", "ResidualBlock", "BottleneckBlock", "conv_layer", "batch_norm_layer", "count_parameters",
+           "INV_SQRT2", "he_init", "VARIANCE_KINDS", "variance_network", "mean_squares"]
 
 INV_SQRT2 = 1.0 / math.sqrt(2.0)  # the rescaling of fig. 11.6b
 
@@ -56,13 +59,22 @@ def batch_norm_layer(dims: int, channels: int) -> nn.Module:
     return _BN[dims](channels)
 
 
-def _he_init(module: nn.Module) -> None:
-    """He initialisation (§7.5) of every convolution and linear layer; zero biases."""
+def he_init(module: nn.Module, generator: torch.Generator | None = None) -> None:
+    """He initialisation (§7.5, σ² = 2 / fan-in) of every convolution and linear layer in ``module``; zero biases."""
     for m in module.modules():
         if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)):
-            nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+            nn.init.kaiming_normal_(m.weight, nonlinearity="relu", generator=generator)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
+
+
+_he_init = he_init  # the name this module first used
+
+
+def _check_bool(value, name: str, owner: str) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"The {name!r} parameter of {owner} must be a bool. Got {value!r} instead.")
+    return value
 
 
 class Residual(nn.Module):
@@ -91,9 +103,7 @@ class Residual(nn.Module):
             raise TypeError(f"The 'f' parameter of Residual must be a torch.nn.Module. Got {type(f).__name__} instead.")
         self.f = f
         self.scale = check_float(scale, "scale", "Residual", low=0.0, low_open=True)
-        if not isinstance(skip, bool):
-            raise TypeError(f"The 'skip' parameter of Residual must be a bool. Got {skip!r} instead.")
-        self.skip = skip
+        self.skip = _check_bool(skip, "skip", "Residual")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.f(x)
@@ -108,34 +118,55 @@ class Residual(nn.Module):
         return f"scale={self.scale:g}, skip={self.skip}"
 
 
-def _check_norm(norm, owner: str) -> bool:
-    if not isinstance(norm, bool):
-        raise TypeError(f"The 'norm' parameter of {owner} must be a bool. Got {norm!r} instead.")
-    return norm
-
-
 def _pre_activation(dims: int, c_in: int, c_out: int, kernel: int, stride: int, norm: bool) -> list[nn.Module]:
     """[BN] → ReLU → convolution: one unit of the book's pre-activation ordering."""
     layers = [batch_norm_layer(dims, c_in)] if norm else []
     return layers + [nn.ReLU(), conv_layer(dims, c_in, c_out, kernel, stride=stride, bias=not norm)]
 
 
-class ResidualBlock(nn.Module):
+class _Block(nn.Module):
+    """``scale · (branch(x) + shortcut(x))``, the shortcut being x itself or a 1×1 projection."""
+
+    def _finish(self, branch: nn.Sequential, dims: int, c_in: int, c_out: int, stride: int, scale: float,
+                skip: bool, generator) -> None:
+        self.branch = branch
+        self.skip = skip
+        self.scale = scale
+        needs_projection = skip and (stride != 1 or c_in != c_out)
+        # a 1×1 convolution with the block's stride: the projection shortcut (He et al., 2016)
+        self.shortcut = conv_layer(dims, c_in, c_out, 1, stride=stride, padding=0) if needs_projection else None
+        he_init(self, generator)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.branch(x)
+        if self.skip:
+            out = out + (x if self.shortcut is None else self.shortcut(x))  # h + f[h]  (eq. 11.4)
+        return out * self.scale if self.scale != 1.0 else out
+
+
+class ResidualBlock(_Block):
     """ResNet's standard block (fig. 11.7a): ``x + conv(ReLU(BN(conv(ReLU(BN(x))))))``.
 
     Both convolutions are 3×3 (kernel ``kernel``) with zero padding that keeps the
-    size, so the block maps C channels to C channels at the same resolution.
+    size, so with the defaults the block maps C channels to C channels at the same
+    resolution and holds 2·9·C² weights plus 2·2·C batch-norm parameters. With
+    ``stride = 2`` or ``out_channels != channels`` the first convolution downsamples
+    or widens, and the skip path becomes a strided 1×1 convolution.
 
     Args:
-        channels: C, the channels in and out.
+        channels: C, the channels in.
+        out_channels: the channels out. Default: ``channels``.
         kernel: the odd kernel size. Default 3.
+        stride: the first convolution's stride. Default 1.
         dims: 1, 2 or 3 (signals, images, volumes). Default 2.
-        norm: batch norm before each ReLU (True, the book's block) or none.
+        norm: batch norm before each ReLU (True, the book's block) or none (then the
+            convolutions have biases).
         scale: multiplies the output (1/√2 for fig. 11.6b). Default 1.
         skip: False removes the identity path (a plain two-layer block).
+        generator: the random numbers of the He initialisation. Default: torch's global one.
 
     Shape:
-        ``(N, C, *spatial)`` -> ``(N, C, *spatial)``.
+        ``(N, C, *spatial)`` -> ``(N, C_out, *⌈spatial / stride⌉)``.
 
     Example::
 
@@ -143,33 +174,39 @@ class ResidualBlock(nn.Module):
         torch.Size([2, 16, 8, 8])
     """
 
-    def __init__(self, channels: int, *, kernel: int = 3, dims: int = 2, norm: bool = True, scale: float = 1.0,
-                 skip: bool = True):
+    def __init__(self, channels: int, *, out_channels: int | None = None, kernel: int = 3, stride: int = 1,
+                 dims: int = 2, norm: bool = True, scale: float = 1.0, skip: bool = True,
+                 generator: torch.Generator | None = None):
         super().__init__()
         owner = "ResidualBlock"
-        channels = check_int(channels, "channels", owner)
+        c_in = check_int(channels, "channels", owner)
+        c_out = c_in if out_channels is None else check_int(out_channels, "out_channels", owner)
         kernel = check_int(kernel, "kernel", owner)
         if kernel % 2 == 0:
             raise ValueError(f"The 'kernel' parameter of {owner} must be an odd int. Got {kernel} instead.")
+        stride = check_int(stride, "stride", owner)
         dims = check_choice(dims, "dims", owner, (1, 2, 3))
-        norm = _check_norm(norm, owner)
-        self.residual = Residual(nn.Sequential(*_pre_activation(dims, channels, channels, kernel, 1, norm),
-                                               *_pre_activation(dims, channels, channels, kernel, 1, norm)),
-                                 scale=scale, skip=skip)
-        _he_init(self)
+        norm = _check_bool(norm, "norm", owner)
+        scale = check_float(scale, "scale", owner, low=0.0, low_open=True)
+        skip = _check_bool(skip, "skip", owner)
+        check_generator(generator, owner)
+        self.in_channels, self.out_channels, self.stride = c_in, c_out, stride
+        branch = nn.Sequential(*_pre_activation(dims, c_in, c_out, kernel, stride, norm),
+                               *_pre_activation(dims, c_out, c_out, kernel, 1, norm))
+        self._finish(branch, dims, c_in, c_out, stride, scale, skip, generator)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.residual(x)
+    def extra_repr(self) -> str:
+        return f"scale={self.scale:g}, skip={self.skip}"
 
 
-class BottleneckBlock(nn.Module):
+class BottleneckBlock(_Block):
     """ResNet's bottleneck block (fig. 11.7b), pre-activation order.
 
     The branch is BN → ReLU → 1×1 conv (C_in → B) → BN → ReLU → 3×3 conv (B → B,
     stride s) → BN → ReLU → 1×1 conv (B → C_out). It integrates over a 3×3 region
-    like the standard block but with 2·C·B + 9·B² weights instead of 18·C² (for
-    C_in = C_out = C). When ``stride > 1`` or ``C_in != C_out`` the skip path is a
-    strided 1×1 convolution (projection shortcut, He et al. 2016).
+    like the standard block but with C_in·B + 9·B² + B·C_out weights instead of 18·C²
+    (plus 2·(C_in + 2B) batch-norm parameters). When ``stride > 1`` or
+    ``C_in != C_out`` the skip path is a strided 1×1 convolution (C_in·C_out weights).
 
     Args:
         in_channels: C_in.
@@ -177,8 +214,9 @@ class BottleneckBlock(nn.Module):
         out_channels: C_out. Default ``4 · B`` (ResNet's expansion).
         stride: the 3×3 convolution's stride (2 halves the resolution). Default 1.
         dims: 1, 2 or 3. Default 2.
-        norm: batch norm before each ReLU (default) or none.
+        norm: batch norm before each ReLU (default) or none (then the convolutions have biases).
         skip: False removes the skip path (a plain three-layer block).
+        generator: the random numbers of the He initialisation. Default: torch's global one.
 
     Shape:
         ``(N, C_in, *spatial)`` -> ``(N, C_out, *⌈spatial / stride⌉)``.
@@ -190,7 +228,8 @@ class BottleneckBlock(nn.Module):
     """
 
     def __init__(self, in_channels: int, bottleneck_channels: int, out_channels: int | None = None, *,
-                 stride: int = 1, dims: int = 2, norm: bool = True, skip: bool = True):
+                 stride: int = 1, dims: int = 2, norm: bool = True, skip: bool = True,
+                 generator: torch.Generator | None = None):
         super().__init__()
         owner = "BottleneckBlock"
         c_in = check_int(in_channels, "in_channels", owner)
@@ -198,25 +237,101 @@ class BottleneckBlock(nn.Module):
         c_out = 4 * b if out_channels is None else check_int(out_channels, "out_channels", owner)
         stride = check_int(stride, "stride", owner)
         dims = check_choice(dims, "dims", owner, (1, 2, 3))
-        norm = _check_norm(norm, owner)
-        if not isinstance(skip, bool):
-            raise TypeError(f"The 'skip' parameter of {owner} must be a bool. Got {skip!r} instead.")
+        norm = _check_bool(norm, "norm", owner)
+        skip = _check_bool(skip, "skip", owner)
+        check_generator(generator, owner)
         self.in_channels, self.bottleneck_channels, self.out_channels, self.stride = c_in, b, c_out, stride
-        self.skip = skip
-        self.branch = nn.Sequential(*_pre_activation(dims, c_in, b, 1, 1, norm),
-                                    *_pre_activation(dims, b, b, 3, stride, norm),
-                                    *_pre_activation(dims, b, c_out, 1, 1, norm))
-        needs_projection = skip and (stride != 1 or c_in != c_out)
-        self.shortcut = conv_layer(dims, c_in, c_out, 1, stride=stride, padding=0) if needs_projection else None
-        _he_init(self)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.branch(x)
-        if not self.skip:
-            return out
-        return out + (x if self.shortcut is None else self.shortcut(x))
+        branch = nn.Sequential(*_pre_activation(dims, c_in, b, 1, 1, norm),
+                               *_pre_activation(dims, b, b, 3, stride, norm),
+                               *_pre_activation(dims, b, c_out, 1, 1, norm))
+        self._finish(branch, dims, c_in, c_out, stride, 1.0, skip, generator)
 
 
 def count_parameters(module: nn.Module) -> int:
-    """The number of trainable parameters of ``module``."""
+    """The number of trainable parameters of ``module`` (works on the meta device: nothing is allocated)."""
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+# --------------------------------------------------------------------------- fig. 11.6
+VARIANCE_KINDS = ("plain", "residual", "scaled", "batchnorm")
+
+
+def variance_network(kind: str, width: int, depth: int, *, generator: torch.Generator | None = None) -> nn.Sequential:
+    """A fully connected stack of ``depth`` blocks of fig. 11.6, He-initialised.
+
+    Every block's layer is f[h] = Ω·ReLU[h] in the pre-activation order of the
+    book's ResNet blocks, with Ω ~ N(0, 2/D) (He, §7.5), so that E[f²] = E[h²] for
+    any input whose distribution over units is symmetric about zero:
+
+    - ``"plain"``: h_k = f_k[h_{k-1}]. The mean square is kept.
+    - ``"residual"``: h_k = h_{k-1} + f_k[h_{k-1}] (eq. 11.4). f_k is uncorrelated
+      with its input (Ω has mean zero), so E[h_k²] = 2·E[h_{k-1}²]: it doubles.
+    - ``"scaled"``: h_k = (h_{k-1} + f_k[h_{k-1}]) / √2. The mean square is kept.
+    - ``"batchnorm"``: h_k = h_{k-1} + f_k[BN[h_{k-1}]], batch norm with offset
+      δ = 0 and scale γ = 1 first in the branch. The branch sees unit variance and
+      adds E[f²] = 1 per block: E[h_k²] = E[h_0²] + k grows linearly.
+
+    Args:
+        kind: one of ``"plain"``, ``"residual"``, ``"scaled"``, ``"batchnorm"``.
+        width: D, the units per layer.
+        depth: K, the number of blocks.
+        generator: the random numbers of the weights. Default: torch's global one.
+
+    Shape:
+        ``(N, D)`` -> ``(N, D)``; the batch norm uses the batch's statistics in
+        training mode (the default), so N must be > 1 for ``"batchnorm"``.
+
+    Example::
+
+        >>> net = variance_network("scaled", 64, 3, generator=torch.Generator().manual_seed(0))
+        >>> len(net), net(torch.zeros(5, 64)).shape
+        (3, torch.Size([5, 64]))
+    """
+    owner = "variance_network"
+    kind = check_choice(kind, "kind", owner, VARIANCE_KINDS)
+    width = check_int(width, "width", owner)
+    depth = check_int(depth, "depth", owner)
+    check_generator(generator, owner)
+    blocks = []
+    for _ in range(depth):
+        linear = nn.Linear(width, width, bias=False)
+        nn.init.kaiming_normal_(linear.weight, nonlinearity="relu", generator=generator)  # σ² = 2/D
+        if kind == "plain":
+            blocks.append(nn.Sequential(nn.ReLU(), linear))
+        elif kind == "batchnorm":
+            blocks.append(Residual(nn.Sequential(nn.BatchNorm1d(width), nn.ReLU(), linear)))
+        else:
+            blocks.append(Residual(nn.Sequential(nn.ReLU(), linear), scale=INV_SQRT2 if kind == "scaled" else 1.0))
+    return nn.Sequential(*blocks)
+
+
+@torch.no_grad()
+def mean_squares(blocks: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+    """E[h_k²] over samples and units, for the input (k = 0) and after each block.
+
+    This is the "variance" of fig. 11.6: for activations whose mean is zero it is
+    their variance, and it is the quantity He initialisation keeps (§7.5).
+
+    Args:
+        blocks: an ``nn.Sequential`` (each entry is one block).
+        x: the input h_0.
+
+    Shape:
+        x ``(N, ...)`` -> ``(len(blocks) + 1,)``.
+
+    Example::
+
+        >>> mean_squares(nn.Sequential(nn.Identity()), torch.full((2, 3), 2.0)).tolist()
+        [4.0, 4.0]
+    """
+    if not isinstance(blocks, nn.Sequential):
+        raise TypeError(f"The 'blocks' parameter of mean_squares must be a torch.nn.Sequential. "
+                        f"Got {type(blocks).__name__} instead.")
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.dim() < 2:
+        raise ValueError(f"The 'x' parameter of mean_squares must be a float tensor (N, ...). Got {x!r} instead.")
+    h = x
+    out = [h.square().mean()]
+    for block in blocks:
+        h = block(h)
+        out.append(h.square().mean())
+    return torch.stack(out)
