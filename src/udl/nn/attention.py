@@ -167,6 +167,17 @@ class MultiHeadAttention(nn.Module):
         self.out_proj = nn.Linear(d_model, d_model, bias=bias)
         self.last_weights: torch.Tensor | None = None
 
+    def _project_qkv(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(q_proj(x), k_proj(x), v_proj(x))`` as one product with the stacked [Ω_q; Ω_k; Ω_v].
+
+        One (D -> 3D) matrix multiplication instead of three (D -> D) ones: the kernel a
+        fused-QKV implementation such as GPT-2's runs; same numbers up to rounding.
+        """
+        weight = torch.cat([self.q_proj.weight, self.k_proj.weight, self.v_proj.weight])  # (3D, D)
+        bias = None if self.q_proj.bias is None else torch.cat([self.q_proj.bias, self.k_proj.bias,
+                                                                self.v_proj.bias])  # (3D,)
+        return F.linear(x, weight, bias).split(self.d_model, dim=-1)  # 3 x (B, N, D)
+
     def _split(self, t: torch.Tensor) -> torch.Tensor:
         b, n, _ = t.shape
         return t.view(b, n, self.n_heads, self.d_head).transpose(1, 2)  # (B, H, N, D/H)
@@ -186,17 +197,21 @@ class MultiHeadAttention(nn.Module):
                 feed one token at a time. For cross-attention the context's keys and
                 values are computed once and reused.
         """
-        source = x if context is None else context
-        q = self._split(self.q_proj(x))
-        if cache is not None and context is not None and "k" in cache:
-            k, v = cache["k"], cache["v"]  # the encoder's keys and values do not change
-        else:
-            k, v = self._split(self.k_proj(source)), self._split(self.v_proj(source))
+        if context is None:  # self-attention: Q, K and V from one matrix product
+            q, k, v = map(self._split, self._project_qkv(x))
             if cache is not None:
-                if context is None and "k" in cache:
+                if "k" in cache:
                     k = torch.cat([cache["k"], k], dim=2)  # (B, H, T + N, D/H)
                     v = torch.cat([cache["v"], v], dim=2)
                 cache["k"], cache["v"] = k, v
+        else:
+            q = self._split(self.q_proj(x))
+            if cache is not None and "k" in cache:
+                k, v = cache["k"], cache["v"]  # the encoder's keys and values do not change
+            else:
+                k, v = self._split(self.k_proj(context)), self._split(self.v_proj(context))
+                if cache is not None:
+                    cache["k"], cache["v"] = k, v
         if mask is not None and mask.dim() == 2 and mask.shape == (x.shape[0], k.shape[2]):
             mask = mask[:, None, None, :]  # key padding (B, M) -> (B, 1, 1, M)
         dropout = self.dropout if self.training else 0.0
