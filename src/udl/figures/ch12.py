@@ -376,3 +376,303 @@ def _(r):
                         m["routed_output_vs_library"], 0.0, 1e-12),
             Check.close("on random sizes: column softmax of KᵀQ/√D equals the library's weights",
                         m["random_softmax_vs_library"], 0.0, 1e-12)]
+
+
+# --------------------------------------------------------------------------- 12.4
+@figure("12.4", title="Self-attention in matrix form",
+        caption="With the N inputs stored as the columns of the D×N matrix X, the values, queries and keys are "
+                "three matrix products, V = β_v1ᵀ + Ω_vX, Q = β_q1ᵀ + Ω_qX and K = β_k1ᵀ + Ω_kX, each D×N. One more "
+                "product gives every dot product at once, KᵀQ (N×N, scaled by 1/√D); a softmax down each column "
+                "turns it into the attention matrix, whose columns add to one; and the output Sa[X] = V·Softmax[KᵀQ] "
+                "is D×N, the size of the input. Same inputs and weights as 12.1; the matrix form equals the "
+                "per-token computation.",
+        params={"tiny": dict(n=3, d=4, n_random=4), "full": dict(n=3, d=4, n_random=40)})
+def matrix_form(p, run):
+    e = _book_example(p.n, p.d, run.generator(0))  # the example of fig. 12.1
+    V, Q, K = _qkv(e)  # (D, N) each, UDL eq. 12.9
+    scores = K.T @ Q / math.sqrt(Q.shape[0])  # (N keys, N queries)
+    A = torch.softmax(scores, dim=0)  # down each column
+    Sa = V @ A  # (D, N), UDL eq. 12.10
+    per_column = torch.stack([torch.softmax(scores[:, i], dim=0) for i in range(p.n)], dim=1)
+    loop_out, loop_A = _per_token_loop(e)
+    lib_out, lib_A = book_self_attention(*_args(e))
+    g = run.generator(1)
+    worst = 0.0
+    for t in range(p.n_random):
+        e_t = _book_example(2 + t % 6, 1 + t % 7, g)
+        V_t, Q_t, K_t = _qkv(e_t)
+        Sa_t = V_t @ torch.softmax(K_t.T @ Q_t / math.sqrt(Q_t.shape[0]), dim=0)
+        worst = max(worst, _max_diff(Sa_t, _per_token_loop(e_t)[0]))
+    return Result(
+        metrics={"n": p.n, "d": p.d,
+                 "shapes": {"X": list(e["X"].shape), "V": list(V.shape), "Q": list(Q.shape), "K": list(K.shape),
+                            "KtQ": list(scores.shape), "A": list(A.shape), "Sa": list(Sa.shape)},
+                 "max_column_sum_error": (A.sum(dim=0) - 1).abs().max().item(),
+                 "max_row_sum_error": (A.sum(dim=1) - 1).abs().max().item(),
+                 "matrix_vs_loop_outputs": _max_diff(Sa, loop_out), "matrix_vs_loop_weights": _max_diff(A, loop_A),
+                 "columnwise_vs_matrix_softmax": _max_diff(per_column, A),
+                 "matrix_vs_library": max(_max_diff(Sa, lib_out), _max_diff(A, lib_A)),
+                 "random_matrix_vs_loop": worst},
+        arrays={"X": e["X"].numpy(), "V": V.numpy(), "Q": Q.numpy(), "K": K.numpy(), "scores": scores.numpy(),
+                "A": A.numpy(), "Sa": Sa.numpy()},
+        notes="Random (seeded) inputs and weights; the dot products are scaled by 1/√D (§12.3.2), as udl's attention "
+              "does.")
+
+
+@matrix_form.plot
+def _(r):
+    a = r.arrays
+    d, n = a["X"].shape
+    fig, ax = style.subplots(width=9.0, height=4.4)
+    vmax = max(np.abs(a[k]).max() for k in ("X", "V", "Q", "K", "Sa"))
+    dim = f"{d}×{n}"
+    col = [0.0, n + 3.0, 2 * n + 7.5, 3 * n + 11.0, 4 * n + 14.0]  # centres of the five columns of matrices
+    y_q, y_k, y_v = d + 2.5, 0.0, -(d + 2.5)
+    _boxed(ax, a["X"], col[0], 0, "X", below=dim, color=style.DATA, vmax=vmax)
+    for y, key, colour, words in ((y_q, "Q", style.EXTRA[0], "$\\Omega_q, \\beta_q$"),
+                                  (y_k, "K", style.EXTRA[1], "$\\Omega_k, \\beta_k$"),
+                                  (y_v, "V", "0.55", "$\\Omega_v, \\beta_v$")):
+        _boxed(ax, a[key], col[1], y, key, below=dim, color=colour, vmax=vmax)
+        _arrow(ax, (col[0] + n / 2 + 0.2, 0), (col[1] - n / 2 - 0.2, y), color=colour, text=words, fontsize=6.5)
+    _boxed(ax, a["scores"], col[2], (y_q + y_k) / 2, "$K^TQ/\\sqrt{D}$", below=f"{n}×{n}", face="white",
+           fmt="{:.2f}")
+    for y in (y_q, y_k):
+        _arrow(ax, (col[1] + n / 2 + 0.2, y), (col[2] - n / 2 - 0.2, (y_q + y_k) / 2), color="0.4")
+    _boxed(ax, a["A"], col[3], (y_q + y_k) / 2, "Softmax (columns)", below=f"{n}×{n}, columns sum to 1",
+           color=style.MODEL, vmax=1.0, fmt="{:.2f}")
+    _arrow(ax, (col[2] + n / 2 + 0.2, (y_q + y_k) / 2), (col[3] - n / 2 - 0.2, (y_q + y_k) / 2), color="0.4")
+    _boxed(ax, a["Sa"], col[4], y_v / 2, "Sa[X] = V·Softmax", below=dim, color=style.MODEL, vmax=vmax)
+    _arrow(ax, (col[3], (y_q + y_k) / 2 - n / 2 - 0.6), (col[4] - n / 2 - 0.2, y_v / 2 + 0.5), color="0.4")
+    _arrow(ax, (col[1] + n / 2 + 0.2, y_v), (col[4] - n / 2 - 0.2, y_v / 2 - 0.5), color="0.4")
+    _frame(ax, (col[0] - n / 2 - 0.5, col[4] + n / 2 + 0.8), (y_v - d / 2 - 1.4, y_q + d / 2 + 1.3))
+    return fig
+
+
+@matrix_form.checks
+def _(r):
+    m = r.metrics
+    s, dn, nn_ = m["shapes"], [m["d"], m["n"]], [m["n"], m["n"]]
+    return [Check.equal("X, Q, K and V are D×N", [s["X"], s["Q"], s["K"], s["V"]], [dn] * 4),
+            Check.equal("KᵀQ and the attention matrix are N×N", [s["KtQ"], s["A"]], [nn_, nn_]),
+            Check.equal("the output Sa[X] has the input's size D×N", s["Sa"], dn),
+            Check.close("each column of the attention matrix sums to one", m["max_column_sum_error"], 0.0, 1e-12),
+            Check.greater("the softmax runs down columns, not rows: row sums differ from one",
+                          m["max_row_sum_error"], 1e-3),
+            Check.close("a softmax on each column alone gives the same matrix", m["columnwise_vs_matrix_softmax"],
+                        0.0, 1e-12),
+            Check.close("the matrix form equals the per-token outputs (eq. 12.3)", m["matrix_vs_loop_outputs"], 0.0,
+                        1e-12),
+            Check.close("and the per-token weights", m["matrix_vs_loop_weights"], 0.0, 1e-12),
+            Check.close("it equals udl's book_self_attention", m["matrix_vs_library"], 0.0, 1e-12),
+            Check.close("on random sizes: matrix form equals the loop", m["random_matrix_vs_loop"], 0.0, 1e-12)]
+
+
+# --------------------------------------------------------------------------- 12.6
+def _randomize(module: nn.Module, g: torch.Generator) -> nn.Module:
+    """Seeded parameters of unit-order effect: weights N(0, 1/fan_in), biases and LayerNorm shifts N(0, 0.2²),
+    LayerNorm gains 1 + N(0, 0.2²) (so that no parameter is a trivial 0 or 1 in the comparisons)."""
+    with torch.no_grad():
+        for name, prm in module.named_parameters():
+            z = torch.randn(prm.shape, generator=g, dtype=prm.dtype)
+            if prm.dim() == 2:
+                prm.copy_(z / math.sqrt(prm.shape[1]))
+            elif "norm" in name and name.endswith("weight"):
+                prm.copy_(1 + 0.2 * z)
+            else:
+                prm.copy_(0.2 * z)
+    return module
+
+
+def _torch_mha(mha: MultiHeadAttention) -> nn.MultiheadAttention:
+    """``torch.nn.MultiheadAttention`` holding the same weights (q, k, v stacked in ``in_proj``)."""
+    d = mha.d_model
+    ref = nn.MultiheadAttention(d, mha.n_heads, batch_first=True, dtype=mha.q_proj.weight.dtype)
+    with torch.no_grad():
+        ref.in_proj_weight.copy_(torch.cat([mha.q_proj.weight, mha.k_proj.weight, mha.v_proj.weight]))  # (3D, D)
+        ref.in_proj_bias.copy_(torch.cat([mha.q_proj.bias, mha.k_proj.bias, mha.v_proj.bias]))  # (3D,)
+        ref.out_proj.weight.copy_(mha.out_proj.weight)
+        ref.out_proj.bias.copy_(mha.out_proj.bias)
+    return ref
+
+
+def _mask_cases(b: int, n: int, g: torch.Generator) -> dict[str, tuple[dict, dict, torch.Tensor]]:
+    """For each kind of mask: udl's keywords, torch's keywords and the (B, 1, N, N) 'may attend' pattern.
+
+    udl's boolean masks say where a query may attend; torch's say where it may not.
+    """
+    allowed = torch.rand(n, n, generator=g) < 0.6
+    allowed |= torch.eye(n, dtype=torch.bool)  # every query sees at least itself
+    keep = torch.rand(b, n, generator=g) < 0.6
+    keep[:, 0] = True  # every sequence keeps at least one key
+    causal = causal_mask(n)
+    full = torch.ones(n, n, dtype=torch.bool)
+    return {"none": ({}, {}, full.expand(b, 1, n, n)),
+            "causal": ({"causal": True}, {"attn_mask": ~causal}, causal.expand(b, 1, n, n)),
+            "random": ({"mask": allowed[None, None]}, {"attn_mask": ~allowed}, allowed.expand(b, 1, n, n)),
+            "padding": ({"mask": keep}, {"key_padding_mask": ~keep}, keep[:, None, None, :].expand(b, 1, n, n))}
+
+
+def _compare_mha(mha: MultiHeadAttention, x: torch.Tensor, g: torch.Generator) -> dict[str, float]:
+    """Largest differences from torch's MultiheadAttention (values, weights, gradients) over the mask kinds."""
+    ref = _torch_mha(mha)
+    worst = {"values": 0.0, "weights": 0.0, "grad_input": 0.0, "grad_params": 0.0, "row_sum": 0.0,
+             "masked_weight": 0.0}
+    for ours_kw, torch_kw, allowed in _mask_cases(x.shape[0], x.shape[1], g).values():
+        xa, xb = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+        mha.zero_grad(set_to_none=True)
+        ref.zero_grad(set_to_none=True)
+        out = mha(xa, **ours_kw)
+        out_ref, w_ref = ref(xb, xb, xb, need_weights=True, average_attn_weights=False, **torch_kw)
+        r = torch.randn(out.shape, generator=g, dtype=out.dtype)
+        (out * r).sum().backward()
+        (out_ref * r).sum().backward()
+        grads = [(mha.q_proj.weight.grad, mha.k_proj.weight.grad, mha.v_proj.weight.grad),
+                 (mha.q_proj.bias.grad, mha.k_proj.bias.grad, mha.v_proj.bias.grad)]
+        gp = max(_max_diff(torch.cat(grads[0]), ref.in_proj_weight.grad),
+                 _max_diff(torch.cat(grads[1]), ref.in_proj_bias.grad),
+                 _max_diff(mha.out_proj.weight.grad, ref.out_proj.weight.grad),
+                 _max_diff(mha.out_proj.bias.grad, ref.out_proj.bias.grad))
+        worst["values"] = max(worst["values"], _max_diff(out, out_ref))
+        worst["grad_input"] = max(worst["grad_input"], _max_diff(xa.grad, xb.grad))
+        worst["grad_params"] = max(worst["grad_params"], gp)
+        if mha.last_weights is not None:  # the written-out path keeps every head's weights (B, H, N, N)
+            w = mha.last_weights.detach()
+            worst["weights"] = max(worst["weights"], _max_diff(w, w_ref))
+            worst["row_sum"] = max(worst["row_sum"], (w.sum(-1) - 1).abs().max().item())
+            worst["masked_weight"] = max(worst["masked_weight"], w.masked_select(~allowed).abs().max().item()
+                                         if (~allowed).any() else 0.0)
+    return worst
+
+
+def _heads_by_hand(mha: MultiHeadAttention, X: torch.Tensor):
+    """Eq. 12.11 with one book_self_attention per head: Ω_c [Sa_1; ...; Sa_H] + β_c, X is D×N."""
+    dh = mha.d_head
+    outs, weights = [], []
+    for h in range(mha.n_heads):
+        rows = slice(h * dh, (h + 1) * dh)  # head h's rows of each projection: Ω_vh is (D/H, D)
+        sa, a = book_self_attention(X, mha.v_proj.weight[rows], mha.v_proj.bias[rows], mha.q_proj.weight[rows],
+                                    mha.q_proj.bias[rows], mha.k_proj.weight[rows], mha.k_proj.bias[rows])
+        outs.append(sa)  # (D/H, N)
+        weights.append(a)  # (N, N), columns sum to one
+    concat = torch.cat(outs, dim=0)  # (D, N): heads stacked vertically
+    return mha.out_proj.bias[:, None] + mha.out_proj.weight @ concat, concat, outs, weights
+
+
+@figure("12.6", title="Multi-head self-attention",
+        caption="Two heads (cyan, orange) attend in parallel to the same inputs X, each with its own queries, keys and "
+                "values of size D/H and its own N×N attention matrix. Their D/H×N outputs are stacked into a D×N "
+                "matrix and mixed by one more linear map, β_c + Ω_c·. udl's MultiHeadAttention equals this "
+                "head-by-head computation and torch.nn.MultiheadAttention loaded with the same weights, in values, "
+                "attention weights and gradients, with and without masks.",
+        params={"tiny": dict(d_model=6, n_heads=2, n_tokens=4, batch=2, n_random=2),
+                "full": dict(d_model=6, n_heads=2, n_tokens=4, batch=2, n_random=12)})
+def multi_head(p, run):
+    g = run.generator(0)
+    mha = _randomize(MultiHeadAttention(p.d_model, p.n_heads, fast=False).to(DT), g)
+    fast = MultiHeadAttention(p.d_model, p.n_heads, fast=True).to(DT)
+    fast.load_state_dict(mha.state_dict())
+    x = torch.randn(p.batch, p.n_tokens, p.d_model, generator=g, dtype=DT)  # (B, N, D)
+    with torch.no_grad():
+        out = mha(x)  # (B, N, D)
+        w = mha.last_weights  # (B, H, N, N), rows are queries
+        by_hand, concat, head_outs, head_weights = _heads_by_hand(mha, x[0].T)  # book X = our x[0].T
+        out_fast = fast(x)
+    written, sdpa = _compare_mha(mha, x, run.generator(1)), _compare_mha(fast, x, run.generator(1))
+    rand = {k: 0.0 for k in ("values", "weights", "grad_input", "grad_params", "row_sum")}
+    gr = run.generator(2)
+    for t in range(p.n_random):
+        h, dh = 1 + t % 4, 1 + (t // 2) % 4
+        b, n = 1 + t % 3, 1 + t % 7
+        for module in (MultiHeadAttention(h * dh, h, fast=False), MultiHeadAttention(h * dh, h, fast=True)):
+            diffs = _compare_mha(_randomize(module.to(DT), gr), torch.randn(b, n, h * dh, generator=gr, dtype=DT),
+                                 gr)
+            rand = {k: max(v, diffs[k]) for k, v in rand.items()}
+    return Result(
+        metrics={"d_model": p.d_model, "n_heads": p.n_heads, "n_tokens": p.n_tokens,
+                 "head_size": mha.d_head, "concat_shape": list(concat.shape),
+                 "head_output_shapes": [list(s.shape) for s in head_outs],
+                 "by_hand_vs_module": _max_diff(by_hand, out[0].T),
+                 "by_hand_weights_vs_module": max(_max_diff(a, w[0, h].T) for h, a in enumerate(head_weights)),
+                 "sdpa_vs_written": _max_diff(out_fast, out),
+                 "written_vs_torch": written, "sdpa_vs_torch": sdpa, "random_sizes_vs_torch": rand,
+                 "heads_differ": min((w[0, i] - w[0, j]).abs().max().item() for i in range(p.n_heads)
+                                     for j in range(i + 1, p.n_heads)) if p.n_heads > 1 else 1.0},
+        arrays={"X": x[0].T.numpy(), "concat": concat.numpy(), "out": by_hand.numpy(),
+                "omega_c": mha.out_proj.weight.detach().numpy(),
+                **{f"A{h}": a.numpy() for h, a in enumerate(head_weights)},
+                **{f"Sa{h}": s.numpy() for h, s in enumerate(head_outs)}},
+        notes="Random (seeded) weights and inputs rather than trained ones; the picture shows the first sequence of "
+              "the batch. Masks compared: none, causal, a random pattern and key padding.")
+
+
+def _box(ax, x0, y0, x1, y1, color, label=None):
+    from matplotlib.patches import FancyBboxPatch
+
+    ax.add_patch(FancyBboxPatch((x0, y0), x1 - x0, y1 - y0, boxstyle="round,pad=0.2", fc=_light(color, 0.12),
+                                ec=color, lw=1.4, zorder=0))
+    if label:
+        ax.text(x0 + 0.35, (y0 + y1) / 2, label, color=color, fontsize=8, ha="center", va="center", rotation=90,
+                fontweight="bold")
+
+
+@multi_head.plot
+def _(r):
+    a, m = r.arrays, r.metrics
+    d, n = a["X"].shape
+    heads, dh = m["n_heads"], m["head_size"]
+    colours = [style.MODEL, style.DATA, *style.EXTRA]
+    vmax = max(np.abs(a["X"]).max(), np.abs(a["concat"]).max(), np.abs(a["out"]).max())
+    fig, ax = style.subplots(width=9.4, height=max(3.6, 1.9 * heads))
+    head_h = n + 2.5  # vertical space of one head's box
+    total = heads * head_h
+    centres = [total / 2 - head_h * (h + 0.5) for h in range(heads)]
+    x_x, x_a, x_s, x_c, x_w, x_o = 0.0, n + 4.0, 2 * n + 6.5, 3 * n + 10.0, 4 * n + 13.0, 4 * n + d + 16.0
+    _boxed(ax, a["X"], x_x, 0, "X", below=f"D×N = {d}×{n}", fmt=None, vmax=vmax, edge=style.DATA, lw=1.0)
+    for h, yc in enumerate(centres):
+        c = colours[h % len(colours)]
+        _box(ax, x_a - n / 2 - 1.8, yc - head_h / 2 + 0.6, x_s + n / 2 + 0.4, yc + head_h / 2 - 0.2, c,
+             label=f"head {h + 1}")
+        _boxed(ax, a[f"A{h}"], x_a, yc - 0.3, f"Softmax[$K_{h + 1}^TQ_{h + 1}$]", color=c, vmax=1.0, fmt="{:.2f}",
+               fontsize=5.5)
+        _boxed(ax, a[f"Sa{h}"], x_s, yc - 0.3, f"$Sa_{h + 1}[X]$", below=f"{dh}×{n}", fmt=None, vmax=vmax)
+        _arrow(ax, (x_x + n / 2 + 0.2, 0), (x_a - n / 2 - 1.9, yc), color=c)
+        _arrow(ax, (x_a + n / 2 + 0.2, yc - 0.3), (x_s - n / 2 - 0.2, yc - 0.3), color="0.4")
+        _arrow(ax, (x_s + n / 2 + 0.5, yc), (x_c - n / 2 - 0.2, (d / 2 - dh * (h + 0.5)) * 0.9), color=c)
+    _boxed(ax, a["concat"], x_c, 0, "concatenate", below=f"{d}×{n}", fmt=None, vmax=vmax)
+    for h in range(heads):  # each head's rows of the stacked matrix
+        from matplotlib.patches import Rectangle
+
+        ax.add_patch(Rectangle((x_c - n / 2, d / 2 - dh * (h + 1)), n, dh, fill=False,
+                               ec=colours[h % len(colours)], lw=2.0, zorder=4))
+    _boxed(ax, a["omega_c"], x_w, 0, "$\\Omega_c$", below=f"{d}×{d}", fmt=None)
+    ax.text((x_c + n / 2 + x_w - d / 2) / 2, 0, "·", fontsize=16, ha="center", va="center")
+    ax.text((x_w + d / 2 + x_o - n / 2) / 2, 0, "$+\\beta_c$\n→", fontsize=9, ha="center", va="center")
+    _boxed(ax, a["out"], x_o, 0, "MhSa[X]", below=f"{d}×{n}", vmax=vmax, fmt=None, edge=style.MODEL, lw=1.0)
+    _frame(ax, (x_x - n / 2 - 0.5, x_o + n / 2 + 0.5), (-total / 2 - 0.3, total / 2 + 0.6))
+    return fig
+
+
+@multi_head.checks
+def _(r):
+    m = r.metrics
+    d, h, n = m["d_model"], m["n_heads"], m["n_tokens"]
+    checks = [Check.equal("each head outputs D/H × N", m["head_output_shapes"], [[d // h, n]] * h),
+              Check.equal("stacking the heads gives D × N", m["concat_shape"], [d, n]),
+              Check.close("Ω_c[Sa_1; ...; Sa_H] + β_c, head by head (eq. 12.11), equals the module",
+                          m["by_hand_vs_module"], 0.0, 1e-12),
+              Check.close("each head's weights equal book_self_attention on its slice of the weights",
+                          m["by_hand_weights_vs_module"], 0.0, 1e-12),
+              Check.greater("the heads attend differently", m["heads_differ"], 1e-3),
+              Check.close("the SDPA path equals the written-out one", m["sdpa_vs_written"], 0.0, 1e-12)]
+    for key, words in (("written_vs_torch", "written-out"), ("sdpa_vs_torch", "SDPA"),
+                       ("random_sizes_vs_torch", "random sizes, both paths")):
+        c = m[key]
+        checks += [Check.close(f"{words}: values equal torch.nn.MultiheadAttention (all masks)", c["values"], 0.0,
+                               1e-12),
+                   Check.close(f"{words}: input gradients equal torch's", c["grad_input"], 0.0, 1e-12),
+                   Check.close(f"{words}: parameter gradients equal torch's", c["grad_params"], 0.0, 1e-12)]
+        if key != "sdpa_vs_torch":
+            checks += [Check.close(f"{words}: every head's weights equal torch's", c["weights"], 0.0, 1e-12),
+                       Check.close(f"{words}: each head's weight rows sum to one", c["row_sum"], 0.0, 1e-12)]
+    checks.append(Check.close("masked positions get zero weight", m["written_vs_torch"]["masked_weight"], 0.0, 0.0))
+    return checks
