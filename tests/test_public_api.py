@@ -46,6 +46,7 @@ from udl.nn import attention, transformer
 from udl.nn import residual
 from udl.analysis import ngram
 from udl.nn import normalization
+from udl.models import densenet, resnet
 
 X1 = torch.linspace(0, 1, 20)[:, None]
 Y1 = torch.sin(6 * X1)
@@ -266,6 +267,28 @@ CASES = [
       "n_probes": BAD_INT, "seed": [-1, 1.5]}),
     (ngram.UnigramModel, dict(vocab_size=3), {"vocab_size": BAD_INT, "k": [0.0, -1.0]}),
     (ngram.BigramModel, dict(vocab_size=3), {"vocab_size": BAD_INT, "k": [0.0, "a"]}),
+    (residual.ResidualBlock, dict(channels=4, out_channels=8, stride=2),
+     {"out_channels": BAD_INT, "stride": BAD_INT, "scale": [0.0, -1.0, "a"], "skip": ["yes"], "generator": [3]}),
+    (residual.BottleneckBlock, dict(in_channels=8, bottleneck_channels=2, generator=torch.Generator()),
+     {"generator": [3, "seed"]}),
+    (residual.variance_network, dict(kind="batchnorm", width=4, depth=2),
+     {"kind": ["deep", 3], "width": BAD_INT, "depth": BAD_INT, "generator": [3]}),
+    (residual.mean_squares, dict(blocks=torch.nn.Sequential(torch.nn.Identity()), x=torch.zeros(2, 3)),
+     {"blocks": [torch.nn.Identity(), 3], "x": [torch.zeros(3), torch.zeros(2, 3, dtype=torch.int64), [1.0]]}),
+    (resnet.ResNetConfig, dict(), {"block": ["wide", 3], "stages": [(), (3, 0), 3, (3, 2.5)], "widths": [(64,), (64, 0, 1, 2)],
+                                   "expansion": BAD_INT, "stem_channels": BAD_INT, "in_channels": BAD_INT,
+                                   "n_classes": BAD_INT}),
+    (resnet.ResNet, dict(config="tiny", seed=0), {"config": ["resnet1", 3, None], "seed": [-1, "a", 1.5]}),
+    (densenet.DenseLayer, dict(in_channels=3, growth_rate=4),
+     {"in_channels": BAD_INT, "growth_rate": BAD_INT, "dims": [0, 4], "generator": [3]}),
+    (densenet.DenseBlock, dict(in_channels=3, n_layers=2, growth_rate=4),
+     {"in_channels": BAD_INT, "n_layers": BAD_INT, "growth_rate": BAD_INT, "dims": [5], "generator": ["g"]}),
+    (densenet.Transition, dict(in_channels=8, out_channels=4), {"in_channels": BAD_INT, "out_channels": BAD_INT,
+                                                                "dims": [0]}),
+    (densenet.DenseNetConfig, dict(), {"in_channels": BAD_INT, "n_classes": BAD_INT, "growth_rate": BAD_INT,
+                                       "block_layers": [(), (2, 0), 3], "stem_channels": BAD_INT,
+                                       "compression": [0.0, 1.5, "a"]}),
+    (densenet.DenseNet, dict(config="tiny", seed=0), {"config": ["huge", 3], "seed": [-1, "a"]}),
 ]
 # Public classes that are plain records of results or data (no behaviour to misuse), and
 # the figure framework's own types (tests/test_registry.py tries them).
