@@ -261,11 +261,12 @@ def _(r):
 def _boxed(ax, M, cx, cy, label, *, below=None, **kw):
     """``_grid`` centred at ``(cx, cy)`` with ``label`` above it (and ``below`` under it); returns its half sizes."""
     M = np.atleast_2d(M)
-    h, w = M.shape
-    _grid(ax, M, cx - (w - 1) / 2, cy + (h - 1) / 2, **kw)
-    ax.text(cx, cy + h / 2 + 0.45, label, ha="center", va="bottom", fontsize=8)
+    cell = kw.pop("cell", 1.0)
+    h, w = M.shape[0] * cell, M.shape[1] * cell
+    _grid(ax, M, cx - (w - cell) / 2, cy + (h - cell) / 2, cell=cell, **kw)
+    ax.text(cx, cy + h / 2 + 0.45 * cell, label, ha="center", va="bottom", fontsize=8)
     if below:
-        ax.text(cx, cy - h / 2 - 0.3, below, ha="center", va="top", fontsize=6.5, color="0.35")
+        ax.text(cx, cy - h / 2 - 0.3 * cell, below, ha="center", va="top", fontsize=6.5, color="0.35")
     return w / 2, h / 2
 
 
@@ -675,4 +676,253 @@ def _(r):
             checks += [Check.close(f"{words}: every head's weights equal torch's", c["weights"], 0.0, 1e-12),
                        Check.close(f"{words}: each head's weight rows sum to one", c["row_sum"], 0.0, 1e-12)]
     checks.append(Check.close("masked positions get zero weight", m["written_vs_torch"]["masked_weight"], 0.0, 0.0))
+    return checks
+
+
+# --------------------------------------------------------------------------- 12.7
+def _torch_encoder_layer(layer: TransformerLayer, d_mlp: int) -> nn.TransformerEncoderLayer:
+    """``torch.nn.TransformerEncoderLayer`` (dropout 0, batch first, same order) holding ``layer``'s weights."""
+    mha = layer.self_attn
+    ref = nn.TransformerEncoderLayer(mha.d_model, mha.n_heads, d_mlp, dropout=0.0, batch_first=True,
+                                     norm_first=layer.norm_first, dtype=layer.linear1.weight.dtype)
+    ref.self_attn.load_state_dict(_torch_mha(mha).state_dict())
+    for name in ("linear1", "linear2", "norm1", "norm2"):
+        getattr(ref, name).load_state_dict(getattr(layer, name).state_dict())
+    return ref
+
+
+def _param_pairs(layer: TransformerLayer, ref: nn.TransformerEncoderLayer):
+    """(udl gradient, torch gradient) for every parameter, q/k/v stacked as torch stores them."""
+    a = layer.self_attn
+    pairs = [(torch.cat([a.q_proj.weight.grad, a.k_proj.weight.grad, a.v_proj.weight.grad]),
+              ref.self_attn.in_proj_weight.grad),
+             (torch.cat([a.q_proj.bias.grad, a.k_proj.bias.grad, a.v_proj.bias.grad]), ref.self_attn.in_proj_bias.grad),
+             (a.out_proj.weight.grad, ref.self_attn.out_proj.weight.grad),
+             (a.out_proj.bias.grad, ref.self_attn.out_proj.bias.grad)]
+    for name in ("linear1", "linear2", "norm1", "norm2"):
+        ours, theirs = getattr(layer, name), getattr(ref, name)
+        pairs += [(ours.weight.grad, theirs.weight.grad), (ours.bias.grad, theirs.bias.grad)]
+    return pairs
+
+
+def _compare_layer(layer: TransformerLayer, d_mlp: int, x: torch.Tensor, g: torch.Generator) -> dict[str, float]:
+    """Largest differences from torch's TransformerEncoderLayer: values (train and eval), gradients; with and
+    without a causal mask."""
+    ref = _torch_encoder_layer(layer, d_mlp)
+    n = x.shape[1]
+    worst = {"values": 0.0, "values_eval": 0.0, "grad_input": 0.0, "grad_params": 0.0}
+    for ours_kw, torch_kw in (({}, {}), ({"causal": True}, {"src_mask": ~causal_mask(n), "is_causal": True})):
+        xa, xb = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+        layer.zero_grad(set_to_none=True)
+        ref.zero_grad(set_to_none=True)
+        out, out_ref = layer(xa, **ours_kw), ref(xb, **torch_kw)
+        r = torch.randn(out.shape, generator=g, dtype=out.dtype)
+        (out * r).sum().backward()
+        (out_ref * r).sum().backward()
+        worst["values"] = max(worst["values"], _max_diff(out, out_ref))
+        worst["grad_input"] = max(worst["grad_input"], _max_diff(xa.grad, xb.grad))
+        worst["grad_params"] = max([worst["grad_params"]] + [_max_diff(p, q) for p, q in _param_pairs(layer, ref)])
+        layer.eval(), ref.eval()
+        with torch.no_grad():  # inference: torch may take its fused fast path here
+            worst["values_eval"] = max(worst["values_eval"], _max_diff(layer(x, **ours_kw), ref(x, **torch_kw)))
+        layer.train(), ref.train()
+    return worst
+
+
+def _layer_norm(z: torch.Tensor, norm: nn.LayerNorm) -> torch.Tensor:
+    """LayerNorm from its definition: standardise each token over its D entries, then scale γ and shift β."""
+    mu = z.mean(dim=-1, keepdim=True)
+    var = ((z - mu) ** 2).mean(dim=-1, keepdim=True)  # biased variance, as LayerNorm uses
+    return (z - mu) / torch.sqrt(var + norm.eps) * norm.weight + norm.bias
+
+
+def _layer_by_hand(layer: TransformerLayer, x: torch.Tensor) -> torch.Tensor:
+    """The layer's composition written out (post-LN: fig. 12.7; pre-LN when ``layer.norm_first``)."""
+    def mlp(h):  # the same two-layer ReLU network on every token: (B, N, D) -> (B, N, D)
+        return F.relu(h @ layer.linear1.weight.T + layer.linear1.bias) @ layer.linear2.weight.T + layer.linear2.bias
+
+    if layer.norm_first:
+        h = x + layer.self_attn(_layer_norm(x, layer.norm1))
+        return h + mlp(_layer_norm(h, layer.norm2))
+    h = _layer_norm(x + layer.self_attn(x), layer.norm1)
+    return _layer_norm(h + mlp(h), layer.norm2)
+
+
+def _trace(layer: TransformerLayer, x: torch.Tensor) -> tuple[list[str], list[list[str]]]:
+    """The order of the layer's stages and the source of each residual connection, read off a forward pass.
+
+    Forward hooks record the sub-modules in the order they run; a "+" follows the end of each branch
+    (attention, second linear). The tensor that "+" adds to the branch output is found by matching it
+    against the layer input and everything computed before.
+    """
+    calls = []
+    names = ("self_attn", "norm1", "linear1", "linear2", "norm2")
+    hooks = [getattr(layer, nm).register_forward_hook(lambda mod, inp, out, nm=nm: calls.append((nm, inp[0], out)))
+             for nm in names]
+    try:
+        with torch.no_grad():
+            final = layer(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    stages, skips, seen = ["input"], [], [("input", x)]
+    for i, (name, _, out) in enumerate(calls):
+        if name == "linear2":
+            stages[-1] = "mlp"  # linear1 -> ReLU -> linear2: one per-token network
+        else:
+            stages.append("mlp" if name == "linear1" else name)
+        seen.append((stages[-1], out))
+        if name in ("self_attn", "linear2"):  # a branch ends: the residual sum feeds the next stage
+            after = calls[i + 1][1] if i + 1 < len(calls) else final
+            skip = after - out
+            source = next((nm for nm, t in seen[:-1] if t.shape == skip.shape and _max_diff(t, skip) < 1e-12), "?")
+            stages.append(f"add{len(skips) + 1}")
+            skips.append([source, stages[-1]])
+            seen.append((stages[-1], after))
+    return stages, skips
+
+
+@figure("12.7", title="The transformer layer",
+        caption="a) A transformer layer maps the D×N matrix of token embeddings to a matrix of the same size. "
+                "Multi-head self-attention lets the tokens exchange information; its output is added back to the "
+                "input (a residual connection) and LayerNorm follows. Then the same small fully connected network "
+                "processes each token on its own, again inside a residual connection, and a second LayerNorm ends "
+                "the layer. The stages and the skips are traced from a forward pass of udl's TransformerLayer; its "
+                "output equals this composition written out and torch.nn.TransformerEncoderLayer with the same "
+                "weights. b) The pre-LN variant (norm_first=True) normalises the input of each branch instead.",
+        params={"tiny": dict(d_model=8, n_heads=2, d_mlp=16, n_tokens=5, batch=2, n_random=2),
+                "full": dict(d_model=8, n_heads=2, d_mlp=16, n_tokens=5, batch=2, n_random=8)})
+def transformer_layer(p, run):
+    g = run.generator(0)
+    post = _randomize(TransformerLayer(p.d_model, p.n_heads, p.d_mlp).to(DT), g)
+    pre = TransformerLayer(p.d_model, p.n_heads, p.d_mlp, norm_first=True).to(DT)
+    pre.load_state_dict(post.state_dict())
+    x = torch.randn(p.batch, p.n_tokens, p.d_model, generator=g, dtype=DT)  # (B, N, D)
+    with torch.no_grad():
+        out, out_pre = post(x), pre(x)
+        h = torch.randn(p.batch, p.n_tokens, p.d_model, generator=g, dtype=DT)
+        per_token = torch.stack([post.mlp(h[:, i]) for i in range(p.n_tokens)], dim=1)  # one token at a time
+        per_token_diff = _max_diff(post.mlp(h), per_token)
+        by_hand, by_hand_pre = _layer_by_hand(post, x), _layer_by_hand(pre, x)
+    stages, skips = _trace(post, x)
+    stages_pre, skips_pre = _trace(pre, x)
+    gc = run.generator(1)
+    vs_post, vs_pre = _compare_layer(post, p.d_mlp, x, gc), _compare_layer(pre, p.d_mlp, x, gc)
+    rand = {"values": 0.0, "values_eval": 0.0, "grad_input": 0.0, "grad_params": 0.0}
+    gr = run.generator(2)
+    for t in range(p.n_random):
+        heads, dh, d_mlp = 1 + t % 3, 1 + (t // 2) % 4, 2 + 3 * t
+        b, n = 1 + t % 2, 1 + t % 6
+        for norm_first in (False, True):
+            layer = _randomize(TransformerLayer(heads * dh, heads, d_mlp, norm_first=norm_first).to(DT), gr)
+            diffs = _compare_layer(layer, d_mlp, torch.randn(b, n, heads * dh, generator=gr, dtype=DT), gr)
+            rand = {k: max(v, diffs[k]) for k, v in rand.items()}
+    counts = {name: sum(q.numel() for q in getattr(post, name).parameters())
+              for name in ("self_attn", "norm1", "linear1", "linear2", "norm2")}
+    counts["mlp"] = counts.pop("linear1") + counts.pop("linear2")
+    d, dm = p.d_model, p.d_mlp
+    return Result(
+        metrics={"d_model": d, "n_heads": p.n_heads, "d_mlp": dm, "n_tokens": p.n_tokens, "batch": p.batch,
+                 "input_shape": list(x.shape), "output_shape": list(out.shape), "pre_ln_output_shape": list(
+                     out_pre.shape),
+                 "stages": stages, "skips": skips, "pre_ln_stages": stages_pre, "pre_ln_skips": skips_pre,
+                 "parameter_counts": counts, "parameters": sum(counts.values()),
+                 "parameters_formula": 4 * d * (d + 1) + 2 * d + (d * dm + dm + dm * d + d) + 2 * d,
+                 "torch_parameters": sum(q.numel() for q in _torch_encoder_layer(post, dm).parameters()),
+                 "by_hand_vs_module": _max_diff(by_hand, out), "pre_ln_by_hand_vs_module": _max_diff(by_hand_pre,
+                                                                                                      out_pre),
+                 "mlp_per_token_diff": per_token_diff, "post_vs_pre_ln": _max_diff(out, out_pre),
+                 "post_ln_vs_torch": vs_post, "pre_ln_vs_torch": vs_pre, "random_sizes_vs_torch": rand},
+        arrays={"X": x[0].T.numpy(), "out": out[0].T.numpy(), "out_pre": out_pre[0].T.numpy()},
+        notes="Random (seeded) weights instead of trained ones, and random LayerNorm gains and shifts so that the "
+              "comparison covers them. Attention and MLP dropout are 0; the torch layers have dropout 0 too.")
+
+
+_STAGE_WORDS = {"self_attn": ("multi-head\nself-attention", style.MODEL), "norm1": ("LayerNorm", style.REGION),
+                "norm2": ("LayerNorm", style.REGION), "mlp": ("MLP on each\ntoken", style.EXTRA[0])}
+
+
+def _layer_diagram(ax, X, out, stages, skips, counts, *, d_mlp):
+    """Boxes in the traced order, "+" for each residual sum, arcs for the skips; input and output as heatmaps."""
+    from matplotlib.patches import Circle, FancyBboxPatch
+
+    d, n = X.shape
+    vmax = max(np.abs(X).max(), np.abs(out).max())
+    x = 0.0
+    where = {}
+    _boxed(ax, X, x, 0, "X", below=f"{d}×{n}", fmt=None, vmax=vmax, edge=style.DATA, lw=0.8, cell=0.5)
+    where["input"] = x + n * 0.25 + 0.1
+    x += n * 0.25 + 1.4
+    for stage in stages[1:]:
+        if stage.startswith("add"):
+            ax.add_patch(Circle((x, 0), 0.35, fc="white", ec="black", lw=1.0, zorder=3))
+            ax.text(x, 0, "+", ha="center", va="center", fontsize=10, zorder=4)
+            _arrow(ax, (x - 1.05, 0), (x - 0.37, 0), color="0.3")
+            where[stage] = x + 0.35
+            x += 1.4
+            continue
+        words, colour = _STAGE_WORDS[stage]
+        width = 2.6 if stage != "norm1" and stage != "norm2" else 2.0
+        if stage == "mlp":
+            words += f"\n{d}→{d_mlp}→{d}, ReLU"
+        ax.add_patch(FancyBboxPatch((x, -1.0), width, 2.0, boxstyle="round,pad=0.1", fc=_light(colour, 0.25),
+                                    ec=colour, lw=1.2, zorder=2))
+        ax.text(x + width / 2, 0.15, words, ha="center", va="center", fontsize=6.5, zorder=3)
+        ax.text(x + width / 2, -0.75, f"{counts[stage]} params", ha="center", va="center", fontsize=5.5, color="0.3",
+                zorder=3)
+        _arrow(ax, (x - 1.05 if x > 0 else x, 0), (x - 0.12, 0), color="0.3")
+        where[stage] = x + width + 0.1
+        x += width + 1.2
+    for source, target in skips:  # residual arcs above the boxes
+        x0, x1 = where[source] - 0.05, where[target] - 0.35
+        ax.plot([x0 + 0.35, x0 + 0.35, x1, x1], [0.0, 1.7, 1.7, 0.37], color=style.TRUTH, lw=1.0, zorder=1)
+    _arrow(ax, (x - 1.05, 0), (x - 0.1, 0), color="0.3")
+    _boxed(ax, out, x + n * 0.25, 0, "output", below=f"{d}×{n}", fmt=None, vmax=vmax, edge=style.MODEL, lw=0.8,
+           cell=0.5)
+    _frame(ax, (-n * 0.25 - 0.3, x + n * 0.5 + 0.3), (-d * 0.25 - 0.8, max(2.3, d * 0.25 + 0.9)))
+
+
+@transformer_layer.plot
+def _(r):
+    a, m = r.arrays, r.metrics
+    fig, axes = style.subplots(2, 1, width=8.0, height=1.9)
+    _layer_diagram(axes[0], a["X"], a["out"], m["stages"], m["skips"], m["parameter_counts"], d_mlp=m["d_mlp"])
+    _layer_diagram(axes[1], a["X"], a["out_pre"], m["pre_ln_stages"], m["pre_ln_skips"], m["parameter_counts"],
+                   d_mlp=m["d_mlp"])
+    axes[0].set_title("post-LN (the book's layer)", fontsize=9)
+    axes[1].set_title("pre-LN (norm_first=True)", fontsize=9)
+    style.panel_labels(axes)
+    return fig
+
+
+@transformer_layer.checks
+def _(r):
+    m = r.metrics
+    checks = [Check.equal("the output has the input's shape (B, N, D)", m["output_shape"], m["input_shape"]),
+              Check.equal("pre-LN too", m["pre_ln_output_shape"], m["input_shape"]),
+              Check.equal("traced order: attention, +, LayerNorm, MLP, +, LayerNorm", m["stages"],
+                          ["input", "self_attn", "add1", "norm1", "mlp", "add2", "norm2"]),
+              Check.equal("the skips add the layer input, then the first LayerNorm's output", m["skips"],
+                          [["input", "add1"], ["norm1", "add2"]]),
+              Check.equal("pre-LN order: LayerNorm, attention, +, LayerNorm, MLP, +", m["pre_ln_stages"],
+                          ["input", "norm1", "self_attn", "add1", "norm2", "mlp", "add2"]),
+              Check.equal("pre-LN skips go around the norms", m["pre_ln_skips"], [["input", "add1"], ["add1", "add2"]]),
+              Check.close("the layer equals norm2(h + linear2(relu(linear1(h)))), h = norm1(x + MhSa(x))",
+                          m["by_hand_vs_module"], 0.0, 1e-12),
+              Check.close("pre-LN equals h + mlp(norm2(h)), h = x + MhSa(norm1(x))", m["pre_ln_by_hand_vs_module"],
+                          0.0, 1e-12),
+              Check.close("the MLP acts on each token separately", m["mlp_per_token_diff"], 0.0, 1e-12),
+              Check.greater("post- and pre-LN are different functions", m["post_vs_pre_ln"], 1e-3),
+              Check.equal("parameters: 4D(D+1) + 2D + (2·D·D_mlp + D_mlp + D) + 2D", m["parameters"],
+                          m["parameters_formula"]),
+              Check.equal("as many parameters as torch's TransformerEncoderLayer", m["parameters"],
+                          m["torch_parameters"])]
+    for key, words in (("post_ln_vs_torch", "post-LN"), ("pre_ln_vs_torch", "pre-LN (norm_first=True)"),
+                       ("random_sizes_vs_torch", "random sizes, both orders")):
+        c = m[key]
+        checks += [Check.close(f"{words}: equals torch.nn.TransformerEncoderLayer (no mask and causal)",
+                               c["values"], 0.0, 1e-12),
+                   Check.close(f"{words}: also in eval mode under no_grad", c["values_eval"], 0.0, 1e-12),
+                   Check.close(f"{words}: input gradients equal torch's", c["grad_input"], 0.0, 1e-12),
+                   Check.close(f"{words}: parameter gradients equal torch's", c["grad_params"], 0.0, 1e-12)]
     return checks
