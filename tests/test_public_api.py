@@ -47,6 +47,8 @@ from udl.nn import residual
 from udl.analysis import ngram
 from udl.nn import normalization
 from udl.models import densenet, resnet
+from udl.text import bpe
+from udl.data import text as text_data
 
 X1 = torch.linspace(0, 1, 20)[:, None]
 Y1 = torch.sin(6 * X1)
@@ -289,6 +291,18 @@ CASES = [
                                        "block_layers": [(), (2, 0), 3], "stem_channels": BAD_INT,
                                        "compression": [0.0, 1.5, "a"]}),
     (densenet.DenseNet, dict(config="tiny", seed=0), {"config": ["huge", 3], "seed": [-1, "a"]}),
+    (bpe.BPETokenizer, dict(alphabet=["a", "b"], merges=[("a", "b")]),
+     {"alphabet": [["ab"], ["a", "a"], ["\u2581"]], "merges": [[("a", "c")], [("a",)]], "end_of_word": [" ", "ab", 3],
+      "special_tokens": ["<pad>", ("<pad>", "<pad>"), ("x",)], "merge_counts": [[1, 2]]}),
+    (bpe.BPETokenizer.train, dict(text="a b a b", n_merges=2),
+     {"text": [b"ab", 3], "n_merges": [-1, 2.5, "3", True], "vocab_size": [400, 0], "min_count": [0, 1.5],
+      "end_of_word": [" ", ""], "special_tokens": [("<pad>", "<pad>")], "progress": ["yes"]}),
+    (bpe.compare_merges, dict(text="ab ab", tokenizer=bpe.BPETokenizer.train("ab ab", 1), other=[("a", "b")]),
+     {"text": [3], "tokenizer": [3, bpe.BPETokenizer(["a", "b"], [("a", "b")])]}),
+    (text_data.python_docs_tokenizer, dict(vocab_size=400), {"vocab_size": BAD_INT}),
+    (text_data.token_ids, dict(split="validation", tokenizer=bpe.BPETokenizer(["a"], [])),
+     {"split": ["dev", 3], "tokenizer": ["x", None]}),
+    (text_data.sentences, dict(split="test"), {"split": ["dev", None]}),
 ]
 # Public classes that are plain records of results or data (no behaviour to misuse), and
 # the figure framework's own types (tests/test_registry.py tries them).
