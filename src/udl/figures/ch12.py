@@ -137,7 +137,7 @@ def _frame(ax, xlim, ylim):
 def _routing_panel(ax, X, V, Sa, A, n, *, title=True):
     """Inputs x_m (orange), values v_m (gray) and output sa_n (cyan), with links as thick as a[x_m, x_n]."""
     d, N = X.shape
-    gap = d * 0.0 + 2.4  # horizontal distance between tokens
+    gap = 2.4  # horizontal distance between tokens
     y_in, y_val, y_out = 0.0, d + 2.5, 2 * d + 5.5  # top cell of each column
     vmax = max(np.abs(X).max(), np.abs(V).max(), np.abs(Sa).max())
     for m in range(N):
@@ -271,6 +271,11 @@ def _boxed(ax, M, cx, cy, label, *, below=None, **kw):
 
 
 # --------------------------------------------------------------------------- 12.3
+def _ranks(v: torch.Tensor) -> list[int]:
+    """The rank of each entry (0 = smallest)."""
+    return torch.argsort(torch.argsort(v)).tolist()
+
+
 @figure("12.3", title="Computing the attention weights",
         caption="a) Every input x_n (orange) gives a query q_n = β_q + Ω_q x_n (purple) and a key k_n = β_k + Ω_k x_n "
                 "(green), with weights shared by all tokens. b) For one output, the query is compared with every "
@@ -297,13 +302,12 @@ def attention_weights(p, run):
         s_t = K_t.T @ Q_t / math.sqrt(Q_t.shape[0])  # (N keys, N queries)
         ex = torch.exp(s_t - s_t.max(dim=0).values)
         worst = max(worst, _max_diff(ex / ex.sum(dim=0), book_self_attention(*_args(e_t))[1]))
-    rank = lambda v: torch.argsort(torch.argsort(v)).tolist()  # noqa: E731  (rank of each entry)
     return Result(
         metrics={"n": p.n, "d": p.d, "output": p.output, "scores": scores.tolist(), "weights": weights.tolist(),
                  "query_shape": list(Q.shape), "key_shape": list(K.shape),
                  "softmax_vs_library_weights": _max_diff(weights, A[:, j]),
                  "weight_sum_error": abs(weights.sum().item() - 1), "min_weight": weights.min().item(),
-                 "score_ranks": rank(scores), "weight_ranks": rank(weights),
+                 "score_ranks": _ranks(scores), "weight_ranks": _ranks(weights),
                  "routed_output_vs_library": _max_diff(V @ weights, Sa[:, j]),
                  "random_softmax_vs_library": worst},
         arrays={"X": e["X"].numpy(), "Q": Q.numpy(), "K": K.numpy(), "V": V.numpy(), "Sa": Sa.numpy(),
@@ -618,6 +622,8 @@ def _box(ax, x0, y0, x1, y1, color, label=None):
 
 @multi_head.plot
 def _(r):
+    from matplotlib.patches import Rectangle
+
     a, m = r.arrays, r.metrics
     d, n = a["X"].shape
     heads, dh = m["n_heads"], m["head_size"]
@@ -641,8 +647,6 @@ def _(r):
         _arrow(ax, (x_s + n / 2 + 0.5, yc), (x_c - n / 2 - 0.2, (d / 2 - dh * (h + 0.5)) * 0.9), color=c)
     _boxed(ax, a["concat"], x_c, 0, "concatenate", below=f"{d}×{n}", fmt=None, vmax=vmax)
     for h in range(heads):  # each head's rows of the stacked matrix
-        from matplotlib.patches import Rectangle
-
         ax.add_patch(Rectangle((x_c - n / 2, d / 2 - dh * (h + 1)), n, dh, fill=False,
                                ec=colours[h % len(colours)], lw=2.0, zorder=4))
     _boxed(ax, a["omega_c"], x_w, 0, "$\\Omega_c$", below=f"{d}×{d}", fmt=None)
@@ -926,3 +930,121 @@ def _(r):
                    Check.close(f"{words}: input gradients equal torch's", c["grad_input"], 0.0, 1e-12),
                    Check.close(f"{words}: parameter gradients equal torch's", c["grad_params"], 0.0, 1e-12)]
     return checks
+
+
+# --------------------------------------------------------------------------- 12.9
+@figure("12.9", title="Token embeddings",
+        caption="Each word of a short sentence is an index into a small vocabulary; as one-hot vectors its N words "
+                "form a |V|×N matrix T with a single 1 per column (orange). The vocabulary's embeddings are the "
+                "columns of Ω_e (D×|V|), a learned parameter, and the D×N input X = Ω_e T simply copies the column "
+                "of each word, so a word that occurs twice ('an' here) gets two identical columns. The product "
+                "equals udl's TokenEmbedding lookup and torch.nn.Embedding with the same weights, exactly; a "
+                "gradient reaches only the columns of words that occur.",
+        params={"tiny": dict(sentence="an owl and an oak stood on a hill", extra_words="cat sat the", d=4),
+                "full": dict(sentence="an owl and an oak stood on a hill", extra_words="cat sat the", d=4)})
+def embeddings(p, run):
+    words = p.sentence.split()
+    if not words:
+        raise ValueError(f"The 'sentence' parameter of figure 12.9 must hold at least one word. Got {p.sentence!r} "
+                         "instead.")
+    vocab = sorted(set(words) | set(p.extra_words.split()))
+    index = {w: i for i, w in enumerate(vocab)}
+    tokens = torch.tensor([index[w] for w in words])  # (N,)
+    n, v = len(words), len(vocab)
+    g = run.generator(0)
+    emb = TokenEmbedding(v, p.d).to(DT)
+    with torch.no_grad():
+        emb.weight.copy_(torch.randn(v, p.d, generator=g, dtype=DT))  # (|V|, D): row t is the book's column t
+    omega_e = emb.weight.detach().T  # (D, |V|)
+    T = torch.zeros(v, n, dtype=DT)  # (|V|, N): one-hot columns
+    T[tokens, torch.arange(n)] = 1.0
+    X = omega_e @ T  # (D, N), fig. 12.9
+    ref = nn.Embedding(v, p.d, dtype=DT)
+    ref.load_state_dict(emb.state_dict())
+    with torch.no_grad():
+        lookup = emb(tokens[None])[0].T  # (D, N)
+        one_hot = emb.one_hot_forward(tokens[None])[0].T
+        torch_lookup = ref(tokens).T
+    # the gradient of a loss on X reaches Ω_e only through the words that occur: dL/dΩ_e = (dL/dX) Tᵀ
+    r = torch.randn(n, p.d, generator=g, dtype=DT)
+    (emb(tokens) * r).sum().backward()
+    (ref(tokens) * r).sum().backward()
+    grad_rows = emb.weight.grad.abs().sum(dim=1) > 0
+    repeated = [w for w in vocab if words.count(w) > 1]
+    same = max((_max_diff(X[:, i], X[:, j]) for i in range(n) for j in range(n) if i < j and words[i] == words[j]),
+               default=0.0)
+    different = min((_max_diff(X[:, i], X[:, j]) for i in range(n) for j in range(n) if words[i] != words[j]),
+                    default=float("inf"))
+    return Result(
+        metrics={"words": words, "vocabulary": vocab, "tokens": tokens.tolist(), "n": n, "vocab_size": v, "d": p.d,
+                 "shapes": {"omega_e": list(omega_e.shape), "one_hot": list(T.shape), "X": list(X.shape)},
+                 "ones_per_column": T.sum(dim=0).tolist(), "nonzeros_per_column": (T != 0).sum(dim=0).tolist(),
+                 "product_vs_lookup": _max_diff(X, lookup), "product_vs_one_hot_forward": _max_diff(X, one_hot),
+                 "product_vs_torch_embedding": _max_diff(X, torch_lookup),
+                 "repeated_words": repeated, "repeated_columns_diff": same, "distinct_words_min_diff": different,
+                 "gradient_vs_formula": _max_diff(emb.weight.grad, (r.T @ T.T).T),
+                 "gradient_vs_torch": _max_diff(emb.weight.grad, ref.weight.grad),
+                 "words_with_gradient": sorted(vocab[i] for i in torch.nonzero(grad_rows).flatten().tolist()),
+                 "distinct_words": sorted(set(words)),
+                 "parameters": emb.weight.numel()},
+        arrays={"omega_e": omega_e.numpy(), "T": T.numpy(), "X": X.numpy()},
+        notes="Ω_e is random (seeded), not learned; the vocabulary is the sentence's words plus a few others, "
+              "not a sub-word vocabulary of ~30,000 tokens.")
+
+
+@embeddings.plot
+def _(r):
+    import matplotlib
+
+    a, m = r.arrays, r.metrics
+    words, vocab = m["words"], m["vocabulary"]
+    d, v, n = m["d"], m["vocab_size"], m["n"]
+    palette = list(matplotlib.colormaps["Pastel1"].colors) + list(matplotlib.colormaps["Pastel2"].colors)
+    word_colour = {w: palette[i % len(palette)] for i, w in enumerate(vocab)}  # one colour per vocabulary entry
+    fig, ax = style.subplots(width=11.0, height=4.3)
+    x_w, x_t, x_x = 0.0, v + 2.5, v + n + 5.0  # left edges of Ω_e, T and X
+    top = (v - 1) / 2
+    y_e = (d - 1) / 2  # Ω_e and X are vertically centred on T
+    for j, w in enumerate(vocab):  # Ω_e: one column per vocabulary entry
+        _grid(ax, a["omega_e"][:, j:j + 1], x_w + j, y_e, face=word_colour[w])
+        ax.text(x_w + j, y_e + 0.7, w, rotation=90, ha="center", va="bottom", fontsize=7)
+    for j, w in enumerate(words):
+        col = a["T"][:, j:j + 1]
+        for i in range(v):
+            one = col[i, 0] == 1
+            _grid(ax, [[col[i, 0]]], x_t + j, top - i, face=_light(style.DATA, 0.9) if one else "white",
+                  fmt="{:.0f}" if one else None, edge="0.6", lw=0.4)
+        ax.text(x_t + j, top + 0.7, w, rotation=90, ha="center", va="bottom", fontsize=7)
+        _grid(ax, a["X"][:, j:j + 1], x_x + j, y_e, face=word_colour[w])
+        ax.text(x_x + j, y_e + 0.7, w, rotation=90, ha="center", va="bottom", fontsize=7)
+    for i, w in enumerate(vocab):
+        ax.text(x_t - 0.7, top - i, w, ha="right", va="center", fontsize=6.5, color="0.35")
+    ax.text(x_w + (v - 1) / 2, y_e - d + 0.1, f"$\\Omega_e$  (D×|V| = {d}×{v})", ha="center", va="top", fontsize=8)
+    ax.text(x_t + (n - 1) / 2, top - v + 0.1, f"one-hot T  (|V|×N = {v}×{n})", ha="center", va="top", fontsize=8)
+    ax.text(x_x + (n - 1) / 2, y_e - d + 0.1, f"X = $\\Omega_e$T  (D×N = {d}×{n})", ha="center", va="top", fontsize=8)
+    ax.text(x_t - 1.9, 0, "·", fontsize=28, ha="center", va="center")
+    ax.text(x_x - 1.3, 0, "=", fontsize=14, ha="center", va="center")
+    _frame(ax, (x_w - 0.7, x_x + n - 0.3), (top - v - 0.8, top + 3.2))
+    return fig
+
+
+@embeddings.checks
+def _(r):
+    m = r.metrics
+    s = m["shapes"]
+    return [Check.equal("Ω_e is D×|V|, T is |V|×N and X is D×N", [s["omega_e"], s["one_hot"], s["X"]],
+                        [[m["d"], m["vocab_size"]], [m["vocab_size"], m["n"]], [m["d"], m["n"]]]),
+            Check.equal("each column of T holds a single 1", [m["ones_per_column"], m["nonzeros_per_column"]],
+                        [[1.0] * m["n"], [1] * m["n"]]),
+            Check.close("Ω_e T equals TokenEmbedding's lookup exactly", m["product_vs_lookup"], 0.0, 0.0),
+            Check.close("and its one-hot form exactly", m["product_vs_one_hot_forward"], 0.0, 0.0),
+            Check.close("and torch.nn.Embedding with the same state_dict exactly", m["product_vs_torch_embedding"],
+                        0.0, 0.0),
+            Check.greater("the sentence repeats a word", len(m["repeated_words"]), 0),
+            Check.close("a repeated word gets identical columns", m["repeated_columns_diff"], 0.0, 0.0),
+            Check.greater("different words get different columns", m["distinct_words_min_diff"], 0.0),
+            Check.close("the gradient for Ω_e is (∂L/∂X) Tᵀ", m["gradient_vs_formula"], 0.0, 1e-12),
+            Check.close("and equals nn.Embedding's gradient", m["gradient_vs_torch"], 0.0, 0.0),
+            Check.equal("only words in the sentence receive a gradient", m["words_with_gradient"],
+                        m["distinct_words"]),
+            Check.equal("Ω_e has |V|·D parameters", m["parameters"], m["vocab_size"] * m["d"])]
