@@ -339,7 +339,7 @@ def _softmax_panel(ax, Q, K, scores, weights, j):
     gap = 1.8
     vmax = max(np.abs(Q).max(), np.abs(K).max())
     _grid(ax, Q[:, j:j + 1], -2.2, 0.0, color=style.EXTRA[0], vmax=vmax)
-    ax.text(-2.2, 0.6, f"$q_{j + 1}$", ha="center", va="bottom", fontsize=8, color=style.EXTRA[0])
+    ax.text(-2.9, -(d - 1) / 2, f"$q_{j + 1}$", ha="right", va="center", fontsize=8, color=style.EXTRA[0])
     y_s, y_w = 2.8, 5.6
     for m in range(N):
         xm = m * gap
@@ -347,12 +347,13 @@ def _softmax_panel(ax, Q, K, scores, weights, j):
         ax.text(xm, -d + 0.1, f"$k_{m + 1}$", ha="center", va="center", fontsize=8, color=style.EXTRA[1])
         _grid(ax, [[scores[m]]], xm, y_s, face="white", fmt="{:.2f}", fontsize=7, cell=1.2)
         _grid(ax, [[weights[m]]], xm, y_w, color=style.MODEL, vmax=1.0, fmt="{:.2f}", fontsize=7, cell=1.2)
-        _arrow(ax, (xm, 0.55), (xm, y_s - 0.65), color="0.4")
+        _arrow(ax, (xm, 0.55), (xm, y_s - 0.65), color=style.EXTRA[1], lw=0.8)
+        _arrow(ax, (-2.2, 0.55), (xm - 0.35, y_s - 0.65), color=style.EXTRA[0], lw=0.6)  # the query meets every key
     ax.text((N - 1) * gap + 0.9, y_s, f"$k_m^T q_{j + 1}/\\sqrt{{D}}$", fontsize=7, va="center")
     ax.text((N - 1) * gap + 0.9, y_w, f"$a[x_m, x_{j + 1}]$", fontsize=7, va="center", color=style.MODEL)
     _arrow(ax, ((N - 1) * gap / 2, y_s + 0.65), ((N - 1) * gap / 2, y_w - 0.65), color="black", text="softmax")
     ax.text((N - 1) * gap / 2, y_w + 0.9, f"sum = {float(np.sum(weights)):.3f}", ha="center", fontsize=7)
-    _frame(ax, (-3.0, (N - 1) * gap + 3.2), (-d - 0.2, y_w + 1.6))
+    _frame(ax, (-3.6, (N - 1) * gap + 3.2), (-d - 0.2, y_w + 1.6))
     ax.set_title(f"weights for output {j + 1}", fontsize=9)
 
 
