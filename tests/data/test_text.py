@@ -73,3 +73,9 @@ def test_sentences():
     assert all(len(s) < text.MIN_SHARED_PARAGRAPH for s in shared)  # only boilerplate such as "New in version 3.5."
     with pytest.raises(ValueError, match="'split'"):
         text.sentences("dev")
+
+
+def test_the_nursery_rhyme():
+    words = text.NURSERY_RHYME.split()
+    assert len(words) == 33 and len(set(words)) == 18
+    assert words.count("sea") == 6 and words.count("see") == 7 and " ".join(words) == text.NURSERY_RHYME

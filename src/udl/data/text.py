@@ -44,9 +44,13 @@ from udl.text.bpe import BPETokenizer
 from udl.validate import check_choice, check_int
 
 __all__ = ["TextSplits", "load_python_docs", "python_docs_tokenizer", "token_ids", "sentences",
-           "deduplicated_topics", "paragraphs", "SPLITS"]
+           "deduplicated_topics", "paragraphs", "SPLITS", "NURSERY_RHYME"]
 
 SPLITS = ("train", "validation", "test")
+
+# the passage that fig. 12.8 tokenizes: 33 words, 18 of them distinct
+NURSERY_RHYME = ("a sailor went to sea sea sea to see what he could see see see but all that he could see see see "
+                 "was the bottom of the deep blue sea sea sea")
 HELD_OUT_FRACTION = 0.10  # of the characters, for validation and for test
 MIN_SHARED_PARAGRAPH = 60  # paragraphs at least this long are kept in one topic only
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n")

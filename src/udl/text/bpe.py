@@ -77,6 +77,14 @@ def byte_token(b: int) -> str:
 _BYTE_TOKENS = tuple(byte_token(b) for b in range(256))
 
 
+def _decode_bytes(data: bytes) -> str:
+    """UTF-8 bytes to text; lone surrogates pass through, malformed sequences become U+FFFD."""
+    try:
+        return data.decode("utf-8", "surrogatepass")
+    except UnicodeDecodeError:
+        return data.decode("utf-8", "replace")
+
+
 class BPEState(NamedTuple):
     """The training text's state after some merges (one entry of ``BPETokenizer.history``)."""
 
@@ -401,7 +409,7 @@ class BPETokenizer:
     def _char_symbols(self, ch: str) -> list[str]:
         if ch in self._alphabet:
             return [ch]
-        return [_BYTE_TOKENS[b] for b in ch.encode("utf-8")]  # byte fallback
+        return [_BYTE_TOKENS[b] for b in ch.encode("utf-8", "surrogatepass")]  # byte fallback (lone surrogates too)
 
     def _symbols_with_starts(self, piece: str) -> tuple[list[str], list[int]]:
         """Base symbols of one piece and the character offset where each starts."""
@@ -489,7 +497,7 @@ class BPETokenizer:
                 pending.append(i - lo)
                 continue
             if pending:
-                segments.append(pending.decode("utf-8", errors="replace"))
+                segments.append(_decode_bytes(pending))
                 pending.clear()
             if i < lo:  # a special token
                 if not skip_special:
@@ -501,7 +509,7 @@ class BPETokenizer:
             else:
                 segments.append(token)
         if pending:
-            segments.append(pending.decode("utf-8", errors="replace"))
+            segments.append(_decode_bytes(pending))
         out, next_char = [], ""
         for seg in reversed(segments):  # a marker needs the character that follows it
             if seg is None:
@@ -593,7 +601,7 @@ class BPETokenizer:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(self.to_dict(), ensure_ascii=False), encoding="utf-8")
+        tmp.write_text(json.dumps(self.to_dict()), encoding="ascii")  # \u escapes keep lone surrogates
         os.replace(tmp, path)
         return path
 
