@@ -197,8 +197,10 @@ class ResNet(nn.Module):
             self.head = nn.Sequential(batch_norm_layer(2, c), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
                                       nn.Linear(c, cfg.n_classes))
             he_init(self.stem)
-            nn.init.normal_(self.head[-1].weight, std=c ** -0.5)  # unit-variance logits for unit-variance features
-            nn.init.zeros_(self.head[-1].bias)
+            fc = self.head[-1]
+            if not fc.weight.is_meta:  # on the meta device there are no values to draw
+                nn.init.normal_(fc.weight, std=c ** -0.5)  # unit-variance logits for unit-variance features
+                nn.init.zeros_(fc.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 4 or x.shape[1] != self.config.in_channels:

@@ -62,7 +62,7 @@ def batch_norm_layer(dims: int, channels: int) -> nn.Module:
 def he_init(module: nn.Module, generator: torch.Generator | None = None) -> None:
     """He initialisation (§7.5, σ² = 2 / fan-in) of every convolution and linear layer in ``module``; zero biases."""
     for m in module.modules():
-        if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)):
+        if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)) and not m.weight.is_meta:  # meta: no values
             nn.init.kaiming_normal_(m.weight, nonlinearity="relu", generator=generator)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
