@@ -91,7 +91,7 @@ def test_cross_attention_and_key_padding_equal_torch():
     ref = _copy_to_torch(m)
     x, ctx = torch.randn(2, 3, 8, dtype=torch.float64), torch.randn(2, 5, 8, dtype=torch.float64)
     keep = torch.tensor([[True] * 5, [True, True, True, False, False]])
-    y = m(x, ctx, mask=keep)
+    y = m(x, ctx, key_padding_mask=keep)
     y_ref, _ = ref(x, ctx, ctx, key_padding_mask=~keep)
     torch.testing.assert_close(y, y_ref, rtol=0, atol=1e-12)
 
@@ -135,3 +135,14 @@ def test_scale_is_one_over_root_dq():
 def test_bad_heads():
     with pytest.raises(ValueError, match="'n_heads' parameter of MultiHeadAttention must divide"):
         MultiHeadAttention(10, 3)
+
+
+def test_a_square_mask_is_never_read_as_key_padding():
+    torch.manual_seed(3)
+    m = MultiHeadAttention(8, 2).double()
+    x = torch.randn(3, 3, 8, dtype=torch.float64)  # B = N = 3: the shapes (B, M) and (N, M) coincide
+    causal = torch.ones(3, 3, dtype=torch.bool).tril()
+    torch.testing.assert_close(m(x, mask=causal), m(x, causal=True), rtol=0, atol=1e-14)
+    torch.testing.assert_close(m(x, mask=causal), m(x, mask=causal[None, None]), rtol=0, atol=0)
+    with pytest.raises(ValueError, match="key_padding_mask must have shape"):
+        m(x, key_padding_mask=torch.ones(3, 4, dtype=torch.bool))

@@ -515,7 +515,8 @@ def _mask_cases(b: int, n: int, g: torch.Generator) -> dict[str, tuple[dict, dic
     return {"none": ({}, {}, full.expand(b, 1, n, n)),
             "causal": ({"causal": True}, {"attn_mask": ~causal}, causal.expand(b, 1, n, n)),
             "random": ({"mask": allowed[None, None]}, {"attn_mask": ~allowed}, allowed.expand(b, 1, n, n)),
-            "padding": ({"mask": keep}, {"key_padding_mask": ~keep}, keep[:, None, None, :].expand(b, 1, n, n))}
+            "padding": ({"key_padding_mask": keep}, {"key_padding_mask": ~keep},
+                        keep[:, None, None, :].expand(b, 1, n, n))}
 
 
 def _compare_mha(mha: MultiHeadAttention, x: torch.Tensor, g: torch.Generator) -> dict[str, float]:

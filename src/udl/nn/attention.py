@@ -183,14 +183,17 @@ class MultiHeadAttention(nn.Module):
         return t.view(b, n, self.n_heads, self.d_head).transpose(1, 2)  # (B, H, N, D/H)
 
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None, *, mask: torch.Tensor | None = None,
-                causal: bool = False, cache: dict | None = None) -> torch.Tensor:
+                key_padding_mask: torch.Tensor | None = None, causal: bool = False,
+                cache: dict | None = None) -> torch.Tensor:
         """Attend from ``x`` to itself (or to ``context``).
 
         Args:
             x: the queries' sequence ``(B, N, D)``.
             context: the keys' and values' sequence ``(B, M, D)``; None for self-attention.
-            mask: boolean, broadcastable to ``(B, H, N, M)``, True = may attend; a
-                ``(B, M)`` key-padding mask is also accepted.
+            mask: boolean attention mask, broadcastable to ``(B, H, N, M)`` (a 2-D mask
+                is ``(N, M)``), True = may attend.
+            key_padding_mask: boolean ``(B, M)``, True for real keys and False for
+                padding that no query may attend to.
             causal: forbid attending to later positions (decoder self-attention).
             cache: a dict that keeps the keys and values seen so far (entries "k", "v",
                 ``(B, H, T, D/H)``); new keys and values are appended, so a decoder can
@@ -212,8 +215,12 @@ class MultiHeadAttention(nn.Module):
                 k, v = self._split(self.k_proj(context)), self._split(self.v_proj(context))
                 if cache is not None:
                     cache["k"], cache["v"] = k, v
-        if mask is not None and mask.dim() == 2 and mask.shape == (x.shape[0], k.shape[2]):
-            mask = mask[:, None, None, :]  # key padding (B, M) -> (B, 1, 1, M)
+        if key_padding_mask is not None:
+            if key_padding_mask.shape != (x.shape[0], k.shape[2]):
+                raise ValueError(f"MultiHeadAttention: key_padding_mask must have shape (B, M) = "
+                                 f"{(x.shape[0], k.shape[2])}. Got {tuple(key_padding_mask.shape)} instead.")
+            padding = key_padding_mask.bool()[:, None, None, :]  # (B, M) -> (B, 1, 1, M)
+            mask = padding if mask is None else (mask & padding)
         dropout = self.dropout if self.training else 0.0
         out, weights = attention(q, k, v, mask, causal=causal, dropout=dropout, fast=self.fast)
         self.last_weights = weights

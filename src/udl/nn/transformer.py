@@ -88,16 +88,19 @@ class TransformerLayer(nn.Module):
         return self.linear2(self._drop(_ACTIVATIONS[self.activation](self.linear1(x))))
 
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None, *, mask: torch.Tensor | None = None,
-                causal: bool = False, context_mask: torch.Tensor | None = None,
+                padding_mask: torch.Tensor | None = None, causal: bool = False,
+                context_mask: torch.Tensor | None = None, context_padding_mask: torch.Tensor | None = None,
                 cache: dict | None = None) -> torch.Tensor:
         """Apply the layer.
 
         Args:
             x: the tokens' embeddings ``(B, N, D)``.
             context: the encoder's output ``(B, M, D)`` (layers built with cross-attention only).
-            mask: self-attention mask (True = may attend, or a ``(B, N)`` key-padding mask).
+            mask: self-attention mask, broadcastable to ``(B, H, N, N)``, True = may attend.
+            padding_mask: ``(B, N)``, False at padding tokens (no token attends to them).
             causal: masked self-attention (each token sees itself and earlier tokens).
-            context_mask: cross-attention mask (e.g. ``(B, M)`` padding of the source).
+            context_mask: cross-attention mask, broadcastable to ``(B, H, N, M)``.
+            context_padding_mask: ``(B, M)``, False at the context's padding tokens.
             cache: a dict for step-by-step decoding; keys "self" and "cross" are filled in.
         """
         if (context is None) != (self.cross_attn is None):
@@ -106,10 +109,12 @@ class TransformerLayer(nn.Module):
         cross_cache = cache.setdefault("cross", {}) if cache is not None else None
 
         def attend(h):
-            return self._drop(self.self_attn(h, mask=mask, causal=causal, cache=self_cache))
+            return self._drop(self.self_attn(h, mask=mask, key_padding_mask=padding_mask, causal=causal,
+                                             cache=self_cache))
 
         def cross(h):
-            return self._drop(self.cross_attn(h, context, mask=context_mask, cache=cross_cache))
+            return self._drop(self.cross_attn(h, context, mask=context_mask, key_padding_mask=context_padding_mask,
+                                              cache=cross_cache))
 
         def mlp(h):
             return self._drop(self.mlp(h))
