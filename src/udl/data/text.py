@@ -35,6 +35,7 @@ import functools
 import hashlib
 import os
 import re
+import weakref
 from pathlib import Path
 from typing import NamedTuple
 
@@ -186,27 +187,26 @@ def python_docs_tokenizer(vocab_size: int = 2000, *, progress: bool = False) -> 
     return tok
 
 
-_IDS: dict[tuple[str, int], torch.Tensor] = {}
+_IDS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # tokenizer -> {split: ids}
 
 
 def token_ids(split: str, tokenizer: BPETokenizer) -> torch.LongTensor:
-    """The token ids of one split as a 1D ``torch.long`` tensor (cached per tokenizer in memory).
+    """The token ids of one split as a 1D ``torch.long`` tensor (cached in memory per tokenizer).
 
     Args:
         split: ``"train"``, ``"validation"`` or ``"test"``.
-        tokenizer: a :class:`~udl.text.bpe.BPETokenizer`.
+        tokenizer: a :class:`~udl.text.bpe.BPETokenizer`, e.g. :func:`python_docs_tokenizer`.
+
+    The returned tensor is shared between calls: copy it before changing it in place.
     """
     text = _split_text(split, "token_ids")
     if not isinstance(tokenizer, BPETokenizer):
         raise TypeError(f"The 'tokenizer' parameter of token_ids must be a BPETokenizer. "
                         f"Got {type(tokenizer).__name__} instead.")
-    key = (split, id(tokenizer))
-    ids = _IDS.get(key)
-    if ids is None or getattr(ids, "_udl_tokenizer", None) is not tokenizer:
-        ids = torch.tensor(tokenizer.encode(text), dtype=torch.long)
-        ids._udl_tokenizer = tokenizer  # guards against a recycled id()
-        _IDS[key] = ids
-    return ids
+    per_split = _IDS.setdefault(tokenizer, {})
+    if split not in per_split:
+        per_split[split] = torch.tensor(tokenizer.encode(text), dtype=torch.long)
+    return per_split[split]
 
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"“(]?[A-Z0-9])")
