@@ -159,8 +159,8 @@ def test_variance_network_growth_per_block(kind, per_block):
 
 def test_batch_norm_first_makes_the_growth_linear():
     g = gen(7)
-    q = torch.stack([mean_squares(variance_network("batchnorm", 256, 6, generator=g), torch.randn(512, 256, generator=g))
-                     for _ in range(3)]).mean(0)
+    q = torch.stack([mean_squares(variance_network("batchnorm", 256, 6, generator=g),
+                                  torch.randn(512, 256, generator=g)) for _ in range(3)]).mean(0)
     torch.testing.assert_close(q.diff(), torch.ones(6), rtol=0, atol=0.12)  # each block adds E[f²] = 1
     assert (q[-1] - q[0]).item() == pytest.approx(6.0, rel=0.05)
 

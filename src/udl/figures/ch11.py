@@ -104,7 +104,8 @@ def _(r):
         ax.plot(k, predicted[kind], "--", color=style.TRUTH, lw=0.9, label="prediction")
         ax.plot(k, q, "o-", color=style.MODEL, ms=4, label="measured")
         for ki, qi in zip(k, q):
-            ax.annotate(f"{qi:.0f}" if qi >= 10 else f"{qi:.2g}", (ki, qi), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=6.5,
+            ax.annotate(f"{qi:.0f}" if qi >= 10 else f"{qi:.2g}", (ki, qi), textcoords="offset points",
+                        xytext=(0, 6), ha="center", fontsize=6.5,
                         color="0.45")
         ax.set_yscale("log", base=2)
         ax.set_xlabel("block k")
@@ -196,12 +197,12 @@ def resnet_blocks(p, run):
 
 
 def _block_diagram(ax, input_shape, layers, shapes, params, title):
-    from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+    from matplotlib.patches import FancyArrowPatch
 
     n = len(layers)
     ys = np.arange(n + 1)[::-1] * 1.0  # input at the top
     colours = {"batch norm": style.REGION, "ReLU": "#E0E0E0"}
-    _box(ax, 0, ys[0], f"input  {_shape(input_shape)}", _light(style.DATA, 0.45), FancyBboxPatch)
+    _box(ax, 0, ys[0], f"input  {_shape(input_shape)}", _light(style.DATA, 0.45))
     for i, (layer, shape, n_par) in enumerate(zip(layers, shapes, params)):
         y = ys[i + 1]
         ax.add_patch(FancyArrowPatch((0, ys[i] - 0.3), (0, y + 0.3), arrowstyle="-|>", mutation_scale=8, lw=0.8,
@@ -212,7 +213,7 @@ def _block_diagram(ax, input_shape, layers, shapes, params, title):
             ax.text(0, y - 0.42, f"output  {_shape(shape)}", ha="center", va="top", fontsize=7.5)
             continue
         face = _light(style.MODEL, 0.55) if "conv" in layer else colours.get(layer, "white")
-        _box(ax, 0, y, layer, face, FancyBboxPatch)
+        _box(ax, 0, y, layer, face)
         ax.text(1.25, y, _shape(shape), ha="left", va="center", fontsize=7, color="0.3")
         if n_par:
             ax.text(-1.25, y, f"{n_par:,}", ha="right", va="center", fontsize=7,
@@ -227,9 +228,12 @@ def _block_diagram(ax, input_shape, layers, shapes, params, title):
     ax.set_title(title, fontsize=9)
 
 
-def _box(ax, x, y, text, face, patch_cls, width=2.1, height=0.56):
-    ax.add_patch(patch_cls((x - width / 2, y - height / 2), width, height, boxstyle="round,pad=0.02,rounding_size=0.1",
-                           facecolor=face, edgecolor="0.2", lw=0.8, zorder=2))
+def _box(ax, x, y, text, face, width=2.1, height=0.56):
+    from matplotlib.patches import FancyBboxPatch
+
+    ax.add_patch(FancyBboxPatch((x - width / 2, y - height / 2), width, height,
+                                boxstyle="round,pad=0.02,rounding_size=0.1", facecolor=face, edgecolor="0.2", lw=0.8,
+                                zorder=2))
     ax.text(x, y, text, ha="center", va="center", fontsize=7.5, zorder=3)
 
 
@@ -251,7 +255,8 @@ def _(r):
     fig, axes = style.subplots(1, 2, width=3.6, height=5.4)
     _block_diagram(axes[0], m["input_shape"], m["standard_layers"], m["standard_shapes"], m["standard_layer_params"],
                    f"standard block: {m['standard_params']:,} parameters")
-    _block_diagram(axes[1], m["input_shape"], m["bottleneck_layers"], m["bottleneck_shapes"], m["bottleneck_layer_params"],
+    _block_diagram(axes[1], m["input_shape"], m["bottleneck_layers"], m["bottleneck_shapes"],
+                   m["bottleneck_layer_params"],
                    f"bottleneck (B = {m['bottleneck']}): {m['bottleneck_params']:,} parameters")
     style.panel_labels(axes)
     return fig
