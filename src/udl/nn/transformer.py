@@ -150,7 +150,8 @@ class TokenEmbedding(nn.Module):
         self.d_model = check_int(d_model, "d_model", owner)
         std = check_float(std, "std", owner, low=0.0, low_open=True)
         self.weight = nn.Parameter(torch.empty(vocab_size, d_model))
-        nn.init.normal_(self.weight, std=std)
+        if not self.weight.is_meta:  # a shapes-only (meta) build draws nothing: fast, and no compiler import
+            nn.init.normal_(self.weight, std=std)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         return F.embedding(tokens, self.weight)
@@ -178,7 +179,8 @@ class LearnedPositions(nn.Module):
         check_int(d_model, "d_model", "LearnedPositions")
         std = check_float(std, "std", "LearnedPositions", low=0.0, low_open=True)
         self.weight = nn.Parameter(torch.empty(context, d_model))
-        nn.init.normal_(self.weight, std=std)
+        if not self.weight.is_meta:  # a shapes-only (meta) build draws nothing: fast, and no compiler import
+            nn.init.normal_(self.weight, std=std)
 
     def forward(self, x: torch.Tensor, offset: int = 0) -> torch.Tensor:
         n = x.shape[-2]
