@@ -49,6 +49,7 @@ from udl.nn import normalization
 from udl.models import densenet, resnet
 from udl.text import bpe
 from udl.data import text as text_data
+from udl.models import decoding, gpt
 
 X1 = torch.linspace(0, 1, 20)[:, None]
 Y1 = torch.sin(6 * X1)
@@ -303,6 +304,27 @@ CASES = [
     (text_data.token_ids, dict(split="validation", tokenizer=bpe.BPETokenizer(["a"], [])),
      {"split": ["dev", 3], "tokenizer": ["x", None]}),
     (text_data.sentences, dict(split="test"), {"split": ["dev", None]}),
+    (gpt.GPTConfig, dict(vocab_size=11, context=8, n_layers=1, d_model=8, n_heads=2),
+     {"vocab_size": BAD_INT, "context": BAD_INT, "n_layers": BAD_INT, "d_model": BAD_INT, "n_heads": [0, 3, 2.5],
+      "d_mlp": [0, 2.5], "dropout": [1.0, -0.1], "activation": ["tanh"], "norm_first": [1], "bias": ["yes"],
+      "tie_embeddings": [0]}),
+    (gpt.GPT, dict(config=gpt.GPTConfig.tiny()), {"config": [None, dict(vocab_size=11)], "generator": [3]}),
+    (gpt.parameter_count, dict(config=gpt.GPTConfig.tiny()), {"config": ["gpt3"]}),
+    (gpt.sequence_log_prob, dict(model=gpt.GPT(gpt.GPTConfig.tiny()), tokens=torch.tensor([1, 2, 3])),
+     {"model": [torch.nn.Linear(2, 2)], "tokens": [[1, 2], torch.tensor([1]), torch.zeros(18, dtype=torch.long)]}),
+    (gpt.language_model_windows, dict(tokens=torch.arange(10), context=4),
+     {"context": BAD_INT, "stride": BAD_INT, "tokens": [torch.arange(4), [1, 2, 3]]}),
+    (gpt.train_gpt, dict(model=gpt.GPT(gpt.GPTConfig.tiny()), tokens=torch.arange(40) % 11, steps=1, batch_size=2,
+                         device="cpu", progress=False),
+     {"model": ["gpt"], "steps": BAD_INT, "lr": [0.0, -1.0], "weight_decay": [-0.1], "warmup": [-1, 1.5]}),
+    (decoding.generate, dict(model=gpt.GPT(gpt.GPTConfig.tiny()), prompt=torch.tensor([1, 2]), max_new_tokens=2),
+     {"model": [None], "prompt": [[1, 2], torch.tensor([]).long()], "max_new_tokens": [-1, 1.5],
+      "strategy": ["random"], "k": BAD_INT, "p": [0.0, 1.5], "temperature": [0.0, -1.0], "beam_width": BAD_INT,
+      "generator": [0], "eos_id": [-1, 1.5]}),
+    (decoding.beam_search, dict(model=gpt.GPT(gpt.GPTConfig.tiny()), prompt=torch.tensor([1, 2]), max_new_tokens=2),
+     {"prompt": [torch.tensor([[1, 2]])], "beam_width": BAD_INT, "eos_id": [-1]}),
+    (decoding.top_k_filter, dict(logits=torch.zeros(4), k=2), {"k": BAD_INT}),
+    (decoding.nucleus_filter, dict(logits=torch.zeros(4), p=0.5), {"p": [0.0, 1.5, "a"]}),
 ]
 # Public classes that are plain records of results or data (no behaviour to misuse), and
 # the figure framework's own types (tests/test_registry.py tries them).
