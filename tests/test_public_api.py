@@ -50,6 +50,8 @@ from udl.models import densenet, resnet
 from udl.text import bpe
 from udl.data import text as text_data
 from udl.models import decoding, gpt
+from udl.models import unet
+from udl.data import cells
 
 X1 = torch.linspace(0, 1, 20)[:, None]
 Y1 = torch.sin(6 * X1)
@@ -325,6 +327,29 @@ CASES = [
      {"prompt": [torch.tensor([[1, 2]])], "beam_width": BAD_INT, "eos_id": [-1]}),
     (decoding.top_k_filter, dict(logits=torch.zeros(4), k=2), {"k": BAD_INT}),
     (decoding.nucleus_filter, dict(logits=torch.zeros(4), p=0.5), {"p": [0.0, 1.5, "a"]}),
+    (unet.UNet, dict(in_channels=1, n_classes=2, levels=2, width=2, seed=0),
+     {"in_channels": BAD_INT, "n_classes": BAD_INT, "dims": [1, 4, "2"], "levels": BAD_INT, "width": BAD_INT,
+      "padding": ["full", 1], "batch_norm": [1, "yes"], "seed": [-1, "a"]}),
+    (unet.unet_geometry, dict(input_size=572), {"input_size": [570, 0, 2.5, 8], "levels": BAD_INT, "padding": ["full"]}),
+    (unet.unet_input_size, dict(output_size=388), {"output_size": [390, 0, "388"], "levels": [0], "padding": ["none"]}),
+    (unet.unet_tile_sizes, dict(size=380), {"size": BAD_INT, "levels": [0, 1.5], "padding": [3]}),
+    (unet.unet_parameter_count, dict(), {"in_channels": BAD_INT, "n_classes": [0], "dims": [1], "levels": [0],
+                                         "width": [0], "batch_norm": [1]}),
+    (unet.center_crop, dict(x=torch.zeros(1, 1, 4, 4), size=(2, 2)),
+     {"x": [torch.zeros(4), "x"], "size": [(5, 2), (2,), 2, (0, 2)]}),
+    (unet.reflect_pad, dict(x=torch.zeros(1, 1, 4), pad=[(1, 1)]),
+     {"x": [torch.zeros(4)], "pad": [[(1,)], [(-1, 0)], (1, 1), [(1, 1), (1, 1)]]}),
+    (unet.split_tiles, dict(x=torch.zeros(1, 1, 4, 4), tile=2), {"x": [torch.zeros(4, 4)], "tile": [0, 3, 2.5]}),
+    (unet.trace_unet, dict(model=unet.UNet(levels=2, width=2), x=torch.zeros(1, 1, 20, 20)),
+     {"model": [torch.nn.Conv2d(1, 1, 3), "net"], "x": [torch.zeros(1, 1, 19, 20), torch.zeros(1, 2, 20, 20)]}),
+    (cells.make_cells, dict(n=2, size=32, min_radius=4.0, max_radius=7.0),
+     {"n": BAD_INT, "size": [8, 2.5], "min_cells": [-1], "max_cells": [0], "min_radius": [1.0, "a"],
+      "max_radius": [3.0, 20.0], "touching": [1.5, -0.1], "border": [0.5, 5.0], "noise": [-0.1],
+      "illumination": [1.5], "seed": [-1, "a"]}),
+    (cells.make_tubes, dict(n=1, size=12, max_radius=2.0, blob_radius=(1.0, 2.0)),
+     {"n": BAD_INT, "size": [4, 2.5], "min_tubes": [0], "max_tubes": [0], "min_radius": [0.1],
+      "max_radius": [1.0, 4.0], "n_blobs": [-1, 1.5], "blob_radius": [(2.0, 1.0), 3, (0.1, 1.0), (1.0, 4.0)],
+      "noise": [-0.1], "blur": [-1.0], "seed": [-1]}),
 ]
 # Public classes that are plain records of results or data (no behaviour to misuse), and
 # the figure framework's own types (tests/test_registry.py tries them).
