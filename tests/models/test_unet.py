@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from udl.models.unet import (UNet, center_crop, reflect_pad, trace_unet, unet_geometry, unet_input_size,
-                             unet_parameter_count, unet_tile_sizes)
+from udl.models.unet import (UNet, center_crop, reflect_pad, split_tiles, trace_unet, unet_geometry,
+                             unet_input_size, unet_parameter_count, unet_tile_sizes)
 
 
 @pytest.fixture(scope="module")
@@ -171,3 +171,16 @@ def test_gradients_reach_every_parameter():
     model = UNet(1, 2, dims=3, levels=2, width=2, padding="same", seed=0)
     model(torch.randn(1, 1, 8, 8, 8)).square().mean().backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+
+
+def test_split_tiles_cuts_every_image_into_its_pieces():
+    x = torch.arange(2 * 3 * 4 * 6, dtype=torch.float32).view(2, 3, 4, 6)
+    t = split_tiles(x, 2)
+    assert t.shape == (12, 3, 2, 2)
+    assert torch.equal(t[0], x[0, :, 0:2, 0:2]) and torch.equal(t[4], x[0, :, 2:4, 2:4])
+    assert torch.equal(t[11], x[1, :, 2:4, 4:6])
+    v = torch.randn(2, 1, 8, 8, 8)
+    tv = split_tiles(v, 4)
+    assert tv.shape == (16, 1, 4, 4, 4) and torch.equal(tv[8 + 5], v[1, :, 4:8, 0:4, 4:8])
+    with pytest.raises(ValueError, match="must divide"):
+        split_tiles(v, 3)

@@ -51,7 +51,7 @@ from udl.nn.residual import batch_norm_layer, conv_layer
 from udl.validate import check_choice, check_int
 
 __all__ = ["UNet", "UNetGeometry", "UNetTrace", "unet_geometry", "unet_input_size", "unet_tile_sizes",
-           "unet_parameter_count", "center_crop", "reflect_pad", "trace_unet"]
+           "unet_parameter_count", "center_crop", "reflect_pad", "split_tiles", "trace_unet"]
 
 _PADDINGS = ("valid", "same")
 _POOL = {2: nn.MaxPool2d, 3: nn.MaxPool3d}
@@ -351,6 +351,38 @@ def reflect_pad(x: torch.Tensor, pad: Sequence[tuple[int, int]]) -> torch.Tensor
         if before or after:
             x = x.index_select(2 + axis, _reflect_index(n, before, after).to(x.device))
     return x
+
+
+def split_tiles(x: torch.Tensor, tile: int) -> torch.Tensor:
+    """Cut every image (volume) of ``x`` into non-overlapping ``tile``-sized pieces.
+
+    A fully convolutional network trained on tiles applies unchanged to whole images;
+    small tiles make cheap, varied batches (the tiles of image 0 come first, in
+    row-major order of their positions).
+
+    Args:
+        x: ``(N, C, *spatial)`` with every spatial size divisible by ``tile``.
+        tile: the side of the tiles.
+
+    Shape:
+        ``(N, C, s_1, ..., s_d) -> (N · Π s_i / tile, C, tile, ..., tile)``.
+
+    Example:
+        >>> split_tiles(torch.zeros(2, 1, 32, 32, 32), 16).shape
+        torch.Size([16, 1, 16, 16, 16])
+    """
+    owner = "split_tiles"
+    _spatial(x, "*spatial", owner)
+    check_int(tile, "tile", owner)
+    spatial = tuple(x.shape[2:])
+    if any(s % tile for s in spatial):
+        raise ValueError(f"The 'tile' parameter of {owner} must divide every spatial size {spatial}. "
+                         f"Got {tile} instead.")
+    N, C, d = x.shape[0], x.shape[1], len(spatial)
+    grid = [s // tile for s in spatial]
+    x = x.reshape(N, C, *[v for g in grid for v in (g, tile)])  # (N, C, g_1, t, g_2, t, ...)
+    order = [0, *range(2, 2 + 2 * d, 2), 1, *range(3, 3 + 2 * d, 2)]
+    return x.permute(order).reshape(-1, C, *[tile] * d)  # (N, g_1, ..., g_d, C, t, ..., t) -> (N·Πg, C, t, ...)
 
 
 # --------------------------------------------------------------------------- modules
