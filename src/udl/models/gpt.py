@@ -32,8 +32,13 @@ Generation (greedy, top-k, nucleus, beam search) lives in :mod:`udl.models.decod
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+import os
 from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -42,9 +47,9 @@ from torch import nn
 from udl.nn.transformer import LearnedPositions, TokenEmbedding, TransformerLayer
 from udl.validate import check_choice, check_float, check_generator, check_int
 
-__all__ = ["GPTConfig", "GPT", "parameter_count", "parameter_groups", "lm_loss", "token_log_probs",
-           "sequence_log_prob", "causal_gradient", "language_model_windows", "evaluate_cross_entropy", "train_gpt",
-           "attention_weights"]
+__all__ = ["GPTConfig", "GPT", "meta_model", "parameter_count", "parameter_groups", "lm_loss", "token_log_probs",
+           "sequence_log_prob", "causal_gradient", "attention_weights", "language_model_windows",
+           "evaluate_cross_entropy", "train_gpt", "TrainedDecoder", "pretrained_on_python_docs"]
 
 GPT2_VOCAB = 50_257  # GPT-2's byte-level BPE vocabulary (also GPT-3's)
 _ACTIVATIONS = ("relu", "gelu", "gelu_tanh")
@@ -236,6 +241,15 @@ class GPT(nn.Module):
         return self.head(self.norm(x))  # (B, N, |V|)
 
 
+def meta_model(config: GPTConfig) -> GPT:
+    """``GPT(config)`` built on PyTorch's meta device: every parameter has its shape and no storage.
+
+    Nothing is allocated and nothing is drawn, so even GPT-3 is built in well under a
+    second; the module can be inspected and counted but not run on real data.
+    """
+    return _meta_model(config, "meta_model")
+
+
 def _meta_model(config: GPTConfig, owner: str) -> GPT:
     if not isinstance(config, GPTConfig):
         raise TypeError(f"The 'config' parameter of {owner} must be a GPTConfig. Got {config!r} instead.")
@@ -257,14 +271,15 @@ def parameter_count(config: GPTConfig) -> int:
     return sum(p.numel() for p in _meta_model(config, "parameter_count").parameters())
 
 
-def parameter_groups(config: GPTConfig) -> dict[str, int]:
-    """The parameters of ``GPT(config)`` per part (the keys of :meth:`GPTConfig.parameter_formula`).
+def parameter_groups(config: GPTConfig | GPT) -> dict[str, int]:
+    """The parameters of ``GPT(config)`` (or of a given GPT) per part, as :meth:`GPTConfig.parameter_formula` names them.
 
-    Counted from the module's named parameters on the meta device, so it checks the
-    closed form against the real module.
+    Counted from the module's named parameters (a config is built on the meta
+    device), so it checks the closed form against the real module.
     """
+    model = config if isinstance(config, GPT) else _meta_model(config, "parameter_groups")
     groups = dict.fromkeys(GPTConfig.tiny().parameter_formula(), 0)
-    for name, p in _meta_model(config, "parameter_groups").named_parameters():
+    for name, p in model.named_parameters():
         if name.startswith("embed."):
             part = "token embeddings"
         elif name.startswith("positions."):
@@ -511,3 +526,120 @@ def train_gpt(model: GPT, tokens: torch.Tensor, *, steps: int, batch_size: int =
                clip_grad_norm=clip_grad_norm,
                scheduler=lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, schedule),
                callback=callback, progress=progress)
+
+
+# --------------------------------------------------------------------------- a decoder trained on real text
+class TrainedDecoder(NamedTuple):
+    """A :class:`GPT` trained on the Python reference manual, with its tokenizer and curves."""
+
+    model: GPT  # in eval mode; shared between callers: do not train or change it
+    tokenizer: object  # the udl.text.BPETokenizer of udl.data.text.python_docs_tokenizer(|V|)
+    losses: list[float]  # training loss of every step
+    eval_steps: list[int]  # steps at which the validation cross-entropy was measured (0 = before training)
+    eval_ce: list[float]  # validation cross-entropy (nats per token) at those steps
+
+
+_TRAINED: dict[tuple, TrainedDecoder] = {}
+
+
+def _source_digest() -> str:
+    """A hash of the code that a trained decoder depends on: any change retrains."""
+    import udl.data.text
+    import udl.nn.attention
+    import udl.nn.transformer
+    import udl.text.bpe
+    import udl.train.batches
+    import udl.train.loop
+
+    digest = hashlib.sha256()
+    for module in (udl.data.text, udl.nn.attention, udl.nn.transformer, udl.text.bpe, udl.train.batches,
+                   udl.train.loop):
+        digest.update(Path(module.__file__).read_bytes())
+    digest.update(Path(__file__).read_bytes())
+    return digest.hexdigest()
+
+
+def pretrained_on_python_docs(config: GPTConfig, *, steps: int, batch_size: int = 32, lr: float = 3e-3,
+                              warmup: int = 0, eval_every: int = 0, seed: int = 0,
+                              device: str | torch.device = "cpu", progress: bool | None = None) -> TrainedDecoder:
+    """A decoder trained on the training split of the Python reference manual (``udl.data.text``).
+
+    The tokenizer is ``python_docs_tokenizer(config.vocab_size)``; training is
+    :func:`train_gpt` on its token stream (dropout drawn from a generator seeded with
+    ``seed``, so the same arguments give the same model whatever ran before). The
+    result is kept in memory and on disk (``$UDL_DATA_DIR/models``, keyed by the
+    arguments, the torch version and the source of the code involved), so figures
+    that need the same decoder train it once.
+
+    Args:
+        config: the decoder's shape (its ``vocab_size`` is the tokenizer's).
+        steps: optimizer steps.
+        batch_size: windows of ``context + 1`` tokens per step. Default: 32.
+        lr: peak learning rate (AdamW, warm-up then cosine decay). Default: 3e-3.
+        warmup: warm-up steps. Default: 0.
+        eval_every: measure the validation cross-entropy every this many steps
+            (0: only before and after training). Default: 0.
+        seed: initial weights, window order and dropout. Default: 0.
+        device: where to train. Default: "cpu".
+        progress: progress bar (None: on a terminal). Default: None.
+
+    Returns:
+        A :class:`TrainedDecoder` (the model on ``device``, in eval mode).
+    """
+    owner = "pretrained_on_python_docs"
+    if not isinstance(config, GPTConfig):
+        raise TypeError(f"The 'config' parameter of {owner} must be a GPTConfig. Got {config!r} instead.")
+    steps = check_int(steps, "steps", owner)
+    batch_size = check_int(batch_size, "batch_size", owner)
+    eval_every = check_int(eval_every, "eval_every", owner, minimum=0)
+    seed = check_int(seed, "seed", owner, minimum=0)
+    from udl.data.text import python_docs_tokenizer, token_ids
+    from udl.devices import resolve_device
+
+    device = resolve_device(device)
+    args = dict(config=config.to_dict(), steps=steps, batch_size=batch_size, lr=float(lr), warmup=warmup,
+                eval_every=eval_every, seed=seed, device=device.type)
+    key = (json.dumps(args, sort_keys=True),)
+    if key in _TRAINED:
+        return _TRAINED[key]
+    tokenizer = python_docs_tokenizer(config.vocab_size)
+    train_ids, val_ids = token_ids("train", tokenizer), token_ids("validation", tokenizer)
+    model = GPT(config, generator=torch.Generator().manual_seed(seed))
+    digest = hashlib.sha256(json.dumps({**args, "torch": torch.__version__, "code": _source_digest()},
+                                       sort_keys=True).encode()).hexdigest()[:16]
+    root = Path(os.environ.get("UDL_DATA_DIR") or Path.home() / ".cache" / "udl" / "data")
+    path = root / "models" / f"gpt-python-docs-{digest}.pt"
+    record = None
+    if path.exists():
+        try:
+            record = torch.load(path, map_location="cpu", weights_only=True)
+            model.load_state_dict(record["model"])
+        except Exception:  # a damaged file: train again
+            record = None
+    if record is None:
+        model.to(device)
+        eval_steps, eval_ce = [0], [evaluate_cross_entropy(model, val_ids)]
+
+        def callback(step, loss, net):
+            if step == steps or (eval_every and step % eval_every == 0):
+                eval_steps.append(step)
+                eval_ce.append(evaluate_cross_entropy(net, val_ids))
+
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            torch.manual_seed(seed)  # dropout masks
+            losses = train_gpt(model, train_ids, steps=steps, batch_size=batch_size, lr=lr, warmup=warmup,
+                               seed=seed, device=device, callback=callback, progress=progress)
+        record = {"model": {k: v.detach().cpu() for k, v in model.state_dict().items()}, "losses": losses,
+                  "eval_steps": eval_steps, "eval_ce": eval_ce}
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            torch.save(record, tmp)
+            os.replace(tmp, path)  # atomic: a reader never sees half a file
+        except OSError:  # a read-only cache only costs a retraining
+            pass
+    model.to(device).eval()
+    trained = TrainedDecoder(model, tokenizer, [float(v) for v in record["losses"]],
+                             [int(v) for v in record["eval_steps"]], [float(v) for v in record["eval_ce"]])
+    _TRAINED[key] = trained
+    return trained
