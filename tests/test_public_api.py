@@ -52,6 +52,8 @@ from udl.data import text as text_data
 from udl.models import decoding, gpt
 from udl.models import unet
 from udl.data import cells
+from udl.models import hourglass
+from udl.data import poses
 
 X1 = torch.linspace(0, 1, 20)[:, None]
 Y1 = torch.sin(6 * X1)
@@ -312,6 +314,7 @@ CASES = [
       "tie_embeddings": [0]}),
     (gpt.GPT, dict(config=gpt.GPTConfig.tiny()), {"config": [None, dict(vocab_size=11)], "generator": [3]}),
     (gpt.parameter_count, dict(config=gpt.GPTConfig.tiny()), {"config": ["gpt3"]}),
+    (gpt.meta_model, dict(config=gpt.GPTConfig.gpt3()), {"config": [None, "gpt3"]}),
     (gpt.sequence_log_prob, dict(model=gpt.GPT(gpt.GPTConfig.tiny()), tokens=torch.tensor([1, 2, 3])),
      {"model": [torch.nn.Linear(2, 2)], "tokens": [[1, 2], torch.tensor([1]), torch.zeros(18, dtype=torch.long)]}),
     (gpt.language_model_windows, dict(tokens=torch.arange(10), context=4),
@@ -350,6 +353,28 @@ CASES = [
      {"n": BAD_INT, "size": [4, 2.5], "min_tubes": [0], "max_tubes": [0], "min_radius": [0.1],
       "max_radius": [1.0, 4.0], "n_blobs": [-1, 1.5], "blob_radius": [(2.0, 1.0), 3, (0.1, 1.0), (1.0, 4.0)],
       "noise": [-0.1], "blur": [-1.0], "seed": [-1]}),
+    (hourglass.Hourglass, dict(channels=8, depth=2),
+     {"channels": [0, 1, 2.5, "8"], "depth": BAD_INT, "bottleneck_channels": [0, 1.5], "n_blocks": BAD_INT}),
+    (hourglass.StackedHourglass, dict(n_joints=3, n_stacks=1, channels=8, depth=1, seed=0),
+     {"n_joints": BAD_INT, "n_stacks": BAD_INT, "channels": [4, 10, 2.5], "depth": BAD_INT, "stride": [3, 8, "4"],
+      "in_channels": BAD_INT, "seed": [-1, "a"]}),
+    (hourglass.gaussian_heatmaps, dict(joints=torch.zeros(1, 2, 2), size=4),
+     {"joints": [torch.zeros(1, 2, 3), [[0.0, 0.0]], torch.zeros(2), torch.zeros(1, 2, 2, dtype=torch.long)],
+      "size": [0, (4,), 2.5], "sigma": [0.0, -1.0, "a"], "stride": [0, 1.5]}),
+    (hourglass.heatmap_peaks, dict(heatmaps=torch.zeros(1, 2, 4, 4)),
+     {"heatmaps": [torch.zeros(4), np.zeros((2, 2))], "stride": [0, 2.5], "refine": ["cubic", 1]}),
+    (hourglass.pck, dict(pred=torch.zeros(1, 2, 2), truth=torch.zeros(1, 2, 2), threshold=0.1, reference_length=1.0),
+     {"pred": [torch.zeros(1, 3, 2), "x"], "threshold": [0.0, -0.1], "reference_length": [0.0, torch.zeros(1), torch.ones(2)],
+      "visible": [torch.ones(1, 2), torch.ones(1, 3, dtype=torch.bool)]}),
+    (hourglass.joint_box_size, dict(joints=torch.zeros(1, 2, 2)), {"joints": [torch.zeros(2, 2), [[0.0]]]}),
+    (hourglass.stacked_heatmap_loss, dict(heatmaps=[torch.zeros(1, 1, 2, 2)], target=torch.zeros(1, 1, 2, 2)),
+     {"heatmaps": [[], [torch.zeros(1, 1, 3, 3)]]}),
+    (hourglass.trace_blocks, dict(hourglass=hourglass.Hourglass(8, depth=1), x=torch.zeros(1, 8, 4, 4)),
+     {"hourglass": [torch.nn.Identity()]}),
+    (poses.make_poses, dict(n=2, size=32),
+     {"n": BAD_INT, "size": [16, 2.5], "min_scale": [0.0, 0.6, "a"], "max_scale": [0.1, 0.9], "max_rotation": [-1.0, 200.0],
+      "margin": [-1.0, 20.0], "distractors": [-1, 1.5], "occluders": [-1], "noise": [-0.1], "masks": [1],
+      "seed": [-1, "a"]}),
 ]
 # Public classes that are plain records of results or data (no behaviour to misuse), and
 # the figure framework's own types (tests/test_registry.py tries them).

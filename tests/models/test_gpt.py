@@ -206,3 +206,33 @@ def test_training_learns_a_periodic_text():
     assert losses[0] == pytest.approx(math.log(11), abs=0.3)
     assert losses[-1] < 0.05
     assert evaluate_cross_entropy(model, stream) < 0.05
+
+
+def test_training_is_a_function_of_the_seed():
+    stream = torch.randint(0, 11, (200,), generator=torch.Generator().manual_seed(0))
+    runs = []
+    for _ in range(2):
+        model = GPT(GPTConfig.tiny(), generator=torch.Generator().manual_seed(1))
+        runs.append((train_gpt(model, stream, steps=5, batch_size=4, seed=2, device="cpu", progress=False), model))
+    assert runs[0][0] == runs[1][0]
+    for p, q in zip(runs[0][1].parameters(), runs[1][1].parameters()):
+        assert torch.equal(p, q)
+
+
+def test_pretrained_decoder_is_trained_once_and_cached_on_disk(tmp_path, monkeypatch):
+    from udl.models import gpt
+
+    monkeypatch.setenv("UDL_DATA_DIR", str(tmp_path))
+    config = GPTConfig(vocab_size=2000, context=16, n_layers=1, d_model=16, n_heads=2)
+    first = gpt.pretrained_on_python_docs(config, steps=3, batch_size=2, eval_every=2)
+    assert first.tokenizer.vocab_size == 2000 and len(first.losses) == 3
+    assert first.eval_steps == [0, 2, 3] and not first.model.training
+    assert gpt.pretrained_on_python_docs(config, steps=3, batch_size=2, eval_every=2) is first  # memory
+    assert len(list((tmp_path / "models").glob("gpt-python-docs-*.pt"))) == 1
+    monkeypatch.setattr(gpt, "_TRAINED", {})
+    again = gpt.pretrained_on_python_docs(config, steps=3, batch_size=2, eval_every=2)  # disk
+    assert again is not first and again.losses == first.losses and again.eval_ce == first.eval_ce
+    for p, q in zip(first.model.parameters(), again.model.parameters()):
+        assert torch.equal(p, q)
+    other = gpt.pretrained_on_python_docs(config, steps=3, batch_size=2, eval_every=2, seed=1)
+    assert other.losses != first.losses

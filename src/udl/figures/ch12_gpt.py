@@ -360,7 +360,8 @@ def _(r):
                     m["module_groups"]["attention"] + m["module_groups"]["MLP"], m["twelve_L_D2"], 1e-3, rel=True),
         Check.equal("counted without allocating: parameters with storage", m["non_meta_parameters"], 0),
         Check.holds("the process's resident memory grew by less than 100 MB (the float32 weights: ~700 GB; the "
-                    "growth itself is in the notes)", m["resident_growth_under_100MB"], m["resident_growth_under_100MB"]),
+                    "growth itself is in the notes)", m["resident_growth_under_100MB"],
+                    m["resident_growth_under_100MB"]),
         Check.close("GPT-2 small, counted the same way, has 124 million", m["gpt2_small"], 124e6, 0.01, rel=True),
     ]
 

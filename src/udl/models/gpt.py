@@ -272,7 +272,7 @@ def parameter_count(config: GPTConfig) -> int:
 
 
 def parameter_groups(config: GPTConfig | GPT) -> dict[str, int]:
-    """The parameters of ``GPT(config)`` (or of a given GPT) per part, as :meth:`GPTConfig.parameter_formula` names them.
+    """The parameters of ``GPT(config)``, or of a given GPT, per part (as :meth:`GPTConfig.parameter_formula`).
 
     Counted from the module's named parameters (a config is built on the meta
     device), so it checks the closed form against the real module.
