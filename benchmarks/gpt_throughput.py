@@ -215,12 +215,13 @@ def main(argv: list[str] | None = None) -> dict:
         config = GPTConfig.gpt2_small(vocab_size=args.vocab)
         batch, steps, warmup = args.batch or 16, args.steps or 50, args.warmup if args.warmup is not None else 10
         amp, compile_ = True, not args.no_compile
+    losses = same_loss(config, min(batch, 4), device=device)  # in float32, before TF32 is allowed
+    if not tiny:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    losses = same_loss(config, min(batch, 4), device=device)
     rows = benchmark(config, batch=batch, steps=steps, warmup=warmup, rounds=args.rounds, device=device, amp=amp,
                      compile_=compile_, peak=args.peak)
-    where = torch.cuda.get_device_name() if device == "cuda" else "CPU"
+    where = (torch.cuda.get_device_name() if device == "cuda" else "CPU") + f", torch {torch.__version__}"
     print(f"{'tiny' if tiny else 'GPT-2 small'} GPT on {where}: batch {batch} x {config.context} tokens, "
           f"{'bf16 autocast' if amp else 'float32'}, {'torch.compile' if compile_ else 'eager'}, "
           f"{steps} timed steps after {warmup}, best of {args.rounds} rounds; MFU vs {args.peak / 1e12:g} TFLOP/s")

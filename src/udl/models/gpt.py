@@ -513,8 +513,9 @@ def train_gpt(model: GPT, tokens: torch.Tensor, *, steps: int, batch_size: int =
         params = list(params)
         decay = [p for p in params if p.dim() >= 2]
         rest = [p for p in params if p.dim() < 2]
+        fused = params[0].device.type in ("cpu", "cuda")  # one kernel for all parameters
         return torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
-                                  {"params": rest, "weight_decay": 0.0}], lr=lr, betas=(0.9, 0.95))
+                                  {"params": rest, "weight_decay": 0.0}], lr=lr, betas=(0.9, 0.95), fused=fused)
 
     def schedule(step: int) -> float:  # the factor on lr after `step` optimizer steps
         if step < warmup:
