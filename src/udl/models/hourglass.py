@@ -62,13 +62,16 @@ from udl.nn.residual import BottleneckBlock, batch_norm_layer, conv_layer
 from udl.validate import check_choice, check_float, check_int
 
 
-def _check_tensor(x, name: str, owner: str, dims: int | Sequence[int], last: int | None = None) -> torch.Tensor:
-    """A real floating tensor with ``dims`` dimensions (and ``last`` entries in its last one)."""
-    if not isinstance(x, torch.Tensor) or not (x.is_floating_point()):
-        raise TypeError(f"The {name!r} parameter of {owner} must be a float tensor. Got {type(x).__name__} instead.")
-    dims = (dims,) if isinstance(dims, int) else tuple(dims)
-    if x.dim() not in dims or (last is not None and x.shape[-1] != last):
-        wanted = " or ".join(f"{d} dimensions" for d in dims) + (f" ending in {last}" if last is not None else "")
+def _check_tensor(x, name: str, owner: str, min_dims: int, max_dims: int | None = None,
+                  last: int | None = None) -> torch.Tensor:
+    """A real floating tensor with ``min_dims`` to ``max_dims`` dimensions (and ``last`` entries in its last one)."""
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+        raise TypeError(f"The {name!r} parameter of {owner} must be a float tensor. Got {type(x).__name__} "
+                        f"{getattr(x, 'dtype', '')} instead.".replace("  ", " "))
+    max_dims = min_dims if max_dims is None else max_dims
+    if not min_dims <= x.dim() <= max_dims or (last is not None and x.shape[-1] != last):
+        dims = f"{min_dims} dimensions" if max_dims == min_dims else f"at least {min_dims} dimensions"
+        wanted = dims + (f" ending in {last}" if last is not None else "")
         raise ValueError(f"The {name!r} parameter of {owner} must have {wanted}. Got shape {tuple(x.shape)} instead.")
     return x
 
@@ -116,7 +119,7 @@ def gaussian_heatmaps(joints: torch.Tensor, size: int | tuple[int, int], sigma: 
         (torch.Size([1, 1, 4, 4]), 9)
     """
     owner = "gaussian_heatmaps"
-    joints = _check_tensor(joints, "joints", owner, range(2, 9), last=2)
+    joints = _check_tensor(joints, "joints", owner, 2, 8, last=2)
     height, width = _check_size(size, owner)
     sigma = check_float(sigma, "sigma", owner, low=0.0, low_open=True)
     stride = check_int(stride, "stride", owner)
@@ -172,7 +175,7 @@ def heatmap_peaks(heatmaps: torch.Tensor, *, stride: int = 1, refine: str = "gau
         tensor([[13.3000,  7.9000]])
     """
     owner = "heatmap_peaks"
-    heatmaps = _check_tensor(heatmaps, "heatmaps", owner, range(2, 9))
+    heatmaps = _check_tensor(heatmaps, "heatmaps", owner, 2, 8)
     stride = check_int(stride, "stride", owner)
     check_choice(refine, "refine", owner, _REFINEMENTS)
     height, width = heatmaps.shape[-2:]
@@ -257,9 +260,9 @@ def pck(pred: torch.Tensor, truth: torch.Tensor, threshold: float = 0.1, referen
                              f"({truth.shape[0]},). Got {reference_length!r} instead.")
         reference = reference_length.float()[:, None]  # (N, 1)
     else:
-        reference = torch.tensor(check_float(reference_length, "reference_length", owner, low=0.0, low_open=True))
+        reference = check_float(reference_length, "reference_length", owner, low=0.0, low_open=True)
     if visible is None:
-        visible = torch.ones(truth.shape[:2], dtype=torch.bool)
+        visible = torch.ones(truth.shape[:2], dtype=torch.bool, device=truth.device)
     elif not isinstance(visible, torch.Tensor) or visible.dtype != torch.bool or visible.shape != truth.shape[:2]:
         raise ValueError(f"The 'visible' parameter of {owner} must be a bool tensor of shape "
                          f"{tuple(truth.shape[:2])}. Got {visible!r} instead.")
@@ -318,9 +321,11 @@ class Hourglass(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         factor = 2 ** self.depth
-        if x.dim() != 4 or x.shape[1] != self.channels or x.shape[-1] % factor or x.shape[-2] % factor:
+        if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[1] != self.channels \
+                or x.shape[-1] % factor or x.shape[-2] % factor:
+            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
             raise ValueError(f"The input of Hourglass must have shape (N, {self.channels}, H, W) with H and W "
-                             f"divisible by 2^depth = {factor}. Got {tuple(x.shape)} instead.")
+                             f"divisible by 2^depth = {factor}. Got {shape} instead.")
         return self._forward(x)
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
