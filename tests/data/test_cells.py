@@ -135,4 +135,5 @@ def test_tubes_are_seeded_per_volume():
     a, b = make_tubes(2, size=12, max_radius=2.0, blob_radius=(1.0, 2.0), seed=5), \
         make_tubes(1, size=12, max_radius=2.0, blob_radius=(1.0, 2.0), seed=5)
     assert torch.equal(a.volumes[:1], b.volumes) and torch.equal(a.masks[:1], b.masks)
-    assert not torch.equal(a.volumes[0], make_tubes(1, size=12, max_radius=2.0, blob_radius=(1.0, 2.0), seed=6).volumes[0])
+    other = make_tubes(1, size=12, max_radius=2.0, blob_radius=(1.0, 2.0), seed=6)
+    assert not torch.equal(a.volumes[0], other.volumes[0])

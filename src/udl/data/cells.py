@@ -372,7 +372,8 @@ def _one_tube_volume(rng, size, min_tubes, max_tubes, min_radius, max_radius, n_
     volume = ndimage.gaussian_filter(volume, blur) if blur > 0 else volume
     volume = np.clip(volume + noise * rng.standard_normal(volume.shape), 0.0, 1.0)
     geometry = {"centres": centres, "radii": radii, "blob_centre": np.array(blob_centre).reshape(-1, 3),
-                "blob_axes": np.array(blob_axes).reshape(-1, 3), "blob_rotation": np.array(blob_rotation).reshape(-1, 3, 3)}
+                "blob_axes": np.array(blob_axes).reshape(-1, 3),
+                "blob_rotation": np.array(blob_rotation).reshape(-1, 3, 3)}
     return volume, tube, blob, geometry
 
 

@@ -294,7 +294,7 @@ def _spurious_components(pred: np.ndarray, truth: np.ndarray) -> int:
         caption="Segmenting thin tubes in 3D. Five small 3D U-Nets, each from its own seed (initial weights and "
                 "batch order), are trained to label the voxels of udl's synthetic volumes: smooth neurite-like "
                 "tubes of varying radius among bright ellipsoidal blobs that are not tubes, blurred and noisy "
-                "(exact voxel labels). a) Three slices through a held-out volume, with the true tubes outlined. "
+                "(exact voxel labels). a) Three slices through a held-out volume, the true tubes outlined in orange. "
                 "b) The segmentation of a single network; each connected region has its own colour. c) The "
                 "ensemble: a voxel is foreground only if all five networks agree. The agreement removes voxels "
                 "that single networks mark by mistake, so precision rises, at the cost of some recall (titles: "
