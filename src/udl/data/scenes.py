@@ -14,6 +14,12 @@ covers an earlier one), but no box overlaps another by more than ``max_overlap``
 linear colour gradient with Gaussian pixel noise and small distractors (dots and
 thin lines) drawn behind the shapes.
 
+The synthetic scenes of chapter 11 live in their own modules and are re-exported
+here, so that ``udl.data.scenes`` is the one place to find generated images with
+ground truth: :func:`make_cells` (cell-like images with masks, fig. 11.10),
+:func:`make_tubes` (3D volumes with thin tubes and voxel labels, fig. 11.11) and
+:func:`make_poses` (articulated figures with joint positions, fig. 11.12).
+
 Box convention: ``(x0, y0, x1, y1)`` in pixels, x to the right, y downwards, the
 corners of the pixel grid: a shape covering columns 3..7 and rows 10..14 has the box
 ``(3, 10, 8, 15)`` (x1 and y1 exclusive), width ``x1 - x0`` = 5 pixels. A box lies
@@ -386,4 +392,8 @@ def make_scenes(n: int, *, size: int = 56, min_objects: int = 1, max_objects: in
     return Scenes(torch.from_numpy(images), all_boxes, all_labels, all_masks if masks else None)
 
 
-__all__ = ["CLASSES", "Box", "Scenes", "check_boxes", "make_scenes", "shape_mask", "tight_box"]
+__all__ = ["CLASSES", "Box", "Scenes", "check_boxes", "make_scenes", "shape_mask", "tight_box",
+           "make_cells", "make_tubes", "CellImages", "TubeVolumes", "make_poses", "Poses", "JOINTS", "SKELETON"]
+
+from udl.data.cells import CellImages, TubeVolumes, make_cells, make_tubes  # noqa: E402 (re-exported)
+from udl.data.poses import JOINTS, SKELETON, Poses, make_poses  # noqa: E402 (re-exported)
