@@ -54,6 +54,8 @@ from udl.models import unet
 from udl.data import cells
 from udl.models import hourglass
 from udl.data import poses
+from udl.models import seq2seq
+from udl.data import numbers as numbers_data
 
 X1 = torch.linspace(0, 1, 20)[:, None]
 Y1 = torch.sin(6 * X1)
@@ -375,6 +377,26 @@ CASES = [
      {"n": BAD_INT, "size": [16, 2.5], "min_scale": [0.0, 0.6, "a"], "max_scale": [0.1, 0.9], "max_rotation": [-1.0, 200.0],
       "margin": [-1.0, 20.0], "distractors": [-1, 1.5], "occluders": [-1], "noise": [-0.1], "masks": [1],
       "seed": [-1, "a"]}),
+    (seq2seq.Seq2SeqConfig, dict(src_vocab_size=13, tgt_vocab_size=11, src_context=8, tgt_context=10),
+     {"src_vocab_size": BAD_INT, "tgt_context": BAD_INT, "n_heads": [3, 0], "d_mlp": [0, 2.5], "dropout": [1.0, -0.1],
+      "activation": ["tanh"], "norm_first": ["yes"], "eos_id": [1, 11, -1], "pad_id": [13]}),
+    (seq2seq.EncoderDecoder, dict(config=seq2seq.Seq2SeqConfig.tiny()), {"config": ["tiny", None], "generator": [3]}),
+    (seq2seq.greedy_decode, dict(model=seq2seq.EncoderDecoder(seq2seq.Seq2SeqConfig.tiny()), src=torch.ones(2, 3).long()),
+     {"model": [torch.nn.Linear(1, 1)], "src": [torch.ones(2, 3), torch.ones(2, 9).long()], "max_len": [0, 11, 1.5]}),
+    (seq2seq.beam_search, dict(model=seq2seq.EncoderDecoder(seq2seq.Seq2SeqConfig.tiny()), src=torch.ones(2, 3).long()),
+     {"beam_width": [0, 2.5], "max_len": [0, 11], "src": [torch.full((1, 3), 13)]}),
+    (seq2seq.evaluate_translation, dict(model=seq2seq.EncoderDecoder(seq2seq.Seq2SeqConfig.tiny()),
+                                        src=torch.ones(2, 3).long(), tgt=torch.ones(2, 4).long()),
+     {"strategy": ["sample"], "batch_size": [0, 1.5], "tgt": [torch.ones(3, 4).long()]}),
+    (seq2seq.train_translator, dict(config=seq2seq.Seq2SeqConfig.numbers(2, d_model=8, n_heads=2, n_encoder_layers=1,
+                                                                         n_decoder_layers=1, d_mlp=8),
+                                    steps=2, batch_size=4, n_train=20, n_validation=2, n_test=2, max_digits=2),
+     {"config": [seq2seq.Seq2SeqConfig.tiny(), "x"], "steps": [0, 1.5], "lr": [0.0, -1.0], "max_digits": [0, 10],
+      "seed": [-1], "device": ["tpu"]}),
+    (numbers_data.number_to_words, dict(n=5), {"n": [-1, 10 ** 9, 2.5, "3"]}),
+    (numbers_data.make_number_splits, dict(n_train=20, n_validation=4, n_test=4, max_digits=2),
+     {"n_train": BAD_INT, "n_test": [0, -1], "max_digits": [0, 10], "seed": [-1, "a"], "commas": ["yes"]}),
+    (numbers_data.encode_source, dict(numbers=[4071, 5]), {"numbers": [[-1], [10 ** 9], 5, [2.5]], "length": [2, 0]}),
 ]
 # Public classes that are plain records of results or data (no behaviour to misuse), and
 # the figure framework's own types (tests/test_registry.py tries them).
