@@ -56,6 +56,7 @@ from udl.models import hourglass
 from udl.data import poses
 from udl.models import seq2seq
 from udl.data import numbers as numbers_data
+from udl.analysis import loss_landscape
 
 X1 = torch.linspace(0, 1, 20)[:, None]
 Y1 = torch.sin(6 * X1)
@@ -397,6 +398,26 @@ CASES = [
     (numbers_data.make_number_splits, dict(n_train=20, n_validation=4, n_test=4, max_digits=2),
      {"n_train": BAD_INT, "n_test": [0, -1], "max_digits": [0, 10], "seed": [-1, "a"], "commas": ["yes"]}),
     (numbers_data.encode_source, dict(numbers=[4071, 5]), {"numbers": [[-1], [10 ** 9], 5, [2.5]], "length": [2, 0]}),
+    (loss_landscape.random_direction, dict(model=torch.nn.Linear(2, 1), generator=torch.Generator().manual_seed(0)),
+     {"model": ["net", torch.nn.ReLU()], "generator": [3], "normalization": ["filters", 2],
+      "ignore_bias_bn": [1, "yes"]}),
+    (loss_landscape.loss_surface, dict(model=torch.nn.Linear(2, 1), loss_fn=torch.nn.MSELoss(),
+                                       data=(torch.ones(4, 2), torch.zeros(4, 1)),
+                                       directions=({"weight": torch.ones(1, 2), "bias": torch.zeros(1)},) * 2,
+                                       alphas=[-1.0, 0.0, 1.0], betas=[0.0, 1.0]),
+     {"alphas": [[], [float("nan")], "ab"], "betas": [[[0.0]]], "batch_size": [0, 2.5], "batch_norm": ["train"],
+      "loss_fn": [3], "data": [(torch.ones(4, 2),), "x", (torch.ones(4, 2), torch.zeros(3, 1))],
+      "directions": ["ab", ({"weight": torch.ones(1, 2)},) * 2, ({"weight": torch.ones(2, 2), "bias": torch.zeros(1)},) * 2]}),
+    (loss_landscape.loss_slice, dict(model=torch.nn.Linear(2, 1), loss_fn=torch.nn.MSELoss(),
+                                     data=(torch.ones(4, 2), torch.zeros(4, 1)),
+                                     direction={"weight": torch.ones(1, 2), "bias": torch.zeros(1)}, alphas=[0.0, 1.0]),
+     {"direction": ["x", {"weight": torch.zeros(3)}], "alphas": [[[1.0]]], "batch_norm": ["x"]}),
+    (loss_landscape.model_loss, dict(model=torch.nn.Linear(2, 1), loss_fn=torch.nn.MSELoss(),
+                                     data=(torch.ones(4, 2), torch.zeros(4, 1))),
+     {"batch_norm": ["x"], "data": ["x"], "batch_size": [0], "model": [None]}),
+    (loss_landscape.surface_roughness, dict(surface=np.zeros((3, 3))), {"surface": [np.zeros(5), "x", np.zeros((2, 2))]}),
+    (loss_landscape.nonconvexity, dict(surface=np.zeros((3, 3))), {"tolerance": [1.0, -0.1, "a"], "surface": [[1.0]]}),
+    (loss_landscape.local_minima, dict(surface=np.zeros((3, 3))), {"surface": [[1, 2, 3], None]}),
 ]
 # Public classes that are plain records of results or data (no behaviour to misuse), and
 # the figure framework's own types (tests/test_registry.py tries them).

@@ -118,6 +118,12 @@ def test_batch_statistics_make_the_loss_blind_to_the_scale_of_a_filter_before_ba
     alphas = [-0.5, 0.0, 1.0, 3.0]
     batch = loss_slice(net, nn.CrossEntropyLoss(), data, scale, alphas, batch_norm="batch")
     np.testing.assert_allclose(batch, batch[1], rtol=1e-4)
+    net.train()
+    with torch.no_grad():  # the centre is the loss of an ordinary forward pass with batch statistics
+        reference = float(nn.CrossEntropyLoss()(net(data[0]), data[1]))
+    net.load_state_dict(before)
+    assert batch[1] == pytest.approx(reference, abs=1e-6)
+    assert model_loss(net, nn.CrossEntropyLoss(), data, batch_norm="batch") == pytest.approx(reference, abs=1e-6)
     running = loss_slice(net, nn.CrossEntropyLoss(), data, scale, alphas)
     assert np.ptp(running) > 0.05
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())  # running statistics untouched

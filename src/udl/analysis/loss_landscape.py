@@ -31,6 +31,7 @@ norm's scale and offset (the 1D parameters) get a zero direction, as in Li et al
 
 from __future__ import annotations
 
+import copy
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
@@ -224,17 +225,20 @@ def _checked(model, loss_fn, batch_size, owner):
 
 
 def model_loss(model: nn.Module, loss_fn: Callable, data: tuple[torch.Tensor, torch.Tensor], *,
-               batch_size: int | None = None) -> float:
-    """L[φ*]: the mean loss of the model as it is, in eval mode, over ``data``.
+               batch_size: int | None = None, batch_norm: str = "eval") -> float:
+    """L[φ*]: the mean loss of the model as it is, over ``data``, evaluated as :func:`loss_surface` does.
 
-    The same evaluation as one point of :func:`loss_surface` (batch norm uses its
-    running statistics), computed with an ordinary forward pass ``model(x)``.
+    An ordinary forward pass ``model(x)`` (not a functional call) in eval mode, with
+    batch norm using its running statistics (``"eval"``) or the statistics of each
+    batch (``"batch"``, on a copy of the model so that its stored statistics stay as
+    they are): an independent check of the centre of a surface.
 
     Args:
         model: the network.
         loss_fn: ``loss_fn(model(x), y)`` -> the batch's mean loss.
         data: ``(x, y)`` tensors.
         batch_size: evaluate in batches of this size. Default None (all at once).
+        batch_norm: ``"eval"`` (default) or ``"batch"``.
 
     Example::
 
@@ -245,13 +249,15 @@ def model_loss(model: nn.Module, loss_fn: Callable, data: tuple[torch.Tensor, to
     """
     owner = "model_loss"
     _checked(model, loss_fn, batch_size, owner)
+    check_choice(batch_norm, "batch_norm", owner, BATCH_NORM_MODES)
     x, y = _check_data(data, owner)
-    device = next(model.parameters()).device
+    net = copy.deepcopy(model) if batch_norm == "batch" else model
+    device = next(net.parameters()).device
     size = len(x) if batch_size is None else batch_size
     total = 0.0
-    with _Mode(model), torch.no_grad():
+    with _Mode(net, batch_norm), torch.no_grad():
         for xb, yb in zip(x.split(size), y.split(size)):
-            total += float(loss_fn(model(xb.to(device)), yb.to(device))) * len(xb)
+            total += float(loss_fn(net(xb.to(device)), yb.to(device))) * len(xb)
     return total / len(x)
 
 
