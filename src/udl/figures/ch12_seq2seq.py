@@ -106,8 +106,9 @@ def encoder_decoder(p, run):
     later = G[np.triu_indices(n_tgt, 1)]
     earlier = G[np.tril_indices(n_tgt)]
     # source padding changes nothing: each short held-out source alone (no padding) vs in the padded batch
+    device = next(model.parameters()).device
     with torch.no_grad():
-        src_b, tgt_b = test.src[batch], test.tgt[batch, :-1]
+        src_b, tgt_b = test.src[batch].to(device), test.tgt[batch, :-1].to(device)
         in_batch = model(src_b, tgt_b)
         pad_effect = 0.0
         for b in range(len(src_b)):
@@ -119,10 +120,9 @@ def encoder_decoder(p, run):
     overlap = len(train_set & set(test.numbers.tolist())) + len(train_set & set(data.validation.numbers.tolist()))
     losses = np.asarray(tr.losses)
     window = max(1, len(losses) // 50)
-    parts = {"encoder": model.encoder, "decoder": model.decoder, "embeddings": [model.src_embed, model.tgt_embed,
-                                                                                model.src_positions, model.tgt_positions]}
-    counts = {k: sum(q.numel() for mod in (v if isinstance(v, list) else [v]) for q in mod.parameters())
-              for k, v in parts.items()}
+    parts = {"encoder": [model.encoder], "decoder": [model.decoder],
+             "embeddings": [model.src_embed, model.tgt_embed, model.src_positions, model.tgt_positions]}
+    counts = {k: sum(q.numel() for mod in mods for q in mod.parameters()) for k, mods in parts.items()}
     c = model.config
     metrics = {
         "budget": _budget(p), "target_exact_match": TARGET_EXACT[_budget(p)],
@@ -306,8 +306,9 @@ def _(r):
                 "written so far. b-d) Weights of one head for held-out numbers, with the model's own translation "
                 "as decoder input: each row is the query that predicts the word on its left and sums to one over "
                 "the source characters. The head shown is the one that puts the most weight on the digits each "
-                "word names, chosen over the whole held-out set; words look at their digits: the hundreds digit "
-                "for \"hundred\", a group's digits for \"thousand\" or \"million\". e) The mean weight every "
+                "word names, chosen over the whole held-out set. The words for digits look at the digits they "
+                "name; \"hundred\", \"thousand\" and \"million\", which no single digit names, often look at a "
+                "comma, where a group of three digits ends. e) The mean weight every "
                 "head puts on a word's own digits, against what uniform attention would put there, and the "
                 "held-out exact match of greedy decoding and of beam search.",
         params={"tiny": dict(**TRAIN["tiny"], example_digits=[2, 3], beam_width=3),
@@ -396,11 +397,13 @@ def _source_chars(ids) -> list[str]:
 @torch.no_grad()
 def _log_probs(model, src, predictions, bos, eos):
     """Σ log Pr(y_t | y_<t, x) of each predicted sentence up to and including <eos> (teacher forcing)."""
-    tgt_in = torch.cat([torch.full((len(src), 1), bos), predictions[:, :-1]], 1)
-    logp = torch.log_softmax(model(src, tgt_in).double(), -1).gather(-1, predictions[..., None])[..., 0]
+    device = next(model.parameters()).device
+    src, predictions = src.to(device), predictions.to(device)
+    tgt_in = torch.cat([torch.full((len(src), 1), bos, device=device), predictions[:, :-1]], 1)  # (B, L)
+    logp = torch.log_softmax(model(src, tgt_in).double(), -1).gather(-1, predictions[..., None])[..., 0]  # (B, L)
     is_eos = predictions == eos
-    after = (torch.cumsum(is_eos, 1) - is_eos.long()) > 0
-    return logp.masked_fill(after, 0.0).sum(1)
+    after = (torch.cumsum(is_eos, 1) - is_eos.long()) > 0  # positions after the first <eos>
+    return logp.masked_fill(after, 0.0).sum(1).cpu()  # (B,)
 
 
 @cross_attention.plot
