@@ -47,6 +47,15 @@ SYSTEMS: tuple[System, ...] = (
            chapter=10),
     System("YOLO detector (object detection)", "supervised", "udl.models.yolo:YOLO", dict(config="tiny"),
            chapter=10),
+    System("ResNet (image classification)", "supervised", "udl.models.resnet:ResNet", dict(config="tiny"),
+           chapter=11),
+    System("DenseNet (image classification)", "supervised", "udl.models.densenet:DenseNet", dict(config="tiny"),
+           chapter=11),
+    System("U-Net (image segmentation)", "supervised", "udl.models.unet:UNet", dict(levels=3, width=8), chapter=11),
+    System("3D U-Net (volume segmentation)", "supervised", "udl.models.unet:UNet",
+           dict(dims=3, levels=3, width=8, padding="same", batch_norm=True), chapter=11),
+    System("stacked hourglass (pose estimation)", "supervised", "udl.models.hourglass:StackedHourglass",
+           dict(n_joints=14, n_stacks=2, channels=16, depth=2), chapter=11),
 )
 
 
