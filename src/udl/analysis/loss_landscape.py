@@ -176,8 +176,10 @@ BATCH_NORM_MODES = ("eval", "batch")
 class _Evaluator:
     """L[φ] for parameter dicts φ, on fixed data; the model must be in the right mode."""
 
-    def __init__(self, model: nn.Module, loss_fn: Callable, data, batch_size: int | None, owner: str):
+    def __init__(self, model: nn.Module, loss_fn: Callable, data, batch_size: int | None, owner: str,
+                 batch_norm: str = "eval"):
         self.model = model
+        self.batch_norm = batch_norm
         self.loss_fn = loss_fn
         x, y = _check_data(data, owner)
         device = next(model.parameters()).device
@@ -190,8 +192,10 @@ class _Evaluator:
     def __call__(self, params: dict[str, torch.Tensor]) -> float:
         total = 0.0
         for xb, yb in self.batches:
-            # fresh copies: batch norm in "batch" mode writes to its running statistics
-            state = {**{k: b.clone() for k, b in self.buffers.items()}, **params}
+            buffers = self.buffers
+            if self.batch_norm == "batch":  # batch norm in training mode writes to its running statistics
+                buffers = {k: b.clone() for k, b in buffers.items()}
+            state = {**buffers, **params}
             out = functional_call(self.model, state, (xb,))
             total += float(self.loss_fn(out, yb)) * len(xb)  # loss_fn returns the batch mean
         return total / self.n
@@ -317,7 +321,7 @@ def loss_surface(model: nn.Module, loss_fn: Callable, data: tuple[torch.Tensor, 
     phi = {k: p.detach() for k, p in model.named_parameters()}
     d1 = _check_direction(directions[0], phi, "directions", owner)
     d2 = _check_direction(directions[1], phi, "directions", owner)
-    evaluate = _Evaluator(model, loss_fn, data, batch_size, owner)
+    evaluate = _Evaluator(model, loss_fn, data, batch_size, owner, batch_norm)
     surface = np.empty((len(alphas), len(betas)))
     rows = progress(range(len(alphas))) if progress is not None else range(len(alphas))
     with _Mode(model, batch_norm):
