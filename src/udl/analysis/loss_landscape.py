@@ -316,7 +316,7 @@ def loss_surface(model: nn.Module, loss_fn: Callable, data: tuple[torch.Tensor, 
     check_choice(batch_norm, "batch_norm", owner, BATCH_NORM_MODES)
     if not isinstance(directions, (tuple, list)) or len(directions) != 2:
         raise ValueError(f"The 'directions' parameter of {owner} must be a pair (d1, d2) of directions. "
-                         f"Got {type(directions).__name__} of length {len(directions) if hasattr(directions, '__len__') else '?'} instead.")
+                         f"Got {directions!r:.60} instead.")
     alphas, betas = _grid(alphas, "alphas", owner), _grid(betas, "betas", owner)
     phi = {k: p.detach() for k, p in model.named_parameters()}
     d1 = _check_direction(directions[0], phi, "directions", owner)

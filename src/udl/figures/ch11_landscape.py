@@ -35,9 +35,9 @@ def _network(blocks: int, channels: int, skip: bool, seed: int):
 
 @figure("11.13", title="Skip connections smooth the loss surface",
         caption="The training loss of a trained network plotted over a plane through its parameters: "
-                "φ* + α·d₁ + β·d₂ for two random Gaussian directions d₁, d₂ that are filter-normalised (every "
-                "filter of a direction is scaled to the norm of the matching trained filter, biases and batch "
-                "norm parameters are not moved), as Li et al. (2018) do. a, c) A residual network of 1D "
+                "φ* + α·d₁ + β·d₂ for two random Gaussian directions d₁, d₂ that are filter-normalised "
+                "(every filter of a direction is scaled to the norm of the matching trained filter, biases and "
+                "batch norm parameters are not moved), as Li et al. (2018) do. a, c) A residual network of 1D "
                 "convolutions trained on MNIST-1D. b, d) The identical network, trained identically, with its "
                 "skip connections removed. The residual network sits in a single smooth bowl; without the skip "
                 "connections the same depth gives a ragged surface with many small basins, and the same "
@@ -73,14 +73,15 @@ def loss_landscapes(p, run):
                          lambda params: torch.optim.SGD(params, lr=p.lr, momentum=0.9, weight_decay=5e-4),
                          steps=p.steps, batch_size=100, seed=run.seed, device=run.device, progress=False,
                          scheduler=lambda opt: torch.optim.lr_scheduler.CosineAnnealingLR(opt, p.steps))
-            net = net.cpu()
             generator = run.generator(100)  # the same Gaussian draws for both networks
             d1, d2 = random_direction(net, generator), random_direction(net, generator)
             surface = loss_surface(net, loss_fn, eval_data, (d1, d2), alphas, alphas, batch_norm="batch")
             net.eval()
             with torch.no_grad():
-                accuracy = float((net(x_test).argmax(1) == y_test).float().mean())
-            filter_error = max(float(((d[k].flatten(1).norm(dim=1) / w.detach().flatten(1).norm(dim=1)) - 1).abs().max())
+                device = next(net.parameters()).device
+                accuracy = float((net(x_test.to(device)).argmax(1).cpu() == y_test).float().mean())
+            # |‖d_j‖ / ‖φ*_j‖ - 1| over every filter j of every weight tensor of both directions
+            filter_error = max(float((d[k].flatten(1).norm(dim=1) / w.detach().flatten(1).norm(dim=1) - 1).abs().max())
                                for d in (d1, d2) for k, w in net.named_parameters() if w.dim() > 1)
             i, j = np.unravel_index(np.argmin(surface), surface.shape)
             metrics.update({
@@ -107,10 +108,11 @@ def loss_landscapes(p, run):
              f"loss on {p.n_eval} training sequences taken as one batch, on a {p.grid}x{p.grid} grid over "
              f"[-{p.span:g}, {p.span:g}]² (Li et al.: the whole training set, 51x51). Batch norm uses the "
              f"statistics of that batch, as in training, where Li et al. evaluate with the stored running "
-             f"statistics: with those, the stale statistics make our narrow networks' loss grow to 1e5-1e9 "
-             f"at the grid's edge and the picture shows only that growth. In this budget the network without "
-             f"skips also trains much worse (the degradation of §11.1), so its surface is drawn around a "
-             f"higher loss.")
+             f"statistics: with those, the stale statistics make our narrow networks' loss grow by orders of "
+             f"magnitude towards the grid's edge (to 1e5-1e9 for the full preset's networks in our trials) and "
+             f"the picture shows only that growth. In this budget the network without skips trains worse (final training loss {metrics['train_loss_plain']:.2f} against "
+             f"{metrics['train_loss_skip']:.2f}; the degradation of §11.1), so its surface is drawn around a "
+             f"point far from a minimum (Li et al. trained theirs for 300 epochs).")
     return Result(metrics=metrics, arrays=arrays, notes=notes)
 
 
@@ -143,7 +145,8 @@ def _(r):
         ax.set(xlabel="α (direction d₁)", ylabel="β (direction d₂)", aspect="equal")
         minima = m[f"local_minima_{name}"]
         ax.set_title(f"{'cd'[k]}) contours of {'ab'[k]})", loc="left", fontweight="bold", fontsize=9)
-        ax.text(0.03, 0.04, f"roughness {m[f'roughness_{name}']:.3f}\n{minima} local minim{'um' if minima == 1 else 'a'}",
+        words = f"roughness {m[f'roughness_{name}']:.3f}\n{minima} local minim{'um' if minima == 1 else 'a'}"
+        ax.text(0.03, 0.04, words,
                 transform=ax.transAxes, fontsize=7.5, va="bottom",
                 bbox=dict(boxstyle="round,pad=0.25", facecolor="white", edgecolor="none", alpha=0.85))
         fig.colorbar(filled, ax=ax, shrink=0.75, label="training loss", format="%.1f",
