@@ -10,12 +10,8 @@ from udl import style
 from udl.registry import Check, Result, figure
 
 GPT3_BOOK_PARAMETERS = 175e9  # §12.7.4
-SENTENCE = 'Comparisons yield boolean values: "True" or "False".'  # a sentence of the validation split
+SENTENCE = "The objects do not need to have the same type."  # a sentence of the validation split
 PROMPT = "The value of"
-
-_DECODER_KEYS = ("vocab_size", "context", "n_layers", "d_model", "n_heads", "dropout", "steps", "batch_size", "lr",
-                 "warmup")
-
 
 def _decoder(p, run, eval_every: int = 0):
     """The decoder of these figures, trained once per set of parameters (see pretrained_on_python_docs)."""
@@ -35,8 +31,8 @@ def _show(token: str) -> str:
 
 
 def _decoder_params(**changes):
-    base = dict(vocab_size=2000, context=64, n_layers=4, d_model=128, n_heads=4, dropout=0.1, steps=1200,
-                batch_size=32, lr=3e-3, warmup=60)
+    base = dict(vocab_size=2000, context=64, n_layers=4, d_model=128, n_heads=4, dropout=0.1, steps=600,
+                batch_size=32, lr=3e-3, warmup=100)
     return {**base, **changes}
 
 
@@ -62,9 +58,9 @@ FULL_DECODER = _decoder_params()
                 "fitted by counting on the same training tokens. d) Continuations of one prompt by greedy "
                 "decoding, top-k sampling, nucleus sampling and beam search. Because of the mask, the logits at "
                 "position t have exactly zero gradient with respect to every later input.",
-        params={"tiny": dict(**TINY_DECODER, eval_every=50, sentence=SENTENCE, prompt=PROMPT, new_tokens=16,
+        params={"tiny": dict(**TINY_DECODER, eval_every=20, sentence=SENTENCE, prompt=PROMPT, new_tokens=16,
                              top_k=10, top_p=0.9, beam_width=4),
-                "full": dict(**FULL_DECODER, eval_every=100, sentence=SENTENCE, prompt=PROMPT, new_tokens=24,
+                "full": dict(**FULL_DECODER, eval_every=50, sentence=SENTENCE, prompt=PROMPT, new_tokens=24,
                              top_k=10, top_p=0.9, beam_width=4)})
 def gpt_decoder(p, run):
     import torch
@@ -98,14 +94,13 @@ def gpt_decoder(p, run):
     # d): continuations of the prompt by each strategy, and what they mean for the drawn tokens
     prompt = torch.tensor([bos, *tok.encode(p.prompt)])
     n0 = len(prompt)
-    samples, logps = {}, {}
-    for offset, strategy in enumerate(("greedy", "top_k", "nucleus", "beam")):
-        out = generate(model, prompt, p.new_tokens, strategy=strategy, k=p.top_k, p=p.top_p,
-                       beam_width=p.beam_width, generator=run.generator(100 + offset))
-        samples[strategy] = out
-        logps[strategy] = float(sequence_log_prob(model, out) - sequence_log_prob(model, prompt))
+    samples = {strategy: generate(model, prompt, p.new_tokens, strategy=strategy, k=p.top_k, p=p.top_p,
+                                  generator=run.generator(100 + offset))
+               for offset, strategy in enumerate(("greedy", "top_k", "nucleus"))}
+    beams, beam_scores = beam_search(model, prompt, p.new_tokens, beam_width=p.beam_width)
+    samples["beam"] = beams[0]
+    logps = {s: float(sequence_log_prob(model, seq) - sequence_log_prob(model, prompt)) for s, seq in samples.items()}
     uncached = generate(model, prompt, p.new_tokens, use_cache=False)
-    _, beam_scores = beam_search(model, prompt, p.new_tokens, beam_width=p.beam_width)
     # where each sampled token stood in the distribution it was drawn from
     with torch.no_grad():
         outside = {}
@@ -180,7 +175,8 @@ def _(r):
             y = 2.05 + 0.55 * j
             color = style.DATA if word == truth else style.MODEL
             ax_a.barh(y, 0.85 * prob, left=t - 0.42, height=0.42, color=color, alpha=0.9)
-            ax_a.text(t - 0.42, y + 0.27, f"{word} {prob:.2f}", fontsize=5.8, va="bottom", ha="left")
+            label = word if len(word) <= 7 else word[:6] + "…"
+            ax_a.text(t - 0.42, y + 0.27, f"{label} {prob:.2f}", fontsize=5.8, va="bottom", ha="left")
     ax_a.set(xlim=(-0.7, n + 1.3), ylim=(-1.1, 3.75), xticks=[], yticks=[])
     ax_a.spines[["left", "bottom"]].set_visible(False)
     ax_a.set_title("a) masked self-attention and the three most likely next tokens (orange: the true next token)",
@@ -375,8 +371,8 @@ def _(r):
                 "with masked self-attention (the sum of the log-probabilities of every next token, i.e. -N times "
                 "the mean cross-entropy) and from recomputing every prefix from scratch. b) Validation sentences "
                 "against the same words shuffled: the decoder prefers the real word order.",
-        params={"tiny": dict(**TINY_DECODER, eval_every=50, sentence=SENTENCE, n_sentences=40),
-                "full": dict(**FULL_DECODER, eval_every=100, sentence=SENTENCE, n_sentences=100)})
+        params={"tiny": dict(**TINY_DECODER, eval_every=20, sentence=SENTENCE, n_sentences=40),
+                "full": dict(**FULL_DECODER, eval_every=50, sentence=SENTENCE, n_sentences=100)})
 def sentence_probability(p, run):
     import copy
 
@@ -449,10 +445,10 @@ def _(r):
     f = a["factors"]
     x = np.arange(len(f))
     ax_a.bar(x, f, color=style.MODEL, width=0.7)
-    ax_a.set(ylim=(0, 1.08), ylabel="Pr(x_t | x_1 ... x_{t-1})", xticks=x)
+    ax_a.set(yscale="log", ylim=(f.min() / 4, 1.5), ylabel="Pr(x_t | x_1 ... x_{t-1})  (log scale)", xticks=x)
     ax_a.set_xticklabels(m["tokens"][1:], rotation=70, fontsize=7)
     for xi, v in zip(x, f):
-        ax_a.text(xi, v + 0.02, f"{v:.2f}", ha="center", fontsize=6)
+        ax_a.text(xi, v * 1.15, f"{v:.2g}", ha="center", fontsize=6)
     twin = ax_a.twinx()
     twin.plot(x, np.cumsum(np.log(f)), "o-", color=style.DATA, ms=3, lw=1.2)
     twin.set_ylabel("running log-probability", color=style.DATA)
