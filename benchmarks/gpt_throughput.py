@@ -185,7 +185,7 @@ def format_table(rows: list[Row], losses: tuple[float, float]) -> str:
     lines = [f"{'model':<10} {'parameters':>12} {'tokens/s':>12} {'ms/step':>9} {'MFU':>7}"]
     for r in rows:
         lines.append(f"{r.name:<10} {r.parameters:>12,} {r.tokens_per_s:>12,.0f} {r.ms_per_step:>9.1f} "
-                     f"{100 * r.mfu:>6.2f}%")
+                     f"{100 * r.mfu:>6.3g}%")
     ratio = rows[0].tokens_per_s / rows[1].tokens_per_s
     lines.append(f"udl / reference throughput: {ratio:.3f}")
     lines.append(f"loss with the same weights: udl {losses[0]:.6f}, reference {losses[1]:.6f} "
@@ -197,8 +197,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tiny", action="store_true", help="a tiny model in float32 without compile (CPU test)")
     parser.add_argument("--batch", type=int, default=None, help="sequences per step (default 16; tiny 4)")
-    parser.add_argument("--steps", type=int, default=None, help="timed steps per round (default 50; tiny 3)")
-    parser.add_argument("--warmup", type=int, default=None, help="untimed steps first (default 10; tiny 1)")
+    parser.add_argument("--steps", type=int, default=None, help="timed steps per round (default 50; tiny 10)")
+    parser.add_argument("--warmup", type=int, default=None, help="untimed steps first (default 10; tiny 2)")
     parser.add_argument("--rounds", type=int, default=2, help="rounds alternating the two models (default 2)")
     parser.add_argument("--vocab", type=int, default=50_304, help="vocabulary (default 50,304 = 50,257 padded)")
     parser.add_argument("--no-compile", action="store_true", help="eager mode")
@@ -209,7 +209,7 @@ def main(argv: list[str] | None = None) -> dict:
     device = "cuda" if gpu and not args.tiny else "cpu"
     if tiny:
         config = GPTConfig(vocab_size=256, context=64, n_layers=2, d_model=64, n_heads=4)
-        batch, steps, warmup = args.batch or 4, args.steps or 3, args.warmup if args.warmup is not None else 1
+        batch, steps, warmup = args.batch or 4, args.steps or 10, args.warmup if args.warmup is not None else 2
         amp = compile_ = False
     else:
         config = GPTConfig.gpt2_small(vocab_size=args.vocab)
