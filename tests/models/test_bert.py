@@ -1,0 +1,256 @@
+"""The BERT encoder: sizes, attention in both directions, padding, the 80/10/10 rule, training."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from udl.models.bert import (BERT, IGNORE, BertClassifier, BertConfig, MaskedLanguageModel, encode_texts,
+                             finetune_classifier, mask_tokens, masked_token_cross_entropy, mlm_windows,
+                             parameter_count, parameter_groups, predict, pretrain_mlm, pretrained_on_python_docs)
+
+SPECIAL = {"<pad>": 0, "<unk>": 1, "<bos>": 2, "<eos>": 3, "<mask>": 4, "<cls>": 5, "<sep>": 6}
+
+
+def _mlm(config=None, seed=0):
+    config = config or BertConfig.tiny()
+    return MaskedLanguageModel(BERT(config, generator=torch.Generator().manual_seed(seed)),
+                               generator=torch.Generator().manual_seed(seed + 1))
+
+
+# --------------------------------------------------------------------------- sizes
+def test_bert_large_has_about_340_million_parameters():
+    n = parameter_count(BertConfig.bert_large())
+    assert n == 335_689_008
+    assert abs(n - 340e6) / 340e6 < 0.03
+    assert BertConfig.bert_large().d_head == 64
+
+
+@pytest.mark.parametrize("config", [BertConfig.bert_large(), BertConfig.bert_base(), BertConfig.tiny(),
+                                    BertConfig.tiny(norm_first=True, n_segments=0, d_mlp=24)])
+def test_closed_form_equals_the_module(config):
+    groups = parameter_groups(config)
+    assert groups == config.parameter_formula()
+    assert sum(groups.values()) == parameter_count(config) == config.parameter_count()
+
+
+def test_a_small_model_counts_as_many_parameters_as_it_holds():
+    config = BertConfig.tiny()
+    model = _mlm(config)
+    assert sum(p.numel() for p in model.parameters()) == parameter_count(config) == 7677
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="'n_heads'"):
+        BertConfig.tiny(n_heads=3)
+    with pytest.raises(ValueError, match="'pad_id'"):
+        BertConfig.tiny(pad_id=13)
+    with pytest.raises(TypeError, match="'config'"):
+        BERT("base")
+    assert BertConfig.tiny().d_mlp == 64
+
+
+# --------------------------------------------------------------------------- encoder
+def test_every_output_sees_every_input():
+    """No causal mask: the first output depends on the last input and vice versa."""
+    model = BERT(BertConfig.tiny(), generator=torch.Generator().manual_seed(0)).eval()
+    tokens = torch.tensor([[5, 7, 8, 9, 10, 11]])
+    x = model.positions(model.embed(tokens)).detach().requires_grad_()
+    h = model.embed_norm(x + model.segments(torch.zeros_like(tokens)))
+    for layer in model.layers:
+        h = layer(h)
+    w = torch.randn(16, generator=torch.Generator().manual_seed(1))  # (a plain sum of a LayerNorm output is constant)
+    (g_first,) = torch.autograd.grad(h[0, 0] @ w, x, retain_graph=True)
+    (g_last,) = torch.autograd.grad(h[0, -1] @ w, x)
+    assert g_first[0, -1].abs().max() > 1e-4 and g_last[0, 0].abs().max() > 1e-4
+    assert torch.allclose(h, model(tokens), atol=1e-6)
+
+
+def test_padding_is_ignored():
+    model = BERT(BertConfig.tiny(), generator=torch.Generator().manual_seed(1)).eval()
+    tokens = torch.tensor([[5, 7, 8, 9]])
+    padded = torch.tensor([[5, 7, 8, 9, 0, 0, 0]])
+    assert torch.allclose(model(tokens), model(padded)[:, :4], atol=1e-5)
+    # without the mask the padding changes the real tokens' outputs
+    no_mask = model(padded, padding_mask=torch.ones(1, 7, dtype=torch.bool))[:, :4]
+    assert not torch.allclose(model(tokens), no_mask, atol=1e-3)
+
+
+def test_segments_change_the_embedding():
+    model = BERT(BertConfig.tiny(), generator=torch.Generator().manual_seed(2)).eval()
+    tokens = torch.tensor([[5, 7, 8]])
+    assert not torch.allclose(model(tokens), model(tokens, segments=torch.tensor([[0, 1, 1]])))
+
+
+def test_the_output_layer_is_tied_to_the_token_embeddings():
+    mlm = _mlm()
+    hidden = torch.randn(3, 16)
+    h = mlm.norm(F.gelu(mlm.dense(hidden)))
+    assert torch.allclose(mlm.head(hidden), h @ mlm.encoder.embed.weight.T + mlm.bias)
+    names = [n for n, _ in mlm.named_parameters()]
+    assert sum("embed.weight" in n for n in names) == 1
+
+
+def test_loss_at_the_chosen_positions_is_the_cross_entropy():
+    mlm = _mlm().eval()
+    g = torch.Generator().manual_seed(0)
+    tokens = torch.randint(7, 13, (4, 10), generator=g)
+    out = mask_tokens(tokens, mask_id=4, vocab_size=13, special_ids=SPECIAL.values(), prob=0.3, generator=g)
+    expected = F.cross_entropy(mlm(out.inputs).flatten(0, 1), out.targets.flatten(), ignore_index=IGNORE)
+    assert torch.allclose(mlm.loss(out.inputs, out.targets), expected, atol=1e-6)
+    nothing = torch.full_like(tokens, IGNORE)
+    assert float(mlm.loss(tokens, nothing).detach()) == 0.0
+
+
+# --------------------------------------------------------------------------- the 80/10/10 rule
+def test_masking_proportions():
+    g = torch.Generator().manual_seed(0)
+    tokens = torch.randint(0, 100, (400, 500), generator=g)  # ids 0..6 are special
+    out = mask_tokens(tokens, mask_id=4, vocab_size=100, special_ids=SPECIAL.values(), generator=g)
+    special = tokens < 7
+    ordinary = (~special).sum().item()
+    chosen = out.targets != IGNORE
+    assert not (chosen & special).any()  # specials are never chosen
+    assert torch.equal(out.targets[chosen], tokens[chosen])
+    assert torch.equal(out.inputs[~chosen], tokens[~chosen])  # unchosen tokens are untouched
+    n = chosen.sum().item()
+    assert abs(n / ordinary - 0.15) < 4 * math.sqrt(0.15 * 0.85 / ordinary)
+    for action, p in ((1, 0.8), (2, 0.1), (3, 0.1)):
+        share = (out.action == action).sum().item() / n
+        assert abs(share - p) < 4 * math.sqrt(p * (1 - p) / n), (action, share)
+    assert (out.inputs[out.action == 1] == 4).all()
+    assert torch.equal(out.inputs[out.action == 3], tokens[out.action == 3])
+    replaced = out.inputs[out.action == 2]
+    assert (replaced >= 7).all()  # random replacements are ordinary tokens
+    # uniform over the 93 ordinary ids: every one appears, none far too often
+    counts = torch.bincount(replaced, minlength=100)[7:]
+    assert (counts > 0).all() and counts.max() < 3 * counts.float().mean()
+
+
+def test_masking_is_deterministic_given_the_generator():
+    tokens = torch.randint(7, 50, (8, 20), generator=torch.Generator().manual_seed(0))
+    a = mask_tokens(tokens, mask_id=4, vocab_size=50, generator=torch.Generator().manual_seed(5))
+    b = mask_tokens(tokens, mask_id=4, vocab_size=50, generator=torch.Generator().manual_seed(5))
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+
+
+def test_evaluation_masking_hides_every_chosen_token():
+    tokens = torch.randint(7, 50, (50, 40), generator=torch.Generator().manual_seed(0))
+    out = mask_tokens(tokens, mask_id=4, vocab_size=50, p_mask=1.0, p_random=0.0,
+                      generator=torch.Generator().manual_seed(1))
+    assert torch.equal(out.inputs == 4, out.targets != IGNORE)
+    with pytest.raises(ValueError, match="'p_random'"):
+        mask_tokens(tokens, mask_id=4, vocab_size=50, p_mask=0.95, p_random=0.1)
+
+
+def test_windows_start_with_cls():
+    stream = torch.arange(7, 107)
+    inputs, targets = next(mlm_windows(stream, 10, special_ids=SPECIAL, batch_size=4, vocab_size=107,
+                                       generator=torch.Generator().manual_seed(0)))
+    assert inputs.shape == (4, 10) and (inputs[:, 0] == 5).all() and (targets[:, 0] == IGNORE).all()
+    originals = torch.where(targets == IGNORE, inputs, targets)[:, 1:]
+    assert (originals.diff(dim=1) == 1).all()  # consecutive tokens of the stream
+
+
+# --------------------------------------------------------------------------- training
+def test_pretraining_learns_a_predictable_stream():
+    """In runs of 40 equal tokens (7 7 ... 8 8 ...) a masked token is almost always its neighbours'."""
+    stream = (torch.arange(1200) // 40) % 6 + 7
+    mlm = _mlm()
+    ce_before, targets, _, _ = masked_token_cross_entropy(mlm, stream, special_ids=SPECIAL, context=12)
+    losses = pretrain_mlm(mlm, stream, special_ids=SPECIAL, steps=150, batch_size=16, context=12, lr=3e-3,
+                          device="cpu", progress=False)
+    ce_after, targets2, nll, correct = masked_token_cross_entropy(mlm, stream, special_ids=SPECIAL, context=12)
+    assert len(losses) == 150 and torch.equal(targets, targets2)
+    assert ce_before > 2.0 and ce_after < 0.6  # log 13 = 2.56 at the start; log 6 = 1.79 without context
+    assert float(correct.float().mean()) > 0.9
+    assert math.isclose(ce_after, float(nll.mean()), rel_tol=1e-6)
+    assert (targets >= 7).all()
+
+
+def test_classifier_freezes_the_encoder_and_learns():
+    encoder = BERT(BertConfig.tiny(), generator=torch.Generator().manual_seed(0))
+    frozen = BertClassifier(encoder, 2, freeze=True)
+    trainable = {n for n, p in frozen.named_parameters() if p.requires_grad}
+    assert trainable == {"out.weight", "out.bias", "encoder.pooler.weight", "encoder.pooler.bias"}
+    # class 1 when token 8 occurs anywhere after <cls>
+    g = torch.Generator().manual_seed(1)
+    x = torch.randint(9, 13, (64, 6), generator=g)
+    y = torch.arange(64) % 2
+    x[y == 1, 3] = 8
+    x[:, 0] = 5
+    clf = BertClassifier(BERT(BertConfig.tiny(), generator=torch.Generator().manual_seed(0)), 2,
+                         generator=torch.Generator().manual_seed(2))
+    opt = torch.optim.Adam(clf.parameters(), lr=3e-3)
+    for _ in range(60):
+        opt.zero_grad()
+        F.cross_entropy(clf(x), y).backward()
+        opt.step()
+    assert (clf.eval()(x).argmax(1) == y).float().mean() == 1.0
+
+
+def test_pretrained_model_is_shared_and_copied():
+    config = BertConfig.tiny(vocab_size=2000, context=16)
+    a, losses_a, tok = pretrained_on_python_docs(config, steps=3, batch_size=4, seed=0, device="cpu")
+    b, losses_b, _ = pretrained_on_python_docs(config, steps=3, batch_size=4, seed=0, device="cpu")
+    assert len(losses_a) == 3 and losses_a == losses_b and tok.vocab_size == 2000
+    assert a is not b and all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    with torch.no_grad():
+        a.encoder.embed.weight.zero_()
+    assert b.encoder.embed.weight.abs().sum() > 0  # a copy: changing one leaves the other
+
+
+def test_the_disk_cache_serves_another_process(monkeypatch, tmp_path):
+    import udl.models.bert as bert
+
+    monkeypatch.setenv("UDL_DATA_DIR", str(tmp_path))
+    config = BertConfig.tiny(vocab_size=2000, context=16)
+    a, losses_a, _ = pretrained_on_python_docs(config, steps=2, batch_size=4, seed=3, device="cpu")
+    files = list((tmp_path / "models").glob("bert-python-docs-*.pt"))
+    assert len(files) == 1
+    bert._pretrained.cache_clear()  # as a new process would start
+    b, losses_b, _ = pretrained_on_python_docs(config, steps=2, batch_size=4, seed=3, device="cpu")
+    assert losses_a == losses_b and all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    c, _, _ = pretrained_on_python_docs(config, steps=2, batch_size=4, seed=4, device="cpu", disk_cache=False)
+    assert len(list((tmp_path / "models").glob("*.pt"))) == 1  # nothing written without the disk cache
+    assert not torch.equal(a.encoder.embed.weight, c.encoder.embed.weight)  # another seed, other weights
+
+
+def test_meta_model_allocates_nothing():
+    from udl.models.bert import meta_model
+
+    model = meta_model(BertConfig.bert_large())
+    assert all(p.is_meta for p in model.parameters())
+    assert sum(p.numel() for p in model.parameters()) == parameter_count(BertConfig.bert_large())
+
+
+class _CharTokenizer:
+    """Characters as tokens, after the seven special ids."""
+
+    special_ids = SPECIAL
+
+    def encode(self, text):
+        return [7 + (ord(c) % 6) for c in text]
+
+
+def test_encode_texts_adds_cls_pads_and_cuts():
+    tokens, lengths = encode_texts(["ab", "abcdefgh"], _CharTokenizer(), context=5)
+    assert tokens.tolist() == [[5, 8, 9, 0, 0], [5, 8, 9, 10, 11]]
+    assert lengths.tolist() == [2, 8]
+
+
+def test_finetuning_fits_a_separable_task_and_leaves_the_global_generator():
+    x = torch.full((32, 6), 9)
+    x[:, 0] = 5
+    y = torch.arange(32) % 2
+    x[y == 1, 2] = 8  # class 1 holds token 8
+    clf = BertClassifier(BERT(BertConfig.tiny(dropout=0.1), generator=torch.Generator().manual_seed(0)), 2,
+                         generator=torch.Generator().manual_seed(1))
+    state = torch.get_rng_state()
+    losses = finetune_classifier(clf, x, y, steps=60, batch_size=16, lr=3e-3, warmup=5, seed=0, device="cpu")
+    assert torch.equal(state, torch.get_rng_state())
+    assert losses[0] > 0.6 and sum(losses[-5:]) / 5 < 0.35  # log 2 = 0.69 at the start
+    probs = predict(clf, x)
+    assert probs.shape == (32, 2) and torch.allclose(probs.sum(1), torch.ones(32))
+    assert (probs.argmax(1) == y).all() and clf.training  # the mode is restored
