@@ -57,10 +57,18 @@ from udl.data import poses
 from udl.models import seq2seq
 from udl.data import numbers as numbers_data
 from udl.analysis import loss_landscape
+from udl.models import bert
+from udl.data import text_tasks
+from udl.text import BPETokenizer
 
 X1 = torch.linspace(0, 1, 20)[:, None]
 Y1 = torch.sin(6 * X1)
 BAD_INT = [0, -1, 2.5, "3", True]
+
+BERT_SPECIAL = {"<pad>": 0, "<unk>": 1, "<bos>": 2, "<eos>": 3, "<mask>": 4, "<cls>": 5, "<sep>": 6}
+BERT_MLM = bert.MaskedLanguageModel(bert.BERT(bert.BertConfig.tiny()))
+BERT_CLF = bert.BertClassifier(bert.BERT(bert.BertConfig.tiny()), 2)
+BERT_TOKENIZER = BPETokenizer.train("ab ab", n_merges=1)
 
 # (callable, arguments that work, {parameter: [values that must be refused]})
 CASES = [
@@ -418,6 +426,48 @@ CASES = [
     (loss_landscape.surface_roughness, dict(surface=np.zeros((3, 3))), {"surface": [np.zeros(5), "x", np.zeros((2, 2))]}),
     (loss_landscape.nonconvexity, dict(surface=np.zeros((3, 3))), {"tolerance": [1.0, -0.1, "a"], "surface": [[1.0]]}),
     (loss_landscape.local_minima, dict(surface=np.zeros((3, 3))), {"surface": [[1, 2, 3], None]}),
+    # udl.models.bert and udl.data.text_tasks
+    (bert.BertConfig, dict(vocab_size=13, context=8, n_layers=1, d_model=8, n_heads=2),
+     {"vocab_size": BAD_INT, "context": BAD_INT, "n_layers": BAD_INT, "d_model": BAD_INT, "n_heads": BAD_INT + [3],
+      "d_mlp": [0, -1, 2.5], "dropout": [1.0, -0.1], "activation": ["tanh"], "norm_first": [1],
+      "n_segments": [-1, 1.5], "pad_id": [13, -1], "eps": [0.0], "init_std": [0.0, "a"]}),
+    (bert.BERT, dict(config=bert.BertConfig.tiny()), {"config": ["base", None], "generator": [3]}),
+    (bert.MaskedLanguageModel, dict(encoder=bert.BERT(bert.BertConfig.tiny())),
+     {"encoder": [torch.nn.Linear(2, 2), None], "generator": [3]}),
+    (bert.BertClassifier, dict(encoder=bert.BERT(bert.BertConfig.tiny()), n_classes=2),
+     {"encoder": [None], "n_classes": [1, 0, 2.5, True], "freeze": [1, "yes"], "generator": ["g"]}),
+    (bert.parameter_count, dict(config=bert.BertConfig.tiny()), {"config": ["large", None]}),
+    (bert.parameter_groups, dict(config=bert.BertConfig.tiny()), {"config": ["large"]}),
+    (bert.meta_model, dict(config=bert.BertConfig.tiny()), {"config": [None]}),
+    (bert.mask_tokens, dict(tokens=torch.arange(7, 13), mask_id=4, vocab_size=13),
+     {"tokens": [[7, 8], torch.zeros(3)], "mask_id": [13, -1], "vocab_size": BAD_INT, "prob": [-0.1, 1.5],
+      "p_mask": [1.2], "p_random": [-0.5, 0.5], "special_ids": [3], "generator": [3]}),
+    (bert.mlm_windows, dict(tokens=torch.arange(7, 40), context=8, special_ids=BERT_SPECIAL, batch_size=2,
+                            vocab_size=40),
+     {"tokens": [torch.arange(7, 10), [7, 8]], "context": [1, 0], "special_ids": [{"<cls>": 5}],
+      "batch_size": BAD_INT, "vocab_size": BAD_INT, "prob": [1.5], "generator": [1]}),
+    (bert.pretrain_mlm, dict(model=BERT_MLM, tokens=torch.arange(40) % 6 + 7, special_ids=BERT_SPECIAL, steps=1,
+                             batch_size=2, context=8, device="cpu", progress=False),
+     {"model": [None, BERT_MLM.encoder], "steps": [0, 1.5], "context": [1, 17], "lr": [0.0, -1.0], "warmup": [-1],
+      "seed": [-1], "special_ids": [{"<cls>": 5}, [4, 5]], "callback": [3]}),
+    (bert.masked_token_cross_entropy, dict(model=BERT_MLM, tokens=torch.arange(40) % 6 + 7,
+                                           special_ids=BERT_SPECIAL, context=8),
+     {"model": [None], "tokens": [[1, 2], torch.arange(3) + 7], "context": [1], "batch_size": [0]}),
+    (bert.encode_texts, dict(texts=["ab ab"], tokenizer=BERT_TOKENIZER, context=4),
+     {"texts": ["ab", [1]], "tokenizer": [None, "bpe"], "context": [1, 0, 2.5]}),
+    (bert.finetune_classifier, dict(classifier=BERT_CLF, tokens=torch.full((4, 5), 7), labels=torch.tensor([0, 1, 0, 1]),
+                                    steps=1, batch_size=2, device="cpu"),
+     {"classifier": [None, BERT_MLM], "steps": [0, 1.5], "batch_size": [0], "lr": [0.0], "weight_decay": [-1.0],
+      "warmup": [-1], "seed": [-1]}),
+    (bert.predict, dict(classifier=BERT_CLF, tokens=torch.full((4, 5), 7)), {"classifier": [None, BERT_MLM]}),
+    (bert.pretrained_on_python_docs, dict(config=bert.BertConfig.tiny(vocab_size=2000), steps=1, batch_size=2,
+                                          device="cpu"),
+     {"config": [None], "steps": [0], "batch_size": [0], "lr": [0.0], "seed": [-1], "disk_cache": [1]}),
+    (text_tasks.word_order, dict(split="test", n_sentences=2),
+     {"split": ["dev", 3], "n_sentences": [0, 10**6], "seed": [-1], "min_words": [3], "max_words": [2],
+      "max_tokens": [5]}),
+    (text_tasks.shuffle_inner_words, dict(sentence="a b c d", rng=np.random.default_rng(0)),
+     {"sentence": [3, "a b b c"], "rng": [0]}),
 ]
 # Public classes that are plain records of results or data (no behaviour to misuse), and
 # the figure framework's own types (tests/test_registry.py tries them).
