@@ -100,8 +100,8 @@ class BigramModel:
         t = _tokens(tokens, "BigramModel.cross_entropy", self.vocab_size)
         if t.size == 0:
             raise ValueError("BigramModel.cross_entropy: no tokens to score.")
-        rows = self.counts[t[:-1]]  # (T-1, |V|)
-        p = (rows[np.arange(len(t) - 1), t[1:]] + self.k) / (rows.sum(1) + self.k * self.vocab_size)
+        row_sums = self.counts.sum(1)  # c_i
+        p = (self.counts[t[:-1], t[1:]] + self.k) / (row_sums[t[:-1]] + self.k * self.vocab_size)
         nll = -np.log(self.unigram.probabilities[t[0]]) - np.log(p).sum()
         return float(nll / len(t))
 
