@@ -84,3 +84,22 @@ def check_callable(value: Any, name: str, owner: str, *, optional: bool = False)
         return
     if not callable(value):
         _fail(name, owner, "callable or None" if optional else "callable", value, TypeError)
+
+
+def check_bool(value: Any, name: str, owner: str) -> bool:
+    """A bool (not an int standing in for one)."""
+    if not isinstance(value, bool):
+        _fail(name, owner, "a bool", value, TypeError)
+    return value
+
+
+def check_config(config: Any, name: str, owner: str, cls: type, presets: Iterable[str], make) -> Any:
+    """An instance of the config dataclass ``cls``, or a preset's name (built by ``make(name)``)."""
+    presets = tuple(presets)
+    if isinstance(config, str):
+        if config not in presets:
+            _fail(name, owner, f"a {cls.__name__} or one of " + ", ".join(map(repr, presets)), config)
+        return make(config)
+    if not isinstance(config, cls):
+        _fail(name, owner, f"a {cls.__name__} or a preset name", config, TypeError)
+    return config

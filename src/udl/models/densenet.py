@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from udl.nn.residual import batch_norm_layer, conv_layer, he_init
-from udl.validate import check_choice, check_float, check_generator, check_int
+from udl.validate import check_choice, check_config, check_float, check_generator, check_int
 
 __all__ = ["DenseLayer", "DenseBlock", "Transition", "DenseNetConfig", "DenseNet"]
 
@@ -225,14 +225,7 @@ class DenseNet(nn.Module):
     def __init__(self, config: DenseNetConfig | str = "small", *, seed: int | None = None):
         super().__init__()
         owner = "DenseNet"
-        if isinstance(config, str):
-            if config not in PRESETS:
-                raise ValueError(f"The 'config' parameter of {owner} must be a DenseNetConfig or one of "
-                                 f"{', '.join(map(repr, PRESETS))}. Got {config!r} instead.")
-            config = DenseNetConfig.preset(config)
-        if not isinstance(config, DenseNetConfig):
-            raise TypeError(f"The 'config' parameter of {owner} must be a DenseNetConfig or a preset name. "
-                            f"Got {config!r} instead.")
+        config = check_config(config, "config", owner, DenseNetConfig, PRESETS, DenseNetConfig.preset)
         if seed is not None:
             check_int(seed, "seed", owner, minimum=0)
         self.config = cfg = config

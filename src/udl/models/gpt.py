@@ -44,15 +44,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from udl.nn.transformer import LearnedPositions, TokenEmbedding, TransformerLayer
-from udl.validate import check_choice, check_float, check_generator, check_int
+from udl.nn.transformer import (LearnedPositions, TokenEmbedding, TransformerLayer,
+                                 check_transformer_config)
+from udl.validate import check_float, check_generator, check_int
 
 __all__ = ["GPTConfig", "GPT", "meta_model", "parameter_count", "parameter_groups", "lm_loss", "token_log_probs",
            "sequence_log_prob", "causal_gradient", "attention_weights", "language_model_windows",
            "evaluate_cross_entropy", "train_gpt", "TrainedDecoder", "pretrained_on_python_docs"]
 
 GPT2_VOCAB = 50_257  # GPT-2's byte-level BPE vocabulary (also GPT-3's)
-_ACTIVATIONS = ("relu", "gelu", "gelu_tanh")
 
 
 # --------------------------------------------------------------------------- configuration
@@ -83,20 +83,8 @@ class GPTConfig:
 
     def __post_init__(self):
         owner = "GPTConfig"
-        for name in ("vocab_size", "context", "n_layers", "d_model", "n_heads"):
-            check_int(getattr(self, name), name, owner)
-        if self.d_mlp is None:
-            object.__setattr__(self, "d_mlp", 4 * self.d_model)
-        check_int(self.d_mlp, "d_mlp", owner)
-        if self.d_model % self.n_heads:
-            raise ValueError(f"The 'n_heads' parameter of {owner} must divide d_model = {self.d_model}. "
-                             f"Got {self.n_heads} instead.")
-        check_float(self.dropout, "dropout", owner, low=0.0, high=1.0, high_open=True)
-        check_choice(self.activation, "activation", owner, _ACTIVATIONS)
-        for name in ("norm_first", "bias", "tie_embeddings"):
-            if not isinstance(getattr(self, name), bool):
-                raise TypeError(f"The {name!r} parameter of {owner} must be a bool. "
-                                f"Got {getattr(self, name)!r} instead.")
+        check_transformer_config(self, owner, ("vocab_size", "context", "n_layers", "d_model", "n_heads"),
+                                 ("norm_first", "bias", "tie_embeddings"))
 
     @property
     def d_head(self) -> int:

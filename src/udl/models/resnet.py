@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from udl.nn.residual import BottleneckBlock, ResidualBlock, batch_norm_layer, conv_layer, he_init
-from udl.validate import check_choice, check_int
+from udl.validate import check_choice, check_config, check_int
 
 __all__ = ["ResNetConfig", "ResNet", "resnet200", "resnet50"]
 
@@ -164,14 +164,7 @@ class ResNet(nn.Module):
     def __init__(self, config: ResNetConfig | str = "resnet200", *, seed: int | None = None):
         super().__init__()
         owner = "ResNet"
-        if isinstance(config, str):
-            if config not in PRESETS:
-                raise ValueError(f"The 'config' parameter of {owner} must be a ResNetConfig or one of "
-                                 f"{', '.join(map(repr, PRESETS))}. Got {config!r} instead.")
-            config = ResNetConfig.preset(config)
-        if not isinstance(config, ResNetConfig):
-            raise TypeError(f"The 'config' parameter of {owner} must be a ResNetConfig or a preset name. "
-                            f"Got {config!r} instead.")
+        config = check_config(config, "config", owner, ResNetConfig, PRESETS, ResNetConfig.preset)
         if seed is not None:
             check_int(seed, "seed", owner, minimum=0)
         self.config = cfg = config

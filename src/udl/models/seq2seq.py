@@ -49,7 +49,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from udl.nn.transformer import LearnedPositions, TokenEmbedding, TransformerLayer
+from udl.nn.transformer import (LearnedPositions, TokenEmbedding, TransformerLayer,
+                                 check_transformer_config)
 from udl.validate import check_choice, check_float, check_generator, check_int
 
 if TYPE_CHECKING:
@@ -59,7 +60,6 @@ __all__ = ["Seq2SeqConfig", "EncoderDecoder", "seq2seq_loss", "greedy_decode", "
            "decoder_causal_gradient", "cross_attention_weights", "cross_attention_provenance",
            "TranslationScores", "evaluate_translation", "train_seq2seq", "Translator", "train_translator"]
 
-_ACTIVATIONS = ("relu", "gelu", "gelu_tanh")
 STRATEGIES = ("greedy", "beam")
 
 
@@ -97,21 +97,9 @@ class Seq2SeqConfig:
 
     def __post_init__(self):
         owner = "Seq2SeqConfig"
-        for name in ("src_vocab_size", "tgt_vocab_size", "src_context", "tgt_context", "n_encoder_layers",
-                     "n_decoder_layers", "d_model", "n_heads"):
-            check_int(getattr(self, name), name, owner)
-        if self.d_mlp is None:
-            object.__setattr__(self, "d_mlp", 4 * self.d_model)
-        check_int(self.d_mlp, "d_mlp", owner)
-        if self.d_model % self.n_heads:
-            raise ValueError(f"The 'n_heads' parameter of {owner} must divide d_model = {self.d_model}. "
-                             f"Got {self.n_heads} instead.")
-        check_float(self.dropout, "dropout", owner, low=0.0, high=1.0, high_open=True)
-        check_choice(self.activation, "activation", owner, _ACTIVATIONS)
-        for name in ("norm_first", "bias", "tie_embeddings"):
-            if not isinstance(getattr(self, name), bool):
-                raise TypeError(f"The {name!r} parameter of {owner} must be a bool. "
-                                f"Got {getattr(self, name)!r} instead.")
+        check_transformer_config(self, owner, ("src_vocab_size", "tgt_vocab_size", "src_context", "tgt_context",
+                                               "n_encoder_layers", "n_decoder_layers", "d_model", "n_heads"),
+                                 ("norm_first", "bias", "tie_embeddings"))
         for name in ("pad_id", "bos_id", "eos_id"):
             value = check_int(getattr(self, name), name, owner, minimum=0)
             if value >= self.tgt_vocab_size:

@@ -27,9 +27,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from udl.nn.attention import MultiHeadAttention
-from udl.validate import check_choice, check_float, check_int
+from udl.validate import check_bool, check_choice, check_float, check_int
 
-__all__ = ["TransformerLayer", "TokenEmbedding", "LearnedPositions", "sinusoidal_positions"]
+__all__ = ["TransformerLayer", "TokenEmbedding", "LearnedPositions", "sinusoidal_positions",
+           "check_transformer_config"]
 
 _ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu, "gelu_tanh": lambda x: F.gelu(x, approximate="tanh")}
 
@@ -206,3 +207,25 @@ def sinusoidal_positions(n: int, d_model: int, *, base: float = 10_000.0) -> tor
     pe[:, 0::2] = torch.sin(t * freq)
     pe[:, 1::2] = torch.cos(t * freq[: d_model // 2])
     return pe.float()
+
+
+def check_transformer_config(config, owner: str, ints: tuple[str, ...], bools: tuple[str, ...] = ()) -> None:
+    """Validate a frozen transformer config in its ``__post_init__`` (GPT, BERT, encoder-decoder).
+
+    Checks the positive ints named in ``ints`` (``d_model`` and ``n_heads`` among them),
+    sets ``d_mlp`` to 4·D when it is None, checks that H divides D, that ``dropout`` is
+    in [0, 1), that ``activation`` is one :class:`TransformerLayer` knows, and that the
+    fields named in ``bools`` are bools.
+    """
+    for name in ints:
+        check_int(getattr(config, name), name, owner)
+    if config.d_mlp is None:
+        object.__setattr__(config, "d_mlp", 4 * config.d_model)  # frozen dataclass
+    check_int(config.d_mlp, "d_mlp", owner)
+    if config.d_model % config.n_heads:
+        raise ValueError(f"The 'n_heads' parameter of {owner} must divide d_model = {config.d_model}. "
+                         f"Got {config.n_heads} instead.")
+    check_float(config.dropout, "dropout", owner, low=0.0, high=1.0, high_open=True)
+    check_choice(config.activation, "activation", owner, tuple(_ACTIVATIONS))
+    for name in bools:
+        check_bool(getattr(config, name), name, owner)
