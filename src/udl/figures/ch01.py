@@ -159,19 +159,26 @@ def _draw_map(ax, m):
         rows = [r for r in m["systems"] if r["paradigm"] == paradigm]
         shallow = [r for r in rows if r["hidden_layers"] < _DEEP]
         deep = [r for r in rows if r["hidden_layers"] >= _DEEP]
-        for group, top, bottom in ((shallow, 4.4, 3.1), (deep, 2.85, 1.15)):
+        for group, top, bottom in ((shallow, 4.4, 3.1), (deep, 2.85, 1.1)):
             step = min(0.6, (top - bottom) / max(len(group), 1))
+            compact = step < 0.3  # many systems: one line each, the numbers in short
             size = 8 if step >= 0.55 else 6
             gap = min(0.24, 0.42 * step)  # name above, numbers below, never into the next entry
             for i, r in enumerate(group):
                 y = top - i * step
-                if r["builds"]:
-                    detail = f"{r['hidden_layers']} hidden, {r['params']:,} params"
-                else:
+                if not r["builds"]:
                     detail = "does not build"
+                elif compact:
+                    detail = f"{r['hidden_layers']} hidden"
+                else:
+                    detail = f"{r['hidden_layers']} hidden, {r['params']:,} params"
+                colour = "#444444" if r["builds"] else style.EXTRA[2]
+                if compact:
+                    ax.text(cx, y, f"{r['name']}: {detail}", ha="center", va="center", fontsize=5.5, zorder=4,
+                            color=style.TRUTH if r["builds"] else colour)
+                    continue
                 ax.text(cx, y, r["name"], ha="center", va="center", fontsize=size, zorder=4)
-                ax.text(cx, y - gap, detail, ha="center", va="center", fontsize=size - 1, zorder=4,
-                        color="#444444" if r["builds"] else style.EXTRA[2])
+                ax.text(cx, y - gap, detail, ha="center", va="center", fontsize=size - 1, zorder=4, color=colour)
 
 
 @taxonomy.plot
