@@ -254,3 +254,12 @@ def test_finetuning_fits_a_separable_task_and_leaves_the_global_generator():
     probs = predict(clf, x)
     assert probs.shape == (32, 2) and torch.allclose(probs.sum(1), torch.ones(32))
     assert (probs.argmax(1) == y).all() and clf.training  # the mode is restored
+
+
+def test_classifier_ignores_trailing_padding():
+    clf = BertClassifier(BERT(BertConfig.tiny(), generator=torch.Generator().manual_seed(0)), 3,
+                         generator=torch.Generator().manual_seed(1)).eval()
+    short = torch.tensor([[5, 7, 8, 0], [5, 9, 0, 0]])
+    padded = torch.cat([short, torch.zeros(2, 5, dtype=torch.long)], 1)
+    assert torch.allclose(clf(short), clf(padded), atol=1e-6)
+    assert torch.allclose(clf(short[1:, :2]), clf(short)[1:], atol=1e-6)  # padding never changes <cls>

@@ -34,8 +34,8 @@ import hashlib
 import json
 import os
 import sys
-from pathlib import Path
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Iterable, Iterator, Mapping, NamedTuple
 
 import torch
@@ -83,7 +83,7 @@ class BertConfig:
     n_segments: int = 2  # segment ("sentence A / B") embeddings; 0 for none
     pad_id: int | None = 0  # positions holding this token are never attended to; None: no padding
     eps: float = 1e-12  # LayerNorm's ε (BERT's value)
-    init_std: float = 0.02  # σ of the initial weights: BERT's 0.02 suits D ≈ 1,000; small models want ≈ 1/√D
+    init_std: float = 0.02  # σ of the initial weights: BERT's 0.02 ≈ 0.6/√D at D = 1,024 (see init_bert_)
 
     def __post_init__(self):
         owner = "BertConfig"
@@ -128,9 +128,9 @@ class BertConfig:
     def small(cls, **changes) -> BertConfig:
         """A CPU-sized encoder: |V| = 2,000, context 64, 4 layers, D = 128, 4 heads of 32 (about 1M).
 
-        Weights start at N(0, 0.1²), about 1/√D (see :func:`init_bert_`).
+        Weights start at N(0, 0.05²), about 0.6/√D as BERT's (see :func:`init_bert_`).
         """
-        return cls(**{**dict(vocab_size=2000, context=64, n_layers=4, d_model=128, n_heads=4, init_std=0.1),
+        return cls(**{**dict(vocab_size=2000, context=64, n_layers=4, d_model=128, n_heads=4, init_std=0.05),
                       **changes})
 
     @classmethod
@@ -185,12 +185,14 @@ class BERT(nn.Module):
 
     Args:
         config: a :class:`BertConfig`.
-        generator: randomness of the initial weights (BERT's: N(0, σ²) with σ =
-            ``config.init_std``, biases 0, LayerNorm gains 1). Default: None (torch's global generator). Built under
-            ``torch.device("meta")`` the model holds shapes only and draws nothing.
+        generator: randomness of the initial weights (BERT's: N(0, σ²) with
+            σ = ``config.init_std``, biases 0, LayerNorm gains 1). Default: None (torch's
+            global generator). Built under ``torch.device("meta")`` the model holds
+            shapes only and draws nothing (see :func:`meta_model`).
 
     Shape:
-        ``tokens``: ``(B, N)`` with N <= ``config.context`` -> ``(B, N, D)``.
+        ``tokens``: ``(B, N)`` with N <= ``config.context`` -> ``(B, N, D)``; the
+        optional ``segments`` and ``padding_mask`` are ``(B, N)``.
 
     Example::
 
@@ -261,9 +263,11 @@ class BERT(nn.Module):
 def init_bert_(module: nn.Module, std: float = 0.02, generator: torch.Generator | None = None) -> None:
     """BERT's initialisation in place: matrices N(0, std²), biases 0, LayerNorm gains 1 (drawn on the CPU).
 
-    BERT uses std = 0.02 with D = 768 or 1,024, close to 1/√D. A small model initialised
+    BERT uses std = 0.02 with D = 768 or 1,024, about 0.6/√D. A small model initialised
     with 0.02 starts with near-zero attention logits and MLP outputs in every layer,
-    and masked-token training then sits on the unigram plateau for a long time.
+    and masked-token training then sits on the unigram plateau (predicting each token
+    from its frequency alone) for a long time; a similar multiple of 1/√D escapes it
+    sooner (udl's small configurations use 0.05 for D = 96-128 and 0.2 for D = 16).
     """
     for name, p in module.named_parameters():  # tied weights appear once
         if name.endswith("bias"):
@@ -388,6 +392,12 @@ class BertClassifier(nn.Module):
 
     def forward(self, tokens: torch.Tensor, *, segments: torch.Tensor | None = None,
                 padding_mask: torch.Tensor | None = None) -> torch.Tensor:
+        if padding_mask is None:
+            padding_mask = self.encoder.padding_mask(tokens)
+        if padding_mask is not None:  # drop the columns that are padding in every row: same <cls> output
+            n = int(padding_mask.sum(1).max())
+            tokens, padding_mask = tokens[:, :n], padding_mask[:, :n]
+            segments = None if segments is None else segments[:, :n]
         hidden = self.encoder(tokens, segments=segments, padding_mask=padding_mask)  # (B, N, D)
         pooled = self.encoder.pool(hidden)  # (B, D)
         p = self.encoder.config.dropout
