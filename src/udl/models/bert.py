@@ -43,8 +43,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from udl.nn.transformer import LearnedPositions, TokenEmbedding, TransformerLayer
-from udl.validate import check_callable, check_choice, check_float, check_generator, check_int
+from udl.nn.transformer import (LearnedPositions, TokenEmbedding, TransformerLayer,
+                                 check_transformer_config)
+from udl.validate import check_callable, check_float, check_generator, check_int
 
 __all__ = ["BertConfig", "BERT", "MaskedLanguageModel", "BertClassifier", "MaskedTokens", "MaskedEvaluation",
            "mask_tokens", "parameter_count", "parameter_groups", "meta_model", "mlm_windows", "pretrain_mlm",
@@ -53,7 +54,6 @@ __all__ = ["BertConfig", "BERT", "MaskedLanguageModel", "BertClassifier", "Maske
 
 IGNORE = -100  # the target of a position that is not predicted (F.cross_entropy's ignore_index)
 BOOK_VOCAB = 30_000  # the book's BERT vocabulary (§12.6; the released BERT has 30,522 word pieces)
-_ACTIVATIONS = ("relu", "gelu", "gelu_tanh")
 
 
 # --------------------------------------------------------------------------- configuration
@@ -87,18 +87,8 @@ class BertConfig:
 
     def __post_init__(self):
         owner = "BertConfig"
-        for name in ("vocab_size", "context", "n_layers", "d_model", "n_heads"):
-            check_int(getattr(self, name), name, owner)
-        if self.d_mlp is None:
-            object.__setattr__(self, "d_mlp", 4 * self.d_model)
-        check_int(self.d_mlp, "d_mlp", owner)
-        if self.d_model % self.n_heads:
-            raise ValueError(f"The 'n_heads' parameter of {owner} must divide d_model = {self.d_model}. "
-                             f"Got {self.n_heads} instead.")
-        check_float(self.dropout, "dropout", owner, low=0.0, high=1.0, high_open=True)
-        check_choice(self.activation, "activation", owner, _ACTIVATIONS)
-        if not isinstance(self.norm_first, bool):
-            raise TypeError(f"The 'norm_first' parameter of {owner} must be a bool. Got {self.norm_first!r} instead.")
+        check_transformer_config(self, owner, ("vocab_size", "context", "n_layers", "d_model", "n_heads"),
+                                 ("norm_first",))
         check_int(self.n_segments, "n_segments", owner, minimum=0)
         if self.pad_id is not None:
             check_int(self.pad_id, "pad_id", owner, minimum=0)
