@@ -1,13 +1,19 @@
-"""Shared test set-up: a headless matplotlib and a private figure cache per session."""
+"""Shared test set-up: a headless matplotlib, udl's CPU-thread decision, a private cache per session."""
 
 import os
 
-import matplotlib
-import pytest
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see udl/__init__.py; before torch is imported
+
+import matplotlib  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from udl.devices import cpu_threads  # noqa: E402
 
 matplotlib.use("Agg")
-os.environ.setdefault("OMP_NUM_THREADS", "2")
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see udl/__init__.py
+# The tests follow the decision the runner and fit make (one thread unless
+# $UDL_NUM_THREADS says otherwise), so code outside fit and figures runs the same way.
+torch.set_num_threads(cpu_threads())
 
 
 @pytest.fixture(autouse=True, scope="session")

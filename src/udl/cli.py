@@ -138,10 +138,11 @@ def _validate_ids(ids: list[str]) -> list[str]:
 
 
 def _check_device(device: str) -> None:
-    from udl.devices import resolve_device
+    from udl.devices import cpu_threads, resolve_device
 
     try:
         resolve_device(device, owner="udl")
+        cpu_threads()  # a bad $UDL_NUM_THREADS is a usage error, found before any work
     except ValueError as error:
         raise UsageError(str(error)) from None
 

@@ -7,7 +7,6 @@ written beside it and holds everything else inline.
 from __future__ import annotations
 
 import json
-import os
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
@@ -36,7 +35,9 @@ def build_gallery(preset: str = "full", out: str | Path = "udl-out", *, jobs: in
     Args:
         preset: ``"tiny"`` or ``"full"``.
         out: the output folder.
-        jobs: figures computed in parallel, each in its own process.
+        jobs: figures computed in parallel, each in its own process (each process uses
+            :func:`udl.devices.cpu_threads` torch threads: one unless ``$UDL_NUM_THREADS``
+            says otherwise, so ``jobs`` = the number of cores keeps them all busy).
         chapters: chapter numbers (or ``"C"``) to include; all when None.
         seed, device, cache: as for :func:`udl.runner.run_figure`.
 
@@ -48,7 +49,6 @@ def build_gallery(preset: str = "full", out: str | Path = "udl-out", *, jobs: in
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     ids = [i for i, s in load_all().items() if chapters is None or s.chapter in chapters]
-    threads = max(1, (os.cpu_count() or 1) // jobs)
     start = time.perf_counter()
     records = []
     from tqdm.auto import tqdm
@@ -61,7 +61,7 @@ def build_gallery(preset: str = "full", out: str | Path = "udl-out", *, jobs: in
                 bar.update()
         else:
             with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
-                futures = [pool.submit(run_and_write, i, preset, seed, device, None, cache, out, threads)
+                futures = [pool.submit(run_and_write, i, preset, seed, device, None, cache, out)
                            for i in ids]
                 for future in as_completed(futures):
                     records.append(future.result())

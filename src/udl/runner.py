@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from udl import __version__
-from udl.devices import resolve_device
+from udl.devices import resolve_device, using_cpu_threads
 from udl.registry import Check, Params, Result, get, to_jsonable
 
 
@@ -161,7 +161,8 @@ def run_figure(fig_id: str, preset: str = "full", *, seed: int = 0, device: str 
         seed_everything(seed)
         run = Run(seed=seed, device=dev, preset=preset, rng=np.random.default_rng(seed))
         start = time.perf_counter()
-        result = spec.compute(Params(values), run)
+        with using_cpu_threads():  # one thread unless $UDL_NUM_THREADS says otherwise
+            result = spec.compute(Params(values), run)
         if not isinstance(result, Result):
             raise TypeError(f"figure {spec.id}: the computation must return a Result, got {type(result).__name__}")
         result.seconds = time.perf_counter() - start
@@ -234,10 +235,8 @@ def write_outputs(result: Result, out: str | Path, dpi: int = 110) -> dict:
 
 
 def run_and_write(fig_id: str, preset: str, seed: int, device: str, overrides: dict | None,
-                  cache: bool, out: str | Path, threads: int | None = None) -> dict:
+                  cache: bool, out: str | Path) -> dict:
     """Compute, draw and write one figure; a failure becomes a failed record, never an exception."""
-    if threads:
-        torch.set_num_threads(threads)
     start = time.perf_counter()
     try:
         result = run_figure(fig_id, preset, seed=seed, device=device, overrides=overrides, cache=cache)

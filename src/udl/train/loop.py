@@ -23,7 +23,7 @@ from torch.optim.lr_scheduler import LRScheduler
 from torch.utils.data import Dataset, TensorDataset
 from tqdm.auto import tqdm
 
-from udl.devices import resolve_device
+from udl.devices import resolve_device, using_cpu_threads
 from udl.train import distributed
 from udl.train.batches import batch_stream, batches_per_epoch
 from udl.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
@@ -96,6 +96,9 @@ def fit(model: nn.Module, data: Dataset | tuple[torch.Tensor, ...] | Iterable,
             starts afresh), a path continues from that file. Default: False.
         progress: show a tqdm bar; None shows it only on a terminal. Default: None.
 
+    On the CPU the loop runs with :func:`udl.devices.cpu_threads` torch threads (one,
+    unless ``$UDL_NUM_THREADS`` says otherwise) and restores the caller's setting after.
+
     Returns:
         The loss of every step, ``losses[s - 1]`` for step s (those before a resume
         included).
@@ -113,6 +116,14 @@ def fit(model: nn.Module, data: Dataset | tuple[torch.Tensor, ...] | Iterable,
     """
     _check_arguments(model, data, loss_fn, optimizer, steps, epochs, batch_size, seed, clip_grad_norm,
                      scheduler, callback, checkpoint_path, checkpoint_every, resume)
+    with using_cpu_threads():  # udl's one decision on CPU threads (udl.devices.cpu_threads)
+        return _fit(model, data, loss_fn, optimizer, steps, epochs, batch_size, shuffle, seed, device,
+                    clip_grad_norm, scheduler, callback, checkpoint_path, checkpoint_every, resume, progress)
+
+
+def _fit(model, data, loss_fn, optimizer, steps, epochs, batch_size, shuffle, seed, device, clip_grad_norm,
+         scheduler, callback, checkpoint_path, checkpoint_every, resume, progress) -> list[float]:
+    """The body of :func:`fit`, its arguments already checked."""
     device = resolve_device(device)
     if device.type == "cuda" and distributed.world_size() > 1:
         device = torch.device("cuda", distributed.local_rank())
