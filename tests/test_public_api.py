@@ -46,6 +46,7 @@ from udl.nn import attention, transformer
 from udl.nn import residual
 from udl.analysis import ngram
 from udl.nn import normalization
+from udl.nn import init as nn_init
 from udl.models import densenet, resnet
 from udl.text import bpe
 from udl.data import text as text_data
@@ -293,6 +294,9 @@ CASES = [
      {"kind": ["deep", 3], "width": BAD_INT, "depth": BAD_INT, "generator": [3]}),
     (residual.mean_squares, dict(blocks=torch.nn.Sequential(torch.nn.Identity()), x=torch.zeros(2, 3)),
      {"blocks": [torch.nn.Identity(), 3], "x": [torch.zeros(3), torch.zeros(2, 3, dtype=torch.int64), [1.0]]}),
+    (conv.conv_layer, dict(dims=2, c_in=1, c_out=2, kernel=3), {"dims": [0, 4, "2"]}),
+    (normalization.batch_norm_layer, dict(dims=1, channels=3), {"dims": [0, 4, "2"]}),
+    (nn_init.he_init, dict(module=torch.nn.Linear(2, 2)), {"generator": [3, "seed"]}),
     (resnet.ResNetConfig, dict(), {"block": ["wide", 3], "stages": [(), (3, 0), 3, (3, 2.5)], "widths": [(64,), (64, 0, 1, 2)],
                                    "expansion": BAD_INT, "stem_channels": BAD_INT, "in_channels": BAD_INT,
                                    "n_classes": BAD_INT}),

@@ -4,8 +4,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from udl.nn.conv import (Conv1d, Conv2d, conv1d, conv2d, conv_output_length, dilate_kernel, sliding_windows1d,
-                         sliding_windows2d)
+from udl.nn.conv import (Conv1d, Conv2d, conv1d, conv2d, conv_layer, conv_output_length, dilate_kernel,
+                         sliding_windows1d, sliding_windows2d)
 
 
 def gen(seed=0):
@@ -167,3 +167,25 @@ def test_module_initialisation_is_torchs_uniform_and_seeded():
 def test_bad_arguments_are_refused(call):
     with pytest.raises((ValueError, TypeError), match=r"^The '\w+' parameter of \w+"):
         call()
+
+
+# --------------------------------------------------------------------------- conv_layer (torch's kernels)
+@pytest.mark.parametrize("dims, spatial", [(1, (11,)), (2, (7, 6)), (3, (5, 4, 3))])
+def test_conv_layer_picks_torch_by_dimension_and_keeps_the_size(dims, spatial):
+    layer = conv_layer(dims, 2, 3, 3)
+    assert type(layer) is {1: torch.nn.Conv1d, 2: torch.nn.Conv2d, 3: torch.nn.Conv3d}[dims]
+    assert layer.bias is None and layer.padding == (1,) * dims  # padding k // 2: "same" for odd k
+    assert layer(torch.zeros(1, 2, *spatial)).shape == (1, 3, *spatial)
+
+
+def test_conv_layer_stride_padding_and_bias():
+    layer = conv_layer(2, 1, 4, 7, stride=2, bias=True)
+    assert layer(torch.zeros(1, 1, 16, 16)).shape == (1, 4, 8, 8)  # ⌊(16 + 6 - 6 - 1)/2⌋ + 1
+    assert layer.bias.shape == (4,)
+    assert conv_layer(1, 1, 1, 3, padding=0)(torch.zeros(1, 1, 10)).shape == (1, 1, 8)  # "valid"
+
+
+def test_conv_layer_refuses_other_dimensions():
+    with pytest.raises(ValueError, match=r"^The 'dims' parameter of conv_layer must be one of 1, 2, 3\. "
+                                         r"Got 4 instead\.$"):
+        conv_layer(4, 1, 1, 3)

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from udl.nn.normalization import (BatchNorm, GhostBatchNorm, GroupNorm, InstanceNorm, LayerNorm,
-                                  shared_statistics)
+                                  batch_norm_layer, shared_statistics)
 
 # float32: 2e-6 (≈ 16 ulp; a few float32 round-offs of the same sums in another order), float64: 1e-12
 TOL = {torch.float32: 2e-6, torch.float64: 1e-12}
@@ -268,3 +268,19 @@ def test_bad_inputs_are_refused():
         shared_statistics(nn.Flatten(), (2, 3, 4), (0, 0, 0))
     with pytest.raises(ValueError, match="'index' parameter"):
         shared_statistics(BatchNorm(3), (2, 3, 4), (0, 3, 0))
+
+
+# --------------------------------------------------------------------------- batch_norm_layer (torch's kernel)
+@pytest.mark.parametrize("dims", [1, 2, 3])
+def test_batch_norm_layer_is_torch_batch_norm_equal_to_ours(dims):
+    bn = batch_norm_layer(dims, 4)
+    assert type(bn) is torch_batch_norm(dims, 4).__class__
+    assert bn.weight.tolist() == [1.0] * 4 and bn.bias.tolist() == [0.0] * 4  # γ = 1, δ = 0 (fig. 11.6c)
+    x = randn(SHAPES[dims], 0, torch.float32)
+    torch.testing.assert_close(bn(x), BatchNorm(4)(x), rtol=0, atol=TOL[torch.float32])
+
+
+def test_batch_norm_layer_refuses_other_dimensions():
+    with pytest.raises(ValueError, match=r"^The 'dims' parameter of batch_norm_layer must be one of 1, 2, 3\. "
+                                         r"Got 0 instead\.$"):
+        batch_norm_layer(0, 4)

@@ -23,7 +23,9 @@ def _network(blocks: int, channels: int, skip: bool, seed: int):
     import torch
     from torch import nn
 
-    from udl.nn.residual import ResidualBlock, batch_norm_layer, conv_layer
+    from udl.nn.conv import conv_layer
+    from udl.nn.normalization import batch_norm_layer
+    from udl.nn.residual import ResidualBlock
 
     torch.manual_seed(seed)
     return nn.Sequential(nn.Unflatten(1, (1, 40)),  # (N, 40) -> (N, 1, 40)

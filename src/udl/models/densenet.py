@@ -24,7 +24,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from udl.nn.residual import batch_norm_layer, conv_layer, he_init
+from udl.nn.conv import conv_layer
+from udl.nn.init import he_init
+from udl.nn.normalization import batch_norm_layer
 from udl.validate import check_choice, check_config, check_float, check_generator, check_int
 
 __all__ = ["DenseLayer", "DenseBlock", "Transition", "DenseNetConfig", "DenseNet"]

@@ -58,7 +58,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from udl.nn.residual import BottleneckBlock, batch_norm_layer, conv_layer
+from udl.nn.conv import conv_layer
+from udl.nn.normalization import batch_norm_layer
+from udl.nn.residual import BottleneckBlock
 from udl.validate import check_choice, check_float, check_int
 
 

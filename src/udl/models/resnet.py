@@ -31,7 +31,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from udl.nn.residual import BottleneckBlock, ResidualBlock, batch_norm_layer, conv_layer, he_init
+from udl.nn.conv import conv_layer
+from udl.nn.init import he_init
+from udl.nn.normalization import batch_norm_layer
+from udl.nn.residual import BottleneckBlock, ResidualBlock
 from udl.validate import check_choice, check_config, check_int
 
 __all__ = ["ResNetConfig", "ResNet", "resnet200", "resnet50"]

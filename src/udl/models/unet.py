@@ -47,7 +47,8 @@ from typing import NamedTuple, Sequence
 import torch
 from torch import nn
 
-from udl.nn.residual import batch_norm_layer, conv_layer
+from udl.nn.conv import conv_layer
+from udl.nn.normalization import batch_norm_layer
 from udl.validate import check_choice, check_int
 
 __all__ = ["UNet", "UNetGeometry", "UNetTrace", "unet_geometry", "unet_input_size", "unet_tile_sizes",

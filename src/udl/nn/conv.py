@@ -49,10 +49,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from udl.validate import check_int, check_ints
+from udl.validate import check_choice, check_int, check_ints
 
 __all__ = ["conv_output_length", "dilate_kernel", "sliding_windows1d", "sliding_windows2d",
-           "conv1d", "conv2d", "Conv1d", "Conv2d"]
+           "conv1d", "conv2d", "Conv1d", "Conv2d", "conv_layer"]
 
 PADDING_MODES = ("same", "valid")
 
@@ -453,3 +453,34 @@ class Conv2d(_ConvNd):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return conv2d(x, self.weight, self.bias, **self._args())
+
+
+# --------------------------------------------------------------------------- torch's layers, by dimension
+_TORCH_CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
+
+
+def conv_layer(dims: int, c_in: int, c_out: int, kernel: int, *, stride: int = 1, padding: int | None = None,
+               bias: bool = False) -> nn.Module:
+    """Torch's ``dims``-dimensional convolution, the fast kernel that the models build on.
+
+    Args:
+        dims: 1, 2 or 3 (``nn.Conv1d``, ``nn.Conv2d``, ``nn.Conv3d``).
+        c_in: C_in. c_out: C_out. kernel: k, the same along every axis.
+        stride: s (default 1).
+        padding: p zeros on each side; None (the default) is k // 2, which keeps the
+            size for odd k and s = 1 ("same").
+        bias: learn β (default False: the models follow it with a batch norm, whose
+            offset δ plays β's role).
+
+    Shape:
+        ``(N, C_in, *spatial)`` -> ``(N, C_out, *spatial_out)``, each size as
+        :func:`conv_output_length`.
+
+    Example::
+
+        >>> conv_layer(2, 3, 8, 3)(torch.zeros(1, 3, 16, 20)).shape
+        torch.Size([1, 8, 16, 20])
+    """
+    check_choice(dims, "dims", "conv_layer", (1, 2, 3))
+    padding = kernel // 2 if padding is None else padding
+    return _TORCH_CONV[dims](c_in, c_out, kernel, stride=stride, padding=padding, bias=bias)

@@ -41,9 +41,10 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from udl.validate import check_float, check_int
+from udl.validate import check_choice, check_float, check_int
 
-__all__ = ["BatchNorm", "GhostBatchNorm", "LayerNorm", "GroupNorm", "InstanceNorm", "shared_statistics"]
+__all__ = ["BatchNorm", "GhostBatchNorm", "LayerNorm", "GroupNorm", "InstanceNorm", "shared_statistics",
+           "batch_norm_layer"]
 
 
 # --------------------------------------------------------------------------- helpers
@@ -488,3 +489,30 @@ def shared_statistics(module: nn.Module, shape: Sequence[int], index: Sequence[i
         (dy_dx,) = torch.autograd.grad(y[index], x)  # row i of the Jacobian, shaped like x
         mask |= dy_dx != 0
     return mask
+
+
+# --------------------------------------------------------------------------- torch's layer, by dimension
+_TORCH_BATCH_NORM = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
+
+
+def batch_norm_layer(dims: int, channels: int) -> nn.Module:
+    """Torch's batch norm (:class:`BatchNorm`'s fast equal) for a ``dims``-dimensional signal.
+
+    The offset δ starts at 0 and the scale γ at 1 (eq. 11.10), as fig. 11.6c needs.
+
+    Args:
+        dims: 1, 2 or 3 (``nn.BatchNorm1d``, ``nn.BatchNorm2d``, ``nn.BatchNorm3d``).
+        channels: C.
+
+    Shape:
+        ``(N, C, *spatial)`` -> the same, ``dims`` spatial axes (``(N, C)`` or
+        ``(N, C, L)`` for ``dims=1``).
+
+    Example::
+
+        >>> bn = batch_norm_layer(2, 3)
+        >>> type(bn).__name__, bn.weight.tolist(), bn.bias.tolist()
+        ('BatchNorm2d', [1.0, 1.0, 1.0], [0.0, 0.0, 0.0])
+    """
+    check_choice(dims, "dims", "batch_norm_layer", (1, 2, 3))
+    return _TORCH_BATCH_NORM[dims](channels)

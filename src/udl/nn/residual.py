@@ -34,41 +34,15 @@ import math
 import torch
 from torch import nn
 
+from udl.nn.conv import conv_layer
+from udl.nn.init import he_init
+from udl.nn.normalization import batch_norm_layer
 from udl.validate import check_choice, check_float, check_generator, check_int
 
-__all__ = ["Residual", "ResidualBlock", "BottleneckBlock", "conv_layer", "batch_norm_layer", "count_parameters",
-           "INV_SQRT2", "he_init", "VARIANCE_KINDS", "variance_network", "mean_squares"]
+__all__ = ["Residual", "ResidualBlock", "BottleneckBlock", "count_parameters", "INV_SQRT2", "VARIANCE_KINDS",
+           "variance_network", "mean_squares"]
 
 INV_SQRT2 = 1.0 / math.sqrt(2.0)  # the rescaling of fig. 11.6b
-
-_CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
-_BN = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
-
-
-def conv_layer(dims: int, c_in: int, c_out: int, kernel: int, *, stride: int = 1, padding: int | None = None,
-               bias: bool = False) -> nn.Module:
-    """A ``dims``-dimensional convolution; ``padding=None`` keeps the size ("same", odd kernels)."""
-    check_choice(dims, "dims", "conv_layer", (1, 2, 3))
-    padding = kernel // 2 if padding is None else padding
-    return _CONV[dims](c_in, c_out, kernel, stride=stride, padding=padding, bias=bias)
-
-
-def batch_norm_layer(dims: int, channels: int) -> nn.Module:
-    """Batch norm over ``channels`` for a ``dims``-dimensional signal (offset δ = 0, scale γ = 1 at start)."""
-    check_choice(dims, "dims", "batch_norm_layer", (1, 2, 3))
-    return _BN[dims](channels)
-
-
-def he_init(module: nn.Module, generator: torch.Generator | None = None) -> None:
-    """He initialisation (§7.5, σ² = 2 / fan-in) of every convolution and linear layer in ``module``; zero biases."""
-    for m in module.modules():
-        if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)) and not m.weight.is_meta:  # meta: no values
-            nn.init.kaiming_normal_(m.weight, nonlinearity="relu", generator=generator)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-
-
-_he_init = he_init  # the name this module first used
 
 
 def _check_bool(value, name: str, owner: str) -> bool:
