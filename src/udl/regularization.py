@@ -14,20 +14,19 @@ which each improves generalization (§9.4, fig. 9.14):
 
 Figure 9.14 draws this list, so it grows as methods land: add one line per method
 that exists in udl, naming the code (``"module:attr"``) and the test file that tests
-it. :func:`survey` imports every target and reads every test file, so a line that
-points at missing or untested code shows up as a failed check, never as a box.
+it. :func:`survey` imports every target, so a line that points at missing code shows
+up as a failed check, never as a box. The module reads nothing outside the package
+(it works the same from an installed wheel): that each named test file has a test
+using its target is checked by the test suite (``tests/test_regularization.py``).
 """
 
 from __future__ import annotations
 
-import ast
 import importlib
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-__all__ = ["MECHANISMS", "Regularizer", "REGULARIZERS", "by_mechanism", "load_target", "project_root",
-           "referencing_tests", "survey"]
+__all__ = ["MECHANISMS", "Regularizer", "REGULARIZERS", "by_mechanism", "load_target", "survey"]
 
 MECHANISMS = ("smoother function", "more data", "model combination", "wide minima")
 
@@ -114,70 +113,20 @@ def load_target(target: str) -> Any:
     return obj
 
 
-def project_root() -> Path | None:
-    """The project checkout that holds udl's tests (``src/udl/..`` → the root), or None if not there."""
-    root = Path(__file__).resolve().parents[2]
-    return root if (root / "tests").is_dir() else None
+def survey(regularizers: tuple[Regularizer, ...] = REGULARIZERS) -> list[dict[str, Any]]:
+    """Check that every entry's target imports.
 
-
-def _names(node: ast.AST) -> set[str]:
-    """Every name and attribute a piece of code mentions."""
-    found = set()
-    for sub in ast.walk(node):
-        if isinstance(sub, ast.Name):
-            found.add(sub.id)
-        elif isinstance(sub, ast.Attribute):
-            found.add(sub.attr)
-    return found
-
-
-def referencing_tests(regularizer: Regularizer, root: Path | None = None) -> list[str]:
-    """The test functions of ``regularizer.test`` that use its target; [] if the file is missing.
-
-    A test counts when the file imports the target's module (``from module import ...``
-    or ``import module``) and the test function mentions the target's first name
-    (the class or function, e.g. ``FixedJointNetwork`` for ``FixedJointNetwork.fit_least_squares``)
-    and, for a dotted target, its last name too.
+    Returns one row per method: name, mechanisms, target, test, section, ``imports``
+    (bool) and ``error`` (why the import failed, or ``""``).
     """
-    if not isinstance(regularizer, Regularizer):
-        raise TypeError(f"The 'regularizer' parameter of referencing_tests must be a Regularizer. "
-                        f"Got {regularizer!r} instead.")
-    root = project_root() if root is None else Path(root)
-    path = None if root is None else root / regularizer.test
-    if path is None or not path.is_file():
-        return []
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    parts = regularizer.attr.split(".")
-    imported = any(
-        (isinstance(node, ast.ImportFrom) and node.module == regularizer.module
-         and any(a.name == parts[0] for a in node.names))
-        or (isinstance(node, ast.Import) and any(a.name == regularizer.module for a in node.names))
-        for node in ast.walk(tree))
-    if not imported:
-        return []
-    return [node.name for node in ast.walk(tree)
-            if isinstance(node, ast.FunctionDef) and node.name.startswith("test")
-            and {parts[0], parts[-1]} <= _names(node)]
-
-
-def survey(regularizers: tuple[Regularizer, ...] = REGULARIZERS, root: Path | None = None) -> list[dict[str, Any]]:
-    """Check every entry: does its target import, does its test file exist and test it?
-
-    Returns one row per method: name, mechanisms, target, test, ``imports`` (bool),
-    ``error`` (why the import failed), ``test_exists`` (bool) and ``tests`` (the names
-    of the test functions that use the target).
-    """
-    root = project_root() if root is None else Path(root)
     rows = []
     for r in regularizers:
         row = {"name": r.name, "mechanisms": list(r.mechanisms), "target": r.target, "test": r.test,
-               "section": r.section, "imports": False, "error": "",
-               "test_exists": bool(root is not None and (root / r.test).is_file()), "tests": []}
+               "section": r.section, "imports": False, "error": ""}
         try:
             load_target(r.target)
             row["imports"] = True
         except Exception as error:  # noqa: BLE001 - a broken entry is reported by the caller's checks
             row["error"] = f"{type(error).__name__}: {error}"
-        row["tests"] = referencing_tests(r, root)
         rows.append(row)
     return rows
