@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import io
 import json
-import os
 import platform
 import random
-import tempfile
 import time
 import traceback
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ import numpy as np
 import torch
 
 from udl import __version__
+from udl.cache import atomic_write, cache_dir, source_digest
 from udl.devices import resolve_device, using_cpu_threads
 from udl.registry import Check, Params, Result, get, to_jsonable
 
@@ -65,25 +65,10 @@ def seed_everything(seed: int) -> None:
 
 
 # --------------------------------------------------------------------------- cache
-def source_hash(root: Path) -> str:
-    """A hash of every ``.py`` file under ``root`` (names and contents)."""
-    digest = hashlib.sha256()
-    for path in sorted(root.rglob("*.py")):
-        digest.update(str(path.relative_to(root)).encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
-
-
 @functools.lru_cache(maxsize=1)
 def code_hash() -> str:
     """The hash of udl's installed source: any change to the library or a figure changes it."""
-    return f"{__version__}-{source_hash(Path(__file__).resolve().parent)}"
-
-
-def cache_dir() -> Path:
-    """``$UDL_CACHE_DIR``, else ``~/.cache/udl/figures``."""
-    env = os.environ.get("UDL_CACHE_DIR")
-    return Path(env) if env else Path.home() / ".cache" / "udl" / "figures"
+    return f"{__version__}-{source_digest(Path(__file__).resolve().parent)}"
 
 
 def cache_key(fig_id: str, preset: str, params: dict, seed: int, device: torch.device) -> str:
@@ -104,16 +89,9 @@ def save_cached(result: Result, key: str) -> bool:
     arrays = {f"a_{k}": np.asarray(v) for k, v in result.arrays.items()}
     if any(a.dtype == object for a in arrays.values()):
         return False
-    path = _cache_path(result.id, key)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, __meta__=np.array(json.dumps(meta)), **arrays)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    buffer = io.BytesIO()
+    np.savez(buffer, __meta__=np.array(json.dumps(meta)), **arrays)
+    atomic_write(_cache_path(result.id, key), buffer.getvalue())
     return True
 
 
@@ -209,17 +187,8 @@ def failure_record(fig_id: str, preset: str, seed: int, error: BaseException, se
             "traceback": "".join(traceback.format_exception(type(error), error, error.__traceback__))[-4000:]}
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, path)
-
-
 def write_outputs(result: Result, out: str | Path, dpi: int = 110) -> dict:
     """Write ``<out>/<id>.png`` and ``<out>/<id>.json``; return the record."""
-    import io
-
     import matplotlib.pyplot as plt
 
     out = Path(out)
@@ -228,9 +197,9 @@ def write_outputs(result: Result, out: str | Path, dpi: int = 110) -> dict:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
     plt.close(fig)
-    _atomic_write(out / f"{result.id}.png", buf.getvalue())
+    atomic_write(out / f"{result.id}.png", buf.getvalue())
     rec = record(result)
-    _atomic_write(out / f"{result.id}.json", json.dumps(rec, indent=1).encode())
+    atomic_write(out / f"{result.id}.json", json.dumps(rec, indent=1).encode())
     return rec
 
 
@@ -246,5 +215,5 @@ def run_and_write(fig_id: str, preset: str, seed: int, device: str, overrides: d
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         (out / f"{fig_id}.png").unlink(missing_ok=True)
-        _atomic_write(out / f"{fig_id}.json", json.dumps(rec, indent=1).encode())
+        atomic_write(out / f"{fig_id}.json", json.dumps(rec, indent=1).encode())
         return rec

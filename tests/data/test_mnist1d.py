@@ -63,7 +63,6 @@ def test_cache_is_written_named_by_hash_and_reused(tmp_path, monkeypatch):
 
 def test_data_dir_comes_from_the_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("UDL_DATA_DIR", str(tmp_path))
-    assert m1d.data_dir() == tmp_path
     m1d.load_mnist1d(num_samples=SMALL, seed=5)
     assert len(list(tmp_path.glob("mnist1d-*.npz"))) == 1
 

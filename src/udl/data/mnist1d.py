@@ -13,16 +13,17 @@ length 40, ten classes, seed 42 (``mnist1d.get_dataset_args``).
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import random
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from udl.cache import atomic_write, data_dir
 from udl.validate import check_float, check_int
 
 _FORMAT = 1  # bump when the stored layout changes: old files are then ignored
@@ -62,12 +63,6 @@ class MNIST1D:
         """``(x_train, y_train, x_test, y_test)`` as torch tensors on ``device``."""
         return tuple(torch.as_tensor(getattr(self, k), device=device)
                      for k in ("x_train", "y_train", "x_test", "y_test"))
-
-
-def data_dir() -> Path:
-    """Where generated datasets are stored: ``$UDL_DATA_DIR``, else ``~/.cache/udl/data``."""
-    env = os.environ.get("UDL_DATA_DIR")
-    return Path(env) if env else Path.home() / ".cache" / "udl" / "data"
 
 
 def dataset_args(num_samples: int = 5000, train_split: float = 0.8, seed: int = 42, **overrides) -> dict:
@@ -143,16 +138,9 @@ def _read(path: Path, args: dict) -> dict[str, np.ndarray] | None:
 
 def _write(path: Path, args: dict, arrays: dict[str, np.ndarray]) -> None:
     """Store atomically: write a temporary file beside ``path``, then rename it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, args=np.array(json.dumps(args, sort_keys=True)), **arrays)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a data cache is readable by all
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    buffer = io.BytesIO()
+    np.savez(buffer, args=np.array(json.dumps(args, sort_keys=True)), **arrays)
+    atomic_write(path, buffer.getvalue())
 
 
 def load_mnist1d(num_samples: int = 5000, train_split: float = 0.8, seed: int = 42,
@@ -202,4 +190,4 @@ def load_mnist1d(num_samples: int = 5000, train_split: float = 0.8, seed: int = 
     return MNIST1D(**arrays)
 
 
-__all__ = ["MNIST1D", "load_mnist1d", "dataset_args", "cache_path", "data_dir"]
+__all__ = ["MNIST1D", "load_mnist1d", "dataset_args", "cache_path"]

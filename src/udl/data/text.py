@@ -33,14 +33,13 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import os
 import re
 import weakref
-from pathlib import Path
 from typing import NamedTuple
 
 import torch
 
+from udl.cache import data_dir, settings_digest
 from udl.text.bpe import BPETokenizer
 from udl.validate import check_choice, check_int
 
@@ -129,23 +128,12 @@ def _split_text(split: str, owner: str) -> str:
     return getattr(load_python_docs(), split)
 
 
-def _data_dir() -> Path:
-    """``$UDL_DATA_DIR``, else ``~/.cache/udl/data`` (where udl keeps what it generates)."""
-    env = os.environ.get("UDL_DATA_DIR")
-    return Path(env) if env else Path.home() / ".cache" / "udl" / "data"
-
-
 def _cache_key(vocab_size: int) -> str:
     """Changes with the training text, the vocabulary size and the code that trains."""
-    from udl import __version__
     from udl.text import bpe
 
-    digest = hashlib.sha256()
-    for part in (__version__, str(vocab_size), load_python_docs().train):
-        digest.update(part.encode("utf-8"))
-    for module in (bpe.__file__, __file__):
-        digest.update(Path(module).read_bytes())
-    return digest.hexdigest()[:16]
+    text = hashlib.sha256(load_python_docs().train.encode("utf-8")).hexdigest()
+    return settings_digest({"vocab_size": vocab_size, "text": text}, bpe, __file__)
 
 
 _TOKENIZERS: dict[tuple[str, int], BPETokenizer] = {}
@@ -167,7 +155,7 @@ def python_docs_tokenizer(vocab_size: int = 2000, *, progress: bool = False) -> 
     """
     check_int(vocab_size, "vocab_size", "python_docs_tokenizer")
     key = _cache_key(vocab_size)
-    path = _data_dir() / "tokenizers" / f"python-docs-bpe{vocab_size}-{key}.json"
+    path = data_dir() / "tokenizers" / f"python-docs-bpe{vocab_size}-{key}.json"
     cached = _TOKENIZERS.get((str(path), vocab_size))
     if cached is not None:
         return cached

@@ -58,6 +58,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Iterable, NamedTuple, Sequence
 
+from udl.cache import atomic_write
 from udl.validate import check_int
 
 __all__ = ["BPETokenizer", "BPEState", "MergeComparison", "END_OF_WORD", "SPECIAL_TOKENS", "split_words",
@@ -598,12 +599,7 @@ class BPETokenizer:
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the tokenizer as JSON (atomically); returns the path."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(self.to_dict()), encoding="ascii")  # \u escapes keep lone surrogates
-        os.replace(tmp, path)
-        return path
+        return atomic_write(path, json.dumps(self.to_dict()).encode("ascii"))  # \u escapes keep lone surrogates
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> BPETokenizer:

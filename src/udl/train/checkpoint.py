@@ -1,9 +1,9 @@
 """Checkpoints: written atomically, loaded safely, with every random state.
 
-A checkpoint is a plain dict saved with ``torch.save``. It is written to a temporary
-file in the same folder and then renamed over the old one with ``os.replace``, which
-is atomic on POSIX and Windows: a crash (or a full disk) while writing leaves the
-previous checkpoint intact, never a half-written file.
+A checkpoint is a plain dict saved with ``torch.save`` through
+:func:`udl.cache.atomic_save`: written to a temporary file in the same folder, flushed
+to the disk and then renamed over the old one, so a crash (or a full disk) while
+writing leaves the previous checkpoint intact, never a half-written file.
 
 It is loaded with ``torch.load(..., weights_only=True)``, which only unpickles
 tensors and plain Python containers and numbers, never arbitrary objects: a
@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import os
 import random
-import tempfile
-from pathlib import Path
 
 import numpy as np
 import torch
+
+from udl.cache import atomic_save
 
 
 def save_checkpoint(state: dict, path: str | os.PathLike) -> None:
@@ -32,18 +32,7 @@ def save_checkpoint(state: dict, path: str | os.PathLike) -> None:
     Example:
         >>> save_checkpoint({"step": 10, "model": model.state_dict()}, "run/last.pt")
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())  # the bytes are on disk before the name points at them
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    atomic_save(state, path, fsync=True)  # fsync: the bytes are on disk before the name points at them
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict:
