@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any, Iterable
 
 
@@ -70,12 +71,34 @@ def check_ints(value: Any, name: str, owner: str, n: int, *, minimum: int | None
     return (check_int(value, name, owner, minimum=minimum),) * n
 
 
-def check_generator(generator: Any, owner: str, name: str = "generator") -> None:
-    """None or a ``torch.Generator`` (the keyword-only randomness of udl's constructors)."""
+def as_generator(value: Any, owner: str, name: str = "generator", *, optional: bool = True):
+    """The ``generator=`` argument of udl's constructors and stochastic functions, as a ``torch.Generator``.
+
+    The one convention for randomness: a keyword-only ``generator=`` that takes a
+    ``torch.Generator`` (drawn from, so consecutive calls continue its stream) or an
+    int seed, sugar for ``torch.Generator().manual_seed(seed)`` (NumPy integers too).
+    None means torch's global generator and is accepted only when ``optional``.
+
+    Returns:
+        The generator, a new one seeded with the int, or None.
+
+    Example::
+
+        >>> as_generator(3, "f").initial_seed(), as_generator(None, "f")
+        (3, None)
+    """
     import torch
 
-    if generator is not None and not isinstance(generator, torch.Generator):
-        _fail(name, owner, "a torch.Generator or None", generator, TypeError)
+    if value is None and optional:
+        return None
+    if isinstance(value, torch.Generator):
+        return value
+    wanted = "a torch.Generator, an int seed" + (" or None" if optional else "")
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        _fail(name, owner, wanted, value, TypeError)
+    if not 0 <= value < 2 ** 64:  # the seeds torch accepts
+        _fail(name, owner, "a torch.Generator or an int seed in [0, 2**64)", value)
+    return torch.Generator().manual_seed(int(value))
 
 
 def check_callable(value: Any, name: str, owner: str, *, optional: bool = False) -> None:

@@ -38,4 +38,4 @@ def test_replace_head_refuses_what_it_cannot_do():
     with pytest.raises(ValueError, match="'d_out'"):
         replace_head(DeepNetwork([3, 4, 2]), 0)
     with pytest.raises(TypeError, match="'generator'"):
-        replace_head(DeepNetwork([3, 4, 2]), 2, generator=3)
+        replace_head(DeepNetwork([3, 4, 2]), 2, generator=1.5)

@@ -103,7 +103,7 @@ def test_bad_widths(widths, error):
 
 def test_bad_arguments():
     with pytest.raises(TypeError, match="generator"):
-        DeepNetwork([2, 2], generator=0)
+        DeepNetwork([2, 2], generator=1.5)
     with pytest.raises(ValueError, match=r"\(\.\.\., 3\)"):
         DeepNetwork([3, 2])(torch.zeros(2, 4))
     with pytest.raises(ValueError, match="net2"):

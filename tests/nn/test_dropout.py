@@ -104,7 +104,7 @@ def test_drop_one_of_removes_exactly_one_candidate_uniformly_and_keeps_the_mean(
 
 @pytest.mark.parametrize("call, message", [
     (lambda: Dropout(1.0), "'p'"), (lambda: Dropout(-0.1), "'p'"), (lambda: Dropout("a"), "'p'"),
-    (lambda: Dropout(0.5, generator=3), "'generator'"),
+    (lambda: Dropout(0.5, generator=1.5), "'generator'"),
     (lambda: Dropout(0.5)([1.0]), "'h'"),
     (lambda: dropout_mask((2, -1), 0.5), "'shape'"),
     (lambda: apply_dropout_mask(torch.ones(3), torch.ones(4, dtype=torch.bool), 0.5), "'mask'"),

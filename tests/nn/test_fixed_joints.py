@@ -104,7 +104,7 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="'hi' parameter"):
         FixedJointNetwork(3, lo=1.0, hi=1.0)
     with pytest.raises(TypeError, match="'generator'"):
-        FixedJointNetwork(3, generator=3)
+        FixedJointNetwork(3, generator=1.5)
     net = FixedJointNetwork(3)
     with pytest.raises(ValueError, match="'x' parameter"):
         net(torch.zeros(4, 2))

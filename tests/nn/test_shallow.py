@@ -137,7 +137,7 @@ def test_fit_shallow_error_falls_with_width():
 
 @pytest.mark.parametrize("kwargs,error", [
     (dict(d_hidden=0), ValueError), (dict(d_in=-1), ValueError), (dict(d_out=1.5), TypeError),
-    (dict(d_hidden=True), TypeError), (dict(generator=3), TypeError)])
+    (dict(d_hidden=True), TypeError), (dict(generator=1.5), TypeError)])
 def test_bad_constructor_arguments(kwargs, error):
     with pytest.raises(error, match="ShallowNetwork"):
         ShallowNetwork(**kwargs)

@@ -39,7 +39,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from udl.validate import check_callable, check_choice, check_generator, check_int
+from udl.validate import as_generator, check_callable, check_choice, check_int
 
 __all__ = ["random_direction", "loss_surface", "loss_slice", "model_loss", "surface_roughness", "nonconvexity",
            "local_minima", "NORMALIZATIONS", "BATCH_NORM_MODES"]
@@ -102,7 +102,7 @@ def random_direction(model: nn.Module, generator: torch.Generator | None = None,
     """
     owner = "random_direction"
     _check_model(model, owner)
-    check_generator(generator, owner)
+    generator = as_generator(generator, owner)
     check_choice(normalization, "normalization", owner, NORMALIZATIONS)
     if not isinstance(ignore_bias_bn, bool):
         raise TypeError(f"The 'ignore_bias_bn' parameter of {owner} must be a bool. Got {ignore_bias_bn!r} instead.")

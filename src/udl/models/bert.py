@@ -45,7 +45,7 @@ from torch.overrides import TorchFunctionMode
 
 from udl.nn.transformer import (LearnedPositions, TokenEmbedding, TransformerLayer,
                                  check_transformer_config)
-from udl.validate import check_callable, check_float, check_generator, check_int
+from udl.validate import as_generator, check_callable, check_float, check_int
 
 __all__ = ["BertConfig", "BERT", "MaskedLanguageModel", "BertClassifier", "MaskedTokens", "MaskedEvaluation",
            "mask_tokens", "parameter_count", "parameter_groups", "meta_model", "mlm_windows", "pretrain_mlm",
@@ -194,7 +194,7 @@ class BERT(nn.Module):
     def __init__(self, config: BertConfig, *, generator: torch.Generator | None = None):
         super().__init__()
         self.config = c = _check_config(config, "BERT")
-        check_generator(generator, "BERT")
+        generator = as_generator(generator, "BERT")
         self.embed = TokenEmbedding(c.vocab_size, c.d_model)
         self.positions = LearnedPositions(c.context, c.d_model)
         self.segments = nn.Embedding(c.n_segments, c.d_model) if c.n_segments else None
@@ -295,7 +295,7 @@ class MaskedLanguageModel(nn.Module):
         if not isinstance(encoder, BERT):
             raise TypeError(f"The 'encoder' parameter of MaskedLanguageModel must be a BERT. "
                             f"Got {type(encoder).__name__} instead.")
-        check_generator(generator, "MaskedLanguageModel")
+        generator = as_generator(generator, "MaskedLanguageModel")
         c = encoder.config
         self.encoder = encoder
         self.dense = nn.Linear(c.d_model, c.d_model)
@@ -369,7 +369,7 @@ class BertClassifier(nn.Module):
         self.n_classes = check_int(n_classes, "n_classes", owner, minimum=2)
         if not isinstance(freeze, bool):
             raise TypeError(f"The 'freeze' parameter of {owner} must be a bool. Got {freeze!r} instead.")
-        check_generator(generator, owner)
+        generator = as_generator(generator, owner)
         self.encoder, self.freeze = encoder, freeze
         self.out = nn.Linear(encoder.config.d_model, n_classes)
         if not self.out.weight.is_meta:  # BERT's N(0, 0.02²): the classes start equally likely
@@ -534,7 +534,7 @@ def mask_tokens(tokens: torch.Tensor, *, mask_id: int, vocab_size: int, special_
     if p_mask + p_random > 1.0 + 1e-12:
         raise ValueError(f"The 'p_random' parameter of {owner} must be at most 1 - p_mask = {1 - p_mask:g}. "
                          f"Got {p_random} instead.")
-    check_generator(generator, owner)
+    generator = as_generator(generator, owner)
     try:
         special = sorted({int(i) for i in special_ids} | {mask_id})
     except (TypeError, ValueError):
@@ -598,7 +598,7 @@ def mlm_windows(tokens: torch.Tensor, context: int, *, special_ids: Mapping[str,
     special = _special(special_ids, owner)
     vocab_size = check_int(vocab_size, "vocab_size", owner)
     prob = check_float(prob, "prob", owner, low=0.0, high=1.0)
-    check_generator(generator, owner)
+    generator = as_generator(generator, owner)
     if tokens.dim() != 1 or len(tokens) < context - 1:
         raise ValueError(f"The 'tokens' parameter of {owner} must be 1D with at least context - 1 = {context - 1} "
                          f"tokens. Got shape {tuple(tokens.shape)} instead.")

@@ -32,7 +32,7 @@ from __future__ import annotations
 import torch
 
 from udl.models.gpt import GPT
-from udl.validate import check_choice, check_float, check_generator, check_int
+from udl.validate import as_generator, check_choice, check_float, check_int
 
 __all__ = ["STRATEGIES", "top_k_filter", "nucleus_filter", "next_token_distribution", "sample_next", "generate",
            "beam_search", "reorder_cache"]
@@ -197,7 +197,7 @@ def generate(model: GPT, prompt: torch.Tensor, max_new_tokens: int, *, strategy:
     check_float(p, "p", owner, low=0.0, high=1.0, low_open=True)
     check_float(temperature, "temperature", owner, low=0.0, low_open=True)
     check_int(beam_width, "beam_width", owner)
-    check_generator(generator, owner)
+    generator = as_generator(generator, owner)
     if eos_id is not None:
         check_int(eos_id, "eos_id", owner, minimum=0)
     if strategy == "beam":

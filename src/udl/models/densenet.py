@@ -27,7 +27,7 @@ from torch import nn
 from udl.nn.conv import conv_layer
 from udl.nn.init import he_init
 from udl.nn.normalization import batch_norm_layer
-from udl.validate import check_choice, check_config, check_float, check_generator, check_int
+from udl.validate import as_generator, check_choice, check_config, check_float, check_int
 
 __all__ = ["DenseLayer", "DenseBlock", "Transition", "DenseNetConfig", "DenseNet"]
 
@@ -60,7 +60,7 @@ class DenseLayer(nn.Module):
         self.in_channels = check_int(in_channels, "in_channels", owner)
         self.growth_rate = check_int(growth_rate, "growth_rate", owner)
         dims = check_choice(dims, "dims", owner, (1, 2, 3))
-        check_generator(generator, owner)
+        generator = as_generator(generator, owner)
         self.f = nn.Sequential(batch_norm_layer(dims, in_channels), nn.ReLU(),
                                conv_layer(dims, in_channels, growth_rate, 3))
         he_init(self, generator)
@@ -100,7 +100,7 @@ class DenseBlock(nn.Module):
         n_layers = check_int(n_layers, "n_layers", owner)
         k = check_int(growth_rate, "growth_rate", owner)
         dims = check_choice(dims, "dims", owner, (1, 2, 3))
-        check_generator(generator, owner)
+        generator = as_generator(generator, owner)
         self.in_channels, self.growth_rate = c0, k
         self.out_channels = c0 + n_layers * k
         self.layers = nn.ModuleList(DenseLayer(c0 + i * k, k, dims=dims, generator=generator)
@@ -144,7 +144,7 @@ class Transition(nn.Module):
         self.in_channels = check_int(in_channels, "in_channels", owner)
         self.out_channels = check_int(out_channels, "out_channels", owner)
         dims = check_choice(dims, "dims", owner, (1, 2, 3))
-        check_generator(generator, owner)
+        generator = as_generator(generator, owner)
         self.f = nn.Sequential(batch_norm_layer(dims, in_channels), nn.ReLU(),
                                conv_layer(dims, in_channels, out_channels, 1), _AVG_POOL[dims](2))
         he_init(self, generator)

@@ -46,7 +46,7 @@ from torch import nn
 
 from udl.nn.transformer import (LearnedPositions, TokenEmbedding, TransformerLayer,
                                  check_transformer_config)
-from udl.validate import check_float, check_generator, check_int
+from udl.validate import as_generator, check_float, check_int
 
 __all__ = ["GPTConfig", "GPT", "meta_model", "parameter_count", "parameter_groups", "lm_loss", "token_log_probs",
            "sequence_log_prob", "causal_gradient", "attention_weights", "language_model_windows",
@@ -170,7 +170,7 @@ class GPT(nn.Module):
         super().__init__()
         if not isinstance(config, GPTConfig):
             raise TypeError(f"The 'config' parameter of GPT must be a GPTConfig. Got {config!r} instead.")
-        check_generator(generator, "GPT")
+        generator = as_generator(generator, "GPT")
         self.config = c = config
         self.embed = TokenEmbedding(c.vocab_size, c.d_model)
         self.positions = LearnedPositions(c.context, c.d_model)

@@ -51,7 +51,7 @@ from torch import nn
 
 from udl.nn.transformer import (LearnedPositions, TokenEmbedding, TransformerLayer,
                                  check_transformer_config)
-from udl.validate import check_choice, check_float, check_generator, check_int
+from udl.validate import as_generator, check_choice, check_float, check_int
 
 if TYPE_CHECKING:
     from udl.data.numbers import NumberSplits
@@ -171,7 +171,7 @@ class EncoderDecoder(nn.Module):
         if not isinstance(config, Seq2SeqConfig):
             raise TypeError(f"The 'config' parameter of EncoderDecoder must be a Seq2SeqConfig. "
                             f"Got {config!r} instead.")
-        check_generator(generator, "EncoderDecoder")
+        generator = as_generator(generator, "EncoderDecoder")
         self.config = c = config
         kw = dict(dropout=c.dropout, norm_first=c.norm_first, activation=c.activation, bias=c.bias)
         self.src_embed = TokenEmbedding(c.src_vocab_size, c.d_model)
@@ -551,7 +551,7 @@ def cross_attention_provenance(model: EncoderDecoder, src: torch.Tensor, tgt_in:
       target, and in the first layer on nothing else.
     """
     owner = "cross_attention_provenance"
-    check_generator(generator, owner)
+    generator = as_generator(generator, owner)
     src, tgt_in = _one_pair(model, src, tgt_in, owner)
     was = _eval(model)
     records: list[dict] = [{} for _ in model.decoder]

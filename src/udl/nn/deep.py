@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from udl.nn.shallow import ShallowNetwork, _check_input, _reset_linear
-from udl.validate import check_generator, check_sizes
+from udl.validate import as_generator, check_sizes
 
 __all__ = ["DeepNetwork", "compose", "compose_as_deep"]  # DeepPass: a return type
 
@@ -62,7 +62,7 @@ class DeepNetwork(nn.Module):
     def __init__(self, widths: list[int], *, generator: torch.Generator | None = None):
         super().__init__()
         self.widths = check_sizes(widths, "widths", "DeepNetwork", min_len=2)
-        check_generator(generator, "DeepNetwork")
+        generator = as_generator(generator, "DeepNetwork")
         # layer k holds Ω_k (D_{k+1} x D_k) and β_k (D_{k+1},)
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(self.widths[:-1], self.widths[1:]))
         for layer in self.layers:

@@ -27,7 +27,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from udl.validate import check_float, check_generator, check_int
+from udl.validate import as_generator, check_float, check_int
 
 __all__ = ["Dropout", "dropout_mask", "apply_dropout_mask", "drop_one_of"]
 
@@ -73,7 +73,7 @@ def dropout_mask(shape: Sequence[int] | torch.Size, p: float, *, generator: torc
         raise TypeError(f"The 'shape' parameter of {owner} must be a tuple of non-negative ints. "
                         f"Got {shape!r} instead.")
     p = _check_p(p, owner)
-    check_generator(generator, owner)
+    generator = as_generator(generator, owner)
     draw_on = generator.device if generator is not None else (device or "cpu")
     u = torch.rand(tuple(shape), generator=generator, device=draw_on)  # u ~ U[0, 1)
     mask = u >= p  # Pr(keep) = 1 - p
@@ -137,7 +137,7 @@ class Dropout(nn.Module):
     def __init__(self, p: float = 0.5, *, generator: torch.Generator | None = None):
         super().__init__()
         self.p = _check_p(p, "Dropout")
-        check_generator(generator, "Dropout")
+        generator = as_generator(generator, "Dropout")
         self.generator = generator
         self.last_mask = None
 
@@ -190,7 +190,7 @@ def drop_one_of(n_units: int, candidates: Sequence[int], *, inverted: bool = Tru
             any(isinstance(c, bool) or not isinstance(c, int) or not 0 <= c < n_units for c in candidates):
         raise ValueError(f"The 'candidates' parameter of {owner} must be a list of at least {min_k} distinct unit "
                          f"indices in [0, {n_units}). Got {candidates!r} instead.")
-    check_generator(generator, owner)
+    generator = as_generator(generator, owner)
     k = len(candidates)
     pick = int(torch.randint(k, (), generator=generator,
                              device=generator.device if generator is not None else "cpu"))

@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from udl.validate import check_generator
+from udl.validate import as_generator
 
 __all__ = ["he_init"]
 
@@ -40,7 +40,7 @@ def he_init(module: nn.Module, generator: torch.Generator | None = None) -> None
         >>> round(layer.weight.var().item() * 512 / 2, 1), layer.bias.abs().max().item()
         (1.0, 0.0)
     """
-    check_generator(generator, "he_init")
+    generator = as_generator(generator, "he_init")
     for m in module.modules():
         if isinstance(m, _HE_LAYERS) and not m.weight.is_meta:
             nn.init.kaiming_normal_(m.weight, nonlinearity="relu", generator=generator)  # σ² = 2 / fan-in

@@ -37,7 +37,7 @@ from torch import nn
 from udl.nn.conv import conv_layer
 from udl.nn.init import he_init
 from udl.nn.normalization import batch_norm_layer
-from udl.validate import check_choice, check_float, check_generator, check_int
+from udl.validate import as_generator, check_choice, check_float, check_int
 
 __all__ = ["Residual", "ResidualBlock", "BottleneckBlock", "count_parameters", "INV_SQRT2", "VARIANCE_KINDS",
            "variance_network", "mean_squares"]
@@ -163,7 +163,7 @@ class ResidualBlock(_Block):
         norm = _check_bool(norm, "norm", owner)
         scale = check_float(scale, "scale", owner, low=0.0, low_open=True)
         skip = _check_bool(skip, "skip", owner)
-        check_generator(generator, owner)
+        generator = as_generator(generator, owner)
         self.in_channels, self.out_channels, self.stride = c_in, c_out, stride
         branch = nn.Sequential(*_pre_activation(dims, c_in, c_out, kernel, stride, norm),
                                *_pre_activation(dims, c_out, c_out, kernel, 1, norm))
@@ -213,7 +213,7 @@ class BottleneckBlock(_Block):
         dims = check_choice(dims, "dims", owner, (1, 2, 3))
         norm = _check_bool(norm, "norm", owner)
         skip = _check_bool(skip, "skip", owner)
-        check_generator(generator, owner)
+        generator = as_generator(generator, owner)
         self.in_channels, self.bottleneck_channels, self.out_channels, self.stride = c_in, b, c_out, stride
         branch = nn.Sequential(*_pre_activation(dims, c_in, b, 1, 1, norm),
                                *_pre_activation(dims, b, b, 3, stride, norm),
@@ -265,7 +265,7 @@ def variance_network(kind: str, width: int, depth: int, *, generator: torch.Gene
     kind = check_choice(kind, "kind", owner, VARIANCE_KINDS)
     width = check_int(width, "width", owner)
     depth = check_int(depth, "depth", owner)
-    check_generator(generator, owner)
+    generator = as_generator(generator, owner)
     blocks = []
     for _ in range(depth):
         linear = nn.Linear(width, width, bias=False)

@@ -25,7 +25,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from udl.validate import check_float, check_generator, check_int
+from udl.validate import as_generator, check_float, check_int
 
 __all__ = ["ShallowNetwork", "fit_shallow"]  # ShallowPass and Edge: return types
 
@@ -97,7 +97,7 @@ class ShallowNetwork(nn.Module):
         self.d_in = check_int(d_in, "d_in", "ShallowNetwork")
         self.d_hidden = check_int(d_hidden, "d_hidden", "ShallowNetwork")
         self.d_out = check_int(d_out, "d_out", "ShallowNetwork")
-        check_generator(generator, "ShallowNetwork")
+        generator = as_generator(generator, "ShallowNetwork")
         self.hidden = nn.Linear(d_in, d_hidden)  # weight θ (D x Di), bias θ_0 (D,)
         self.output = nn.Linear(d_hidden, d_out)  # weight φ (Do x D), bias φ_0 (Do,)
         _reset_linear(self.hidden, generator)
