@@ -40,6 +40,7 @@ from udl.nn import sampling
 from udl.models import mnist1d_nets
 from udl.data import scenes
 from udl.models import yolo
+from udl.analysis import detection
 from udl.analysis import cross_validation, double_descent
 from udl.models import transfer
 from udl.nn import attention, transformer
@@ -224,21 +225,23 @@ CASES = [
                                "lambda_noobj": [-0.5]}),
     (yolo.YOLO, dict(config="tiny", seed=0), {"config": ["huge", 3], "seed": [-1, "a"]}),
     (yolo.YOLOLoss, dict(config=yolo.YOLOConfig.preset("tiny")), {"config": ["tiny", None]}),
-    (yolo.box_iou, dict(boxes_a=torch.tensor([[0.0, 0.0, 1.0, 1.0]]), boxes_b=torch.tensor([[0.0, 0.0, 2.0, 2.0]])),
+    (detection.paired_iou, dict(a=torch.zeros(2, 4), b=torch.zeros(4)), {"a": [torch.zeros(2, 3), [0, 0, 1, 1]],
+                                                                         "b": [torch.zeros(()), "box"]}),
+    (detection.box_iou, dict(boxes_a=torch.tensor([[0.0, 0.0, 1.0, 1.0]]), boxes_b=torch.tensor([[0.0, 0.0, 2.0, 2.0]])),
      {"boxes_a": [torch.zeros(1, 3), torch.tensor([[1.0, 0.0, 0.0, 1.0]])], "boxes_b": [[[0, 0, 1, 1]]]}),
-    (yolo.non_max_suppression, dict(boxes=torch.tensor([[0.0, 0.0, 2.0, 2.0], [1.0, 1.0, 3.0, 3.0]]),
+    (detection.non_max_suppression, dict(boxes=torch.tensor([[0.0, 0.0, 2.0, 2.0], [1.0, 1.0, 3.0, 3.0]]),
                                     scores=torch.tensor([0.9, 0.8])),
      {"scores": [torch.zeros(3), torch.tensor([0.1, float("nan")])], "iou_threshold": [-0.1, 1.5, "a"],
       "labels": [torch.tensor([0.0, 1.0]), torch.tensor([0, -1])]}),
-    (yolo.average_precision, dict(precision=[1.0, 0.5], recall=[0.5, 0.5]),
+    (detection.average_precision, dict(precision=[1.0, 0.5], recall=[0.5, 0.5]),
      {"precision": [[1.5, 0.5], [1.0]], "recall": [[0.5, 0.4], [0.5, float("nan")]]}),
-    (yolo.mean_average_precision, dict(predictions=[(torch.tensor([[0.0, 0.0, 2.0, 2.0]]), torch.tensor([0.9]),
+    (detection.mean_average_precision, dict(predictions=[(torch.tensor([[0.0, 0.0, 2.0, 2.0]]), torch.tensor([0.9]),
                                                      torch.tensor([0]))],
                                        ground_truth=[(torch.tensor([[0.0, 0.0, 2.0, 2.0]]), torch.tensor([0]))]),
      {"predictions": [[], "abc", [(1, 2)]], "ground_truth": [[(torch.zeros(1, 4), torch.tensor([0]))]],
       "iou_threshold": [0.0, 1.5]}),
-    (yolo.precision_recall, dict(predictions=[], ground_truth=[], label=0), {"label": [-1, 1.5], "iou_threshold": [0.0]}),
-    (yolo.matches_per_object, dict(predictions=[], ground_truth=[]), {"predictions": [None, [()]], "iou_threshold": [2.0]}),
+    (detection.precision_recall, dict(predictions=[], ground_truth=[], label=0), {"label": [-1, 1.5], "iou_threshold": [0.0]}),
+    (detection.matches_per_object, dict(predictions=[], ground_truth=[]), {"predictions": [None, [()]], "iou_threshold": [2.0]}),
     (yolo.encode_targets, dict(boxes=[torch.tensor([[0.0, 0.0, 4.0, 4.0]])], labels=[torch.tensor([0])],
                                config=yolo.YOLOConfig.preset("tiny")),
      {"boxes": [[torch.tensor([[0.0, 0.0, 40.0, 4.0]])], "abc"], "labels": [[torch.tensor([5])], []], "config": [None]}),

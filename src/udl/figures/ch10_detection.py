@@ -6,9 +6,9 @@ import numpy as np
 import torch
 
 from udl import style
+from udl.analysis.detection import matches_per_object, mean_average_precision, non_max_suppression, precision_recall
 from udl.data.scenes import CLASSES, make_scenes
-from udl.models.yolo import (YOLO, YOLOConfig, YOLOLoss, decode, encode_targets, matches_per_object,
-                             mean_average_precision, non_max_suppression, precision_recall, split_output)
+from udl.models.yolo import YOLO, YOLOConfig, YOLOLoss, decode, encode_targets, split_output
 from udl.registry import Check, Result, figure
 from udl.train import fit
 

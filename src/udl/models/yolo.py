@@ -18,11 +18,10 @@ lower-scoring duplicates of each object. Detection quality is the mean average
 precision (mAP) at IoU 0.5, as in PASCAL VOC.
 
 Everything here works in pixels: boxes are ``(x0, y0, x1, y1)`` with the
-conventions of :mod:`udl.data.scenes`. This file holds, small parts first: box
-geometry (:func:`box_iou`), :func:`non_max_suppression`, the evaluation
-(:func:`average_precision`, :func:`mean_average_precision`,
-:func:`matches_per_object`), the configuration, the network, the target encoding,
-the YOLO loss and :func:`decode`.
+conventions of :mod:`udl.data.scenes`. This file holds, small parts first: the
+configuration, the network, the target encoding, the YOLO loss and :func:`decode`.
+Box overlap (IoU), non-maximum suppression and the evaluation (mAP) work for any
+detector and live in :mod:`udl.analysis.detection`.
 
 Differences from YOLO v1: the network is a small convolutional backbone whose
 output cell (i, j) comes from a 1x1 convolution over the backbone's S x S feature
@@ -46,307 +45,13 @@ import math
 from dataclasses import dataclass
 from typing import NamedTuple, Sequence
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from udl.analysis.detection import Detections, _check_labels, non_max_suppression, paired_iou
 from udl.data.scenes import check_boxes
 from udl.validate import check_float, check_int
-
-
-# --------------------------------------------------------------------------- box geometry
-def _pairwise_iou(a: torch.Tensor, b: torch.Tensor, eps: float = 0.0) -> torch.Tensor:
-    """IoU of every box of ``a`` (..., 4) with the matching box of ``b`` (broadcast); no checks."""
-    iw = (torch.minimum(a[..., 2], b[..., 2]) - torch.maximum(a[..., 0], b[..., 0])).clamp(min=0)
-    ih = (torch.minimum(a[..., 3], b[..., 3]) - torch.maximum(a[..., 1], b[..., 1])).clamp(min=0)
-    intersection = iw * ih
-    area_a = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1])
-    area_b = (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
-    return intersection / (area_a + area_b - intersection + eps)
-
-
-def box_iou(boxes_a: torch.Tensor, boxes_b: torch.Tensor) -> torch.Tensor:
-    """Intersection over union of every box in ``boxes_a`` with every box in ``boxes_b``.
-
-    IoU(A, B) = |A ∩ B| / |A ∪ B| = |A ∩ B| / (|A| + |B| - |A ∩ B|), where the
-    intersection of two axis-aligned boxes is the box
-    ``(max x0, max y0, min x1, min y1)`` when it is not empty. IoU is 1 for equal
-    boxes, 0 for disjoint ones, symmetric, and unchanged when both boxes are scaled
-    or shifted together.
-
-    Args:
-        boxes_a: ``(N, 4)`` boxes ``(x0, y0, x1, y1)`` with positive width and height.
-        boxes_b: ``(M, 4)`` boxes.
-
-    Shape:
-        ``(N, 4), (M, 4) -> (N, M)``.
-
-    Example:
-        >>> box_iou(torch.tensor([[0., 0., 2., 2.]]), torch.tensor([[1., 0., 3., 2.]]))
-        tensor([[0.3333]])
-    """
-    boxes_a = check_boxes(boxes_a, "boxes_a", "box_iou")
-    boxes_b = check_boxes(boxes_b, "boxes_b", "box_iou")
-    return _pairwise_iou(boxes_a[:, None, :], boxes_b[None, :, :])  # (N, 1, 4) with (1, M, 4) -> (N, M)
-
-
-def non_max_suppression(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float = 0.5,
-                        labels: torch.Tensor | None = None) -> torch.Tensor:
-    """Greedy non-maximum suppression: keep the best box, drop those overlapping it, repeat.
-
-    Boxes are visited in decreasing score; a box is kept unless it overlaps an
-    already kept box (of the same label, when ``labels`` is given) with
-    IoU > ``iou_threshold``. Boxes of different labels never suppress each other.
-
-    Args:
-        boxes: ``(K, 4)`` boxes ``(x0, y0, x1, y1)``.
-        scores: ``(K,)`` finite scores.
-        iou_threshold: the overlap above which the lower-scoring box is dropped, in
-            [0, 1]. Default: 0.5.
-        labels: ``(K,)`` integer classes for per-class suppression, or None (all
-            boxes compete). Default: None.
-
-    Returns:
-        The indices of the kept boxes, int64, in decreasing score (ties: lower index first).
-
-    Shape:
-        ``(K, 4), (K,) -> (K_kept,)``.
-
-    Example:
-        >>> b = torch.tensor([[0., 0., 10., 10.], [1., 1., 11., 11.], [20., 20., 30., 30.]])
-        >>> non_max_suppression(b, torch.tensor([0.9, 0.8, 0.7]))
-        tensor([0, 2])
-    """
-    owner = "non_max_suppression"
-    boxes = check_boxes(boxes, "boxes", owner)
-    scores = _check_vector(scores, "scores", owner, len(boxes))
-    check_float(iou_threshold, "iou_threshold", owner, low=0.0, high=1.0)
-    if labels is not None:
-        labels = _check_labels(labels, "labels", owner, len(boxes))
-    order = torch.argsort(-scores, stable=True)
-    iou = _pairwise_iou(boxes[:, None, :], boxes[None, :, :])  # (K, K)
-    if labels is not None:
-        iou = iou * (labels[:, None] == labels[None, :])  # other classes never overlap
-    suppressed = torch.zeros(len(boxes), dtype=torch.bool)
-    keep = []
-    for i in order.tolist():
-        if suppressed[i]:
-            continue
-        keep.append(i)
-        suppressed |= iou[i] > iou_threshold
-    return torch.tensor(keep, dtype=torch.int64)
-
-
-# --------------------------------------------------------------------------- evaluation
-class Detections(NamedTuple):
-    """The detections in one image: boxes in pixels, scores and class labels."""
-
-    boxes: torch.Tensor  # (K, 4) float32 (x0, y0, x1, y1)
-    scores: torch.Tensor  # (K,) float32
-    labels: torch.Tensor  # (K,) int64
-
-
-def _check_vector(values, name: str, owner: str, length: int) -> torch.Tensor:
-    if isinstance(values, np.ndarray):
-        values = torch.from_numpy(values)
-    if not isinstance(values, torch.Tensor) or values.dtype == torch.bool or values.is_complex():
-        raise TypeError(f"The {name!r} parameter of {owner} must be a real tensor of shape ({length},). "
-                        f"Got {type(values).__name__} instead.")
-    if values.shape != (length,):
-        raise ValueError(f"The {name!r} parameter of {owner} must have shape ({length},). "
-                         f"Got {tuple(values.shape)} instead.")
-    values = values.float()
-    if not torch.isfinite(values).all():
-        raise ValueError(f"The {name!r} parameter of {owner} must hold finite numbers. Got {values.tolist()} instead.")
-    return values
-
-
-def _check_labels(labels, name: str, owner: str, length: int) -> torch.Tensor:
-    if isinstance(labels, np.ndarray):
-        labels = torch.from_numpy(labels)
-    if not isinstance(labels, torch.Tensor) or labels.dtype.is_floating_point or labels.dtype == torch.bool \
-            or labels.is_complex():
-        raise TypeError(f"The {name!r} parameter of {owner} must be an integer tensor of shape ({length},). "
-                        f"Got {labels!r} instead.")
-    if labels.shape != (length,) or (labels < 0).any():
-        raise ValueError(f"The {name!r} parameter of {owner} must hold {length} non-negative class indices. "
-                         f"Got {labels.tolist()} instead.")
-    return labels.long()
-
-
-def _check_detections(predictions, ground_truth, owner: str):
-    """Validate per-image predictions (boxes, scores, labels) and truths (boxes, labels)."""
-    if not isinstance(predictions, Sequence) or isinstance(predictions, (str, bytes)):
-        raise TypeError(f"The 'predictions' parameter of {owner} must be a list of (boxes, scores, labels), "
-                        f"one per image. Got {type(predictions).__name__} instead.")
-    if not isinstance(ground_truth, Sequence) or isinstance(ground_truth, (str, bytes)):
-        raise TypeError(f"The 'ground_truth' parameter of {owner} must be a list of (boxes, labels), "
-                        f"one per image. Got {type(ground_truth).__name__} instead.")
-    if len(predictions) != len(ground_truth):
-        raise ValueError(f"The 'predictions' parameter of {owner} must have one entry per image of "
-                         f"ground_truth ({len(ground_truth)}). Got {len(predictions)} instead.")
-    preds, truths = [], []
-    for item in predictions:
-        if not isinstance(item, tuple) or len(item) != 3:
-            raise TypeError(f"The 'predictions' parameter of {owner} must hold (boxes, scores, labels) tuples. "
-                            f"Got {type(item).__name__} instead.")
-        boxes = check_boxes(item[0], "predictions", owner)
-        preds.append(Detections(boxes, _check_vector(item[1], "predictions", owner, len(boxes)),
-                                _check_labels(item[2], "predictions", owner, len(boxes))))
-    for item in ground_truth:
-        if not isinstance(item, tuple) or len(item) != 2:
-            raise TypeError(f"The 'ground_truth' parameter of {owner} must hold (boxes, labels) pairs. "
-                            f"Got {type(item).__name__} instead.")
-        boxes = check_boxes(item[0], "ground_truth", owner)
-        truths.append((boxes, _check_labels(item[1], "ground_truth", owner, len(boxes))))
-    return preds, truths
-
-
-class PrecisionRecall(NamedTuple):
-    """One class's ranked detections: precision and recall after each, and its AP."""
-
-    precision: np.ndarray  # (K,) precision of the top-k detections, k = 1..K
-    recall: np.ndarray  # (K,) recall of the top-k detections
-    ap: float  # average precision (all-point interpolation)
-    n_truth: int  # ground-truth objects of this class
-
-
-def average_precision(precision, recall) -> float:
-    """The area under the interpolated precision-recall curve (PASCAL VOC, all points).
-
-    With detections ranked by score, precision p_k and recall r_k of the top k
-    (r non-decreasing), the interpolated precision at recall r is the best precision
-    at any recall at least r, p_interp(r) = max_{k: r_k >= r} p_k, and
-
-        AP = Σ_k (r_k - r_{k-1}) p_interp(r_k),   r_0 = 0.
-
-    Args:
-        precision: ``(K,)`` precisions in [0, 1].
-        recall: ``(K,)`` non-decreasing recalls in [0, 1].
-
-    Example:
-        >>> average_precision([1.0, 0.5, 2 / 3], [0.5, 0.5, 1.0])   # hit, miss, hit; 2 objects
-        0.8333333333333333
-    """
-    owner = "average_precision"
-    precision = np.asarray(precision, dtype=float)
-    recall = np.asarray(recall, dtype=float)
-    if precision.ndim != 1 or precision.shape != recall.shape:
-        raise ValueError(f"The 'recall' parameter of {owner} must have the shape of precision {precision.shape}. "
-                         f"Got {recall.shape} instead.")
-    for name, values in (("precision", precision), ("recall", recall)):
-        if not (np.isfinite(values).all() and (values >= 0).all() and (values <= 1).all()):
-            raise ValueError(f"The {name!r} parameter of {owner} must hold numbers in [0, 1]. "
-                             f"Got {values.tolist()} instead.")
-    if (np.diff(recall) < 0).any():
-        raise ValueError(f"The 'recall' parameter of {owner} must be non-decreasing. Got {recall.tolist()} instead.")
-    if precision.size == 0:
-        return 0.0
-    p_interp = np.maximum.accumulate(precision[::-1])[::-1]  # max over k' >= k
-    steps = np.diff(np.concatenate([[0.0], recall]))  # r_k - r_{k-1}
-    return float(np.sum(steps * p_interp))
-
-
-def precision_recall(predictions, ground_truth, label: int, iou_threshold: float = 0.5) -> PrecisionRecall:
-    """Rank one class's detections over all images and mark each a hit or a false positive.
-
-    Detections of class ``label`` are sorted by decreasing score (ties: image order,
-    then index). Each is matched to the object of its image and class with which it
-    has the highest IoU; it is a true positive if that IoU >= ``iou_threshold`` and
-    the object has not been matched by a higher-scoring detection, else a false
-    positive (so a duplicate counts against precision). Precision after k detections
-    is TP_k / k, recall TP_k / (objects of the class).
-
-    Args:
-        predictions: per image, ``(boxes (K, 4), scores (K,), labels (K,))``, e.g. :class:`Detections`.
-        ground_truth: per image, ``(boxes (M, 4), labels (M,))``.
-        label: the class.
-        iou_threshold: the least IoU of a hit, in (0, 1]. Default: 0.5.
-    """
-    owner = "precision_recall"
-    check_int(label, "label", owner, minimum=0)
-    check_float(iou_threshold, "iou_threshold", owner, low=0.0, high=1.0, low_open=True)
-    preds, truths = _check_detections(predictions, ground_truth, owner)
-    return _precision_recall(preds, truths, label, iou_threshold)
-
-
-def _precision_recall(preds, truths, label, iou_threshold) -> PrecisionRecall:
-    entries = []  # (score, image, box) for every detection of this class
-    for image, det in enumerate(preds):
-        for k in torch.nonzero(det.labels == label).flatten().tolist():
-            entries.append((float(det.scores[k]), image, det.boxes[k]))
-    class_truth = [boxes[labels == label] for boxes, labels in truths]
-    n_truth = sum(len(b) for b in class_truth)
-    order = np.argsort([-e[0] for e in entries], kind="stable")
-    matched = [torch.zeros(len(b), dtype=torch.bool) for b in class_truth]
-    hits = np.zeros(len(entries))
-    for rank, idx in enumerate(order):
-        _, image, box = entries[idx]
-        objects = class_truth[image]
-        if len(objects) == 0:
-            continue
-        iou = _pairwise_iou(box[None, :], objects)  # (M,)
-        best = int(torch.argmax(iou))
-        if iou[best] >= iou_threshold and not matched[image][best]:
-            hits[rank] = 1.0
-            matched[image][best] = True
-    tp = np.cumsum(hits)
-    precision = tp / np.arange(1, len(entries) + 1)
-    recall = tp / max(n_truth, 1)
-    ap = average_precision(precision, recall) if n_truth else float("nan")
-    return PrecisionRecall(precision, recall, ap, n_truth)
-
-
-def mean_average_precision(predictions, ground_truth, iou_threshold: float = 0.5) -> float:
-    """mAP: the average precision of each class present in the ground truth, averaged.
-
-    See :func:`precision_recall` for the matching and :func:`average_precision` for
-    AP. A class with no ground-truth object is left out (its AP is undefined).
-
-    Args:
-        predictions: per image, ``(boxes (K, 4), scores (K,), labels (K,))``.
-        ground_truth: per image, ``(boxes (M, 4), labels (M,))``; at least one object overall.
-        iou_threshold: the least IoU of a hit, in (0, 1]. Default: 0.5 (mAP@0.5).
-
-    Example:
-        >>> truth = [(torch.tensor([[0., 0., 10., 10.]]), torch.tensor([1]))]
-        >>> perfect = [(torch.tensor([[0., 0., 10., 10.]]), torch.tensor([0.9]), torch.tensor([1]))]
-        >>> mean_average_precision(perfect, truth)
-        1.0
-    """
-    owner = "mean_average_precision"
-    check_float(iou_threshold, "iou_threshold", owner, low=0.0, high=1.0, low_open=True)
-    preds, truths = _check_detections(predictions, ground_truth, owner)
-    classes = sorted({int(c) for _, labels in truths for c in labels.tolist()})
-    if not classes:
-        raise ValueError(f"The 'ground_truth' parameter of {owner} must hold at least one object. Got none instead.")
-    return float(np.mean([_precision_recall(preds, truths, c, iou_threshold).ap for c in classes]))
-
-
-def matches_per_object(predictions, ground_truth, iou_threshold: float = 0.5) -> np.ndarray:
-    """For every ground-truth object, the number of predictions of its class with IoU >= threshold.
-
-    After non-maximum suppression each object should have exactly one; 0 is a miss
-    and 2 or more are duplicates. Objects are listed image by image.
-
-    Returns:
-        ``(M_total,)`` int64 counts.
-    """
-    owner = "matches_per_object"
-    check_float(iou_threshold, "iou_threshold", owner, low=0.0, high=1.0, low_open=True)
-    preds, truths = _check_detections(predictions, ground_truth, owner)
-    counts = []
-    for det, (boxes, labels) in zip(preds, truths):
-        if len(boxes) == 0:
-            continue
-        if len(det.boxes) == 0:
-            counts.append(torch.zeros(len(boxes), dtype=torch.int64))
-            continue
-        iou = _pairwise_iou(boxes[:, None, :], det.boxes[None, :, :])  # (M, K)
-        same = labels[:, None] == det.labels[None, :]
-        counts.append(((iou >= iou_threshold) & same).sum(1))
-    return torch.cat(counts).numpy() if counts else np.zeros(0, dtype=np.int64)
 
 
 # --------------------------------------------------------------------------- configuration
@@ -649,7 +354,7 @@ class YOLOLoss(nn.Module):
         with torch.no_grad():
             pred_box = _corners(pred.xy, pred.sqrt_wh ** 2, cfg.grid)  # (N, S, S, B, 4)
             true_box = _corners(true_xy[..., None, :], true_wh[..., None, :], cfg.grid)  # (N, S, S, 1, 4)
-            iou = _pairwise_iou(pred_box, true_box, eps=1e-9)  # (N, S, S, B)
+            iou = paired_iou(pred_box, true_box, eps=1e-9)  # (N, S, S, B)
             best = F.one_hot(iou.argmax(-1), cfg.n_boxes).float()  # (N, S, S, B)
         resp = best * obj[..., None]  # 1^obj_ij
         noresp = 1.0 - resp  # 1^noobj_ij
@@ -703,6 +408,4 @@ def decode(output: torch.Tensor, config: YOLOConfig, conf_threshold: float = 0.0
     return results
 
 
-__all__ = ["Detections", "Prediction", "PrecisionRecall", "YOLO", "YOLOConfig", "YOLOLoss", "average_precision",
-           "box_iou", "decode", "encode_targets", "matches_per_object", "mean_average_precision",
-           "non_max_suppression", "precision_recall", "split_output"]
+__all__ = ["Prediction", "YOLO", "YOLOConfig", "YOLOLoss", "decode", "encode_targets", "split_output"]
