@@ -7,11 +7,17 @@ from __future__ import annotations
 
 import math
 import numbers
+import sys
 from typing import Any, Iterable
 
 
+def _refuse(name: str, owner: str, wanted: str, shown: str, error=ValueError):
+    """Raise the one template; ``shown`` is what was got, already written out."""
+    raise error(f"The {name!r} parameter of {owner} must be {wanted}. Got {shown} instead.")
+
+
 def _fail(name: str, owner: str, wanted: str, value: Any, error=ValueError):
-    raise error(f"The {name!r} parameter of {owner} must be {wanted}. Got {value!r} instead.")
+    _refuse(name, owner, wanted, repr(value), error)
 
 
 def check_int(value: Any, name: str, owner: str, *, minimum: int | None = 1) -> int:
@@ -113,6 +119,112 @@ def check_bool(value: Any, name: str, owner: str) -> bool:
     """A bool (not an int standing in for one)."""
     if not isinstance(value, bool):
         _fail(name, owner, "a bool", value, TypeError)
+    return value
+
+
+def _shown(value: Any) -> str:
+    """A refused value in a message: its repr for a plain value, its type's name for anything else."""
+    return repr(value) if value is None or isinstance(value, (numbers.Number, str)) else type(value).__name__
+
+
+def _class_name(cls: type) -> str:
+    """The name a reader writes: ``int``, ``torch.Tensor``, ``torch.nn.Module``, ``numpy.ndarray``, ``YOLOConfig``."""
+    module = cls.__module__
+    if module == "builtins":
+        return cls.__qualname__
+    if module.startswith("torch.nn.modules"):
+        return f"torch.nn.{cls.__qualname__}"
+    top = sys.modules.get(module.split(".")[0])
+    if top is not None and top.__name__ in ("torch", "numpy") and getattr(top, cls.__name__, None) is cls:
+        return f"{top.__name__}.{cls.__name__}"
+    return cls.__qualname__
+
+
+def _a(noun: str) -> str:
+    return ("an " if noun[:1].lower() in "aeiou" else "a ") + noun
+
+
+def check_instance(value: Any, name: str, owner: str, types: type | tuple[type, ...]) -> Any:
+    """An instance of ``types`` (a class or a tuple of classes).
+
+    Example::
+
+        >>> check_instance([1], "blocks", "mean_squares", tuple)
+        Traceback (most recent call last):
+        TypeError: The 'blocks' parameter of mean_squares must be a tuple. Got list instead.
+    """
+    types = types if isinstance(types, tuple) else (types,)
+    if not isinstance(value, types):
+        _refuse(name, owner, " or ".join(_a(_class_name(t)) for t in types), _shown(value), TypeError)
+    return value
+
+
+_DTYPE_KINDS = {"float": "a floating-point tensor", "int": "an integer tensor", "real": "a real tensor"}
+
+
+def _dtype_is(dtype, wanted) -> bool:
+    import torch
+
+    if wanted == "float":
+        return dtype.is_floating_point
+    if wanted == "int":
+        return not (dtype.is_floating_point or dtype.is_complex or dtype == torch.bool)
+    if wanted == "real":
+        return not (dtype.is_complex or dtype == torch.bool)
+    return dtype == wanted
+
+
+def _shape_is(actual: tuple[int, ...], shape: tuple) -> bool:
+    if shape and shape[0] is Ellipsis:  # (..., 4): any leading axes
+        shape = shape[1:]
+        actual = actual[len(actual) - len(shape):] if len(actual) >= len(shape) else None
+    return actual is not None and len(actual) == len(shape) and \
+        all(isinstance(want, str) or got == want for got, want in zip(actual, shape))
+
+
+def _shape_text(shape: tuple) -> str:
+    parts = ["..." if s is Ellipsis else str(s) for s in shape]
+    return f"({parts[0]},)" if len(parts) == 1 else f"({', '.join(parts)})"
+
+
+def check_tensor(value: Any, name: str, owner: str, *, ndim: int | tuple[int, ...] | None = None,
+                 shape: tuple | None = None, dtype=None):
+    """A ``torch.Tensor``, with as many dimensions, such a shape and such a dtype as asked for.
+
+    Args:
+        value, name, owner: the argument, its name and the function or class it goes to.
+        ndim: the number of dimensions, or a tuple of the numbers allowed. Default: any.
+        shape: one entry per dimension: an int (that size) or a str (any size, named in
+            the message: ``("N", 40)``); a leading ``...`` allows any leading axes:
+            ``(..., 4)``. Default: any.
+        dtype: a ``torch.dtype``, or a kind: ``"float"`` (floating point), ``"int"``
+            (integers, not bool) or ``"real"`` (neither complex nor bool). Default: any.
+
+    Returns:
+        ``value``, unchanged.
+
+    Raises:
+        TypeError: not a tensor, or the wrong dtype. ValueError: the wrong dimensions or shape.
+
+    Example::
+
+        >>> import torch
+        >>> check_tensor(torch.zeros(3, 41), "x", "ConvNet1D", shape=("N", 40))
+        Traceback (most recent call last):
+        ValueError: The 'x' parameter of ConvNet1D must be a tensor of shape (N, 40). Got shape (3, 41) instead.
+    """
+    import torch
+
+    if not isinstance(value, torch.Tensor):
+        _refuse(name, owner, "a torch.Tensor", _shown(value), TypeError)
+    if dtype is not None and not _dtype_is(value.dtype, dtype):
+        wanted = _DTYPE_KINDS[dtype] if isinstance(dtype, str) else f"a {dtype} tensor"
+        _refuse(name, owner, wanted, f"dtype {value.dtype}", TypeError)
+    if ndim is not None and value.dim() not in (ndim if isinstance(ndim, tuple) else (ndim,)):
+        allowed = " or ".join(f"{n}D" for n in (ndim if isinstance(ndim, tuple) else (ndim,)))
+        _refuse(name, owner, f"a {allowed} tensor", f"shape {tuple(value.shape)}")
+    if shape is not None and not _shape_is(tuple(value.shape), tuple(shape)):
+        _refuse(name, owner, f"a tensor of shape {_shape_text(tuple(shape))}", f"shape {tuple(value.shape)}")
     return value
 
 
