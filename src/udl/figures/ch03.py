@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from udl import style
+from udl import drawing, style
 from udl.nn.activations import relu
 from udl.registry import Check, Result, figure
 
@@ -44,26 +44,7 @@ def _(r):
 
 
 # --------------------------------------------------------------------------- diagrams (drawing only)
-def _node(ax, xy, text, *, color="white", edge="black", r=0.2, fontsize=9, textcolor="black"):
-    from matplotlib.patches import Circle
-
-    ax.add_patch(Circle(xy, r, facecolor=color, edgecolor=edge, lw=1.0, zorder=3))
-    ax.text(*xy, text, ha="center", va="center", fontsize=fontsize, color=textcolor, zorder=4)
-
-
-def _arrow(ax, start, end, *, color="black", lw=1.0, r=0.2, ls="-"):
-    """One arrow between two node centres, trimmed to the circles; returns the patch."""
-    from matplotlib.patches import FancyArrowPatch
-
-    (x0, y0), (x1, y1) = start, end
-    length = float(np.hypot(x1 - x0, y1 - y0))
-    ux, uy = (x1 - x0) / length, (y1 - y0) / length
-    patch = FancyArrowPatch((x0 + r * ux, y0 + r * uy), (x1 - r * ux, y1 - r * uy), arrowstyle="-|>",
-                            mutation_scale=9, color=color, lw=lw, ls=ls, zorder=2)
-    ax.add_patch(patch)
-    return patch
-
-
+NODE_R = 0.2  # the radius of a unit's circle; arrows stop at its edge
 _LABEL_BOX = dict(fc="white", ec="none", pad=0.3)
 
 
@@ -119,7 +100,7 @@ def _(r):
     ax = axes[0]
     for s, t, name, k in zip(src, dst, sym, kind):
         color = style.DATA if k == "intercept" else style.TRUTH
-        _arrow(ax, pos[s], pos[t], color=color)
+        drawing.arrow(ax, pos[s], pos[t], color=color, trim=NODE_R, head=9, zorder=2)
         (x0, y0), (x1, y1) = pos[s], pos[t]
         # labels where the arrows fan out: intercepts near their targets, slopes near their sources
         f = 0.72 if (k == "intercept" and t.startswith("h")) else 0.38 if t.startswith("h") else 0.45
@@ -128,14 +109,15 @@ def _(r):
     for name, xy in pos.items():
         bias = name.startswith("1_")
         label = "1" if bias else f"${name[0]}_{{{name[1:]}}}$" if len(name) > 1 else f"${name}$"
-        _node(ax, xy, label, color=style.DATA if bias else "white", edge=style.DATA if bias else "black")
+        drawing.node(ax, xy, label, r=NODE_R, face=style.DATA if bias else "white",
+                     edge=style.DATA if bias else "black")
     # panel b: the usual simplified drawing, slopes only
     ax = axes[1]
     for s, t, k in zip(src, dst, kind):
         if k == "slope":
-            _arrow(ax, pos[s], pos[t])
+            drawing.arrow(ax, pos[s], pos[t], trim=NODE_R, head=9, zorder=2)
     for name in inputs + hidden + outputs:
-        _node(ax, pos[name], f"${name[0]}_{{{name[1:]}}}$" if len(name) > 1 else f"${name}$")
+        drawing.node(ax, pos[name], r=NODE_R, text=f"${name[0]}_{{{name[1:]}}}$" if len(name) > 1 else f"${name}$")
     for ax in axes:
         ax.set_aspect("equal")
         ax.set_xlim(-0.5, 3.7)
@@ -277,21 +259,21 @@ def _(r):
     scale = max(np.abs(a["theta"]).max(), np.abs(a["phi"]).max())
     for d, h in enumerate(hs.values()):
         for i, x in enumerate(xs.values()):
-            _arrow(ax, x, h, lw=0.3 + 2.0 * abs(a["theta"][d, i]) / scale)
+            drawing.arrow(ax, x, h, lw=0.3 + 2.0 * abs(a["theta"][d, i]) / scale, trim=NODE_R, head=9, zorder=2)
         for j, y in enumerate(ys.values()):
-            _arrow(ax, h, y, lw=0.3 + 2.0 * abs(a["phi"][j, d]) / scale)
+            drawing.arrow(ax, h, y, lw=0.3 + 2.0 * abs(a["phi"][j, d]) / scale, trim=NODE_R, head=9, zorder=2)
     for i, (name, xy) in enumerate(xs.items()):
-        _node(ax, xy, f"$x_{i + 1}$")
+        drawing.node(ax, xy, f"$x_{i + 1}$", r=NODE_R)
         ax.text(xy[0] - 0.3, xy[1], f"{m['x'][i]:+.2f}", ha="right", va="center", fontsize=8)
     for d, xy in enumerate(hs.values()):
         clipped = m["pre_activations"][d] <= 0
-        _node(ax, xy, f"$h_{d + 1}$", color=style.REGION if clipped else "white")
+        drawing.node(ax, xy, f"$h_{d + 1}$", r=NODE_R, face=style.REGION if clipped else "white")
         ax.text(xy[0] - 0.28, xy[1] + 0.22, f"{m['pre_activations'][d]:+.2f}", ha="right", va="bottom",
                 fontsize=8, color=style.EXTRA[0], zorder=5, bbox=_LABEL_BOX)
         ax.text(xy[0] + 0.28, xy[1] + 0.22, f"{m['activations'][d]:.2f}", ha="left", va="bottom",
                 fontsize=8, color=style.MODEL, zorder=5, bbox=_LABEL_BOX)
     for j, (name, xy) in enumerate(ys.items()):
-        _node(ax, xy, f"$y_{j + 1}$")
+        drawing.node(ax, xy, f"$y_{j + 1}$", r=NODE_R)
         ax.text(xy[0] + 0.3, xy[1], f"{m['y'][j]:+.2f}", ha="left", va="center", fontsize=8)
     top = (d_hidden - 1) / 2 + 0.8
     for x0, words in ((0.0, "input layer"), (2.4, "hidden layer"), (4.8, "output layer")):

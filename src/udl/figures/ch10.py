@@ -7,7 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from udl import style
+from udl import drawing, style
+from udl.analysis.compare import max_difference
 from udl.analysis.receptive_field import (gradient_support, input_sensitivity, layer_geometry,
                                           receptive_field_interval, receptive_field_sizes, support_interval)
 from udl.nn.conv import Conv1d, Conv2d, conv1d, conv2d, conv_output_length, dilate_kernel
@@ -27,10 +28,6 @@ def _kernel(rng, k) -> torch.Tensor:
     return torch.as_tensor(w, dtype=torch.float64)
 
 
-def _max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
-    return (a - b).abs().max().item()
-
-
 def _random_conv1d_diffs(run, n_random: int, offset: int) -> float:
     """Largest |udl conv1d - F.conv1d| over random inputs and settings."""
     g = run.generator(offset)
@@ -43,8 +40,8 @@ def _random_conv1d_diffs(run, n_random: int, offset: int) -> float:
         w = torch.randn(c_out, c_in, k, generator=g, dtype=torch.float64)
         b = torch.randn(c_out, generator=g, dtype=torch.float64)
         p = t % 3
-        worst = max(worst, _max_diff(conv1d(x, w, b, stride=s, padding=p, dilation=d),
-                                     F.conv1d(x, w, b, stride=s, padding=p, dilation=d)))
+        worst = max(worst, max_difference(conv1d(x, w, b, stride=s, padding=p, dilation=d),
+                                          F.conv1d(x, w, b, stride=s, padding=p, dilation=d)))
     return worst
 
 
@@ -53,36 +50,12 @@ def _fmt(v: float) -> str:
     return f"{v:.0f}" if float(v).is_integer() else f"{v:.3g}"
 
 
-def _cell(ax, x, y, text="", *, face="white", edge="black", ls="-", size=0.84, fontsize=8, lw=0.9):
-    from matplotlib.patches import Rectangle
-
-    ax.add_patch(Rectangle((x - size / 2, y - size / 2), size, size, facecolor=face, edgecolor=edge, lw=lw, ls=ls,
-                           zorder=2))
-    if text != "":
-        ax.text(x, y, text, ha="center", va="center", fontsize=fontsize, zorder=3)
-
-
 def _link(ax, start, end, *, color="black", lw=0.9, label=None, at=0.35):
     (x0, y0), (x1, y1) = start, end
     ax.plot([x0, x1], [y0 + 0.42, y1 - 0.42], color=color, lw=lw, zorder=1)
     if label:
         ax.text(x0 + at * (x1 - x0), y0 + 0.42 + at * (y1 - y0 - 0.84), label, fontsize=7, ha="center",
                 va="center", color=color, zorder=4, bbox=dict(fc="white", ec="none", pad=0.2))
-
-
-def _frame(ax, xlim, ylim):
-    ax.set_xlim(*xlim)
-    ax.set_ylim(*ylim)
-    ax.set_aspect("equal")
-    ax.axis("off")
-
-
-def _light(color: str, amount: float) -> tuple:
-    """``color`` mixed with white: amount 0 is white, 1 the full colour."""
-    from matplotlib.colors import to_rgb
-
-    rgb = np.array(to_rgb(color))
-    return tuple(1 - amount * (1 - rgb))
 
 
 def _conv_panel(ax, x, z, z_at, out_index, *, k, stride=1, dilation=1, padding=0, title="", tap_labels=None):
@@ -96,20 +69,20 @@ def _conv_panel(ax, x, z, z_at, out_index, *, k, stride=1, dilation=1, padding=0
     taps = [lo + dilation * j for j in range(k)]
     for i in range(-padding, n + padding):
         if 0 <= i < n:
-            face = _light(style.DATA, 0.8) if i in taps else "white"
-            _cell(ax, i, 0, _fmt(x[i]), face=face)
+            face = drawing.light(style.DATA, 0.8) if i in taps else "white"
+            drawing.cell(ax, i, 0, _fmt(x[i]), face=face)
             ax.text(i, -0.75, f"$x_{{{i + 1}}}$", ha="center", va="center", fontsize=8)
         else:
-            _cell(ax, i, 0, "0", face=_light(style.REGION, 0.5) if i in taps else "white", ls="--",
-                  edge=style.REGION)
+            drawing.cell(ax, i, 0, "0", face=drawing.light(style.REGION, 0.5) if i in taps else "white", ls="--",
+                         edge=style.REGION)
     for i, (zi, xi) in enumerate(zip(z, z_at)):
-        face = _light(style.MODEL, 0.8) if i == out_index else "white"
-        _cell(ax, xi, 2.0, _fmt(zi), face=face)
+        face = drawing.light(style.MODEL, 0.8) if i == out_index else "white"
+        drawing.cell(ax, xi, 2.0, _fmt(zi), face=face)
         ax.text(xi, 2.75, f"$z_{{{i + 1}}}$", ha="center", va="center", fontsize=8)
     for j, t in enumerate(taps):
         label = tap_labels[j] if tap_labels else f"$\\omega_{{{j + 1}}}$"
         _link(ax, (t, 0), (z_at[out_index], 2.0), color=style.TRUTH, label=label)
-    _frame(ax, (-padding - 0.7, n + padding - 0.3), (-1.1, 3.1))
+    drawing.frame(ax, (-padding - 0.7, n + padding - 0.3), (-1.1, 3.1))
     if title:
         ax.set_title(title, fontsize=9)
 
@@ -136,8 +109,8 @@ def conv_kernel_three(p, run):
     return Result(
         metrics={"n": p.n, "omega": omega.tolist(),
                  "length_zero_padded": z_same.shape[-1], "length_valid": z_valid.shape[-1],
-                 "max_abs_diff_padded": _max_diff(z_same, F.conv1d(xb, wb, padding=1)),
-                 "max_abs_diff_valid": _max_diff(z_valid, F.conv1d(xb, wb)),
+                 "max_abs_diff_padded": max_difference(z_same, F.conv1d(xb, wb, padding=1)),
+                 "max_abs_diff_valid": max_difference(z_valid, F.conv1d(xb, wb)),
                  "max_abs_diff_random": _random_conv1d_diffs(run, p.n_random, 1),
                  "z2_minus_hand": abs(z_same[0, 0, 1].item() - hand["z2"].item()),
                  "z3_minus_hand": abs(z_same[0, 0, 2].item() - hand["z3"].item()),
@@ -200,17 +173,17 @@ def stride_kernel_dilation(p, run):
         metrics[f"{name}_torch_length"] = ref.shape[-1]
         metrics[f"{name}_formula_length"] = conv_output_length(p.n, len(c["w"]), c["stride"], c["padding"],
                                                                c["dilation"])
-        metrics[f"{name}_max_abs_diff_torch"] = _max_diff(z, ref)
+        metrics[f"{name}_max_abs_diff_torch"] = max_difference(z, ref)
         arrays[f"z_{name}"] = z[0, 0].numpy()
     holes = dilate_kernel(omega3.view(1, 1, 3), 2)  # [ω1, 0, ω2, 0, ω3]
     metrics["dilated_kernel"] = holes.flatten().tolist()
-    metrics["dilated_vs_zero_inserted"] = _max_diff(conv1d(xb, omega3.view(1, 1, 3), padding=2, dilation=2),
-                                                    conv1d(xb, holes, padding=2))
+    metrics["dilated_vs_zero_inserted"] = max_difference(conv1d(xb, omega3.view(1, 1, 3), padding=2, dilation=2),
+                                                         conv1d(xb, holes, padding=2))
     g = run.generator(7)  # the same identity on random real numbers
     xr, wr = torch.randn(4, 3, 30, generator=g, dtype=torch.float64), torch.randn(2, 3, 3, generator=g,
                                                                                   dtype=torch.float64)
-    metrics["dilated_vs_zero_inserted_random"] = _max_diff(conv1d(xr, wr, dilation=3),
-                                                           conv1d(xr, dilate_kernel(wr, 3)))
+    metrics["dilated_vs_zero_inserted_random"] = max_difference(conv1d(xr, wr, dilation=3),
+                                                                conv1d(xr, dilate_kernel(wr, 3)))
     metrics["max_abs_diff_random"] = _random_conv1d_diffs(run, p.n_random, 2)
     return Result(metrics=metrics, arrays=arrays)
 
@@ -286,10 +259,10 @@ def channels(p, run):
                  "parameters2": sum(q.numel() for q in layer2.parameters()),
                  "grad_norm_channel1": grad[0, 0].abs().sum().item(),
                  "grad_norm_channel2": grad[0, 1].abs().sum().item(),
-                 "grad_vs_kernel": _max_diff(grad[0, :, unit - 1:unit + 2], layer2.weight[0]),
+                 "grad_vs_kernel": max_difference(grad[0, :, unit - 1:unit + 2], layer2.weight[0]),
                  "grad_outside_window": grad[0].abs().sum().item() - grad[0, :, unit - 1:unit + 2].abs().sum().item(),
                  "bump_effect_channel1": effect[0], "bump_effect_channel2": effect[1],
-                 "layer2_max_abs_diff_torch": _max_diff(h2, ref)},
+                 "layer2_max_abs_diff_torch": max_difference(h2, ref)},
         arrays={"x": x[0, 0].numpy(), "h1": h1.detach()[0].numpy(), "h2": h2.detach()[0].numpy(),
                 "w1": layer1.weight.detach()[:, 0].numpy(), "w2": layer2.weight.detach()[0].numpy()})
 
@@ -303,30 +276,31 @@ def _(r):
     fig, axes = style.subplots(1, 3, width=3.0, height=2.6)
     for c, ax in enumerate(axes[:2]):  # a, b: each channel from its own kernel
         for i in range(n):
-            _cell(ax, i, 0, _fmt(x[i]), face=_light(style.DATA, 0.8) if abs(i - unit) <= 1 else "white")
-            _cell(ax, i, 2.2, f"{h1[c, i]:.2f}", face=_light(style.MODEL, 0.8) if i == unit else "white",
-                  fontsize=6.5)
+            drawing.cell(ax, i, 0, _fmt(x[i]), face=drawing.light(style.DATA, 0.8) if abs(i - unit) <= 1 else "white")
+            drawing.cell(ax, i, 2.2, f"{h1[c, i]:.2f}", face=drawing.light(style.MODEL, 0.8) if i == unit else "white",
+                         fontsize=6.5)
             ax.text(i, 2.95, f"$h_{{{i + 1 + c * n}}}$", ha="center", fontsize=7)
         for j in range(3):
             _link(ax, (unit - 1 + j, 0), (unit, 2.2), label=f"$\\omega_{{{j + 1 + 3 * c}}}$", at=0.3)
         ax.text(-0.9, 0, "x", ha="center", va="center", fontsize=9)
         ax.text(-0.9, 2.2, f"ch {c + 1}", ha="center", va="center", fontsize=8)
-        _frame(ax, (-1.5, n - 0.4), (-0.8, 3.4))
+        drawing.frame(ax, (-1.5, n - 0.4), (-0.8, 3.4))
         weights = ", ".join(f"{v:.2f}" for v in a["w1"][c])
         ax.set_title(f"channel {c + 1} of $H_1$: ω = [{weights}]", fontsize=8)
     ax = axes[2]  # c: H1 (two rows) into one output channel
     for c in range(2):
         for i in range(n):
-            _cell(ax, i, c * 1.0, f"{h1[1 - c, i]:.2f}",
-                  face=_light(style.DATA, 0.8) if abs(i - unit) <= 1 else "white", fontsize=6.5)
+            drawing.cell(ax, i, c * 1.0, f"{h1[1 - c, i]:.2f}",
+                         face=drawing.light(style.DATA, 0.8) if abs(i - unit) <= 1 else "white", fontsize=6.5)
         ax.text(-0.9, c * 1.0, f"ch {2 - c}", ha="center", va="center", fontsize=8)
     for i in range(n):
-        _cell(ax, i, 3.0, f"{h2[0, i]:.2f}", face=_light(style.MODEL, 0.8) if i == unit else "white", fontsize=6.5)
+        drawing.cell(ax, i, 3.0, f"{h2[0, i]:.2f}", face=drawing.light(style.MODEL, 0.8) if i == unit else "white",
+                     fontsize=6.5)
     for c in range(2):
         for j in range(3):
             _link(ax, (unit - 1 + j, c * 1.0), (unit, 3.0), color=style.TRUTH if c else style.REGION)
     ax.text(-0.9, 3.0, "$H_2$", ha="center", va="center", fontsize=9)
-    _frame(ax, (-1.5, n - 0.4), (-0.8, 3.7))
+    drawing.frame(ax, (-1.5, n - 0.4), (-0.8, 3.7))
     ax.set_title(f"$H_2$ weighs both channels: ω {tuple(r.metrics['weight2_shape'])}", fontsize=9)
     style.panel_labels(axes)
     return fig
@@ -421,7 +395,7 @@ def _(r):
         peak = sens.max() if sens.max() > 0 else 1.0
         for i in range(n):
             shade = 0.25 + 0.75 * sens[i] / peak if sens[i] > 0 else 0.0
-            _cell(ax, i, 0, face=_light(style.DATA, shade))
+            drawing.cell(ax, i, 0, face=drawing.light(style.DATA, shade))
         ax.text(-1.1, 0, "x", ha="center", va="center", fontsize=9)
         unit = m["units"][depth - 1]
         for layer in range(1, depth + 1):
@@ -430,15 +404,15 @@ def _(r):
             feed = a[f"feed{depth}_{layer}"] if layer < depth else None
             for i, c in enumerate(centres):
                 if layer == depth:
-                    face = _light(style.MODEL, 0.9) if i == unit else "white"
+                    face = drawing.light(style.MODEL, 0.9) if i == unit else "white"
                 else:
-                    face = _light(style.REGION, 0.9) if feed[0] <= i <= feed[1] else "white"
-                _cell(ax, c, y, face=face, size=0.84 if len(centres) == n else 1.3)
+                    face = drawing.light(style.REGION, 0.9) if feed[0] <= i <= feed[1] else "white"
+                drawing.cell(ax, c, y, face=face, size=0.84 if len(centres) == n else 1.3)
             ax.text(-1.1, y, f"$H_{layer}$", ha="center", va="center", fontsize=9)
         lo, hi = m["measured_intervals"][depth - 1]
         ax.plot([lo - 0.45, hi + 0.45], [-0.75, -0.75], color=style.DATA, lw=2)
         ax.text((lo + hi) / 2, -1.15, f"{m['measured_sizes'][depth - 1]} inputs", ha="center", va="top", fontsize=8)
-        _frame(ax, (-1.7, n - 0.3), (-1.7, gap * depth_max + 0.7))
+        drawing.frame(ax, (-1.7, n - 0.3), (-1.7, gap * depth_max + 0.7))
         ax.set_title(f"field of $H_{depth}$", fontsize=9)
     style.panel_labels(axes)
     return fig
@@ -462,19 +436,6 @@ def _(r):
 
 
 # --------------------------------------------------------------------------- 10.9
-def _grid(ax, values=None, *, origin=(0.0, 0.0), faces=None, edges=None, styles=None, fmt=_fmt, fontsize=8,
-          size=0.9):
-    """Cells of a 2D array, row 0 at the top, with ``origin`` the centre of cell (0, 0)."""
-    rows, cols = (values.shape if values is not None else faces.shape[:2])
-    for i in range(rows):
-        for j in range(cols):
-            text = fmt(values[i, j]) if values is not None else ""
-            face = faces[i][j] if faces is not None else "white"
-            edge = edges[i][j] if edges is not None else "black"
-            ls = styles[i][j] if styles is not None else "-"
-            _cell(ax, origin[0] + j, origin[1] - i, text, face=face, edge=edge, ls=ls, fontsize=fontsize, size=size)
-
-
 @figure("10.9", title="2D convolutional layer",
         caption="Each output h_ij of a 3 x 3 convolutional layer is a weighted sum of the nine nearest inputs plus a "
                 "bias, passed through a ReLU. a) h23 (cyan) depends exactly on x12..x34 (orange: inputs with a "
@@ -513,14 +474,14 @@ def conv2d_layer(p, run):
         # h_23 = β + Σ_m Σ_n ω_mn x_(2+m-2, 3+n-2)  (UDL eq. 10.6, 1-based; padded index shifts by one)
         hand = beta + sum(omega[m, n] * xp[1 + m, 2 + n] for m in range(3) for n in range(3))
         metrics["h23_minus_hand"] = abs(z[0, 0, 1, 2].item() - hand.item())
-        metrics["max_abs_diff_torch"] = _max_diff(z, F.conv2d(x, layer.weight, layer.bias, padding=1))
+        metrics["max_abs_diff_torch"] = max_difference(z, F.conv2d(x, layer.weight, layer.bias, padding=1))
         g, worst = run.generator(2), 0.0
         for t in range(p.n_random):
             k, s, d, pad = 1 + t % 4, 1 + t % 2, 1 + (t // 2) % 2, t % 3
             xr = torch.randn(2, 3, 9 + t % 4, 8 + t % 3, generator=g, dtype=torch.float64)
             wr = torch.randn(2, 3, k, k, generator=g, dtype=torch.float64)
-            worst = max(worst, _max_diff(conv2d(xr, wr, stride=s, padding=pad, dilation=d),
-                                         F.conv2d(xr, wr, stride=s, padding=pad, dilation=d)))
+            worst = max(worst, max_difference(conv2d(xr, wr, stride=s, padding=pad, dilation=d),
+                                              F.conv2d(xr, wr, stride=s, padding=pad, dilation=d)))
         metrics["max_abs_diff_random"] = worst
     metrics["output_shape"] = list(z.shape[2:])
     return Result(metrics=metrics, arrays=arrays)
@@ -534,17 +495,18 @@ def _(r):
     for k, ax in enumerate(axes.flat):
         i, j = m["units"][k]
         sens = a[f"sensitivity{k}"]
-        faces = [[_light(style.DATA, 0.3 + 0.7 * sens[y, x] / sens.max()) if sens[y, x] > 0 else "white"
+        faces = [[drawing.light(style.DATA, 0.3 + 0.7 * sens[y, x] / sens.max()) if sens[y, x] > 0 else "white"
                   for x in range(w)] for y in range(h)]
-        _grid(ax, origin=(0, 0), faces=np.array(faces, dtype=object))
+        drawing.grid(ax, None, (0, 0), faces=np.array(faces, dtype=object), size=0.9)
         for y in range(-1, h + 1):  # the padding ring, dashed where the kernel reaches it
             for x in range(-1, w + 1):
                 if (0 <= y < h and 0 <= x < w) or abs(y - (i - 1)) > 1 or abs(x - (j - 1)) > 1:
                     continue
-                _cell(ax, x, -y, "0", face=_light(style.REGION, 0.5), edge=style.REGION, ls="--", size=0.9)
-        out = [[_light(style.MODEL, 0.9) if (y, x) == (i - 1, j - 1) else "white" for x in range(w)]
+                drawing.cell(ax, x, -y, "0", face=drawing.light(style.REGION, 0.5), edge=style.REGION, ls="--",
+                             size=0.9)
+        out = [[drawing.light(style.MODEL, 0.9) if (y, x) == (i - 1, j - 1) else "white" for x in range(w)]
                for y in range(h)]
-        _grid(ax, origin=(w + 2.5, 0), faces=np.array(out, dtype=object))
+        drawing.grid(ax, None, (w + 2.5, 0), faces=np.array(out, dtype=object), size=0.9)
         ax.annotate("", xy=(w + 1.8, -(h - 1) / 2), xytext=(w + 0.3, -(h - 1) / 2),
                     arrowprops=dict(arrowstyle="-|>", color="black", lw=1))
         rows, cols = m["support_rows"][k], m["support_cols"][k]
@@ -552,7 +514,7 @@ def _(r):
                      f"({m['support_counts'][k]} inputs)", fontsize=9)
         ax.text((w - 1) / 2, -h - 0.75, "input x", ha="center", va="center", fontsize=8)
         ax.text(w + 2.5 + (w - 1) / 2, -h - 0.75, "output h", ha="center", va="center", fontsize=8)
-        _frame(ax, (-1.7, 2 * w + 2.2), (-h - 1.1, 1.7))
+        drawing.frame(ax, (-1.7, 2 * w + 2.2), (-h - 1.1, 1.7))
     style.panel_labels(axes)
     return fig
 
@@ -620,8 +582,8 @@ def rgb_convolution(p, run):
                  "formula_shape": [conv_output_length(height, 3, 1, 1), conv_output_length(width, 3, 1, 1)],
                  "formula_valid_shape": [conv_output_length(height, 3, 1, "valid"),
                                          conv_output_length(width, 3, 1, "valid")],
-                 "max_abs_diff_torch": _max_diff(h, F.conv2d(x, omega, beta, padding=1)),
-                 "max_abs_diff_torch_valid": _max_diff(valid, F.conv2d(x, omega, beta)),
+                 "max_abs_diff_torch": max_difference(h, F.conv2d(x, omega, beta, padding=1)),
+                 "max_abs_diff_torch_valid": max_difference(valid, F.conv2d(x, omega, beta)),
                  "patch_sum_minus_output": [abs((omega[o] * patch).sum().item() + beta[o].item()
                                                 - h[0, o, i, j].item()) for o in range(len(_KERNELS))],
                  "edge_response_flat_image": flat[0, 1:3].abs().max().item(),
@@ -722,10 +684,10 @@ def downsampling(p, run):
         metrics[f"example_{name}_minus_hand"] = float(np.abs(o - h).max())
         metrics[f"example_{name}_shape"] = list(o.shape)
     for name in outs:
-        metrics[f"photo_{name}_minus_torch"] = _max_diff(outs[name], refs[name])
+        metrics[f"photo_{name}_minus_torch"] = max_difference(outs[name], refs[name])
         metrics[f"photo_{name}_shape"] = list(outs[name].shape[1:])
-    metrics["example_max_minus_torch"] = _max_diff(max_pool2d(x), F.max_pool2d(x, 2))
-    metrics["example_mean_minus_torch"] = _max_diff(mean_pool2d(x), F.avg_pool2d(x, 2))
+    metrics["example_max_minus_torch"] = max_difference(max_pool2d(x), F.max_pool2d(x, 2))
+    metrics["example_mean_minus_torch"] = max_difference(mean_pool2d(x), F.avg_pool2d(x, 2))
     arrays = {"example": a, "subsample": ours[0], "max": ours[1], "mean": ours[2],
               "photo": photo[0].permute(1, 2, 0).numpy()}
     arrays.update({f"photo_{k}": v[0].permute(1, 2, 0).numpy() for k, v in outs.items()})
@@ -736,7 +698,7 @@ _BLOCK_COLOURS = (style.DATA, style.MODEL, style.EXTRA[0], style.EXTRA[1])
 
 
 def _block_faces(rows, cols, f=2, amount=0.35):
-    return np.array([[_light(_BLOCK_COLOURS[(i // f) * (cols // f) + j // f], amount) for j in range(cols)]
+    return np.array([[drawing.light(_BLOCK_COLOURS[(i // f) * (cols // f) + j // f], amount) for j in range(cols)]
                      for i in range(rows)], dtype=object)
 
 
@@ -748,16 +710,17 @@ def _(r):
     faces = _block_faces(4, 4)
     edges = np.full((4, 4), "black", dtype=object)
     ax = axes[0, 0]
-    _grid(ax, ex, faces=faces, edges=edges)
+    drawing.grid(ax, ex, faces=faces, edges=edges, fmt=_fmt, size=0.9)
     for i in range(0, 4, 2):  # the values sub-sampling keeps
         for j in range(0, 4, 2):
-            _cell(ax, j, -i, _fmt(ex[i, j]), face=_light(_BLOCK_COLOURS[(i // 2) * 2 + j // 2], 0.8), lw=2.0)
-    _frame(ax, (-0.6, 3.6), (-3.6, 0.6))
+            drawing.cell(ax, j, -i, _fmt(ex[i, j]), face=drawing.light(_BLOCK_COLOURS[(i // 2) * 2 + j // 2], 0.8),
+                         lw=2.0)
+    drawing.frame(ax, (-0.6, 3.6), (-3.6, 0.6))
     ax.set_title("input", fontsize=9)
     for ax, name, title in zip(axes[0, 1:], ("subsample", "max", "mean"), ("sub-sampling", "max pooling",
                                                                           "mean pooling")):
-        _grid(ax, a[name], origin=(1.0, -1.0), faces=_block_faces(2, 2, f=1, amount=0.8))
-        _frame(ax, (-0.6, 3.6), (-3.6, 0.6))
+        drawing.grid(ax, a[name], (1.0, -1.0), faces=_block_faces(2, 2, f=1, amount=0.8), fmt=_fmt, size=0.9)
+        drawing.frame(ax, (-0.6, 3.6), (-3.6, 0.6))
         ax.set_title(title, fontsize=9)
     f = r.metrics["photo_factor"]
     for ax, name, title in zip(axes[1], ("photo", "photo_subsample", "photo_max", "photo_mean"),
@@ -808,13 +771,13 @@ def upsampling(p, run):
     nonzero = up["unpool"].flatten().nonzero().flatten()
     metrics = {"example": a.tolist(), "pooled": pooled[0, 0].tolist(), "pool_indices": sorted(idx.flatten().tolist()),
                "unpool_nonzero_positions": nonzero.tolist(),
-               "unpool_values_at_indices_minus_pooled": _max_diff(up["unpool"].flatten()[idx.flatten()],
-                                                                  pooled.flatten()),
-               "unpool_equals_input_at_maxima": _max_diff(up["unpool"].flatten()[nonzero], x.flatten()[nonzero]),
-               "example_nearest_block_error": _max_diff(up["nearest"][0, 0].view(2, 2, 2, 2),
-                                                        pooled[0, 0][:, None, :, None].expand(2, 2, 2, 2)),
-               "example_bilinear_minus_torch": _max_diff(up["bilinear"], F.interpolate(pooled, scale_factor=2,
-                                                                                       mode="bilinear"))}
+               "unpool_values_at_indices_minus_pooled": max_difference(up["unpool"].flatten()[idx.flatten()],
+                                                                       pooled.flatten()),
+               "unpool_equals_input_at_maxima": max_difference(up["unpool"].flatten()[nonzero], x.flatten()[nonzero]),
+               "example_nearest_block_error": max_difference(up["nearest"][0, 0].view(2, 2, 2, 2),
+                                                             pooled[0, 0][:, None, :, None].expand(2, 2, 2, 2)),
+               "example_bilinear_minus_torch": max_difference(up["bilinear"], F.interpolate(pooled, scale_factor=2,
+                                                                                            mode="bilinear"))}
     # the photograph: max pool by f (with indices), then back up by f
     rgb = _photo_tensor(p.downscale)  # (1, 3, H, W)
     photo = (torch.tensor(_LUMA)[None, :, None, None] * rgb).sum(1, keepdim=True)  # grey: (1, 1, H, W)
@@ -833,16 +796,17 @@ def upsampling(p, run):
         "photo_shape": list(photo.shape[1:]), "photo_factor": f,
         "photo_upsampled_shapes": [list(v.shape[1:]) for v in photo_up.values()],
         "photo_unpool_nonzero_off_maxima": int((flat_up[~kept] != 0).sum()),
-        "photo_unpool_minus_input_at_maxima": _max_diff(flat_up[kept], photo.flatten(2)[kept]),
-        "photo_unpool_minus_torch": _max_diff(photo_up["unpool"], F.max_unpool2d(small, where, f, output_size=size)),
-        "photo_nearest_block_error": _max_diff(blocks, small[:, :, :, None, :, None].expand_as(blocks)),
-        "photo_nearest_minus_torch": _max_diff(photo_up["nearest"], F.interpolate(small, scale_factor=f,
-                                                                                  mode="nearest")),
-        "photo_bilinear_minus_torch": _max_diff(photo_up["bilinear"], F.interpolate(
+        "photo_unpool_minus_input_at_maxima": max_difference(flat_up[kept], photo.flatten(2)[kept]),
+        "photo_unpool_minus_torch": max_difference(photo_up["unpool"],
+                                                   F.max_unpool2d(small, where, f, output_size=size)),
+        "photo_nearest_block_error": max_difference(blocks, small[:, :, :, None, :, None].expand_as(blocks)),
+        "photo_nearest_minus_torch": max_difference(photo_up["nearest"], F.interpolate(small, scale_factor=f,
+                                                                                       mode="nearest")),
+        "photo_bilinear_minus_torch": max_difference(photo_up["bilinear"], F.interpolate(
             small, scale_factor=f, mode="bilinear", align_corners=False)),
-        "photo_bilinear_corners_minus_torch": _max_diff(upsample_bilinear(small, f, align_corners=True),
-                                                        F.interpolate(small, scale_factor=f, mode="bilinear",
-                                                                      align_corners=True))})
+        "photo_bilinear_corners_minus_torch": max_difference(upsample_bilinear(small, f, align_corners=True),
+                                                             F.interpolate(small, scale_factor=f, mode="bilinear",
+                                                                           align_corners=True))})
     arrays = {"example": a, "pooled": pooled[0, 0].numpy(), "indices": idx[0, 0].numpy(),
               **{k: v[0, 0].numpy() for k, v in up.items()},
               "photo": photo[0, 0].numpy(), "photo_small": small[0, 0].numpy(),
@@ -857,15 +821,16 @@ def _(r):
     faces4 = _block_faces(4, 4, amount=0.25)
     maxima = {int(v) for v in a["indices"].flatten()}
     ax = axes[0, 0]
-    _grid(ax, a["example"], faces=faces4)
+    drawing.grid(ax, a["example"], faces=faces4, fmt=_fmt, size=0.9)
     for k in maxima:  # where the maxima were
         i, j = divmod(k, 4)
-        _cell(ax, j, -i, _fmt(a["example"][i, j]), face=_light(_BLOCK_COLOURS[(i // 2) * 2 + j // 2], 0.8), lw=2.0)
-    _frame(ax, (-0.6, 3.6), (-3.6, 0.6))
+        drawing.cell(ax, j, -i, _fmt(a["example"][i, j]),
+                     face=drawing.light(_BLOCK_COLOURS[(i // 2) * 2 + j // 2], 0.8), lw=2.0)
+    drawing.frame(ax, (-0.6, 3.6), (-3.6, 0.6))
     ax.set_title("before max pooling", fontsize=9)
     ax = axes[0, 1]
-    _grid(ax, a["pooled"], origin=(1.0, -1.0), faces=_block_faces(2, 2, f=1, amount=0.8))
-    _frame(ax, (-0.6, 3.6), (-3.6, 0.6))
+    drawing.grid(ax, a["pooled"], (1.0, -1.0), faces=_block_faces(2, 2, f=1, amount=0.8), fmt=_fmt, size=0.9)
+    drawing.frame(ax, (-0.6, 3.6), (-3.6, 0.6))
     ax.set_title("input (2 x 2)", fontsize=9)
     for ax, name, title in zip(axes[0, 2:], ("nearest", "unpool", "bilinear"),
                                ("duplication", "max unpooling", "bilinear")):
@@ -874,9 +839,9 @@ def _(r):
         if name == "unpool":
             for k in maxima:
                 i, j = divmod(k, 4)
-                faces[i, j] = _light(_BLOCK_COLOURS[(i // 2) * 2 + j // 2], 0.8)
-        _grid(ax, values, faces=faces)
-        _frame(ax, (-0.6, 3.6), (-3.6, 0.6))
+                faces[i, j] = drawing.light(_BLOCK_COLOURS[(i // 2) * 2 + j // 2], 0.8)
+        drawing.grid(ax, values, faces=faces, fmt=_fmt, size=0.9)
+        drawing.frame(ax, (-0.6, 3.6), (-3.6, 0.6))
         ax.set_title(title, fontsize=9)
     f = r.metrics["photo_factor"]
     for ax, name, title in zip(axes[1], ("photo", "photo_small", "photo_nearest", "photo_unpool", "photo_bilinear"),

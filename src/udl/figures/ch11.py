@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from udl import style
+from udl import drawing, style
 from udl.analysis.receptive_field import gradient_support, support_interval
 from udl.data.images import load_photo
 from udl.models.densenet import DenseBlock, Transition
@@ -196,24 +196,25 @@ def resnet_blocks(p, run):
                   notes="" if c == 256 else f"C = {c}, B = {b} (the book's example is C = 256, B = 64).")
 
 
-def _block_diagram(ax, input_shape, layers, shapes, params, title):
-    from matplotlib.patches import FancyArrowPatch
+_BLOCK_STYLE = "round,pad=0.02,rounding_size=0.1"  # the layer boxes of figs. 11.7 and 11.8
 
+
+def _block_diagram(ax, input_shape, layers, shapes, params, title):
     n = len(layers)
     ys = np.arange(n + 1)[::-1] * 1.0  # input at the top
     colours = {"batch norm": style.REGION, "ReLU": "#E0E0E0"}
-    _box(ax, 0, ys[0], f"input  {_shape(input_shape)}", _light(style.DATA, 0.45))
+    box = dict(edge="0.2", boxstyle=_BLOCK_STYLE, zorder=2, fontsize=7.5)
+    drawing.box(ax, 0, ys[0], 2.1, 0.56, f"input  {_shape(input_shape)}", face=drawing.light(style.DATA, 0.45), **box)
     for i, (layer, shape, n_par) in enumerate(zip(layers, shapes, params)):
         y = ys[i + 1]
-        ax.add_patch(FancyArrowPatch((0, ys[i] - 0.3), (0, y + 0.3), arrowstyle="-|>", mutation_scale=8, lw=0.8,
-                                     color="0.3"))
+        drawing.arrow(ax, (0, ys[i] - 0.3), (0, y + 0.3), lw=0.8, color="0.3")
         if layer == "+ input":
             ax.plot([0], [y], "o", ms=15, mfc="white", mec="black", mew=0.9, zorder=3)
             ax.text(0, y, "+", ha="center", va="center", fontsize=11, zorder=4)
             ax.text(0, y - 0.42, f"output  {_shape(shape)}", ha="center", va="top", fontsize=7.5)
             continue
-        face = _light(style.MODEL, 0.55) if "conv" in layer else colours.get(layer, "white")
-        _box(ax, 0, y, layer, face)
+        face = drawing.light(style.MODEL, 0.55) if "conv" in layer else colours.get(layer, "white")
+        drawing.box(ax, 0, y, 2.1, 0.56, layer, face=face, **box)
         ax.text(1.25, y, _shape(shape), ha="left", va="center", fontsize=7, color="0.3")
         if n_par:
             ax.text(-1.25, y, f"{n_par:,}", ha="right", va="center", fontsize=7,
@@ -228,25 +229,8 @@ def _block_diagram(ax, input_shape, layers, shapes, params, title):
     ax.set_title(title, fontsize=9)
 
 
-def _box(ax, x, y, text, face, width=2.1, height=0.56):
-    from matplotlib.patches import FancyBboxPatch
-
-    ax.add_patch(FancyBboxPatch((x - width / 2, y - height / 2), width, height,
-                                boxstyle="round,pad=0.02,rounding_size=0.1", facecolor=face, edgecolor="0.2", lw=0.8,
-                                zorder=2))
-    ax.text(x, y, text, ha="center", va="center", fontsize=7.5, zorder=3)
-
-
 def _shape(shape) -> str:
     return "×".join(str(s) for s in shape)
-
-
-def _light(color: str, amount: float) -> tuple:
-    """``color`` mixed with white: amount 0 is white, 1 the full colour."""
-    from matplotlib.colors import to_rgb
-
-    rgb = np.array(to_rgb(color))
-    return tuple(1 - amount * (1 - rgb))
 
 
 @resnet_blocks.plot
@@ -335,8 +319,6 @@ def resnet_200(p, run):
 
 @resnet_200.plot
 def _(r):
-    from matplotlib.patches import FancyBboxPatch
-
     m = r.metrics
     fig, ax = style.subplots(1, 1, width=11.0, height=3.3)
     size = m["image_size"]
@@ -353,9 +335,8 @@ def _(r):
               ("fully\nconnected", f"{m['output_shape'][-1]} outputs", style.MODEL)]
     for j, (label, under, colour) in enumerate(items):
         width = 1.45 if "bottleneck" in label else 0.95
-        ax.add_patch(FancyBboxPatch((x, 0.9), width, 1.0, boxstyle="round,pad=0.02,rounding_size=0.1",
-                                    facecolor=_light(colour, 0.45), edgecolor="0.2", lw=0.8))
-        ax.text(x + width / 2, 1.4, label, ha="center", va="center", fontsize=7.5)
+        drawing.box(ax, x + width / 2, 1.4, width, 1.0, label, face=drawing.light(colour, 0.45), edge="0.2",
+                    boxstyle=_BLOCK_STYLE, fontsize=7.5)
         ax.text(x + width / 2, 0.75, under, ha="center", va="top", fontsize=7)
         if j == 1:
             ax.text(x + width / 2, -0.45, "mean |activation|\nof each stage →", ha="center", va="center", fontsize=7,
@@ -366,10 +347,7 @@ def _(r):
             ax.imshow(a, extent=(x + 0.2, x + width - 0.2, -0.95, 0.1 - 0.0), cmap="gray", interpolation="nearest")
         ax.annotate("", (x, 1.4), (x - 0.25, 1.4), arrowprops=dict(arrowstyle="-|>", lw=0.8, color="0.3"))
         x += width + 0.25
-    ax.set_xlim(-0.1, x)
-    ax.set_ylim(-1.05, 2.5)
-    ax.set_aspect("equal")
-    ax.axis("off")
+    drawing.frame(ax, (-0.1, x), (-1.05, 2.5))
     name = "ResNet-200" if m["is_resnet200"] else "a small network of ResNet-200's design"
     ax.set_title(f"{name}: {m['forward_layers']} weight layers, {m['forward_parameters']:,} parameters "
                  f"(ResNet-200: {m['resnet200_layers']} layers, {m['resnet200_parameters']:,})", fontsize=9)
@@ -443,7 +421,7 @@ def _(r):
         grid = fig.add_gridspec(2, n + 1, height_ratios=[1, 1.6])
         top = [fig.add_subplot(grid[0, i]) for i in range(n + 1)]
         bars = fig.add_subplot(grid[1, :])
-    shades = [_light(style.MODEL, a) for a in np.linspace(0.35, 1.0, n)]
+    shades = [drawing.light(style.MODEL, a) for a in np.linspace(0.35, 1.0, n)]
     top[0].imshow(np.clip(r.arrays["image"], 0, 1))
     top[0].set_title("image (3 channels)", fontsize=8)
     for i in range(1, n + 1):

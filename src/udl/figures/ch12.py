@@ -9,16 +9,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from udl import style
+from udl import drawing, style
+from udl.analysis.compare import max_difference
 from udl.nn.attention import MultiHeadAttention, attention, book_self_attention, causal_mask
 from udl.nn.transformer import TokenEmbedding, TransformerLayer
 from udl.registry import Check, Result, figure
 
 DT = torch.float64  # every equality check runs in double precision
-
-
-def _max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
-    return (a - b).abs().max().item()
 
 
 # --------------------------------------------------------------------------- shared set-up of 12.1, 12.3, 12.4
@@ -78,60 +75,13 @@ def _row_form(e: dict, X: torch.Tensor | None = None, fast: bool = True):
 
 
 # --------------------------------------------------------------------------- drawing helpers (no computation)
-def _light(color, amount: float) -> tuple:
-    """``color`` mixed with white: amount 0 is white, 1 the full colour."""
-    from matplotlib.colors import to_rgb
+def _matrix(ax, M, top_left, *, cell: float = 1.0, fmt="{:.1f}", fontsize: float = 6.5, lw: float = 0.6, **kw):
+    """``M`` as touching cells of side ``cell``, entry [0, 0] centred at ``top_left``, in this chapter's look.
 
-    rgb = np.array(to_rgb(color))
-    return tuple(1 - float(np.clip(amount, 0, 1)) * (1 - rgb))
-
-
-def _signed(v: float, vmax: float) -> tuple:
-    """A cell colour for a signed number: red above zero, blue below, white at zero."""
-    import matplotlib
-
-    return matplotlib.colormaps["RdBu_r"](0.5 + 0.5 * float(np.clip(v / vmax, -1, 1)) * 0.8)
-
-
-def _grid(ax, M, x0, y0, *, face=None, color=None, vmax=None, fmt="{:.1f}", cell=1.0, fontsize=6.5, edge="black",
-          lw=0.6):
-    """Matrix ``M`` as cells, row 0 at the top, its top-left cell centred at ``(x0, y0)``.
-
-    Faces: ``face`` (one colour), else shades of ``color`` by |value| (weights), else signed.
+    :func:`udl.drawing.grid` with one decimal, small type and thin edges; the faces are
+    shades of ``color`` by magnitude (red/blue by sign without one) unless ``faces`` is given.
     """
-    from matplotlib.patches import Rectangle
-
-    M = np.atleast_2d(M)
-    vmax = vmax or (float(np.abs(M).max()) or 1.0)
-    for i in range(M.shape[0]):
-        for j in range(M.shape[1]):
-            v = float(M[i, j])
-            fc = face if face is not None else (_light(color, 0.1 + 0.8 * abs(v) / vmax) if color is not None
-                                                else _signed(v, vmax))
-            x, y = x0 + j * cell, y0 - i * cell
-            ax.add_patch(Rectangle((x - cell / 2, y - cell / 2), cell, cell, facecolor=fc, edgecolor=edge, lw=lw,
-                                   zorder=2))
-            if fmt:
-                text = fmt.format(v)
-                text = text[1:] if text.startswith("-") and float(text) == 0 else text  # no "-0.0"
-                ax.text(x, y, text, ha="center", va="center", fontsize=fontsize, zorder=3)
-
-
-def _arrow(ax, start, end, *, color="black", lw=1.0, text=None, fontsize=7, style_="-|>", rad=0.0):
-    from matplotlib.patches import FancyArrowPatch
-
-    ax.add_patch(FancyArrowPatch(start, end, arrowstyle=style_, mutation_scale=8, color=color, lw=lw, zorder=1,
-                                 connectionstyle=f"arc3,rad={rad}"))
-    if text:
-        ax.text((start[0] + end[0]) / 2, (start[1] + end[1]) / 2, text, ha="center", va="center", fontsize=fontsize,
-                color=color, zorder=4, bbox=dict(fc="white", ec="none", pad=0.3))
-
-
-def _frame(ax, xlim, ylim):
-    ax.set_xlim(*xlim)
-    ax.set_ylim(*ylim)
-    ax.set_aspect("equal")
-    ax.axis("off")
+    return drawing.grid(ax, M, top_left, step=cell, fmt=fmt, fontsize=fontsize, lw=lw, **kw)
 
 
 def _routing_panel(ax, X, V, Sa, A, n, *, title=True):
@@ -142,14 +92,14 @@ def _routing_panel(ax, X, V, Sa, A, n, *, title=True):
     vmax = max(np.abs(X).max(), np.abs(V).max(), np.abs(Sa).max())
     for m in range(N):
         xm = m * gap
-        _grid(ax, X[:, m:m + 1], xm, y_in, color=style.DATA, vmax=vmax)
+        _matrix(ax, X[:, m:m + 1], (xm, y_in), color=style.DATA, vmax=vmax)
         ax.text(xm, y_in - d + 0.1, f"$x_{m + 1}$", ha="center", va="center", fontsize=8)
-        _grid(ax, V[:, m:m + 1], xm, y_val, color=style.REGION, vmax=vmax)
+        _matrix(ax, V[:, m:m + 1], (xm, y_val), color=style.REGION, vmax=vmax)
         ax.text(xm - 0.85, y_val - (d - 1) / 2, f"$v_{m + 1}$", ha="right", va="center", fontsize=8)
-        _arrow(ax, (xm, y_in + 0.55), (xm, y_val - d + 0.45), color="0.45", text="$\\Omega_v, \\beta_v$"
-               if m == 0 else None, fontsize=6)
+        drawing.arrow(ax, (xm, y_in + 0.55), (xm, y_val - d + 0.45), color="0.45", text="$\\Omega_v, \\beta_v$"
+                      if m == 0 else None, fontsize=6)
     xo = (N - 1) * gap / 2
-    _grid(ax, Sa[:, n:n + 1], xo, y_out, color=style.MODEL, vmax=vmax)
+    _matrix(ax, Sa[:, n:n + 1], (xo, y_out), color=style.MODEL, vmax=vmax)
     ax.text(xo + 0.75, y_out - (d - 1) / 2, f"$sa_{n + 1}[x_\\bullet]$", ha="left", va="center", fontsize=8)
     for m in range(N):
         a = float(A[m, n])
@@ -161,7 +111,7 @@ def _routing_panel(ax, X, V, Sa, A, n, *, title=True):
         ax.text(start[0] + t * (end[0] - start[0]), y_label, f"{a:.2f}", fontsize=7, ha="center", va="center",
                 zorder=4, bbox=dict(fc="white", ec="none", pad=0.2))
     ax.text(-0.7, y_label, f"$a[x_m, x_{n + 1}]$", fontsize=7, ha="right", va="center", color=style.MODEL)
-    _frame(ax, (-3.2, (N - 1) * gap + 1.8), (y_in - d - 0.2, y_out + 1.0))
+    drawing.frame(ax, (-3.2, (N - 1) * gap + 1.8), (y_in - d - 0.2, y_out + 1.0))
     if title:
         ax.set_title(f"output {n + 1}", fontsize=9)
 
@@ -193,25 +143,25 @@ def routing(p, run):
         n_t, d_t = 2 + t % 6, 1 + t % 7
         e_t = _book_example(n_t, d_t, g)
         Sa_t, _ = book_self_attention(*_args(e_t))
-        worst["loop"] = max(worst["loop"], _max_diff(Sa_t, _per_token_loop(e_t)[0]))
-        worst["sdpa"] = max(worst["sdpa"], _max_diff(Sa_t, _row_form(e_t)[0]))
+        worst["loop"] = max(worst["loop"], max_difference(Sa_t, _per_token_loop(e_t)[0]))
+        worst["sdpa"] = max(worst["sdpa"], max_difference(Sa_t, _row_form(e_t)[0]))
         perm_t = torch.randperm(n_t, generator=g)
-        worst["perm"] = max(worst["perm"], _max_diff(book_self_attention(*_args(e_t, e_t["X"][:, perm_t]))[0],
-                                                     Sa_t[:, perm_t]))
+        worst["perm"] = max(worst["perm"], max_difference(book_self_attention(*_args(e_t, e_t["X"][:, perm_t]))[0],
+                                                          Sa_t[:, perm_t]))
     cols = A.T  # (N queries, N keys)
     distinct = min((cols[i] - cols[j]).abs().max().item() for i in range(p.n) for j in range(i + 1, p.n))
     return Result(
         metrics={"n": p.n, "d": p.d, "weights": A.tolist(), "output_shape": list(Sa.shape),
                  "min_weight": A.min().item(),
                  "max_column_sum_error": (A.sum(dim=0) - 1).abs().max().item(),
-                 "matrix_vs_loop_outputs": _max_diff(Sa, loop_out),
-                 "matrix_vs_loop_weights": _max_diff(A, loop_A),
-                 "matrix_vs_sdpa": _max_diff(Sa, sdpa_out),
-                 "matrix_vs_written_softmax": _max_diff(Sa, written_out),
-                 "weights_vs_written_softmax": _max_diff(A, written_A),
+                 "matrix_vs_loop_outputs": max_difference(Sa, loop_out),
+                 "matrix_vs_loop_weights": max_difference(A, loop_A),
+                 "matrix_vs_sdpa": max_difference(Sa, sdpa_out),
+                 "matrix_vs_written_softmax": max_difference(Sa, written_out),
+                 "weights_vs_written_softmax": max_difference(A, written_A),
                  "permutation": perm.tolist(),
-                 "permuted_outputs_diff": _max_diff(Sa_p, Sa[:, perm]),
-                 "permuted_weights_diff": _max_diff(A_p, A[perm][:, perm]),
+                 "permuted_outputs_diff": max_difference(Sa_p, Sa[:, perm]),
+                 "permuted_weights_diff": max_difference(A_p, A[perm][:, perm]),
                  "min_difference_between_routings": distinct,
                  "random_loop_diff": worst["loop"], "random_sdpa_diff": worst["sdpa"],
                  "random_permutation_diff": worst["perm"]},
@@ -259,11 +209,11 @@ def _(r):
 
 
 def _boxed(ax, M, cx, cy, label, *, below=None, **kw):
-    """``_grid`` centred at ``(cx, cy)`` with ``label`` above it (and ``below`` under it); returns its half sizes."""
+    """``_matrix`` centred at ``(cx, cy)`` with ``label`` above it (and ``below`` under it); returns its half sizes."""
     M = np.atleast_2d(M)
     cell = kw.pop("cell", 1.0)
     h, w = M.shape[0] * cell, M.shape[1] * cell
-    _grid(ax, M, cx - (w - cell) / 2, cy + (h - cell) / 2, cell=cell, **kw)
+    _matrix(ax, M, (cx - (w - cell) / 2, cy + (h - cell) / 2), cell=cell, **kw)
     ax.text(cx, cy + h / 2 + 0.45 * cell, label, ha="center", va="bottom", fontsize=8)
     if below:
         ax.text(cx, cy - h / 2 - 0.3 * cell, below, ha="center", va="top", fontsize=6.5, color="0.35")
@@ -301,14 +251,14 @@ def attention_weights(p, run):
         _, Q_t, K_t = _qkv(e_t)
         s_t = K_t.T @ Q_t / math.sqrt(Q_t.shape[0])  # (N keys, N queries)
         ex = torch.exp(s_t - s_t.max(dim=0).values)
-        worst = max(worst, _max_diff(ex / ex.sum(dim=0), book_self_attention(*_args(e_t))[1]))
+        worst = max(worst, max_difference(ex / ex.sum(dim=0), book_self_attention(*_args(e_t))[1]))
     return Result(
         metrics={"n": p.n, "d": p.d, "output": p.output, "scores": scores.tolist(), "weights": weights.tolist(),
                  "query_shape": list(Q.shape), "key_shape": list(K.shape),
-                 "softmax_vs_library_weights": _max_diff(weights, A[:, j]),
+                 "softmax_vs_library_weights": max_difference(weights, A[:, j]),
                  "weight_sum_error": abs(weights.sum().item() - 1), "min_weight": weights.min().item(),
                  "score_ranks": _ranks(scores), "weight_ranks": _ranks(weights),
-                 "routed_output_vs_library": _max_diff(V @ weights, Sa[:, j]),
+                 "routed_output_vs_library": max_difference(V @ weights, Sa[:, j]),
                  "random_softmax_vs_library": worst},
         arrays={"X": e["X"].numpy(), "Q": Q.numpy(), "K": K.numpy(), "V": V.numpy(), "Sa": Sa.numpy(),
                 "A": A.numpy(), "scores": scores.numpy(), "weights": weights.numpy()},
@@ -322,15 +272,15 @@ def _qk_panel(ax, X, Q, K):
     vmax = max(np.abs(X).max(), np.abs(Q).max(), np.abs(K).max())
     for m in range(N):
         xm = m * gap
-        _grid(ax, X[:, m:m + 1], xm, 0.0, color=style.DATA, vmax=vmax)
+        _matrix(ax, X[:, m:m + 1], (xm, 0.0), color=style.DATA, vmax=vmax)
         ax.text(xm, -d + 0.1, f"$x_{m + 1}$", ha="center", va="center", fontsize=8)
         for dx, M, c, name in ((-0.7, Q, style.EXTRA[0], "q"), (0.7, K, style.EXTRA[1], "k")):
-            _grid(ax, M[:, m:m + 1], xm + dx, d + 2.5, color=c, vmax=vmax)
+            _matrix(ax, M[:, m:m + 1], (xm + dx, d + 2.5), color=c, vmax=vmax)
             ax.text(xm + dx, d + 3.1, f"${name}_{m + 1}$", ha="center", va="bottom", fontsize=8, color=c)
-            _arrow(ax, (xm, 0.55), (xm + dx, d + 2.5 - d + 0.45), color=c)
+            drawing.arrow(ax, (xm, 0.55), (xm + dx, d + 2.5 - d + 0.45), color=c)
     ax.text(-1.5, d / 2 + 0.5, "$\\Omega_q, \\beta_q$", color=style.EXTRA[0], fontsize=7, ha="right")
     ax.text((N - 1) * gap + 1.5, d / 2 + 0.5, "$\\Omega_k, \\beta_k$", color=style.EXTRA[1], fontsize=7)
-    _frame(ax, (-2.8, (N - 1) * gap + 3.0), (-d - 0.2, d + 4.2))
+    drawing.frame(ax, (-2.8, (N - 1) * gap + 3.0), (-d - 0.2, d + 4.2))
     ax.set_title("queries and keys", fontsize=9)
 
 
@@ -338,22 +288,23 @@ def _softmax_panel(ax, Q, K, scores, weights, j):
     d, N = Q.shape
     gap = 1.8
     vmax = max(np.abs(Q).max(), np.abs(K).max())
-    _grid(ax, Q[:, j:j + 1], -2.2, 0.0, color=style.EXTRA[0], vmax=vmax)
+    _matrix(ax, Q[:, j:j + 1], (-2.2, 0.0), color=style.EXTRA[0], vmax=vmax)
     ax.text(-2.9, -(d - 1) / 2, f"$q_{j + 1}$", ha="right", va="center", fontsize=8, color=style.EXTRA[0])
     y_s, y_w = 2.8, 5.6
     for m in range(N):
         xm = m * gap
-        _grid(ax, K[:, m:m + 1], xm, 0.0, color=style.EXTRA[1], vmax=vmax)
+        _matrix(ax, K[:, m:m + 1], (xm, 0.0), color=style.EXTRA[1], vmax=vmax)
         ax.text(xm, -d + 0.1, f"$k_{m + 1}$", ha="center", va="center", fontsize=8, color=style.EXTRA[1])
-        _grid(ax, [[scores[m]]], xm, y_s, face="white", fmt="{:.2f}", fontsize=7, cell=1.2)
-        _grid(ax, [[weights[m]]], xm, y_w, color=style.MODEL, vmax=1.0, fmt="{:.2f}", fontsize=7, cell=1.2)
-        _arrow(ax, (xm, 0.55), (xm, y_s - 0.65), color=style.EXTRA[1], lw=0.8)
-        _arrow(ax, (-2.2, 0.55), (xm - 0.35, y_s - 0.65), color=style.EXTRA[0], lw=0.6)  # the query meets every key
+        _matrix(ax, [[scores[m]]], (xm, y_s), faces="white", fmt="{:.2f}", fontsize=7, cell=1.2)
+        _matrix(ax, [[weights[m]]], (xm, y_w), color=style.MODEL, vmax=1.0, fmt="{:.2f}", fontsize=7, cell=1.2)
+        drawing.arrow(ax, (xm, 0.55), (xm, y_s - 0.65), color=style.EXTRA[1], lw=0.8)
+        # the query meets every key
+        drawing.arrow(ax, (-2.2, 0.55), (xm - 0.35, y_s - 0.65), color=style.EXTRA[0], lw=0.6)
     ax.text((N - 1) * gap + 0.9, y_s, f"$k_m^T q_{j + 1}/\\sqrt{{D}}$", fontsize=7, va="center")
     ax.text((N - 1) * gap + 0.9, y_w, f"$a[x_m, x_{j + 1}]$", fontsize=7, va="center", color=style.MODEL)
-    _arrow(ax, ((N - 1) * gap / 2, y_s + 0.65), ((N - 1) * gap / 2, y_w - 0.65), color="black", text="softmax")
+    drawing.arrow(ax, ((N - 1) * gap / 2, y_s + 0.65), ((N - 1) * gap / 2, y_w - 0.65), color="black", text="softmax")
     ax.text((N - 1) * gap / 2, y_w + 0.9, f"sum = {float(np.sum(weights)):.3f}", ha="center", fontsize=7)
-    _frame(ax, (-3.6, (N - 1) * gap + 3.2), (-d - 0.2, y_w + 1.6))
+    drawing.frame(ax, (-3.6, (N - 1) * gap + 3.2), (-d - 0.2, y_w + 1.6))
     ax.set_title(f"weights for output {j + 1}", fontsize=9)
 
 
@@ -408,16 +359,17 @@ def matrix_form(p, run):
         e_t = _book_example(2 + t % 6, 1 + t % 7, g)
         V_t, Q_t, K_t = _qkv(e_t)
         Sa_t = V_t @ torch.softmax(K_t.T @ Q_t / math.sqrt(Q_t.shape[0]), dim=0)
-        worst = max(worst, _max_diff(Sa_t, _per_token_loop(e_t)[0]))
+        worst = max(worst, max_difference(Sa_t, _per_token_loop(e_t)[0]))
     return Result(
         metrics={"n": p.n, "d": p.d,
                  "shapes": {"X": list(e["X"].shape), "V": list(V.shape), "Q": list(Q.shape), "K": list(K.shape),
                             "KtQ": list(scores.shape), "A": list(A.shape), "Sa": list(Sa.shape)},
                  "max_column_sum_error": (A.sum(dim=0) - 1).abs().max().item(),
                  "max_row_sum_error": (A.sum(dim=1) - 1).abs().max().item(),
-                 "matrix_vs_loop_outputs": _max_diff(Sa, loop_out), "matrix_vs_loop_weights": _max_diff(A, loop_A),
-                 "columnwise_vs_matrix_softmax": _max_diff(per_column, A),
-                 "matrix_vs_library": max(_max_diff(Sa, lib_out), _max_diff(A, lib_A)),
+                 "matrix_vs_loop_outputs": max_difference(Sa, loop_out),
+                 "matrix_vs_loop_weights": max_difference(A, loop_A),
+                 "columnwise_vs_matrix_softmax": max_difference(per_column, A),
+                 "matrix_vs_library": max(max_difference(Sa, lib_out), max_difference(A, lib_A)),
                  "random_matrix_vs_loop": worst},
         arrays={"X": e["X"].numpy(), "V": V.numpy(), "Q": Q.numpy(), "K": K.numpy(), "scores": scores.numpy(),
                 "A": A.numpy(), "Sa": Sa.numpy()},
@@ -439,18 +391,18 @@ def _(r):
                                   (y_k, "K", style.EXTRA[1], "$\\Omega_k, \\beta_k$"),
                                   (y_v, "V", "0.55", "$\\Omega_v, \\beta_v$")):
         _boxed(ax, a[key], col[1], y, key, below=dim, color=colour, vmax=vmax)
-        _arrow(ax, (col[0] + n / 2 + 0.2, 0), (col[1] - n / 2 - 0.2, y), color=colour, text=words, fontsize=6.5)
-    _boxed(ax, a["scores"], col[2], (y_q + y_k) / 2, "$K^TQ/\\sqrt{D}$", below=f"{n}×{n}", face="white",
+        drawing.arrow(ax, (col[0] + n / 2 + 0.2, 0), (col[1] - n / 2 - 0.2, y), color=colour, text=words, fontsize=6.5)
+    _boxed(ax, a["scores"], col[2], (y_q + y_k) / 2, "$K^TQ/\\sqrt{D}$", below=f"{n}×{n}", faces="white",
            fmt="{:.2f}")
     for y in (y_q, y_k):
-        _arrow(ax, (col[1] + n / 2 + 0.2, y), (col[2] - n / 2 - 0.2, (y_q + y_k) / 2), color="0.4")
+        drawing.arrow(ax, (col[1] + n / 2 + 0.2, y), (col[2] - n / 2 - 0.2, (y_q + y_k) / 2), color="0.4")
     _boxed(ax, a["A"], col[3], (y_q + y_k) / 2, "Softmax (columns)", below=f"{n}×{n}, columns sum to 1",
            color=style.MODEL, vmax=1.0, fmt="{:.2f}")
-    _arrow(ax, (col[2] + n / 2 + 0.2, (y_q + y_k) / 2), (col[3] - n / 2 - 0.2, (y_q + y_k) / 2), color="0.4")
+    drawing.arrow(ax, (col[2] + n / 2 + 0.2, (y_q + y_k) / 2), (col[3] - n / 2 - 0.2, (y_q + y_k) / 2), color="0.4")
     _boxed(ax, a["Sa"], col[4], y_v / 2, "Sa[X] = V·Softmax", below=dim, color=style.MODEL, vmax=vmax)
-    _arrow(ax, (col[3], (y_q + y_k) / 2 - n / 2 - 0.6), (col[4] - n / 2 - 0.2, y_v / 2 + 0.5), color="0.4")
-    _arrow(ax, (col[1] + n / 2 + 0.2, y_v), (col[4] - n / 2 - 0.2, y_v / 2 - 0.5), color="0.4")
-    _frame(ax, (col[0] - n / 2 - 0.5, col[4] + n / 2 + 0.8), (y_v - d / 2 - 1.4, y_q + d / 2 + 1.3))
+    drawing.arrow(ax, (col[3], (y_q + y_k) / 2 - n / 2 - 0.6), (col[4] - n / 2 - 0.2, y_v / 2 + 0.5), color="0.4")
+    drawing.arrow(ax, (col[1] + n / 2 + 0.2, y_v), (col[4] - n / 2 - 0.2, y_v / 2 - 0.5), color="0.4")
+    drawing.frame(ax, (col[0] - n / 2 - 0.5, col[4] + n / 2 + 0.8), (y_v - d / 2 - 1.4, y_q + d / 2 + 1.3))
     return fig
 
 
@@ -535,16 +487,16 @@ def _compare_mha(mha: MultiHeadAttention, x: torch.Tensor, g: torch.Generator) -
         (out_ref * r).sum().backward()
         grads = [(mha.q_proj.weight.grad, mha.k_proj.weight.grad, mha.v_proj.weight.grad),
                  (mha.q_proj.bias.grad, mha.k_proj.bias.grad, mha.v_proj.bias.grad)]
-        gp = max(_max_diff(torch.cat(grads[0]), ref.in_proj_weight.grad),
-                 _max_diff(torch.cat(grads[1]), ref.in_proj_bias.grad),
-                 _max_diff(mha.out_proj.weight.grad, ref.out_proj.weight.grad),
-                 _max_diff(mha.out_proj.bias.grad, ref.out_proj.bias.grad))
-        worst["values"] = max(worst["values"], _max_diff(out, out_ref))
-        worst["grad_input"] = max(worst["grad_input"], _max_diff(xa.grad, xb.grad))
+        gp = max(max_difference(torch.cat(grads[0]), ref.in_proj_weight.grad),
+                 max_difference(torch.cat(grads[1]), ref.in_proj_bias.grad),
+                 max_difference(mha.out_proj.weight.grad, ref.out_proj.weight.grad),
+                 max_difference(mha.out_proj.bias.grad, ref.out_proj.bias.grad))
+        worst["values"] = max(worst["values"], max_difference(out, out_ref))
+        worst["grad_input"] = max(worst["grad_input"], max_difference(xa.grad, xb.grad))
         worst["grad_params"] = max(worst["grad_params"], gp)
         if mha.last_weights is not None:  # the written-out path keeps every head's weights (B, H, N, N)
             w = mha.last_weights.detach()
-            worst["weights"] = max(worst["weights"], _max_diff(w, w_ref))
+            worst["weights"] = max(worst["weights"], max_difference(w, w_ref))
             worst["row_sum"] = max(worst["row_sum"], (w.sum(-1) - 1).abs().max().item())
             worst["masked_weight"] = max(worst["masked_weight"], w.masked_select(~allowed).abs().max().item()
                                          if (~allowed).any() else 0.0)
@@ -598,9 +550,9 @@ def multi_head(p, run):
         metrics={"d_model": p.d_model, "n_heads": p.n_heads, "n_tokens": p.n_tokens,
                  "head_size": mha.d_head, "concat_shape": list(concat.shape),
                  "head_output_shapes": [list(s.shape) for s in head_outs],
-                 "by_hand_vs_module": _max_diff(by_hand, out[0].T),
-                 "by_hand_weights_vs_module": max(_max_diff(a, w[0, h].T) for h, a in enumerate(head_weights)),
-                 "sdpa_vs_written": _max_diff(out_fast, out),
+                 "by_hand_vs_module": max_difference(by_hand, out[0].T),
+                 "by_hand_weights_vs_module": max(max_difference(a, w[0, h].T) for h, a in enumerate(head_weights)),
+                 "sdpa_vs_written": max_difference(out_fast, out),
                  "written_vs_torch": written, "sdpa_vs_torch": sdpa, "random_sizes_vs_torch": rand,
                  "heads_differ": min((w[0, i] - w[0, j]).abs().max().item() for i in range(p.n_heads)
                                      for j in range(i + 1, p.n_heads)) if p.n_heads > 1 else 1.0},
@@ -610,16 +562,6 @@ def multi_head(p, run):
                 **{f"Sa{h}": s.numpy() for h, s in enumerate(head_outs)}},
         notes="Random (seeded) weights and inputs rather than trained ones; the picture shows the first sequence of "
               "the batch. Masks compared: none, causal, a random pattern and key padding.")
-
-
-def _box(ax, x0, y0, x1, y1, color, label=None):
-    from matplotlib.patches import FancyBboxPatch
-
-    ax.add_patch(FancyBboxPatch((x0, y0), x1 - x0, y1 - y0, boxstyle="round,pad=0.2", fc=_light(color, 0.12),
-                                ec=color, lw=1.4, zorder=0))
-    if label:
-        ax.text(x0 + 0.35, (y0 + y1) / 2, label, color=color, fontsize=8, ha="center", va="center", rotation=90,
-                fontweight="bold")
 
 
 @multi_head.plot
@@ -636,17 +578,20 @@ def _(r):
     total = heads * head_h
     centres = [total / 2 - head_h * (h + 0.5) for h in range(heads)]
     x_x, x_a, x_s, x_c, x_w, x_o = 0.0, n + 4.0, 2 * n + 6.5, 3 * n + 10.0, 4 * n + 13.0, 4 * n + d + 16.0
-    _boxed(ax, a["X"], x_x, 0, "X", below=f"D×N = {d}×{n}", fmt=None, vmax=vmax, edge=style.DATA, lw=1.0)
+    _boxed(ax, a["X"], x_x, 0, "X", below=f"D×N = {d}×{n}", fmt=None, vmax=vmax, edges=style.DATA, lw=1.0)
     for h, yc in enumerate(centres):
         c = colours[h % len(colours)]
-        _box(ax, x_a - n / 2 - 1.8, yc - head_h / 2 + 0.6, x_s + n / 2 + 0.4, yc + head_h / 2 - 0.2, c,
-             label=f"head {h + 1}")
+        x0, y0, x1, y1 = x_a - n / 2 - 1.8, yc - head_h / 2 + 0.6, x_s + n / 2 + 0.4, yc + head_h / 2 - 0.2
+        drawing.box(ax, (x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0, face=drawing.light(c, 0.12), edge=c, lw=1.4,
+                    boxstyle="round,pad=0.2", zorder=0)
+        ax.text(x0 + 0.35, (y0 + y1) / 2, f"head {h + 1}", color=c, fontsize=8, ha="center", va="center",
+                rotation=90, fontweight="bold")
         _boxed(ax, a[f"A{h}"], x_a, yc - 0.3, f"Softmax[$K_{h + 1}^TQ_{h + 1}$]", color=c, vmax=1.0, fmt="{:.2f}",
                fontsize=5.5)
         _boxed(ax, a[f"Sa{h}"], x_s, yc - 0.3, f"$Sa_{h + 1}[X]$", below=f"{dh}×{n}", fmt=None, vmax=vmax)
-        _arrow(ax, (x_x + n / 2 + 0.2, 0), (x_a - n / 2 - 1.9, yc), color=c)
-        _arrow(ax, (x_a + n / 2 + 0.2, yc - 0.3), (x_s - n / 2 - 0.2, yc - 0.3), color="0.4")
-        _arrow(ax, (x_s + n / 2 + 0.5, yc), (x_c - n / 2 - 0.2, (d / 2 - dh * (h + 0.5)) * 0.9), color=c)
+        drawing.arrow(ax, (x_x + n / 2 + 0.2, 0), (x_a - n / 2 - 1.9, yc), color=c)
+        drawing.arrow(ax, (x_a + n / 2 + 0.2, yc - 0.3), (x_s - n / 2 - 0.2, yc - 0.3), color="0.4")
+        drawing.arrow(ax, (x_s + n / 2 + 0.5, yc), (x_c - n / 2 - 0.2, (d / 2 - dh * (h + 0.5)) * 0.9), color=c)
     _boxed(ax, a["concat"], x_c, 0, "concatenate", below=f"{d}×{n}", fmt=None, vmax=vmax)
     for h in range(heads):  # each head's rows of the stacked matrix
         ax.add_patch(Rectangle((x_c - n / 2, d / 2 - dh * (h + 1)), n, dh, fill=False,
@@ -654,8 +599,8 @@ def _(r):
     _boxed(ax, a["omega_c"], x_w, 0, "$\\Omega_c$", below=f"{d}×{d}", fmt=None)
     ax.text((x_c + n / 2 + x_w - d / 2) / 2, 0, "·", fontsize=16, ha="center", va="center")
     ax.text((x_w + d / 2 + x_o - n / 2) / 2, 0, "$+\\beta_c$\n→", fontsize=9, ha="center", va="center")
-    _boxed(ax, a["out"], x_o, 0, "MhSa[X]", below=f"{d}×{n}", vmax=vmax, fmt=None, edge=style.MODEL, lw=1.0)
-    _frame(ax, (x_x - n / 2 - 0.5, x_o + n / 2 + 0.5), (-total / 2 - 0.3, total / 2 + 0.6))
+    _boxed(ax, a["out"], x_o, 0, "MhSa[X]", below=f"{d}×{n}", vmax=vmax, fmt=None, edges=style.MODEL, lw=1.0)
+    drawing.frame(ax, (x_x - n / 2 - 0.5, x_o + n / 2 + 0.5), (-total / 2 - 0.3, total / 2 + 0.6))
     return fig
 
 
@@ -725,12 +670,12 @@ def _compare_layer(layer: TransformerLayer, d_mlp: int, x: torch.Tensor, g: torc
         r = torch.randn(out.shape, generator=g, dtype=out.dtype)
         (out * r).sum().backward()
         (out_ref * r).sum().backward()
-        worst["values"] = max(worst["values"], _max_diff(out, out_ref))
-        worst["grad_input"] = max(worst["grad_input"], _max_diff(xa.grad, xb.grad))
-        worst["grad_params"] = max([worst["grad_params"]] + [_max_diff(p, q) for p, q in _param_pairs(layer, ref)])
+        worst["values"] = max(worst["values"], max_difference(out, out_ref))
+        worst["grad_input"] = max(worst["grad_input"], max_difference(xa.grad, xb.grad))
+        worst["grad_params"] = max([worst["grad_params"]] + [max_difference(p, q) for p, q in _param_pairs(layer, ref)])
         layer.eval(), ref.eval()
         with torch.no_grad():  # inference: torch may take its fused fast path here
-            worst["values_eval"] = max(worst["values_eval"], _max_diff(layer(x, **ours_kw), ref(x, **torch_kw)))
+            worst["values_eval"] = max(worst["values_eval"], max_difference(layer(x, **ours_kw), ref(x, **torch_kw)))
         layer.train(), ref.train()
     return worst
 
@@ -781,7 +726,7 @@ def _trace(layer: TransformerLayer, x: torch.Tensor) -> tuple[list[str], list[li
         if name in ("self_attn", "linear2"):  # a branch ends: the residual sum feeds the next stage
             after = calls[i + 1][1] if i + 1 < len(calls) else final
             skip = after - out
-            source = next((nm for nm, t in seen[:-1] if t.shape == skip.shape and _max_diff(t, skip) < 1e-12), "?")
+            source = next((nm for nm, t in seen[:-1] if t.shape == skip.shape and max_difference(t, skip) < 1e-12), "?")
             stages.append(f"add{len(skips) + 1}")
             skips.append([source, stages[-1]])
             seen.append((stages[-1], after))
@@ -808,7 +753,7 @@ def transformer_layer(p, run):
         out, out_pre = post(x), pre(x)
         h = torch.randn(p.batch, p.n_tokens, p.d_model, generator=g, dtype=DT)
         per_token = torch.stack([post.mlp(h[:, i]) for i in range(p.n_tokens)], dim=1)  # one token at a time
-        per_token_diff = _max_diff(post.mlp(h), per_token)
+        per_token_diff = max_difference(post.mlp(h), per_token)
         by_hand, by_hand_pre = _layer_by_hand(post, x), _layer_by_hand(pre, x)
     stages, skips = _trace(post, x)
     stages_pre, skips_pre = _trace(pre, x)
@@ -835,9 +780,9 @@ def transformer_layer(p, run):
                  "parameter_counts": counts, "parameters": sum(counts.values()),
                  "parameters_formula": 4 * d * (d + 1) + 2 * d + (d * dm + dm + dm * d + d) + 2 * d,
                  "torch_parameters": sum(q.numel() for q in _torch_encoder_layer(post, dm).parameters()),
-                 "by_hand_vs_module": _max_diff(by_hand, out), "pre_ln_by_hand_vs_module": _max_diff(by_hand_pre,
-                                                                                                      out_pre),
-                 "mlp_per_token_diff": per_token_diff, "post_vs_pre_ln": _max_diff(out, out_pre),
+                 "by_hand_vs_module": max_difference(by_hand, out),
+                 "pre_ln_by_hand_vs_module": max_difference(by_hand_pre, out_pre),
+                 "mlp_per_token_diff": per_token_diff, "post_vs_pre_ln": max_difference(out, out_pre),
                  "post_ln_vs_torch": vs_post, "pre_ln_vs_torch": vs_pre, "random_sizes_vs_torch": rand},
         arrays={"X": x[0].T.numpy(), "out": out[0].T.numpy(), "out_pre": out_pre[0].T.numpy()},
         notes="Random (seeded) weights instead of trained ones, and random LayerNorm gains and shifts so that the "
@@ -850,20 +795,17 @@ _STAGE_WORDS = {"self_attn": ("multi-head\nself-attention", style.MODEL), "norm1
 
 def _layer_diagram(ax, X, out, stages, skips, counts, *, d_mlp):
     """Boxes in the traced order, "+" for each residual sum, arcs for the skips; input and output as heatmaps."""
-    from matplotlib.patches import Circle, FancyBboxPatch
-
     d, n = X.shape
     vmax = max(np.abs(X).max(), np.abs(out).max())
     x = 0.0
     where = {}
-    _boxed(ax, X, x, 0, "X", below=f"{d}×{n}", fmt=None, vmax=vmax, edge=style.DATA, lw=0.8, cell=0.5)
+    _boxed(ax, X, x, 0, "X", below=f"{d}×{n}", fmt=None, vmax=vmax, edges=style.DATA, lw=0.8, cell=0.5)
     where["input"] = x + n * 0.25 + 0.1
     x += n * 0.25 + 1.4
     for stage in stages[1:]:
         if stage.startswith("add"):
-            ax.add_patch(Circle((x, 0), 0.35, fc="white", ec="black", lw=1.0, zorder=3))
-            ax.text(x, 0, "+", ha="center", va="center", fontsize=10, zorder=4)
-            _arrow(ax, (x - 1.05, 0), (x - 0.37, 0), color="0.3")
+            drawing.node(ax, (x, 0), "+", r=0.35, fontsize=10)
+            drawing.arrow(ax, (x - 1.05, 0), (x - 0.37, 0), color="0.3")
             where[stage] = x + 0.35
             x += 1.4
             continue
@@ -871,21 +813,21 @@ def _layer_diagram(ax, X, out, stages, skips, counts, *, d_mlp):
         width = 2.6 if stage != "norm1" and stage != "norm2" else 2.0
         if stage == "mlp":
             words += f"\n{d}→{d_mlp}→{d}, ReLU"
-        ax.add_patch(FancyBboxPatch((x, -1.0), width, 2.0, boxstyle="round,pad=0.1", fc=_light(colour, 0.25),
-                                    ec=colour, lw=1.2, zorder=2))
+        drawing.box(ax, x + width / 2, 0.0, width, 2.0, face=drawing.light(colour, 0.25), edge=colour, lw=1.2,
+                    boxstyle="round,pad=0.1", zorder=2)
         ax.text(x + width / 2, 0.15, words, ha="center", va="center", fontsize=6.5, zorder=3)
         ax.text(x + width / 2, -0.75, f"{counts[stage]} params", ha="center", va="center", fontsize=5.5, color="0.3",
                 zorder=3)
-        _arrow(ax, (x - 1.05 if x > 0 else x, 0), (x - 0.12, 0), color="0.3")
+        drawing.arrow(ax, (x - 1.05 if x > 0 else x, 0), (x - 0.12, 0), color="0.3")
         where[stage] = x + width + 0.1
         x += width + 1.2
     for source, target in skips:  # residual arcs above the boxes
         x0, x1 = where[source] - 0.05, where[target] - 0.35
         ax.plot([x0 + 0.35, x0 + 0.35, x1, x1], [0.0, 1.7, 1.7, 0.37], color=style.TRUTH, lw=1.0, zorder=1)
-    _arrow(ax, (x - 1.05, 0), (x - 0.1, 0), color="0.3")
-    _boxed(ax, out, x + n * 0.25, 0, "output", below=f"{d}×{n}", fmt=None, vmax=vmax, edge=style.MODEL, lw=0.8,
+    drawing.arrow(ax, (x - 1.05, 0), (x - 0.1, 0), color="0.3")
+    _boxed(ax, out, x + n * 0.25, 0, "output", below=f"{d}×{n}", fmt=None, vmax=vmax, edges=style.MODEL, lw=0.8,
            cell=0.5)
-    _frame(ax, (-n * 0.25 - 0.3, x + n * 0.5 + 0.3), (-d * 0.25 - 0.8, max(2.3, d * 0.25 + 0.9)))
+    drawing.frame(ax, (-n * 0.25 - 0.3, x + n * 0.5 + 0.3), (-d * 0.25 - 0.8, max(2.3, d * 0.25 + 0.9)))
 
 
 @transformer_layer.plot
@@ -973,19 +915,20 @@ def embeddings(p, run):
     (ref(tokens) * r).sum().backward()
     grad_rows = emb.weight.grad.abs().sum(dim=1) > 0
     repeated = [w for w in vocab if words.count(w) > 1]
-    same = max((_max_diff(X[:, i], X[:, j]) for i in range(n) for j in range(n) if i < j and words[i] == words[j]),
+    same = max((max_difference(X[:, i], X[:, j]) for i in range(n) for j in range(n) if i < j and words[i] == words[j]),
                default=0.0)
-    different = min((_max_diff(X[:, i], X[:, j]) for i in range(n) for j in range(n) if words[i] != words[j]),
+    different = min((max_difference(X[:, i], X[:, j]) for i in range(n) for j in range(n) if words[i] != words[j]),
                     default=float("inf"))
     return Result(
         metrics={"words": words, "vocabulary": vocab, "tokens": tokens.tolist(), "n": n, "vocab_size": v, "d": p.d,
                  "shapes": {"omega_e": list(omega_e.shape), "one_hot": list(T.shape), "X": list(X.shape)},
                  "ones_per_column": T.sum(dim=0).tolist(), "nonzeros_per_column": (T != 0).sum(dim=0).tolist(),
-                 "product_vs_lookup": _max_diff(X, lookup), "product_vs_one_hot_forward": _max_diff(X, one_hot),
-                 "product_vs_torch_embedding": _max_diff(X, torch_lookup),
+                 "product_vs_lookup": max_difference(X, lookup),
+                 "product_vs_one_hot_forward": max_difference(X, one_hot),
+                 "product_vs_torch_embedding": max_difference(X, torch_lookup),
                  "repeated_words": repeated, "repeated_columns_diff": same, "distinct_words_min_diff": different,
-                 "gradient_vs_formula": _max_diff(emb.weight.grad, (r.T @ T.T).T),
-                 "gradient_vs_torch": _max_diff(emb.weight.grad, ref.weight.grad),
+                 "gradient_vs_formula": max_difference(emb.weight.grad, (r.T @ T.T).T),
+                 "gradient_vs_torch": max_difference(emb.weight.grad, ref.weight.grad),
                  "words_with_gradient": sorted(vocab[i] for i in torch.nonzero(grad_rows).flatten().tolist()),
                  "distinct_words": sorted(set(words)),
                  "parameters": emb.weight.numel()},
@@ -1008,16 +951,16 @@ def _(r):
     top = (v - 1) / 2
     y_e = (d - 1) / 2  # Ω_e and X are vertically centred on T
     for j, w in enumerate(vocab):  # Ω_e: one column per vocabulary entry
-        _grid(ax, a["omega_e"][:, j:j + 1], x_w + j, y_e, face=word_colour[w])
+        _matrix(ax, a["omega_e"][:, j:j + 1], (x_w + j, y_e), faces=word_colour[w])
         ax.text(x_w + j, y_e + 0.7, w, rotation=90, ha="center", va="bottom", fontsize=7)
     for j, w in enumerate(words):
         col = a["T"][:, j:j + 1]
         for i in range(v):
             one = col[i, 0] == 1
-            _grid(ax, [[col[i, 0]]], x_t + j, top - i, face=_light(style.DATA, 0.9) if one else "white",
-                  fmt="{:.0f}" if one else None, edge="0.6", lw=0.4)
+            _matrix(ax, [[col[i, 0]]], (x_t + j, top - i), faces=drawing.light(style.DATA, 0.9) if one else "white",
+                    fmt="{:.0f}" if one else None, edges="0.6", lw=0.4)
         ax.text(x_t + j, top + 0.7, w, rotation=90, ha="center", va="bottom", fontsize=7)
-        _grid(ax, a["X"][:, j:j + 1], x_x + j, y_e, face=word_colour[w])
+        _matrix(ax, a["X"][:, j:j + 1], (x_x + j, y_e), faces=word_colour[w])
         ax.text(x_x + j, y_e + 0.7, w, rotation=90, ha="center", va="bottom", fontsize=7)
     for i, w in enumerate(vocab):
         ax.text(x_t - 0.7, top - i, w, ha="right", va="center", fontsize=6.5, color="0.35")
@@ -1026,7 +969,7 @@ def _(r):
     ax.text(x_x + (n - 1) / 2, y_e - d + 0.1, f"X = $\\Omega_e$T  (D×N = {d}×{n})", ha="center", va="top", fontsize=8)
     ax.text(x_t - 1.9, 0, "·", fontsize=28, ha="center", va="center")
     ax.text(x_x - 1.3, 0, "=", fontsize=14, ha="center", va="center")
-    _frame(ax, (x_w - 0.7, x_x + n - 0.3), (top - v - 0.8, top + 3.2))
+    drawing.frame(ax, (x_w - 0.7, x_x + n - 0.3), (top - v - 0.8, top + 3.2))
     return fig
 
 

@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from udl import style
+from udl import drawing, style
 from udl.registry import Check, Result, figure
 
 MASK_RULE = {"mask": 0.8, "random": 0.1, "kept": 0.1}
@@ -41,11 +41,6 @@ def _shown(token: str) -> str:
     if token.strip() == "":
         return repr(token)[1:-1].replace(" ", "\u2423")  # "\n", "\u2423\u2423" for two spaces
     return token.replace("\u2581", "_")
-
-
-def _box(ax, x, y, w, h, text, face, *, fontsize=7, edge="none", color="black", weight="normal"):
-    ax.add_patch(plt.Rectangle((x - w / 2, y - h / 2), w, h, facecolor=face, edgecolor=edge, lw=0.8))
-    ax.text(x, y, text, ha="center", va="center", fontsize=fontsize, color=color, weight=weight)
 
 
 # =========================================================================== 12.10
@@ -204,21 +199,21 @@ def _draw_pretraining(ax, m):
     ax.axis("off")
     for i, t in enumerate(tokens):
         is_mask = i in masked
-        _box(ax, i, 0.45, 0.9, 0.7, t, style.REGION if i else "#E0E0E0", fontsize=6.5)
-        _box(ax, i, 1.55, 0.9, 0.7, "<mask>" if is_mask else ("<cls>" if i == 0 else t),
-             style.DATA if is_mask else "#F5F5F5", fontsize=6.5, weight="bold" if is_mask else "normal")
+        drawing.box(ax, i, 0.45, 0.9, 0.7, t, face=style.REGION if i else "#E0E0E0", fontsize=6.5)
+        drawing.box(ax, i, 1.55, 0.9, 0.7, "<mask>" if is_mask else ("<cls>" if i == 0 else t),
+                    face=style.DATA if is_mask else "#F5F5F5", fontsize=6.5, weight="bold" if is_mask else "normal")
         ax.annotate("", (i, 2.35), (i, 1.95), arrowprops=dict(arrowstyle="->", lw=0.6, color="gray"))
     ax.text(-0.55, 0.45, "text", ha="right", va="center", fontsize=7)
     ax.text(-0.55, 1.55, "input", ha="right", va="center", fontsize=7)
-    _box(ax, (n - 1) / 2, 2.75, n - 0.1, 0.7, "token + position embeddings, LayerNorm   (X, one row per token)",
-         "#FDE6CC", fontsize=7.5)
-    _box(ax, (n - 1) / 2, 3.95, n - 0.1, 1.1,
-         f"{m['n_layers']} post-LN transformer layer{'s' if m['n_layers'] > 1 else ''}, {m['n_heads']} heads, "
-         f"D = {m['d_model']}: "
-         "every token attends to every token (no mask)", "#CDEFF4", fontsize=7.5)
+    drawing.box(ax, (n - 1) / 2, 2.75, n - 0.1, 0.7,
+                "token + position embeddings, LayerNorm   (X, one row per token)", face="#FDE6CC", fontsize=7.5)
+    drawing.box(ax, (n - 1) / 2, 3.95, n - 0.1, 1.1,
+                f"{m['n_layers']} post-LN transformer layer{'s' if m['n_layers'] > 1 else ''}, {m['n_heads']} heads, "
+                f"D = {m['d_model']}: "
+                "every token attends to every token (no mask)", face="#CDEFF4", fontsize=7.5)
     for i in range(n):
         ax.annotate("", (i, 5.15), (i, 4.5), arrowprops=dict(arrowstyle="->", lw=0.6, color="gray"))
-        _box(ax, i, 5.45, 0.55, 0.45, "", style.MODEL if i in masked else "#E8F7FA")
+        drawing.box(ax, i, 5.45, 0.55, 0.45, face=style.MODEL if i in masked else "#E8F7FA")
     ax.text(-0.55, 5.45, "outputs", ha="right", va="center", fontsize=7)
     for j, pos in enumerate(m["masked_positions"]):
         probs, toks = m["top_probs"][j], m["top_tokens"][j]
@@ -422,17 +417,18 @@ def _draw_classifier(ax, m, colors):
     ax.set(xlim=(-0.6, width + 5.5), ylim=(-0.6, 7.2))
     ax.axis("off")
     for i, t in enumerate(tokens):
-        _box(ax, i, 0.45, 0.9, 0.7, t, "#E0E0E0" if i == 0 else "#F5F5F5", fontsize=6.5)
+        drawing.box(ax, i, 0.45, 0.9, 0.7, t, face="#E0E0E0" if i == 0 else "#F5F5F5", fontsize=6.5)
         ax.annotate("", (i, 1.3), (i, 0.85), arrowprops=dict(arrowstyle="->", lw=0.6, color="gray"))
-    _box(ax, (n - 1) / 2, 1.7, n - 0.1, 0.7, "token + position embeddings, LayerNorm", "#FDE6CC", fontsize=7.5)
-    _box(ax, (n - 1) / 2, 2.95, n - 0.1, 1.1, "pre-trained transformer layers, fine-tuned", "#CDEFF4",
-         fontsize=7.5)
+    drawing.box(ax, (n - 1) / 2, 1.7, n - 0.1, 0.7, "token + position embeddings, LayerNorm", face="#FDE6CC",
+                fontsize=7.5)
+    drawing.box(ax, (n - 1) / 2, 2.95, n - 0.1, 1.1, "pre-trained transformer layers, fine-tuned", face="#CDEFF4",
+                fontsize=7.5)
     for i in range(n):
         ax.annotate("", (i, 4.05), (i, 3.5), arrowprops=dict(arrowstyle="->", lw=0.6, color="gray"))
-        _box(ax, i, 4.3, 0.55, 0.4, "", style.MODEL if i == 0 else "#E8F7FA")
+        drawing.box(ax, i, 4.3, 0.55, 0.4, face=style.MODEL if i == 0 else "#E8F7FA")
     ax.annotate("", (0, 5.3), (0, 4.55), arrowprops=dict(arrowstyle="->", lw=1.0, color="black"))
-    _box(ax, 2.0, 5.75, 4.2, 0.95, "tanh(Ω h_<cls> + β)\n→ linear → softmax", "#FFF3E0", fontsize=7.5,
-         edge=style.DATA)
+    drawing.box(ax, 2.0, 5.75, 4.2, 0.95, "tanh(Ω h_<cls> + β)\n→ linear → softmax", face="#FFF3E0", fontsize=7.5,
+                edge=style.DATA)
     ax.annotate("", (width + 0.3, 5.75), (4.15, 5.75), arrowprops=dict(arrowstyle="->", lw=1.0, color="black"))
     # probabilities of "shuffled" for both versions of the sentence, from both networks
     bar_left = width + 0.4

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from udl import style
+from udl import drawing, style
 from udl.registry import Check, Result, figure
 
 ENCODER_COLOR, DECODER_COLOR, CROSS_COLOR = style.MODEL, style.EXTRA[0], style.DATA
@@ -155,19 +155,10 @@ def encoder_decoder(p, run):
     return Result(metrics=metrics, arrays=arrays, notes=notes)
 
 
-def _token(ax, x, y, w, h, text, color, *, vertical=False, bold=False):
-    import matplotlib.pyplot as plt
-
-    ax.add_patch(plt.Rectangle((x - w / 2, y), w, h, fc="white", ec=color, lw=0.9))
-    ax.text(x, y + h / 2, text, ha="center", va="center", fontsize=7 if vertical else 8.5,
-            rotation=90 if vertical else 0, fontweight="bold" if bold else "normal")
-
-
-def _stack_box(ax, x0, x1, y0, y1, color, label, *, alpha=0.22, fontsize=7.5):
-    import matplotlib.pyplot as plt
-
-    ax.add_patch(plt.Rectangle((x0, y0), x1 - x0, y1 - y0, fc=color, alpha=alpha, ec=color, lw=1.0))
-    ax.text((x0 + x1) / 2, (y0 + y1) / 2, label, ha="center", va="center", fontsize=fontsize)
+def _stack_box(ax, x0, x1, y0, y1, color, label, *, alpha=0.22):
+    """A stage of the encoder or decoder stack over ``[x0, x1] x [y0, y1]``, tinted with its colour."""
+    drawing.box(ax, (x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0, label, face=color, edge=color, lw=1.0,
+                alpha=alpha, fontsize=7.5)
 
 
 @encoder_decoder.plot
@@ -193,12 +184,12 @@ def _(r):
     enc_x = (xs0 - 0.4, xs0 + max(ns - 1, 4) * dx + 0.4)
     dec_x = (xt0 - 0.4, xt0 + (nt - 1) * dx + 0.4)
     for j, ch in enumerate(src):
-        _token(ax_a, xs0 + j * dx, 0.25, 0.5, 0.5, ch, ENCODER_COLOR)
+        drawing.box(ax_a, xs0 + j * dx, 0.5, 0.5, 0.5, ch, edge=ENCODER_COLOR, lw=0.9, fontsize=8.5)
     for j, w in enumerate(dec_in):
-        _token(ax_a, xt0 + j * dx, 0.0, 0.5, 0.95, w, DECODER_COLOR, vertical=True)
+        drawing.box(ax_a, xt0 + j * dx, 0.475, 0.5, 0.95, w, edge=DECODER_COLOR, lw=0.9, rotation=90)
     for j, w in enumerate(dec_out):
-        _token(ax_a, xt0 + j * dx, 5.25, 0.5, 0.95, w, CROSS_COLOR if m["example_correct"] else style.EXTRA[2],
-               vertical=True, bold=True)
+        drawing.box(ax_a, xt0 + j * dx, 5.725, 0.5, 0.95, w, lw=0.9, rotation=90, weight="bold",
+                    edge=CROSS_COLOR if m["example_correct"] else style.EXTRA[2])
     for x0, n in ((xs0, ns), (xt0, nt)):
         for j in range(n):
             ax_a.annotate("", xy=(x0 + j * dx, 1.15), xytext=(x0 + j * dx, 0.97),
