@@ -1,11 +1,12 @@
-"""udl.nn.init: He initialisation's variance 2 / fan-in, zero biases, the generator."""
+"""udl.nn.init: He initialisation's variance 2 / fan-in, zero biases, the generator; building from a generator."""
 
 import math
 
+import pytest
 import torch
 from torch import nn
 
-from udl.nn.init import he_init
+from udl.nn.init import fan_in_uniform_, he_init, init_parameters, initialised_from
 
 
 def gen(seed=0):
@@ -47,3 +48,56 @@ def test_meta_layers_are_skipped():
     layer = nn.Linear(3, 3, device="meta")
     he_init(layer)
     assert layer.weight.is_meta
+
+
+# --------------------------------------------------------------------------- building from a generator
+def test_fan_in_uniform_has_torchs_bound_and_variance():
+    w, b = torch.empty(300, 100), torch.empty(300)
+    fan_in_uniform_((w, b), 100, gen(0))
+    bound = 1 / math.sqrt(100)  # torch's kaiming_uniform_(a=√5) bound for the weights, and its bias bound
+    assert w.abs().max() <= bound and b.abs().max() <= bound
+    assert abs(w.var().item() / (bound ** 2 / 3) - 1) < 0.02  # Var U(-b, b) = b²/3
+    again = torch.empty(300, 100, dtype=torch.float64)
+    fan_in_uniform_((again,), 100, gen(0))
+    assert torch.equal(w, again.float())  # drawn in float64: the same numbers in any dtype
+
+
+class _Block(nn.Module):
+    """A torch layer and a norm, with an own rule that He-initialises the layer."""
+
+    def __init__(self, *, generator=None):
+        super().__init__()
+        with initialised_from(self, generator):
+            self.conv = nn.Conv2d(3, 8, 3)
+            self.norm = nn.BatchNorm2d(8)
+
+    def reset_parameters(self, generator=None):
+        he_init(self.conv, generator)
+
+
+def test_initialised_from_draws_everything_from_the_generator_only():
+    state = torch.get_rng_state()
+    a, again, other = _Block(generator=gen(1)), _Block(generator=gen(1)), _Block(generator=gen(2))
+    assert torch.equal(state, torch.get_rng_state())  # torch's constructors drew nothing
+    assert all(torch.equal(a.state_dict()[k], again.state_dict()[k]) for k in a.state_dict())
+    assert not torch.equal(a.conv.weight, other.conv.weight)
+    assert a.conv.bias.abs().max() == 0  # the block's own rule (He) ran after the default
+    assert abs(a.conv.weight.std().item() / math.sqrt(2 / 27) - 1) < 0.15
+    assert a.norm.weight.tolist() == [1.0] * 8 and a.norm.running_var.tolist() == [1.0] * 8
+    torch.manual_seed(1)
+    implicit = _Block()  # None: the same numbers from torch's global generator
+    assert torch.equal(implicit.conv.weight, a.conv.weight)
+
+
+def test_initialised_from_on_the_meta_device_draws_nothing():
+    state = torch.get_rng_state()
+    with torch.device("meta"):
+        block = _Block(generator=gen(1))
+    assert block.conv.weight.is_meta and torch.equal(state, torch.get_rng_state())
+    assert sum(p.numel() for p in block.parameters()) == 8 * 27 + 8 + 2 * 8
+
+
+def test_init_parameters_refuses_layers_it_cannot_initialise():
+    with pytest.raises(TypeError, match=r"^The 'module' parameter of init_parameters must hold layers with a known "
+                                        r"initialisation\. Got PReLU, .+ instead\.$"):
+        init_parameters(nn.Sequential(nn.Linear(2, 2), nn.PReLU()), gen(0))

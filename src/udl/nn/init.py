@@ -8,16 +8,44 @@ output sums over: C_in · kernel size for a convolution), and sets the biases to
 
 so that the mean square of the pre-activations is the same in every layer of a deep
 ReLU network (§7.5.1): the ReLU halves it and the factor 2 restores it.
+
+udl's one way to make initial weights reproducible: every constructor takes a
+keyword-only ``generator=`` (a ``torch.Generator`` or an int seed, see
+:func:`udl.validate.as_generator`) and draws every initial value from it, never from
+torch's global generator. torch's layers draw their default initialisation from the
+global generator as they are built, so a model builds its layers inside
+:func:`initialised_from`, which builds them on the meta device (nothing is drawn) and
+then draws every parameter with :func:`init_parameters`: torch's default rule for
+each torch layer (:func:`fan_in_uniform_` for linear and convolution layers), then the
+model's own rule, its ``reset_parameters(generator)`` (He, zeros, ...)::
+
+    class Net(nn.Module):
+        def __init__(self, *, generator=None):
+            super().__init__()
+            generator = as_generator(generator, "Net")
+            with initialised_from(self, generator):
+                self.conv = nn.Conv2d(3, 8, 3)
+                self.fc = nn.Linear(8, 10)
+
+        def reset_parameters(self, generator=None):  # the model's own rule, run last
+            he_init(self.conv, generator)
+
+With ``generator=None`` the numbers come from torch's global generator, the same
+numbers as ``generator=s`` gives after ``torch.manual_seed(s)``.
 """
 
 from __future__ import annotations
+
+import contextlib
+import inspect
+import math
 
 import torch
 from torch import nn
 
 from udl.validate import as_generator
 
-__all__ = ["he_init"]
+__all__ = ["he_init", "fan_in_uniform_", "init_parameters", "initialised_from"]
 
 _HE_LAYERS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 
@@ -46,3 +74,136 @@ def he_init(module: nn.Module, generator: torch.Generator | None = None) -> None
             nn.init.kaiming_normal_(m.weight, nonlinearity="relu", generator=generator)  # σ² = 2 / fan-in
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
+
+
+@torch.no_grad()
+def fan_in_uniform_(tensors, fan_in: int, generator: torch.Generator | None = None) -> None:
+    """Draw each tensor, in place, from U(-1/√fan_in, 1/√fan_in): torch's default for linear and convolution layers.
+
+    (torch's ``kaiming_uniform_`` with a = √5 gives the same bound for the weights, and
+    torch draws the biases with it.) The numbers are drawn in float64 on the
+    generator's device, then copied, so a generator gives the same values whatever the
+    parameters' dtype and device. Tensors that are None or on the meta device are skipped.
+
+    Args:
+        tensors: the tensors (weights and biases), in the order they are drawn.
+        fan_in: the inputs each output sums over (D_in; C_in·Πk for a convolution).
+        generator: the random numbers. Default: torch's global one.
+
+    Example::
+
+        >>> w = torch.empty(4, 9)
+        >>> fan_in_uniform_([w], 9, torch.Generator().manual_seed(0))
+        >>> bool(w.abs().max() <= 1 / 3)
+        True
+    """
+    bound = 1.0 / math.sqrt(fan_in)
+    device = generator.device if generator is not None else "cpu"
+    for t in tensors:
+        if t is not None and not t.is_meta:
+            u = torch.rand(t.shape, generator=generator, dtype=torch.float64, device=device)  # U[0, 1)
+            t.copy_(u.mul(2).sub(1).mul(bound))  # U[-bound, bound)
+
+
+_DEFAULT_UNIFORM = (nn.Linear, nn.modules.conv._ConvNd)  # convolutions, transposed ones too
+_NORMS = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.RMSNorm)  # nothing random: γ = 1, δ = 0
+
+
+def _own_rule(module: nn.Module):
+    """``module.reset_parameters`` if it takes a generator (udl's modules), else None."""
+    reset = getattr(module, "reset_parameters", None)
+    if reset is None:
+        return None
+    return reset if "generator" in inspect.signature(reset).parameters else None
+
+
+@torch.no_grad()
+def init_parameters(module: nn.Module, generator: torch.Generator | None = None) -> None:
+    """Draw every parameter (and reset every buffer) of ``module`` from ``generator``, as it is built.
+
+    Sub-modules are visited innermost first, so that a block's own rule overrides the
+    default of its layers, each module once:
+
+    - ``nn.Linear`` and convolutions: weights and biases from :func:`fan_in_uniform_`
+      (torch's default), fan-in = ``weight[0].numel()``;
+    - ``nn.Embedding``: N(0, 1) (torch's default);
+    - torch's normalisation layers: γ = 1, δ = 0, running statistics reset;
+    - a module with a ``reset_parameters(generator)`` method (udl's models and
+      layers): that method, its own rule (He initialisation, zero heads, ...).
+
+    Args:
+        module: the network; it must not be on the meta device.
+        generator: the random numbers. Default: torch's global one.
+
+    Raises:
+        TypeError: a sub-module holds parameters or buffers of its own and follows none
+            of these rules (its values would be left undefined).
+
+    Example::
+
+        >>> net = nn.Sequential(nn.Linear(4, 3), nn.LayerNorm(3))
+        >>> init_parameters(net, torch.Generator().manual_seed(0))
+        >>> net[1].weight.tolist()
+        [1.0, 1.0, 1.0]
+    """
+    generator = as_generator(generator, "init_parameters")
+    seen: set[int] = set()
+
+    def visit(m: nn.Module) -> None:
+        if id(m) in seen:
+            return
+        seen.add(id(m))
+        for child in m.children():
+            visit(child)
+        own = _own_rule(m)
+        if isinstance(m, _DEFAULT_UNIFORM):
+            fan_in_uniform_((m.weight, m.bias), m.weight[0].numel(), generator)
+        elif isinstance(m, nn.Embedding):
+            m.weight.copy_(torch.randn(m.weight.shape, generator=generator, device=generator.device
+                                       if generator is not None else "cpu"))
+            if m.padding_idx is not None:
+                m.weight[m.padding_idx].zero_()
+        elif isinstance(m, _NORMS):
+            m.reset_parameters()
+        elif own is None and (next(m.parameters(recurse=False), None) is not None
+                              or next(m.buffers(recurse=False), None) is not None):
+            raise TypeError(f"The 'module' parameter of init_parameters must hold layers with a known initialisation. "
+                            f"Got {type(m).__name__}, which has its own parameters and no "
+                            f"reset_parameters(generator), instead.")
+        if own is not None:
+            own(generator=generator)
+
+    visit(module)
+
+
+@contextlib.contextmanager
+def initialised_from(module: nn.Module, generator: torch.Generator | None):
+    """Build ``module``'s layers inside this block; leaving it draws them all from ``generator``.
+
+    Inside, the layers are built on the meta device, so torch's layer constructors draw
+    nothing from torch's global generator. On leaving, ``module`` is moved to the
+    default device, its values undefined, and :func:`init_parameters` draws every one
+    from ``generator``. Under ``torch.device("meta")`` (counting parameters without
+    allocating them), or inside an enclosing ``initialised_from`` block, ``module``
+    stays on the meta device and nothing is drawn: the outermost block draws once for
+    the whole network.
+
+    Args:
+        module: the module being built (``self`` in a constructor).
+        generator: the random numbers; None draws from torch's global generator.
+
+    Example::
+
+        >>> net = nn.Module()
+        >>> with initialised_from(net, torch.Generator().manual_seed(0)):
+        ...     net.fc = nn.Linear(3, 2)
+        >>> net.fc.weight.device.type
+        'cpu'
+    """
+    target = torch.get_default_device()
+    with torch.device("meta"):
+        yield
+    if target.type != "meta":
+        module.to_empty(device=target)
+        init_parameters(module, generator)
+
