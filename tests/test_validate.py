@@ -1,4 +1,4 @@
-"""udl.validate: the one message template, checked whole, for check_tensor and check_instance."""
+"""udl.validate: the one message template, checked whole, for check_tensor, check_instance and check_sequence."""
 
 import re
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from udl.validate import check_instance, check_tensor
+from udl.validate import check_instance, check_sequence, check_tensor
 
 
 def refused(error, message):
@@ -23,6 +23,8 @@ def test_check_tensor_returns_a_good_tensor_unchanged():
     assert check_tensor(x, "x", "f", ndim=(3, 4), shape=(..., 5), dtype=torch.float32) is x
     assert check_tensor(torch.zeros(7, dtype=torch.int32), "labels", "f", shape=(7,), dtype="int") is not None
     assert check_tensor(torch.zeros(4), "b", "f", shape=(..., 4)) is not None  # "..." may be no axis at all
+    assert check_tensor(x, "x", "f", shape=("N", "C", ...)) is x
+    assert check_tensor(x, "x", "f", shape=(2, ..., 4, 5)) is x
 
 
 @pytest.mark.parametrize("value, shown", [([1.0, 2.0], "list"), (np.zeros(3), "ndarray"), (3, "3"), (None, "None"),
@@ -46,6 +48,8 @@ def test_check_tensor_dimensions():
     ((2, 3), (..., 4), "(..., 4)"),
     ((), (..., 4), "(..., 4)"),
     ((2, 4), ("N", "C", "H", "W"), "(N, C, H, W)"),
+    ((5,), ("N", "D", ...), "(N, D, ...)"),
+    ((2, 3, 4), (2, ..., 5), "(2, ..., 5)"),
 ])
 def test_check_tensor_shape(shape, spec, text):
     with refused(ValueError, f"The 'x' parameter of f must be a tensor of shape {text}. "
@@ -99,3 +103,13 @@ def test_check_instance_names_a_udl_class_by_its_name():
 
     with refused(TypeError, "The 'config' parameter of YOLOLoss must be a YOLOConfig. Got 'tiny' instead."):
         check_instance("tiny", "config", "YOLOLoss", YOLOConfig)
+
+
+# --------------------------------------------------------------------------- check_sequence
+def test_check_sequence_takes_lists_and_tuples_and_refuses_strings():
+    assert check_sequence([1, 2], "boxes", "f") == [1, 2]
+    assert check_sequence((), "boxes", "f") == ()
+    for value, shown in (("abc", "'abc'"), (b"ab", "bytes"), (torch.zeros(2), "Tensor"), (None, "None"), ({1}, "set")):
+        with refused(TypeError, f"The 'boxes' parameter of encode_targets must be a list of tensors, one per image. "
+                                f"Got {shown} instead."):
+            check_sequence(value, "boxes", "encode_targets", of="tensors, one per image")

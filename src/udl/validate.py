@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import numbers
 import sys
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 
 def _refuse(name: str, owner: str, wanted: str, shown: str, error=ValueError):
@@ -159,6 +159,20 @@ def check_instance(value: Any, name: str, owner: str, types: type | tuple[type, 
     return value
 
 
+def check_sequence(value: Any, name: str, owner: str, *, of: str = "items") -> Any:
+    """A list, tuple or other sequence, but not a str: ``of`` says what it holds, for the message.
+
+    Example::
+
+        >>> check_sequence("abc", "boxes", "encode_targets", of="tensors, one per image")
+        Traceback (most recent call last):
+        TypeError: The 'boxes' parameter of encode_targets must be a list of tensors, one per image. Got 'abc' instead.
+    """
+    if not isinstance(value, Sequence) or isinstance(value, (str, bytes)):
+        _refuse(name, owner, f"a list of {of}", _shown(value), TypeError)
+    return value
+
+
 _DTYPE_KINDS = {"float": "a floating-point tensor", "int": "an integer tensor", "real": "a real tensor"}
 
 
@@ -175,11 +189,13 @@ def _dtype_is(dtype, wanted) -> bool:
 
 
 def _shape_is(actual: tuple[int, ...], shape: tuple) -> bool:
-    if shape and shape[0] is Ellipsis:  # (..., 4): any leading axes
-        shape = shape[1:]
-        actual = actual[len(actual) - len(shape):] if len(actual) >= len(shape) else None
-    return actual is not None and len(actual) == len(shape) and \
-        all(isinstance(want, str) or got == want for got, want in zip(actual, shape))
+    if Ellipsis in shape:  # (..., 4) or (N, D, ...): any number of axes there
+        cut = shape.index(Ellipsis)
+        head, tail = shape[:cut], shape[cut + 1:]
+        if len(actual) < len(head) + len(tail):
+            return False
+        return _shape_is(actual[:len(head)], head) and _shape_is(actual[len(actual) - len(tail):], tail)
+    return len(actual) == len(shape) and all(isinstance(want, str) or got == want for got, want in zip(actual, shape))
 
 
 def _shape_text(shape: tuple) -> str:
@@ -195,8 +211,8 @@ def check_tensor(value: Any, name: str, owner: str, *, ndim: int | tuple[int, ..
         value, name, owner: the argument, its name and the function or class it goes to.
         ndim: the number of dimensions, or a tuple of the numbers allowed. Default: any.
         shape: one entry per dimension: an int (that size) or a str (any size, named in
-            the message: ``("N", 40)``); a leading ``...`` allows any leading axes:
-            ``(..., 4)``. Default: any.
+            the message: ``("N", 40)``); one ``...`` stands for any number of axes:
+            ``(..., 4)``, ``("N", "C", ...)``. Default: any.
         dtype: a ``torch.dtype``, or a kind: ``"float"`` (floating point), ``"int"``
             (integers, not bool) or ``"real"`` (neither complex nor bool). Default: any.
 

@@ -73,8 +73,8 @@ def test_paired_iou_is_the_diagonal_of_box_iou_and_broadcasts():
     grid = paired_iou(a[:, None, :], b[None, :, :])  # (15, 1, 4) with (1, 15, 4) -> (15, 15)
     torch.testing.assert_close(grid, box_iou(a, b))
     assert paired_iou(T([0.0, 0.0, 2.0, 2.0]), T([1.0, 0.0, 3.0, 2.0])).item() == pytest.approx(1 / 3)
-    with pytest.raises(ValueError, match=r"^The 'b' parameter of paired_iou must be a tensor \(\.\.\., 4\)\. "
-                                         r"Got \(2, 3\) instead\.$"):
+    with pytest.raises(ValueError, match=r"^The 'b' parameter of paired_iou must be a tensor of shape \(\.\.\., 4\)\. "
+                                         r"Got shape \(2, 3\) instead\.$"):
         paired_iou(a, torch.zeros(2, 3))
 
 

@@ -22,13 +22,13 @@ Example::
 
 from __future__ import annotations
 
-from typing import NamedTuple, Sequence
+from typing import NamedTuple
 
 import numpy as np
 import torch
 
 from udl.data.scenes import check_boxes
-from udl.validate import check_float, check_int
+from udl.validate import check_float, check_int, check_sequence, check_tensor
 
 __all__ = ["Detections", "PrecisionRecall", "average_precision", "box_iou", "matches_per_object",
            "mean_average_precision", "non_max_suppression", "paired_iou", "precision_recall"]
@@ -54,10 +54,8 @@ def paired_iou(a: torch.Tensor, b: torch.Tensor, eps: float = 0.0) -> torch.Tens
         >>> paired_iou(torch.tensor([[0., 0., 2., 2.], [0., 0., 1., 1.]]), torch.tensor([1., 0., 3., 2.]))
         tensor([0.3333, 0.0000])
     """
-    for name, boxes in (("a", a), ("b", b)):
-        if not isinstance(boxes, torch.Tensor) or boxes.dim() == 0 or boxes.shape[-1] != 4:
-            raise ValueError(f"The {name!r} parameter of paired_iou must be a tensor (..., 4). "
-                             f"Got {tuple(boxes.shape) if isinstance(boxes, torch.Tensor) else boxes!r} instead.")
+    check_tensor(a, "a", "paired_iou", shape=(..., 4))
+    check_tensor(b, "b", "paired_iou", shape=(..., 4))
     iw = (torch.minimum(a[..., 2], b[..., 2]) - torch.maximum(a[..., 0], b[..., 0])).clamp(min=0)
     ih = (torch.minimum(a[..., 3], b[..., 3]) - torch.maximum(a[..., 1], b[..., 1])).clamp(min=0)
     intersection = iw * ih
@@ -120,10 +118,10 @@ def non_max_suppression(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold
     """
     owner = "non_max_suppression"
     boxes = check_boxes(boxes, "boxes", owner)
-    scores = _check_vector(scores, "scores", owner, len(boxes))
+    scores = _scores(scores, "scores", owner, len(boxes))
     check_float(iou_threshold, "iou_threshold", owner, low=0.0, high=1.0)
     if labels is not None:
-        labels = _check_labels(labels, "labels", owner, len(boxes))
+        labels = _labels(labels, "labels", owner, len(boxes))
     order = torch.argsort(-scores, stable=True)
     iou = paired_iou(boxes[:, None, :], boxes[None, :, :])  # (K, K)
     if labels is not None:
@@ -147,42 +145,29 @@ class Detections(NamedTuple):
     labels: torch.Tensor  # (K,) int64
 
 
-def _check_vector(values, name: str, owner: str, length: int) -> torch.Tensor:
-    if isinstance(values, np.ndarray):
-        values = torch.from_numpy(values)
-    if not isinstance(values, torch.Tensor) or values.dtype == torch.bool or values.is_complex():
-        raise TypeError(f"The {name!r} parameter of {owner} must be a real tensor of shape ({length},). "
-                        f"Got {type(values).__name__} instead.")
-    if values.shape != (length,):
-        raise ValueError(f"The {name!r} parameter of {owner} must have shape ({length},). "
-                         f"Got {tuple(values.shape)} instead.")
-    values = values.float()
+def _scores(values, name: str, owner: str, length: int) -> torch.Tensor:
+    """``length`` finite real scores (a tensor or a NumPy array), as float32."""
+    values = torch.from_numpy(values) if isinstance(values, np.ndarray) else values
+    values = check_tensor(values, name, owner, shape=(length,), dtype="real").float()
     if not torch.isfinite(values).all():
         raise ValueError(f"The {name!r} parameter of {owner} must hold finite numbers. Got {values.tolist()} instead.")
     return values
 
 
-def _check_labels(labels, name: str, owner: str, length: int) -> torch.Tensor:
-    if isinstance(labels, np.ndarray):
-        labels = torch.from_numpy(labels)
-    if not isinstance(labels, torch.Tensor) or labels.dtype.is_floating_point or labels.dtype == torch.bool \
-            or labels.is_complex():
-        raise TypeError(f"The {name!r} parameter of {owner} must be an integer tensor of shape ({length},). "
-                        f"Got {labels!r} instead.")
-    if labels.shape != (length,) or (labels < 0).any():
-        raise ValueError(f"The {name!r} parameter of {owner} must hold {length} non-negative class indices. "
+def _labels(labels, name: str, owner: str, length: int) -> torch.Tensor:
+    """``length`` non-negative class indices (a tensor or a NumPy array), as int64."""
+    labels = torch.from_numpy(labels) if isinstance(labels, np.ndarray) else labels
+    labels = check_tensor(labels, name, owner, shape=(length,), dtype="int")
+    if (labels < 0).any():
+        raise ValueError(f"The {name!r} parameter of {owner} must hold non-negative class indices. "
                          f"Got {labels.tolist()} instead.")
     return labels.long()
 
 
 def _check_detections(predictions, ground_truth, owner: str):
     """Validate per-image predictions (boxes, scores, labels) and truths (boxes, labels)."""
-    if not isinstance(predictions, Sequence) or isinstance(predictions, (str, bytes)):
-        raise TypeError(f"The 'predictions' parameter of {owner} must be a list of (boxes, scores, labels), "
-                        f"one per image. Got {type(predictions).__name__} instead.")
-    if not isinstance(ground_truth, Sequence) or isinstance(ground_truth, (str, bytes)):
-        raise TypeError(f"The 'ground_truth' parameter of {owner} must be a list of (boxes, labels), "
-                        f"one per image. Got {type(ground_truth).__name__} instead.")
+    check_sequence(predictions, "predictions", owner, of="(boxes, scores, labels), one per image")
+    check_sequence(ground_truth, "ground_truth", owner, of="(boxes, labels), one per image")
     if len(predictions) != len(ground_truth):
         raise ValueError(f"The 'predictions' parameter of {owner} must have one entry per image of "
                          f"ground_truth ({len(ground_truth)}). Got {len(predictions)} instead.")
@@ -192,14 +177,14 @@ def _check_detections(predictions, ground_truth, owner: str):
             raise TypeError(f"The 'predictions' parameter of {owner} must hold (boxes, scores, labels) tuples. "
                             f"Got {type(item).__name__} instead.")
         boxes = check_boxes(item[0], "predictions", owner)
-        preds.append(Detections(boxes, _check_vector(item[1], "predictions", owner, len(boxes)),
-                                _check_labels(item[2], "predictions", owner, len(boxes))))
+        preds.append(Detections(boxes, _scores(item[1], "predictions", owner, len(boxes)),
+                                _labels(item[2], "predictions", owner, len(boxes))))
     for item in ground_truth:
         if not isinstance(item, tuple) or len(item) != 2:
             raise TypeError(f"The 'ground_truth' parameter of {owner} must hold (boxes, labels) pairs. "
                             f"Got {type(item).__name__} instead.")
         boxes = check_boxes(item[0], "ground_truth", owner)
-        truths.append((boxes, _check_labels(item[1], "ground_truth", owner, len(boxes))))
+        truths.append((boxes, _labels(item[1], "ground_truth", owner, len(boxes))))
     return preds, truths
 
 

@@ -34,37 +34,19 @@ import torch
 from torch import nn
 
 from udl.train.batches import epoch_order
-from udl.validate import check_float, check_int
+from udl.validate import check_float, check_int, check_tensor
 
 SCALE = 0.06  # the book's factor on φ1·x (eq. 6.8)
 WIDTH = 32.0  # the envelope's denominator exp(-z²/32) (eq. 6.8)
 
 
 # --------------------------------------------------------------------------- argument checks
-def _tensor(value, name: str, owner: str) -> torch.Tensor:
-    if not isinstance(value, torch.Tensor):
-        raise TypeError(f"The {name!r} parameter of {owner} must be a torch.Tensor. "
-                        f"Got {type(value).__name__} instead.")
-    if not value.is_floating_point():
-        raise TypeError(f"The {name!r} parameter of {owner} must be a floating-point tensor. "
-                        f"Got dtype {value.dtype} instead.")
-    return value
-
-
 def _check_x(x, owner: str, name: str = "x") -> torch.Tensor:
-    x = _tensor(x, name, owner)
-    if x.dim() != 1:
-        raise ValueError(f"The {name!r} parameter of {owner} must be one-dimensional, shape (N,). "
-                         f"Got shape {tuple(x.shape)} instead.")
-    return x
+    return check_tensor(x, name, owner, shape=("N",), dtype="float")
 
 
 def _check_phi(phi, owner: str) -> torch.Tensor:
-    phi = _tensor(phi, "phi", owner)
-    if phi.dim() == 0 or phi.shape[-1] != 2:
-        raise ValueError(f"The 'phi' parameter of {owner} must have shape (..., 2) holding (φ0, φ1). "
-                         f"Got shape {tuple(phi.shape)} instead.")
-    return phi
+    return check_tensor(phi, "phi", owner, shape=(..., 2), dtype="float")  # (φ0, φ1) in the last axis
 
 
 def _check_xy(x, y, owner: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -302,7 +284,7 @@ def path_turning(path: torch.Tensor) -> tuple[float, float]:
         (180.0, 0.0)
     """
     owner = "path_turning"
-    path = _tensor(path, "path", owner)
+    path = check_tensor(path, "path", owner, dtype="float")
     if path.dim() != 2 or path.shape[0] < 3:
         raise ValueError(f"The 'path' parameter of {owner} must have shape (T, D) with T >= 3. "
                          f"Got shape {tuple(path.shape)} instead.")
@@ -505,7 +487,7 @@ def basins(surface: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         ([[0, 0, 0, 1, 1]], [[0, 0], [0, 4]])
     """
     owner = "basins"
-    surface = _tensor(surface, "surface", owner)
+    surface = check_tensor(surface, "surface", owner, dtype="float")
     if surface.dim() != 2:
         raise ValueError(f"The 'surface' parameter of {owner} must be two-dimensional, shape (G0, G1). "
                          f"Got shape {tuple(surface.shape)} instead.")

@@ -49,9 +49,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from udl.analysis.detection import Detections, _check_labels, non_max_suppression, paired_iou
+from udl.analysis.detection import Detections, non_max_suppression, paired_iou
 from udl.data.scenes import check_boxes
-from udl.validate import check_float, check_int
+from udl.validate import check_float, check_instance, check_int, check_sequence, check_tensor
 
 
 # --------------------------------------------------------------------------- configuration
@@ -191,11 +191,7 @@ class YOLO(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Raw outputs per cell; ``(N, 3, H, H) -> (N, S, S, 5B + C)``."""
         size = self.config.image_size
-        if not isinstance(x, torch.Tensor):
-            raise TypeError(f"The 'x' parameter of YOLO.forward must be a torch.Tensor. Got {type(x).__name__} instead.")
-        if x.dim() != 4 or tuple(x.shape[1:]) != (3, size, size):
-            raise ValueError(f"The 'x' parameter of YOLO.forward must have shape (N, 3, {size}, {size}). "
-                             f"Got {tuple(x.shape)} instead.")
+        check_tensor(x, "x", "YOLO.forward", shape=("N", 3, size, size))
         return self.head(self.backbone(x)).permute(0, 2, 3, 1)  # (N, 5B+C, S, S) -> (N, S, S, 5B+C)
 
     @torch.no_grad()
@@ -238,15 +234,8 @@ def split_output(output: torch.Tensor, config: YOLOConfig) -> Prediction:
 
 
 def _check_output(output, config, owner):
-    if not isinstance(config, YOLOConfig):
-        raise TypeError(f"The 'config' parameter of {owner} must be a YOLOConfig. Got {config!r} instead.")
-    if not isinstance(output, torch.Tensor):
-        raise TypeError(f"The 'output' parameter of {owner} must be a torch.Tensor. "
-                        f"Got {type(output).__name__} instead.")
-    s, d = config.grid, config.n_outputs
-    if output.dim() != 4 or tuple(output.shape[1:]) != (s, s, d):
-        raise ValueError(f"The 'output' parameter of {owner} must have shape (N, {s}, {s}, {d}). "
-                         f"Got {tuple(output.shape)} instead.")
+    check_instance(config, "config", owner, YOLOConfig)
+    check_tensor(output, "output", owner, shape=("N", config.grid, config.grid, config.n_outputs))
 
 
 def _corners(xy: torch.Tensor, wh: torch.Tensor, grid: int) -> torch.Tensor:
@@ -277,12 +266,9 @@ def encode_targets(boxes: Sequence[torch.Tensor], labels: Sequence[torch.Tensor]
         ``-> (N, S, S, 5 + C)``: ``[obj, x, y, w, h, one-hot C]`` per cell.
     """
     owner = "encode_targets"
-    if not isinstance(config, YOLOConfig):
-        raise TypeError(f"The 'config' parameter of {owner} must be a YOLOConfig. Got {config!r} instead.")
-    for name, value in (("boxes", boxes), ("labels", labels)):
-        if not isinstance(value, Sequence) or isinstance(value, (str, bytes)):
-            raise TypeError(f"The {name!r} parameter of {owner} must be a list of tensors, one per image. "
-                            f"Got {type(value).__name__} instead.")
+    check_instance(config, "config", owner, YOLOConfig)
+    check_sequence(boxes, "boxes", owner, of="tensors, one per image")
+    check_sequence(labels, "labels", owner, of="tensors, one per image")
     if len(boxes) != len(labels):
         raise ValueError(f"The 'labels' parameter of {owner} must have one entry per image of boxes ({len(boxes)}). "
                          f"Got {len(labels)} instead.")
@@ -290,10 +276,10 @@ def encode_targets(boxes: Sequence[torch.Tensor], labels: Sequence[torch.Tensor]
     target = torch.zeros(len(boxes), s, s, 5 + config.n_classes)
     for n, (b, c) in enumerate(zip(boxes, labels)):
         b = check_boxes(b, "boxes", owner, image_size=size)
-        c = _check_labels(c, "labels", owner, len(b))
-        if (c >= config.n_classes).any():
-            raise ValueError(f"The 'labels' parameter of {owner} must hold class indices below n_classes = "
-                             f"{config.n_classes}. Got {c.tolist()} instead.")
+        c = check_tensor(c, "labels", owner, shape=(len(b),), dtype="int")
+        if ((c < 0) | (c >= config.n_classes)).any():
+            raise ValueError(f"The 'labels' parameter of {owner} must hold class indices in [0, n_classes = "
+                             f"{config.n_classes}). Got {c.tolist()} instead.")
         area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
         for k in torch.argsort(area).tolist():  # smallest first: a larger box in the same cell overwrites it
             x0, y0, x1, y1 = (b[k] / size).tolist()  # image-relative
@@ -333,18 +319,13 @@ class YOLOLoss(nn.Module):
 
     def __init__(self, config: YOLOConfig):
         super().__init__()
-        if not isinstance(config, YOLOConfig):
-            raise TypeError(f"The 'config' parameter of YOLOLoss must be a YOLOConfig. Got {config!r} instead.")
-        self.config = config
+        self.config = check_instance(config, "config", "YOLOLoss", YOLOConfig)
 
     def parts(self, output: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
         """The five terms of the loss, each summed over cells and averaged over images."""
         cfg = self.config
         _check_output(output, cfg, "YOLOLoss")
-        if not isinstance(target, torch.Tensor) or tuple(target.shape) != (*output.shape[:3], 5 + cfg.n_classes):
-            raise ValueError(f"The 'target' parameter of YOLOLoss must have shape "
-                             f"{(*output.shape[:3], 5 + cfg.n_classes)}. Got "
-                             f"{tuple(target.shape) if isinstance(target, torch.Tensor) else target!r} instead.")
+        check_tensor(target, "target", "YOLOLoss", shape=(*output.shape[:3], 5 + cfg.n_classes))
         pred = split_output(output, cfg)
         target = target.float()
         obj = target[..., 0]  # (N, S, S): 1^obj_i

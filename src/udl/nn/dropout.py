@@ -27,20 +27,13 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from udl.validate import as_generator, check_float, check_int
+from udl.validate import as_generator, check_float, check_int, check_tensor
 
 __all__ = ["Dropout", "dropout_mask", "apply_dropout_mask", "drop_one_of"]
 
 
 def _check_p(p, owner: str) -> float:
     return check_float(p, "p", owner, low=0.0, high=1.0, high_open=True)
-
-
-def _check_tensor(value, name: str, owner: str) -> torch.Tensor:
-    if not isinstance(value, torch.Tensor):
-        raise TypeError(f"The {name!r} parameter of {owner} must be a torch.Tensor. "
-                        f"Got {type(value).__name__} instead.")
-    return value
 
 
 def dropout_mask(shape: Sequence[int] | torch.Size, p: float, *, generator: torch.Generator | None = None,
@@ -97,8 +90,8 @@ def apply_dropout_mask(h: torch.Tensor, mask: torch.Tensor, p: float) -> torch.T
         tensor([1.3333, 0.0000, 1.3333, 1.3333])
     """
     owner = "apply_dropout_mask"
-    h = _check_tensor(h, "h", owner)
-    mask = _check_tensor(mask, "mask", owner)
+    h = check_tensor(h, "h", owner)
+    mask = check_tensor(mask, "mask", owner)
     p = _check_p(p, owner)
     try:
         torch.broadcast_shapes(mask.shape, h.shape)
@@ -142,7 +135,7 @@ class Dropout(nn.Module):
         self.last_mask = None
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        _check_tensor(h, "h", "Dropout.forward")
+        check_tensor(h, "h", "Dropout.forward")
         if not self.training or self.p == 0.0:
             self.last_mask = torch.ones_like(h, dtype=torch.bool)
             return h

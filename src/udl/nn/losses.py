@@ -24,26 +24,12 @@ import math
 
 import torch
 
-from udl.validate import check_choice
+from udl.validate import check_choice, check_tensor
 
 REDUCTIONS = ("sum", "mean", "none")
 
 
 # --------------------------------------------------------------------------- helpers
-def _check_tensor(value, name: str, owner: str) -> torch.Tensor:
-    if not isinstance(value, torch.Tensor):
-        raise TypeError(f"The {name!r} parameter of {owner} must be a torch.Tensor. Got {value!r} instead.")
-    return value
-
-
-def _check_float_tensor(value, name: str, owner: str) -> torch.Tensor:
-    _check_tensor(value, name, owner)
-    if not value.is_floating_point():
-        raise TypeError(f"The {name!r} parameter of {owner} must be a floating-point tensor. "
-                        f"Got dtype {value.dtype} instead.")
-    return value
-
-
 def _check_same_shape(a: torch.Tensor, b: torch.Tensor, names: str, owner: str) -> None:
     if a.shape != b.shape:
         raise ValueError(f"The {names} parameters of {owner} must have the same shape. "
@@ -71,7 +57,7 @@ def softplus(z: torch.Tensor) -> torch.Tensor:
 
     Shape: any; the output has the shape of ``z``.
     """
-    _check_float_tensor(z, "z", "softplus")
+    check_tensor(z, "z", "softplus", dtype="float")
     return z.clamp(min=0) + torch.log1p(torch.exp(-z.abs()))
 
 
@@ -96,8 +82,8 @@ def least_squares(f: torch.Tensor, y: torch.Tensor, *, reduction: str = "sum") -
         tensor(5.)
     """
     owner = "least_squares"
-    _check_float_tensor(f, "f", owner)
-    _check_float_tensor(y, "y", owner)
+    check_tensor(f, "f", owner, dtype="float")
+    check_tensor(y, "y", owner, dtype="float")
     _check_same_shape(f, y, "'f' and 'y'", owner)
     check_choice(reduction, "reduction", owner, REDUCTIONS)
     return _reduce((y - f) ** 2, reduction)
@@ -132,9 +118,9 @@ def gaussian_nll(mu: torch.Tensor, y: torch.Tensor, sigma_sq: torch.Tensor, *, r
         tensor(0.9189)
     """
     owner = "gaussian_nll"
-    _check_float_tensor(mu, "mu", owner)
-    _check_float_tensor(y, "y", owner)
-    _check_float_tensor(sigma_sq, "sigma_sq", owner)
+    check_tensor(mu, "mu", owner, dtype="float")
+    check_tensor(y, "y", owner, dtype="float")
+    check_tensor(sigma_sq, "sigma_sq", owner, dtype="float")
     _check_same_shape(mu, y, "'mu' and 'y'", owner)
     try:
         broadcasts = torch.broadcast_shapes(sigma_sq.shape, mu.shape) == mu.shape
@@ -183,8 +169,8 @@ def binary_cross_entropy(lam: torch.Tensor, y: torch.Tensor, *, reduction: str =
         tensor(0.6931)
     """
     owner = "binary_cross_entropy"
-    _check_float_tensor(lam, "lam", owner)
-    _check_float_tensor(y, "y", owner)
+    check_tensor(lam, "lam", owner, dtype="float")
+    check_tensor(y, "y", owner, dtype="float")
     _check_same_shape(lam, y, "'lam' and 'y'", owner)
     _check_in_unit_interval(lam, "lam", owner)
     _check_in_unit_interval(y, "y", owner)
@@ -219,8 +205,8 @@ def binary_cross_entropy_with_logits(z: torch.Tensor, y: torch.Tensor, *, reduct
         tensor(0.6931)
     """
     owner = "binary_cross_entropy_with_logits"
-    _check_float_tensor(z, "z", owner)
-    _check_float_tensor(y, "y", owner)
+    check_tensor(z, "z", owner, dtype="float")
+    check_tensor(y, "y", owner, dtype="float")
     _check_same_shape(z, y, "'z' and 'y'", owner)
     _check_in_unit_interval(y, "y", owner)
     check_choice(reduction, "reduction", owner, REDUCTIONS)
@@ -236,7 +222,7 @@ def log_softmax(z: torch.Tensor) -> torch.Tensor:
 
     Shape: (..., K) → (..., K).
     """
-    _check_float_tensor(z, "z", "log_softmax")
+    check_tensor(z, "z", "log_softmax", dtype="float")
     if z.dim() == 0:
         raise ValueError("The 'z' parameter of log_softmax must have at least one axis. Got a scalar instead.")
     z_max = z.amax(dim=-1, keepdim=True).detach()  # a constant shift: no gradient needed
@@ -266,16 +252,8 @@ def cross_entropy(z: torch.Tensor, y: torch.Tensor, *, reduction: str = "sum") -
         tensor(1.3863)
     """
     owner = "cross_entropy"
-    _check_float_tensor(z, "z", owner)
-    _check_tensor(y, "y", owner)
-    if z.dim() != 2:
-        raise ValueError(f"The 'z' parameter of {owner} must have shape (N, K). Got {tuple(z.shape)} instead.")
-    if y.dtype not in (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8):
-        raise TypeError(f"The 'y' parameter of {owner} must be an integer tensor of class indices. "
-                        f"Got dtype {y.dtype} instead.")
-    if y.shape != z.shape[:1]:
-        raise ValueError(f"The 'y' parameter of {owner} must have shape ({z.shape[0]},). "
-                         f"Got {tuple(y.shape)} instead.")
+    check_tensor(z, "z", owner, shape=("N", "K"), dtype="float")
+    check_tensor(y, "y", owner, shape=(z.shape[0],), dtype="int")  # class indices
     if y.numel() and not bool(((y >= 0) & (y < z.shape[1])).all()):
         raise ValueError(f"The 'y' parameter of {owner} must hold class indices in [0, {z.shape[1] - 1}]. "
                          f"Got values in [{y.min().item()}, {y.max().item()}] instead.")

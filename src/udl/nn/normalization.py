@@ -41,7 +41,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from udl.validate import check_choice, check_float, check_int
+from udl.validate import check_choice, check_float, check_instance, check_int, check_tensor
 
 __all__ = ["BatchNorm", "GhostBatchNorm", "LayerNorm", "GroupNorm", "InstanceNorm", "shared_statistics",
            "batch_norm_layer"]
@@ -134,9 +134,7 @@ class _Normalization(nn.Module):
                              f"Got {shape} instead.")
 
     def _check_input(self, x, owner: str) -> torch.Tensor:
-        if not isinstance(x, torch.Tensor) or not x.is_floating_point():
-            raise TypeError(f"The 'x' parameter of {owner} must be a floating-point torch.Tensor. "
-                            f"Got {type(x).__name__ if not isinstance(x, torch.Tensor) else x.dtype} instead.")
+        check_tensor(x, "x", owner, dtype="float")
         self._check_channels(tuple(x.shape), "x", owner)
         return x
 
@@ -464,9 +462,7 @@ def shared_statistics(module: nn.Module, shape: Sequence[int], index: Sequence[i
         (6, True)
     """
     owner = "shared_statistics"
-    if not isinstance(module, nn.Module):
-        raise TypeError(f"The 'module' parameter of {owner} must be a torch.nn.Module. "
-                        f"Got {type(module).__name__} instead.")
+    check_instance(module, "module", owner, nn.Module)
     shape = _check_shape(shape, "shape", owner)
     index = _check_index(index, shape, owner)
     n_probes = check_int(n_probes, "n_probes", owner)

@@ -35,18 +35,11 @@ from typing import Sequence
 import torch
 
 from udl.nn.conv import sliding_windows2d
-from udl.validate import check_int, check_ints
+from udl.validate import check_int, check_ints, check_tensor
 
 __all__ = ["subsample", "max_pool2d", "mean_pool2d", "upsample_nearest", "max_unpool2d", "upsample_bilinear"]
 
-
-def _check_input(x, owner: str, name: str = "x") -> torch.Tensor:
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"The {name!r} parameter of {owner} must be a torch.Tensor. Got {type(x).__name__} instead.")
-    if x.dim() != 4:
-        raise ValueError(f"The {name!r} parameter of {owner} must be a 4D tensor (N, C, H, W). "
-                         f"Got shape {tuple(x.shape)} instead.")
-    return x
+_NCHW = ("N", "C", "H", "W")  # the shape of every input here
 
 
 def _pool_args(x, kernel_size, stride, owner: str) -> tuple[tuple[int, int], tuple[int, int]]:
@@ -77,7 +70,7 @@ def subsample(x: torch.Tensor, factor: int = 2) -> torch.Tensor:
                 [ 8., 10.]])
     """
     owner = "subsample"
-    x = _check_input(x, owner)
+    x = check_tensor(x, "x", owner, shape=_NCHW)
     f = check_int(factor, "factor", owner)
     rows = torch.arange(0, x.shape[2], f, device=x.device)  # 0, f, 2f, ...
     cols = torch.arange(0, x.shape[3], f, device=x.device)
@@ -109,7 +102,7 @@ def max_pool2d(x: torch.Tensor, kernel_size: int | Sequence[int] = 2, stride: in
         (9.0, 1)
     """
     owner = "max_pool2d"
-    x = _check_input(x, owner)
+    x = check_tensor(x, "x", owner, shape=_NCHW)
     (kh, kw), (sh, sw) = _pool_args(x, kernel_size, stride, owner)
     if not isinstance(return_indices, bool):
         raise TypeError(f"The 'return_indices' parameter of {owner} must be a bool. Got {return_indices!r} instead.")
@@ -147,7 +140,7 @@ def mean_pool2d(x: torch.Tensor, kernel_size: int | Sequence[int] = 2,
                 [10.5000, 12.5000]])
     """
     owner = "mean_pool2d"
-    x = _check_input(x, owner)
+    x = check_tensor(x, "x", owner, shape=_NCHW)
     kernel, stride = _pool_args(x, kernel_size, stride, owner)
     return sliding_windows2d(x, kernel, stride).mean(dim=(-2, -1))  # (N, C, H_out, W_out)
 
@@ -171,7 +164,7 @@ def upsample_nearest(x: torch.Tensor, factor: int = 2) -> torch.Tensor:
                 [1., 1., 2., 2.]])
     """
     owner = "upsample_nearest"
-    x = _check_input(x, owner)
+    x = check_tensor(x, "x", owner, shape=_NCHW)
     f = check_int(factor, "factor", owner)
     rows = torch.arange(f * x.shape[2], device=x.device) // f  # source row of each output row
     cols = torch.arange(f * x.shape[3], device=x.device) // f
@@ -199,11 +192,8 @@ def max_unpool2d(x: torch.Tensor, indices: torch.Tensor, output_size: Sequence[i
                 [0., 0.]])
     """
     owner = "max_unpool2d"
-    x = _check_input(x, owner)
-    indices = _check_input(indices, owner, "indices")
-    if indices.shape != x.shape or indices.dtype != torch.int64:
-        raise ValueError(f"The 'indices' parameter of {owner} must be an int64 tensor of x's shape {tuple(x.shape)}. "
-                         f"Got {indices.dtype} of shape {tuple(indices.shape)} instead.")
+    x = check_tensor(x, "x", owner, shape=_NCHW)
+    check_tensor(indices, "indices", owner, shape=tuple(x.shape), dtype=torch.int64)  # x's shape
     if not isinstance(output_size, (tuple, list, torch.Size)) or len(output_size) != 2:
         raise ValueError(f"The 'output_size' parameter of {owner} must be (H, W). Got {output_size!r} instead.")
     height, width = (check_int(v, "output_size", owner) for v in output_size)
@@ -256,7 +246,7 @@ def upsample_bilinear(x: torch.Tensor, factor: int = 2, *, align_corners: bool =
         tensor([0.0000, 1.3333, 2.6667, 4.0000])
     """
     owner = "upsample_bilinear"
-    x = _check_input(x, owner)
+    x = check_tensor(x, "x", owner, shape=_NCHW)
     f = check_int(factor, "factor", owner)
     if not isinstance(align_corners, bool):
         raise TypeError(f"The 'align_corners' parameter of {owner} must be a bool. Got {align_corners!r} instead.")

@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch.optim import Optimizer
 
-from udl.validate import check_float
+from udl.validate import check_bool, check_float
 
 __all__ = ["BookMomentum", "BookAdam", "to_torch_sgd", "to_torch_adam"]
 
@@ -27,12 +27,6 @@ def _check_lr(lr, owner):
 
 def _check_coefficient(value, name, owner):
     return check_float(value, name, owner, low=0, high=1, high_open=True)
-
-
-def _check_bool(value, name, owner):
-    if not isinstance(value, bool):
-        raise TypeError(f"The {name!r} parameter of {owner} must be a bool. Got {value!r} instead.")
-    return value
 
 
 class BookMomentum(Optimizer):
@@ -77,7 +71,7 @@ class BookMomentum(Optimizer):
         owner = "BookMomentum"
         lr = _check_lr(lr, owner)
         beta = _check_coefficient(beta, "beta", owner)
-        nesterov = _check_bool(nesterov, "nesterov", owner)
+        nesterov = check_bool(nesterov, "nesterov", owner)
         super().__init__(params, dict(lr=lr, beta=beta, nesterov=nesterov))
 
     def _momentum(self, p):
@@ -228,7 +222,7 @@ def to_torch_sgd(lr: float, beta: float, nesterov: bool = False) -> dict:
     owner = "to_torch_sgd"
     lr = _check_lr(lr, owner)
     beta = _check_coefficient(beta, "beta", owner)
-    nesterov = _check_bool(nesterov, "nesterov", owner)
+    nesterov = check_bool(nesterov, "nesterov", owner)
     return dict(lr=lr * (1 - beta), momentum=beta, dampening=0.0, nesterov=nesterov and beta > 0)
 
 
