@@ -125,7 +125,8 @@ def test_bad_conv_configs_are_refused(kwargs):
 
 
 def test_bad_inputs_are_refused():
-    with pytest.raises(ValueError, match=r"must have shape \(N, 40\)"):
+    with pytest.raises(ValueError, match=r"^The 'x' parameter of ConvNet1D must be a tensor of shape \(N, 40\)\. "
+                                         r"Got shape \(3, 41\) instead\.$"):
         ConvNet1D(seed=0)(torch.zeros(3, 41))
     with pytest.raises(TypeError, match="'x' parameter"):
         FullyConnected1D(seed=0)(np.zeros((3, 40)))

@@ -26,6 +26,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from udl.validate import check_tensor
+
 
 def _positive_int(value, name: str, owner: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
@@ -101,22 +103,14 @@ class Autoencoder(nn.Module):
         """The number of hidden layers: the encoder's, the code, and the decoder's."""
         return 2 * len(self.hidden) + 1
 
-    def _check_input(self, x: torch.Tensor, width: int, name: str) -> None:
-        if not isinstance(x, torch.Tensor):
-            raise TypeError(f"The '{name}' argument of Autoencoder must be a torch.Tensor. "
-                            f"Got {type(x).__name__} instead.")
-        if x.dim() != 2 or x.shape[1] != width:
-            raise ValueError(f"The '{name}' argument of Autoencoder must have shape (N, {width}). "
-                             f"Got {tuple(x.shape)} instead.")
-
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """The code ``z = f_enc[x]``: ``(N, d_in) -> (N, d_code)``."""
-        self._check_input(x, self.d_in, "x")
+        check_tensor(x, "x", "Autoencoder.encode", shape=("N", self.d_in))
         return self.encoder(x)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """The reconstruction ``x_hat = f_dec[z]``: ``(N, d_code) -> (N, d_in)``."""
-        self._check_input(z, self.d_code, "z")
+        check_tensor(z, "z", "Autoencoder.decode", shape=("N", self.d_code))
         return self.decoder(z)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -61,21 +61,7 @@ from torch import nn
 from udl.nn.conv import conv_layer
 from udl.nn.normalization import batch_norm_layer
 from udl.nn.residual import BottleneckBlock
-from udl.validate import check_choice, check_float, check_int
-
-
-def _check_tensor(x, name: str, owner: str, min_dims: int, max_dims: int | None = None,
-                  last: int | None = None) -> torch.Tensor:
-    """A real floating tensor with ``min_dims`` to ``max_dims`` dimensions (and ``last`` entries in its last one)."""
-    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
-        raise TypeError(f"The {name!r} parameter of {owner} must be a float tensor. Got {type(x).__name__} "
-                        f"{getattr(x, 'dtype', '')} instead.".replace("  ", " "))
-    max_dims = min_dims if max_dims is None else max_dims
-    if not min_dims <= x.dim() <= max_dims or (last is not None and x.shape[-1] != last):
-        dims = f"{min_dims} dimensions" if max_dims == min_dims else f"at least {min_dims} dimensions"
-        wanted = dims + (f" ending in {last}" if last is not None else "")
-        raise ValueError(f"The {name!r} parameter of {owner} must have {wanted}. Got shape {tuple(x.shape)} instead.")
-    return x
+from udl.validate import check_choice, check_float, check_int, check_tensor
 
 
 def _check_size(size, owner: str) -> tuple[int, int]:
@@ -121,7 +107,7 @@ def gaussian_heatmaps(joints: torch.Tensor, size: int | tuple[int, int], sigma: 
         (torch.Size([1, 1, 4, 4]), 9)
     """
     owner = "gaussian_heatmaps"
-    joints = _check_tensor(joints, "joints", owner, 2, 8, last=2)
+    joints = check_tensor(joints, "joints", owner, shape=(..., "J", 2), dtype="float")
     height, width = _check_size(size, owner)
     sigma = check_float(sigma, "sigma", owner, low=0.0, low_open=True)
     stride = check_int(stride, "stride", owner)
@@ -177,7 +163,7 @@ def heatmap_peaks(heatmaps: torch.Tensor, *, stride: int = 1, refine: str = "gau
         tensor([[13.3000,  7.9000]])
     """
     owner = "heatmap_peaks"
-    heatmaps = _check_tensor(heatmaps, "heatmaps", owner, 2, 8)
+    heatmaps = check_tensor(heatmaps, "heatmaps", owner, shape=(..., "H", "W"), dtype="float")
     stride = check_int(stride, "stride", owner)
     check_choice(refine, "refine", owner, _REFINEMENTS)
     height, width = heatmaps.shape[-2:]
@@ -215,7 +201,7 @@ def joint_box_size(joints: torch.Tensor) -> torch.Tensor:
     Shape:
         ``(N, J, 2) -> (N,)``.
     """
-    joints = _check_tensor(joints, "joints", "joint_box_size", 3, last=2)
+    joints = check_tensor(joints, "joints", "joint_box_size", shape=("N", "J", 2), dtype="float")
     extent = joints.amax(1) - joints.amin(1)  # (N, 2) width and height
     return extent.amax(-1)
 
@@ -248,8 +234,8 @@ def pck(pred: torch.Tensor, truth: torch.Tensor, threshold: float = 0.1, referen
         0.5
     """
     owner = "pck"
-    pred = _check_tensor(pred, "pred", owner, 3, last=2)
-    truth = _check_tensor(truth, "truth", owner, 3, last=2)
+    pred = check_tensor(pred, "pred", owner, shape=("N", "J", 2), dtype="float")
+    truth = check_tensor(truth, "truth", owner, shape=("N", "J", 2), dtype="float")
     if pred.shape != truth.shape:
         raise ValueError(f"The 'pred' parameter of {owner} must have the shape of truth, {tuple(truth.shape)}. "
                          f"Got {tuple(pred.shape)} instead.")

@@ -39,7 +39,7 @@ import torch
 from torch import nn
 
 from udl.nn.conv import conv_output_length
-from udl.validate import check_float, check_int, check_sizes
+from udl.validate import check_float, check_instance, check_int, check_sizes, check_tensor
 
 __all__ = ["ConvNet1D", "ConvNet1DConfig", "FullyConnected1D", "FullyConnected1DConfig", "TrainingCurves",
            "classification_error", "train_classifier"]
@@ -64,15 +64,6 @@ def _he_init(layers: list[nn.Module], generator: torch.Generator | None) -> None
         noise = torch.randn(layer.weight.shape, generator=generator, dtype=torch.float32)
         layer.weight.copy_(noise * math.sqrt(2.0 / fan_in))
         layer.bias.zero_()
-
-
-def _check_x(x, shape_text: str, length: int, owner: str) -> torch.Tensor:
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"The 'x' parameter of {owner} must be a torch.Tensor. Got {type(x).__name__} instead.")
-    if x.dim() != 2 or x.shape[1] != length:
-        raise ValueError(f"The 'x' parameter of {owner} must have shape {shape_text}. "
-                         f"Got {tuple(x.shape)} instead.")
-    return x
 
 
 # --------------------------------------------------------------------------- convolutional network
@@ -175,7 +166,7 @@ class ConvNet1D(nn.Module):
 
     def hidden(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The hidden layers H_1, ..., H_K for inputs x: K tensors of shape (N, C, L_i)."""
-        _check_x(x, f"(N, {self.config.length})", self.config.length, "ConvNet1D")
+        check_tensor(x, "x", "ConvNet1D", shape=("N", self.config.length))
         h, out = x[:, None, :], []  # (N, 1, L): one input channel
         for conv in self.convs:
             h = torch.relu(conv(h))  # (N, C, L_i)
@@ -259,7 +250,7 @@ class FullyConnected1D(nn.Module):
 
     def hidden(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The hidden layers h_1, ..., h_K for inputs x: K tensors of shape (N, D_k)."""
-        _check_x(x, f"(N, {self.config.widths[0]})", self.config.widths[0], "FullyConnected1D")
+        check_tensor(x, "x", "FullyConnected1D", shape=("N", self.config.widths[0]))
         h, out = x, []
         for layer in self.layers[:-1]:
             h = torch.relu(layer(h))  # (N, D_{k+1})
@@ -299,12 +290,9 @@ def classification_error(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, 
         0.5
     """
     owner = "classification_error"
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"The 'model' parameter of {owner} must be an nn.Module. Got {type(model).__name__} instead.")
-    for name, value in (("x", x), ("y", y)):
-        if not isinstance(value, torch.Tensor):
-            raise TypeError(f"The {name!r} parameter of {owner} must be a torch.Tensor. "
-                            f"Got {type(value).__name__} instead.")
+    check_instance(model, "model", owner, nn.Module)
+    check_tensor(x, "x", owner)
+    check_tensor(y, "y", owner)
     if y.dim() != 1 or x.dim() < 1 or len(x) != len(y) or len(y) == 0:
         raise ValueError(f"The 'y' parameter of {owner} must hold one label per row of x {tuple(x.shape)}. "
                          f"Got shape {tuple(y.shape)} instead.")
@@ -360,12 +348,9 @@ def train_classifier(model: nn.Module, x_train: torch.Tensor, y_train: torch.Ten
     from udl.train import fit
 
     owner = "train_classifier"
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"The 'model' parameter of {owner} must be an nn.Module. Got {type(model).__name__} instead.")
+    check_instance(model, "model", owner, nn.Module)
     for name, value in (("x_train", x_train), ("y_train", y_train), ("x_test", x_test), ("y_test", y_test)):
-        if not isinstance(value, torch.Tensor):
-            raise TypeError(f"The {name!r} parameter of {owner} must be a torch.Tensor. "
-                            f"Got {type(value).__name__} instead.")
+        check_tensor(value, name, owner)
     for split, (x, y) in (("train", (x_train, y_train)), ("test", (x_test, y_test))):
         if y.dim() != 1 or x.dim() < 2 or len(x) != len(y) or len(y) == 0:
             raise ValueError(f"The 'y_{split}' parameter of {owner} must hold one label per row of x_{split} "

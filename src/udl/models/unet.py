@@ -49,7 +49,7 @@ from torch import nn
 
 from udl.nn.conv import conv_layer
 from udl.nn.normalization import batch_norm_layer
-from udl.validate import check_choice, check_int
+from udl.validate import check_bool, check_choice, check_int
 
 __all__ = ["UNet", "UNetGeometry", "UNetTrace", "unet_geometry", "unet_input_size", "unet_tile_sizes",
            "unet_parameter_count", "center_crop", "reflect_pad", "split_tiles", "trace_unet"]
@@ -254,7 +254,7 @@ def unet_parameter_count(in_channels: int = 1, n_classes: int = 2, *, dims: int 
     check_choice(dims, "dims", owner, (2, 3))
     check_int(levels, "levels", owner)
     check_int(width, "width", owner)
-    _check_bool(batch_norm, "batch_norm", owner)
+    check_bool(batch_norm, "batch_norm", owner)
     K, P = 3 ** dims, 2 ** dims
 
     def conv(c_in: int, c_out: int) -> int:
@@ -387,12 +387,6 @@ def split_tiles(x: torch.Tensor, tile: int) -> torch.Tensor:
 
 
 # --------------------------------------------------------------------------- modules
-def _check_bool(value, name: str, owner: str) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"The {name!r} parameter of {owner} must be a bool. Got {value!r} instead.")
-    return value
-
-
 def _conv_unit(dims: int, c_in: int, c_out: int, padding: str, batch_norm: bool) -> nn.Sequential:
     """3×3 convolution → [batch norm] → ReLU."""
     layers = [conv_layer(dims, c_in, c_out, 3, padding=1 if padding == "same" else 0, bias=not batch_norm)]
@@ -467,7 +461,7 @@ class UNet(nn.Module):
         self.levels = check_int(levels, "levels", owner)
         self.width = check_int(width, "width", owner)
         self.padding = check_choice(padding, "padding", owner, _PADDINGS)
-        self.batch_norm = _check_bool(batch_norm, "batch_norm", owner)
+        self.batch_norm = check_bool(batch_norm, "batch_norm", owner)
         if seed is not None:
             check_int(seed, "seed", owner, minimum=0)
         self.channels = tuple(width * 2 ** k for k in range(levels))  # c_k

@@ -49,7 +49,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from udl.validate import check_choice, check_int, check_ints
+from udl.validate import check_bool, check_choice, check_int, check_ints, check_tensor
 
 __all__ = ["conv_output_length", "dilate_kernel", "sliding_windows1d", "sliding_windows2d",
            "conv1d", "conv2d", "Conv1d", "Conv2d", "conv_layer"]
@@ -58,16 +58,6 @@ PADDING_MODES = ("same", "valid")
 
 
 # --------------------------------------------------------------------------- argument checks
-def _check_tensor(value, name: str, owner: str, ndim: int | None = None, what: str = "") -> torch.Tensor:
-    if not isinstance(value, torch.Tensor):
-        raise TypeError(f"The {name!r} parameter of {owner} must be a torch.Tensor. "
-                        f"Got {type(value).__name__} instead.")
-    if ndim is not None and value.dim() != ndim:
-        raise ValueError(f"The {name!r} parameter of {owner} must be a {ndim}D tensor {what}. "
-                         f"Got shape {tuple(value.shape)} instead.")
-    return value
-
-
 def _padding(value, name: str, owner: str, n: int) -> tuple[int, ...] | str:
     """``"same"``, ``"valid"`` or non-negative int(s)."""
     if isinstance(value, str):
@@ -155,10 +145,7 @@ def dilate_kernel(weight: torch.Tensor, dilation: int | Sequence[int]) -> torch.
         tensor([[[1., 0., 2., 0., 3.]]])
     """
     owner = "dilate_kernel"
-    weight = _check_tensor(weight, "weight", owner)
-    if weight.dim() not in (3, 4):
-        raise ValueError(f"The 'weight' parameter of {owner} must be a 3D or 4D tensor (C_out, C_in, *kernel). "
-                         f"Got shape {tuple(weight.shape)} instead.")
+    weight = check_tensor(weight, "weight", owner, ndim=(3, 4))  # (C_out, C_in, *kernel)
     dims = weight.dim() - 2
     dilation = check_ints(dilation, "dilation", owner, dims, minimum=1)
     kernel = weight.shape[2:]
@@ -189,7 +176,7 @@ def sliding_windows1d(x: torch.Tensor, kernel_size: int, stride: int = 1, dilati
                 [2., 3., 4.]])
     """
     owner = "sliding_windows1d"
-    x = _check_tensor(x, "x", owner, 3, "(N, C, L)")
+    x = check_tensor(x, "x", owner, shape=("N", "C", "L"))
     k = check_int(kernel_size, "kernel_size", owner)
     s = check_int(stride, "stride", owner)
     d = check_int(dilation, "dilation", owner)
@@ -224,7 +211,7 @@ def sliding_windows2d(x: torch.Tensor, kernel_size: int | Sequence[int], stride:
                 [12., 13.]]))
     """
     owner = "sliding_windows2d"
-    x = _check_tensor(x, "x", owner, 4, "(N, C, H, W)")
+    x = check_tensor(x, "x", owner, shape=("N", "C", "H", "W"))
     kh, kw = check_ints(kernel_size, "kernel_size", owner, 2, minimum=1)
     sh, sw = check_ints(stride, "stride", owner, 2, minimum=1)
     dh, dw = check_ints(dilation, "dilation", owner, 2, minimum=1)
@@ -240,16 +227,13 @@ def sliding_windows2d(x: torch.Tensor, kernel_size: int | Sequence[int], stride:
 
 # --------------------------------------------------------------------------- functional convolution
 def _check_weight_bias(x, weight, bias, dims: int, owner: str):
-    shape = "(C_out, C_in, k)" if dims == 1 else "(C_out, C_in, k_h, k_w)"
-    weight = _check_tensor(weight, "weight", owner, dims + 2, shape)
+    shape = ("C_out", "C_in", "k") if dims == 1 else ("C_out", "C_in", "k_h", "k_w")
+    weight = check_tensor(weight, "weight", owner, shape=shape)
     if weight.shape[1] != x.shape[1]:
         raise ValueError(f"The 'weight' parameter of {owner} must have C_in = {x.shape[1]} input channels "
                          f"(the channels of x). Got shape {tuple(weight.shape)} instead.")
     if bias is not None:
-        bias = _check_tensor(bias, "bias", owner, 1, "(C_out,)")
-        if bias.shape[0] != weight.shape[0]:
-            raise ValueError(f"The 'bias' parameter of {owner} must have shape ({weight.shape[0]},). "
-                             f"Got shape {tuple(bias.shape)} instead.")
+        bias = check_tensor(bias, "bias", owner, shape=(weight.shape[0],))  # (C_out,)
     return weight, bias
 
 
@@ -277,7 +261,7 @@ def conv1d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
         torch.Size([2, 4, 11])
     """
     owner = "conv1d"
-    x = _check_tensor(x, "x", owner, 3, "(N, C_in, L)")
+    x = check_tensor(x, "x", owner, shape=("N", "C_in", "L"))
     weight, bias = _check_weight_bias(x, weight, bias, 1, owner)
     s = check_int(stride, "stride", owner)
     d = check_int(dilation, "dilation", owner)
@@ -318,7 +302,7 @@ def conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
         torch.Size([1, 5, 8, 10])
     """
     owner = "conv2d"
-    x = _check_tensor(x, "x", owner, 4, "(N, C_in, H, W)")
+    x = check_tensor(x, "x", owner, shape=("N", "C_in", "H", "W"))
     weight, bias = _check_weight_bias(x, weight, bias, 2, owner)
     stride = check_ints(stride, "stride", owner, 2, minimum=1)
     dilation = check_ints(dilation, "dilation", owner, 2, minimum=1)
@@ -353,8 +337,7 @@ class _ConvNd(nn.Module):
         stride = check_ints(stride, "stride", owner, n, minimum=1)
         dilation = check_ints(dilation, "dilation", owner, n, minimum=1)
         padding = _padding(padding, "padding", owner, n)
-        if not isinstance(bias, bool):
-            raise TypeError(f"The 'bias' parameter of {owner} must be a bool. Got {bias!r} instead.")
+        check_bool(bias, "bias", owner)
         if generator is not None and not isinstance(generator, torch.Generator):
             raise TypeError(f"The 'generator' parameter of {owner} must be a torch.Generator or None. "
                             f"Got {generator!r} instead.")

@@ -25,8 +25,8 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from udl.nn.shallow import ShallowNetwork, _check_input, _reset_linear
-from udl.validate import as_generator, check_sizes
+from udl.nn.shallow import ShallowNetwork, _reset_linear
+from udl.validate import as_generator, check_sizes, check_tensor
 
 __all__ = ["DeepNetwork", "compose", "compose_as_deep"]  # DeepPass: a return type
 
@@ -91,7 +91,7 @@ class DeepNetwork(nn.Module):
 
     def forward_with_activations(self, x: torch.Tensor) -> DeepPass:
         """The output with every hidden layer's pre-activations and activations."""
-        h = _check_input(x, self.widths[0], "DeepNetwork.forward")
+        h = check_tensor(x, "x", "DeepNetwork.forward", shape=(..., self.widths[0]))
         pres, acts = [], []
         for omega, beta in zip(self.omegas[:-1], self.betas[:-1]):
             pre = beta + h @ omega.T  # (..., D_k) @ (D_k, D_{k+1}) -> (..., D_{k+1})  (eqs. 4.15-4.16)

@@ -37,18 +37,12 @@ from torch import nn
 from udl.nn.conv import conv_layer
 from udl.nn.init import he_init
 from udl.nn.normalization import batch_norm_layer
-from udl.validate import as_generator, check_choice, check_float, check_int
+from udl.validate import as_generator, check_bool, check_choice, check_float, check_instance, check_int, check_tensor
 
 __all__ = ["Residual", "ResidualBlock", "BottleneckBlock", "count_parameters", "INV_SQRT2", "VARIANCE_KINDS",
            "variance_network", "mean_squares"]
 
 INV_SQRT2 = 1.0 / math.sqrt(2.0)  # the rescaling of fig. 11.6b
-
-
-def _check_bool(value, name: str, owner: str) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"The {name!r} parameter of {owner} must be a bool. Got {value!r} instead.")
-    return value
 
 
 class Residual(nn.Module):
@@ -73,11 +67,9 @@ class Residual(nn.Module):
 
     def __init__(self, f: nn.Module, *, scale: float = 1.0, skip: bool = True):
         super().__init__()
-        if not isinstance(f, nn.Module):
-            raise TypeError(f"The 'f' parameter of Residual must be a torch.nn.Module. Got {type(f).__name__} instead.")
-        self.f = f
+        self.f = check_instance(f, "f", "Residual", nn.Module)
         self.scale = check_float(scale, "scale", "Residual", low=0.0, low_open=True)
-        self.skip = _check_bool(skip, "skip", "Residual")
+        self.skip = check_bool(skip, "skip", "Residual")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.f(x)
@@ -160,9 +152,9 @@ class ResidualBlock(_Block):
             raise ValueError(f"The 'kernel' parameter of {owner} must be an odd int. Got {kernel} instead.")
         stride = check_int(stride, "stride", owner)
         dims = check_choice(dims, "dims", owner, (1, 2, 3))
-        norm = _check_bool(norm, "norm", owner)
+        norm = check_bool(norm, "norm", owner)
         scale = check_float(scale, "scale", owner, low=0.0, low_open=True)
-        skip = _check_bool(skip, "skip", owner)
+        skip = check_bool(skip, "skip", owner)
         generator = as_generator(generator, owner)
         self.in_channels, self.out_channels, self.stride = c_in, c_out, stride
         branch = nn.Sequential(*_pre_activation(dims, c_in, c_out, kernel, stride, norm),
@@ -211,8 +203,8 @@ class BottleneckBlock(_Block):
         c_out = 4 * b if out_channels is None else check_int(out_channels, "out_channels", owner)
         stride = check_int(stride, "stride", owner)
         dims = check_choice(dims, "dims", owner, (1, 2, 3))
-        norm = _check_bool(norm, "norm", owner)
-        skip = _check_bool(skip, "skip", owner)
+        norm = check_bool(norm, "norm", owner)
+        skip = check_bool(skip, "skip", owner)
         generator = as_generator(generator, owner)
         self.in_channels, self.bottleneck_channels, self.out_channels, self.stride = c_in, b, c_out, stride
         branch = nn.Sequential(*_pre_activation(dims, c_in, b, 1, 1, norm),
@@ -298,11 +290,8 @@ def mean_squares(blocks: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
         >>> mean_squares(nn.Sequential(nn.Identity()), torch.full((2, 3), 2.0)).tolist()
         [4.0, 4.0]
     """
-    if not isinstance(blocks, nn.Sequential):
-        raise TypeError(f"The 'blocks' parameter of mean_squares must be a torch.nn.Sequential. "
-                        f"Got {type(blocks).__name__} instead.")
-    if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.dim() < 2:
-        raise ValueError(f"The 'x' parameter of mean_squares must be a float tensor (N, ...). Got {x!r} instead.")
+    check_instance(blocks, "blocks", "mean_squares", nn.Sequential)
+    check_tensor(x, "x", "mean_squares", shape=("N", "D", ...), dtype="float")
     h = x
     out = [h.square().mean()]
     for block in blocks:

@@ -25,7 +25,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from udl.validate import as_generator, check_float, check_int
+from udl.validate import as_generator, check_float, check_int, check_tensor
 
 __all__ = ["ShallowNetwork", "fit_shallow"]  # ShallowPass and Edge: return types
 
@@ -36,15 +36,6 @@ def _reset_linear(layer: nn.Linear, generator: torch.Generator | None) -> None:
     with torch.no_grad():
         for p in (layer.weight, layer.bias):
             p.copy_(torch.rand(p.shape, generator=generator, dtype=torch.float64).mul(2).sub(1).mul(bound))
-
-
-def _check_input(x, width: int, owner: str) -> torch.Tensor:
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"The 'x' parameter of {owner} must be a torch.Tensor. Got {type(x).__name__} instead.")
-    if x.dim() == 0 or x.shape[-1] != width:
-        raise ValueError(f"The 'x' parameter of {owner} must have shape (..., {width}). "
-                         f"Got {tuple(x.shape)} instead.")
-    return x
 
 
 class ShallowPass(NamedTuple):
@@ -138,7 +129,7 @@ class ShallowNetwork(nn.Module):
 
     def forward_with_activations(self, x: torch.Tensor) -> ShallowPass:
         """The outputs with the hidden pre-activations and activations (fig. 3.12)."""
-        _check_input(x, self.d_in, "ShallowNetwork.forward")
+        check_tensor(x, "x", "ShallowNetwork.forward", shape=(..., self.d_in))
         pre = self.theta_0 + x @ self.theta.T  # (..., Di) @ (Di, D) -> (..., D); the bracket of eq. 3.8
         act = torch.relu(pre)  # h_d = a[.]  (eq. 3.8)
         y = self.phi_0 + act @ self.phi.T  # (..., D) @ (D, Do) -> (..., Do)  (eq. 3.9)
