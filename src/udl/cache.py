@@ -148,9 +148,9 @@ def settings_digest(settings: dict, *sources: ModuleType | str | os.PathLike) ->
     """
     if not isinstance(settings, dict):
         raise TypeError(f"The 'settings' parameter of settings_digest must be a dict. Got {settings!r} instead.")
+    code = source_digest(*sources)
     try:
-        blob = json.dumps({"settings": settings, "udl": __version__, "code": source_digest(*sources)},
-                          sort_keys=True)
+        blob = json.dumps({"settings": settings, "udl": __version__, "code": code}, sort_keys=True)
     except TypeError:
         raise TypeError(f"The 'settings' parameter of settings_digest must hold JSON values only. "
                         f"Got {settings!r} instead.") from None
