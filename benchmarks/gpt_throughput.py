@@ -7,8 +7,9 @@
 Both models are built in the same configuration (by default GPT-2 small: 12 layers,
 D = 768, 12 heads, context 1,024, the vocabulary padded from 50,257 to 50,304, a
 multiple of 64, as nanoGPT does; 124M parameters) and trained on the same batch of
-token ids with the same recipe: bf16 autocast, ``torch.compile``, fused AdamW. The
-reference (``ReferenceGPT`` below) is a minimal nanoGPT-style model: one fused QKV
+token ids with the same recipe: bf16 autocast, ``torch.compile``, fused AdamW over
+``train_gpt``'s parameter groups (weight decay on matrices only, ``udl.train.recipes``).
+The reference (``ReferenceGPT`` below) is a minimal nanoGPT-style model: one fused QKV
 linear layer, ``F.scaled_dot_product_attention(is_causal=True)``, pre-LN, GELU (tanh),
 a head tied to the token embeddings. Before timing, udl's weights are copied into the
 reference and the two losses on the batch are compared: equal losses mean the two
@@ -38,6 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from udl.models.gpt import GPT, GPTConfig, lm_loss
+from udl.train.recipes import adamw
 
 H100_BF16_PEAK = 989e12  # dense bf16 FLOP/s of an H100 SXM (an H200 has the same)
 
@@ -115,7 +117,7 @@ def _train_steps(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int,
                  compile_: bool, fused: bool) -> float:
     """Seconds per optimizer step over ``steps`` timed steps, after ``warmup`` untimed ones."""
     device = x.device
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95), weight_decay=0.1, fused=fused)
+    opt = adamw(model, lr=1e-4, weight_decay=0.1, betas=(0.9, 0.95), fused=fused)  # train_gpt's optimiser
     net = torch.compile(model) if compile_ else model
 
     def step():

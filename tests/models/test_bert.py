@@ -7,8 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from udl.models.bert import (BERT, IGNORE, BertClassifier, BertConfig, MaskedLanguageModel, encode_texts,
-                             finetune_classifier, mask_tokens, masked_token_cross_entropy, mlm_windows,
-                             parameter_count, parameter_groups, predict, pretrain_mlm, pretrained_on_python_docs)
+                             mask_tokens, mlm_windows, parameter_count, parameter_groups)
 
 SPECIAL = {"<pad>": 0, "<unk>": 1, "<bos>": 2, "<eos>": 3, "<mask>": 4, "<cls>": 5, "<sep>": 6}
 
@@ -153,22 +152,7 @@ def test_windows_start_with_cls():
     assert (originals.diff(dim=1) == 1).all()  # consecutive tokens of the stream
 
 
-# --------------------------------------------------------------------------- training
-def test_pretraining_learns_a_predictable_stream():
-    """In runs of 40 equal tokens (7 7 ... 8 8 ...) a masked token is almost always its neighbours'."""
-    stream = (torch.arange(1200) // 40) % 6 + 7
-    mlm = _mlm()
-    ce_before, targets, _, _ = masked_token_cross_entropy(mlm, stream, special_ids=SPECIAL, context=12)
-    losses = pretrain_mlm(mlm, stream, special_ids=SPECIAL, steps=150, batch_size=16, context=12, lr=3e-3,
-                          device="cpu", progress=False)
-    ce_after, targets2, nll, correct = masked_token_cross_entropy(mlm, stream, special_ids=SPECIAL, context=12)
-    assert len(losses) == 150 and torch.equal(targets, targets2)
-    assert ce_before > 2.0 and ce_after < 0.6  # log 13 = 2.56 at the start; log 6 = 1.79 without context
-    assert float(correct.float().mean()) > 0.9
-    assert math.isclose(ce_after, float(nll.mean()), rel_tol=1e-6)
-    assert (targets >= 7).all()
-
-
+# --------------------------------------------------------------------------- the classifier
 def test_classifier_freezes_the_encoder_and_learns():
     encoder = BERT(BertConfig.tiny(), generator=torch.Generator().manual_seed(0))
     frozen = BertClassifier(encoder, 2, freeze=True)
@@ -188,33 +172,6 @@ def test_classifier_freezes_the_encoder_and_learns():
         F.cross_entropy(clf(x), y).backward()
         opt.step()
     assert (clf.eval()(x).argmax(1) == y).float().mean() == 1.0
-
-
-def test_pretrained_model_is_shared_and_copied():
-    config = BertConfig.tiny(vocab_size=2000, context=16)
-    a, losses_a, tok = pretrained_on_python_docs(config, steps=3, batch_size=4, seed=0, device="cpu")
-    b, losses_b, _ = pretrained_on_python_docs(config, steps=3, batch_size=4, seed=0, device="cpu")
-    assert len(losses_a) == 3 and losses_a == losses_b and tok.vocab_size == 2000
-    assert a is not b and all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
-    with torch.no_grad():
-        a.encoder.embed.weight.zero_()
-    assert b.encoder.embed.weight.abs().sum() > 0  # a copy: changing one leaves the other
-
-
-def test_the_disk_cache_serves_another_process(monkeypatch, tmp_path):
-    import udl.models.bert as bert
-
-    monkeypatch.setenv("UDL_DATA_DIR", str(tmp_path))
-    config = BertConfig.tiny(vocab_size=2000, context=16)
-    a, losses_a, _ = pretrained_on_python_docs(config, steps=2, batch_size=4, seed=3, device="cpu")
-    files = list((tmp_path / "models").glob("bert-python-docs-*.pt"))
-    assert len(files) == 1
-    bert._pretrained.cache_clear()  # as a new process would start
-    b, losses_b, _ = pretrained_on_python_docs(config, steps=2, batch_size=4, seed=3, device="cpu")
-    assert losses_a == losses_b and all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
-    c, _, _ = pretrained_on_python_docs(config, steps=2, batch_size=4, seed=4, device="cpu", disk_cache=False)
-    assert len(list((tmp_path / "models").glob("*.pt"))) == 1  # nothing written without the disk cache
-    assert not torch.equal(a.encoder.embed.weight, c.encoder.embed.weight)  # another seed, other weights
 
 
 def test_meta_model_allocates_nothing():
@@ -238,22 +195,6 @@ def test_encode_texts_adds_cls_pads_and_cuts():
     tokens, lengths = encode_texts(["ab", "abcdefgh"], _CharTokenizer(), context=5)
     assert tokens.tolist() == [[5, 8, 9, 0, 0], [5, 8, 9, 10, 11]]
     assert lengths.tolist() == [2, 8]
-
-
-def test_finetuning_fits_a_separable_task_and_leaves_the_global_generator():
-    x = torch.full((32, 6), 9)
-    x[:, 0] = 5
-    y = torch.arange(32) % 2
-    x[y == 1, 2] = 8  # class 1 holds token 8
-    clf = BertClassifier(BERT(BertConfig.tiny(dropout=0.1), generator=torch.Generator().manual_seed(0)), 2,
-                         generator=torch.Generator().manual_seed(1))
-    state = torch.get_rng_state()
-    losses = finetune_classifier(clf, x, y, steps=60, batch_size=16, lr=3e-3, warmup=5, seed=0, device="cpu")
-    assert torch.equal(state, torch.get_rng_state())
-    assert losses[0] > 0.6 and sum(losses[-5:]) / 5 < 0.35  # log 2 = 0.69 at the start
-    probs = predict(clf, x)
-    assert probs.shape == (32, 2) and torch.allclose(probs.sum(1), torch.ones(32))
-    assert (probs.argmax(1) == y).all() and clf.training  # the mode is restored
 
 
 def test_classifier_ignores_trailing_padding():

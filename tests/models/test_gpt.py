@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from udl.models.gpt import (GPT, GPTConfig, attention_weights, causal_gradient, evaluate_cross_entropy,
                             language_model_windows, lm_loss, parameter_count, parameter_groups, sequence_log_prob,
-                            token_log_probs, train_gpt)
+                            token_log_probs)
 from udl.nn.attention import MultiHeadAttention
 
 
@@ -195,44 +195,3 @@ def test_windows_and_held_out_cross_entropy():
     x, y = language_model_windows(held_out, 16, stride=17)  # two windows
     expected = -torch.cat([token_log_probs(model, torch.cat([xi, yi[-1:]])) for xi, yi in zip(x, y)]).mean()
     assert evaluate_cross_entropy(model, held_out, batch_size=1) == pytest.approx(expected.item(), abs=1e-10)
-
-
-def test_training_learns_a_periodic_text():
-    """A 5-token cycle is predictable from the previous token: the loss falls from log 11 to near 0."""
-    torch.manual_seed(0)
-    model = GPT(GPTConfig.tiny(), generator=torch.Generator().manual_seed(0))
-    stream = torch.tensor([1, 4, 2, 8, 5] * 60)
-    losses = train_gpt(model, stream, steps=60, batch_size=8, lr=1e-2, device="cpu", progress=False)
-    assert losses[0] == pytest.approx(math.log(11), abs=0.3)
-    assert losses[-1] < 0.05
-    assert evaluate_cross_entropy(model, stream) < 0.05
-
-
-def test_training_is_a_function_of_the_seed():
-    stream = torch.randint(0, 11, (200,), generator=torch.Generator().manual_seed(0))
-    runs = []
-    for _ in range(2):
-        model = GPT(GPTConfig.tiny(), generator=torch.Generator().manual_seed(1))
-        runs.append((train_gpt(model, stream, steps=5, batch_size=4, seed=2, device="cpu", progress=False), model))
-    assert runs[0][0] == runs[1][0]
-    for p, q in zip(runs[0][1].parameters(), runs[1][1].parameters()):
-        assert torch.equal(p, q)
-
-
-def test_pretrained_decoder_is_trained_once_and_cached_on_disk(tmp_path, monkeypatch):
-    from udl.models import gpt
-
-    monkeypatch.setenv("UDL_DATA_DIR", str(tmp_path))
-    config = GPTConfig(vocab_size=2000, context=16, n_layers=1, d_model=16, n_heads=2)
-    first = gpt.pretrained_on_python_docs(config, steps=3, batch_size=2, eval_every=2)
-    assert first.tokenizer.vocab_size == 2000 and len(first.losses) == 3
-    assert first.eval_steps == [0, 2, 3] and not first.model.training
-    assert gpt.pretrained_on_python_docs(config, steps=3, batch_size=2, eval_every=2) is first  # memory
-    assert len(list((tmp_path / "models").glob("gpt-python-docs-*.pt"))) == 1
-    monkeypatch.setattr(gpt, "_TRAINED", {})
-    again = gpt.pretrained_on_python_docs(config, steps=3, batch_size=2, eval_every=2)  # disk
-    assert again is not first and again.losses == first.losses and again.eval_ce == first.eval_ce
-    for p, q in zip(first.model.parameters(), again.model.parameters()):
-        assert torch.equal(p, q)
-    other = gpt.pretrained_on_python_docs(config, steps=3, batch_size=2, eval_every=2, seed=1)
-    assert other.losses != first.losses

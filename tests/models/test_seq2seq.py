@@ -7,6 +7,7 @@ import torch
 
 from udl.models import seq2seq as s2s
 from udl.models.seq2seq import EncoderDecoder, Seq2SeqConfig
+from udl.train.transformers import train_seq2seq
 
 PAD, BOS, EOS = 0, 1, 2
 
@@ -35,7 +36,7 @@ def copier(request):
     tgt[:, 1:7] = torch.where(src == PAD, PAD, 3 + (src - 3) % 8)
     tgt[torch.arange(n), lengths + 1] = EOS
     model = EncoderDecoder(Seq2SeqConfig.tiny(norm_first=request.param), generator=torch.Generator().manual_seed(1))
-    s2s.train_seq2seq(model, src, tgt, steps=40, batch_size=32, lr=1e-2, warmup=5, device="cpu", progress=False)
+    train_seq2seq(model, src, tgt, steps=40, batch_size=32, lr=1e-2, warmup=5, device="cpu", progress=False)
     return model.eval()
 
 
@@ -192,17 +193,3 @@ def test_loss_counts_real_tokens_only():
     by_hand = -torch.stack([torch.log_softmax(logits[0, 0], -1)[3], torch.log_softmax(logits[0, 1], -1)[2],
                             torch.log_softmax(logits[1, 0], -1)[4]]).mean()
     assert torch.allclose(s2s.seq2seq_loss(logits, targets), by_hand)
-
-
-def test_a_small_translator_learns_and_is_shared():
-    config = Seq2SeqConfig.numbers(2, d_model=32, n_heads=2, n_encoder_layers=1, n_decoder_layers=1, d_mlp=64)
-    kw = dict(steps=60, batch_size=32, lr=1e-2, n_train=1000, n_validation=10, n_test=10, max_digits=2, seed=0)
-    tr = s2s.train_translator(config, **kw)
-    assert s2s.train_translator(config, **kw) is tr  # one training per process and arguments
-    assert not tr.model.training and len(tr.losses) == 60
-    assert sum(tr.losses[-10:]) / 10 < 0.5 * sum(tr.losses[:5]) / 5
-    scores = s2s.evaluate_translation(tr.model, tr.data.train.src[:100], tr.data.train.tgt[:100])
-    assert scores.token_accuracy > 0.5  # chance: 1/35
-    assert scores.correct.shape == (100,) and scores.predictions.shape[0] == 100
-    with pytest.raises(ValueError, match="'config' parameter of train_translator"):
-        s2s.train_translator(Seq2SeqConfig.tiny(), steps=2)

@@ -25,14 +25,15 @@ PRETRAIN = {"tiny": dict(vocab_size=2000, context=32, n_layers=1, d_model=32, n_
 
 def _pretrained(p, run):
     """The encoder configuration of the parameters and the model pre-trained with them."""
-    from udl.models.bert import BertConfig, pretrained_on_python_docs
+    from udl.models.bert import BertConfig
+    from udl.train.transformers import pretrained_bert
 
     config = BertConfig.small(vocab_size=p.vocab_size, context=p.context, n_layers=p.n_layers, d_model=p.d_model,
                               n_heads=p.n_heads, dropout=0.0, init_std=p.init_std)
     start = time.perf_counter()
-    model, losses, tokenizer = pretrained_on_python_docs(config, steps=p.pretrain_steps, batch_size=p.pretrain_batch,
-                                                         lr=p.pretrain_lr, warmup=p.pretrain_warmup, seed=run.seed,
-                                                         device=run.device)
+    model, losses, tokenizer = pretrained_bert(config, steps=p.pretrain_steps, batch_size=p.pretrain_batch,
+                                               lr=p.pretrain_lr, warmup=p.pretrain_warmup, seed=run.seed,
+                                               device=run.device)
     return config, model, losses, tokenizer, time.perf_counter() - start
 
 
@@ -293,7 +294,8 @@ def finetuning(p, run):
     from dataclasses import replace
 
     from udl.data.text_tasks import word_order
-    from udl.models.bert import BERT, BertClassifier, encode_texts, finetune_classifier, predict
+    from udl.models.bert import BERT, BertClassifier, encode_texts, predict
+    from udl.train.transformers import finetune_classifier
 
     config, pretrained, _, tok, seconds = _pretrained(p, run)
     config = replace(config, dropout=p.ft_dropout)

@@ -14,13 +14,14 @@ SENTENCE = "The objects do not need to have the same type."  # a sentence of the
 PROMPT = "The value of"
 
 def _decoder(p, run, eval_every: int = 0):
-    """The decoder of these figures, trained once per set of parameters (see pretrained_on_python_docs)."""
-    from udl.models.gpt import GPTConfig, pretrained_on_python_docs
+    """The decoder of these figures, trained once per set of parameters (see pretrained_gpt)."""
+    from udl.models.gpt import GPTConfig
+    from udl.train.transformers import pretrained_gpt
 
     config = GPTConfig(vocab_size=p.vocab_size, context=p.context, n_layers=p.n_layers, d_model=p.d_model,
                        n_heads=p.n_heads, dropout=p.dropout)
-    return pretrained_on_python_docs(config, steps=p.steps, batch_size=p.batch_size, lr=p.lr, warmup=p.warmup,
-                                     eval_every=eval_every, seed=run.seed, device=run.device)
+    return pretrained_gpt(config, steps=p.steps, batch_size=p.batch_size, lr=p.lr, warmup=p.warmup,
+                          eval_every=eval_every, seed=run.seed, device=run.device)
 
 
 def _show(token: str) -> str:

@@ -1,9 +1,9 @@
 """Chapter 12, §12.8: the encoder-decoder transformer and its cross-attention (figs. 12.13 and 12.14).
 
-Both figures use one model: :func:`udl.models.seq2seq.train_translator` trained on
+Both figures use one model: :func:`udl.train.transformers.train_translator` trained on
 :mod:`udl.data.numbers` (numbers in digits to English words). It is trained once per
-process and parameter set (an in-process cache), so 12.13 and 12.14 share it when they
-run in the same process; separate processes train their own copy, with the same result.
+machine and parameter set (:func:`udl.cache.trained`), so 12.13 and 12.14 share it,
+whether they run in one process or in several.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ TARGET_TOKEN = {"tiny": 0.9, "full": 0.99}  # and teacher-forced token accuracy
 
 
 def _translator(p, run):
-    from udl.models.seq2seq import Seq2SeqConfig, train_translator
+    from udl.models.seq2seq import Seq2SeqConfig
+    from udl.train.transformers import train_translator
 
     config = Seq2SeqConfig.numbers(p.max_digits, d_model=p.d_model, n_heads=p.n_heads, n_encoder_layers=p.layers,
                                    n_decoder_layers=p.layers, d_mlp=p.d_mlp)

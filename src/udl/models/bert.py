@@ -24,18 +24,14 @@ Sizes: :meth:`BertConfig.bert_large` is the book's configuration (|V| = 30,000,
 D = 1,024, 24 layers, 16 heads of 64, MLP 4,096, context 512: about 340 million
 parameters), :meth:`BertConfig.bert_base` the 12-layer one; :func:`parameter_count`
 counts a model built on PyTorch's "meta" device, which records shapes only.
+
+Pre-training and fine-tuning (:func:`~udl.train.transformers.pretrain_mlm`,
+:func:`~udl.train.transformers.finetune_classifier`) live in :mod:`udl.train.transformers`.
 """
 
 from __future__ import annotations
 
-import copy
-import functools
-import hashlib
-import json
-import os
-import sys
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Iterable, Iterator, Mapping, NamedTuple
 
 import torch
@@ -45,12 +41,11 @@ from torch.overrides import TorchFunctionMode
 
 from udl.nn.transformer import (LearnedPositions, TokenEmbedding, TransformerLayer,
                                  check_transformer_config)
-from udl.validate import as_generator, check_callable, check_float, check_int
+from udl.validate import as_generator, check_float, check_int
 
 __all__ = ["BertConfig", "BERT", "MaskedLanguageModel", "BertClassifier", "MaskedTokens", "MaskedEvaluation",
-           "mask_tokens", "parameter_count", "parameter_groups", "meta_model", "mlm_windows", "pretrain_mlm",
-           "masked_token_cross_entropy", "pretrained_on_python_docs", "encode_texts", "finetune_classifier",
-           "predict", "init_bert_", "IGNORE"]
+           "mask_tokens", "parameter_count", "parameter_groups", "meta_model", "mlm_windows",
+           "masked_token_cross_entropy", "encode_texts", "predict", "init_bert_", "IGNORE"]
 
 IGNORE = -100  # the target of a position that is not predicted (F.cross_entropy's ignore_index)
 BOOK_VOCAB = 30_000  # the book's BERT vocabulary (§12.6; the released BERT has 30,522 word pieces)
@@ -616,82 +611,6 @@ def _window_stream(tokens, context, special, batch_size, vocab_size, prob, gener
         yield out.inputs, out.targets
 
 
-class _Objective(nn.Module):
-    """``model.loss(inputs, targets)`` as a module's forward, for :func:`udl.train.fit`."""
-
-    def __init__(self, model: MaskedLanguageModel):
-        super().__init__()
-        self.model = model
-
-    def forward(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        return self.model.loss(inputs, targets)
-
-
-def pretrain_mlm(model: MaskedLanguageModel, tokens: torch.Tensor, *, special_ids: Mapping[str, int], steps: int,
-                 batch_size: int = 32, context: int | None = None, lr: float = 1e-3, weight_decay: float = 0.01,
-                 warmup: int = 0, prob: float = 0.15, seed: int = 0, device: str | torch.device = "auto",
-                 clip_grad_norm: float | None = 1.0, callback=None, progress: bool | None = None) -> list[float]:
-    """Pre-train ``model`` to predict masked tokens of random windows of ``tokens`` (fig. 12.10).
-
-    The batches come from :func:`mlm_windows`; the optimiser is AdamW (weight decay on
-    matrices only, as BERT) with a linear warm-up over ``warmup`` steps and a linear
-    decay to zero, through :func:`udl.train.fit` (bf16 autocast on a GPU).
-
-    Args:
-        model: the :class:`MaskedLanguageModel` (moved to ``device``, left in train mode).
-        tokens: ``(T,)`` the training token stream.
-        special_ids: the tokenizer's special ids (``<mask>`` and ``<cls>`` required).
-        steps: optimizer steps.
-        batch_size: examples per step. Default: 32.
-        context: the length of each example. Default: the model's context.
-        lr: peak learning rate. Default: 1e-3.
-        weight_decay: AdamW's decoupled decay of the matrices. Default: 0.01.
-        warmup: steps of linear warm-up. Default: 0.
-        prob: the fraction of tokens predicted. Default: 0.15.
-        seed: seeds the windows and the masks. Default: 0.
-        device: where to train. Default: "auto".
-        clip_grad_norm: gradient norm clipping (None for none). Default: 1.0.
-        callback: ``callback(step, loss, model)`` after each step. Default: None.
-        progress: show a progress bar (None: on a terminal). Default: None.
-
-    Returns:
-        The masked-token loss (nats per predicted token) of every step.
-    """
-    owner = "pretrain_mlm"
-    if not isinstance(model, MaskedLanguageModel):
-        raise TypeError(f"The 'model' parameter of {owner} must be a MaskedLanguageModel. "
-                        f"Got {type(model).__name__} instead.")
-    steps = check_int(steps, "steps", owner)
-    context = model.config.context if context is None else check_int(context, "context", owner, minimum=2)
-    if context > model.config.context:
-        raise ValueError(f"The 'context' parameter of {owner} must be at most the model's {model.config.context}. "
-                         f"Got {context} instead.")
-    lr = check_float(lr, "lr", owner, low=0.0, low_open=True)
-    weight_decay = check_float(weight_decay, "weight_decay", owner, low=0.0)
-    warmup = check_int(warmup, "warmup", owner, minimum=0)
-    seed = check_int(seed, "seed", owner, minimum=0)
-    check_callable(callback, "callback", owner, optional=True)
-    from udl.train import fit
-
-    batch_size = check_int(batch_size, "batch_size", owner)
-    batches = mlm_windows(tokens, context, special_ids=special_ids, batch_size=batch_size,
-                          vocab_size=model.config.vocab_size, prob=prob,
-                          generator=torch.Generator().manual_seed(seed))
-
-    def optimizer(params):
-        params = [p for p in params if p.requires_grad]
-        decay = [p for p in params if p.dim() >= 2]
-        rest = [p for p in params if p.dim() < 2]
-        return torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
-                                  {"params": rest, "weight_decay": 0.0}], lr=lr)
-
-    wrapped = None if callback is None else (lambda s, loss, _: callback(s, loss, model))
-    return fit(_Objective(model), batches, None, optimizer, steps=steps, seed=seed, device=device,
-               clip_grad_norm=clip_grad_norm,
-               scheduler=lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, _linear_schedule(steps, warmup)),
-               callback=wrapped, progress=progress)
-
-
 class MaskedEvaluation(NamedTuple):
     """What :func:`masked_token_cross_entropy` returns."""
 
@@ -793,57 +712,6 @@ def encode_texts(texts, tokenizer, *, context: int) -> tuple[torch.Tensor, torch
     return tokens, lengths
 
 
-def finetune_classifier(classifier: BertClassifier, tokens: torch.Tensor, labels: torch.Tensor, *, steps: int,
-                        batch_size: int = 32, lr: float = 5e-4, weight_decay: float = 0.01, warmup: int = 0,
-                        seed: int = 0, device: str | torch.device = "auto", progress: bool | None = False
-                        ) -> list[float]:
-    """Train a classifier with the cross-entropy loss (fig. 12.11): BERT's fine-tuning recipe.
-
-    AdamW (weight decay on matrices only) over the parameters that require a gradient,
-    learning rate warmed up linearly over ``warmup`` steps then decayed linearly to
-    zero, random mini-batches, through :func:`udl.train.fit`. Dropout draws from a
-    generator seeded with ``seed`` (the global one is left as it was).
-
-    Args:
-        classifier: a :class:`BertClassifier` (moved to ``device``, left in train mode).
-        tokens: ``(n, N)`` from :func:`encode_texts`.
-        labels: ``(n,)`` class indices.
-        steps: optimizer steps.
-        batch_size: examples per step (at most n). Default: 32.
-        lr: peak learning rate. Default: 5e-4.
-        weight_decay: AdamW's decay of the matrices. Default: 0.01.
-        warmup: steps of linear warm-up. Default: 0.
-        seed: the order of the examples and the dropout masks. Default: 0.
-        device: where to train. Default: "auto".
-        progress: show a progress bar. Default: False.
-
-    Returns:
-        The training loss of every step.
-    """
-    owner = "finetune_classifier"
-    if not isinstance(classifier, BertClassifier):
-        raise TypeError(f"The 'classifier' parameter of {owner} must be a BertClassifier. "
-                        f"Got {type(classifier).__name__} instead.")
-    steps = check_int(steps, "steps", owner)
-    batch_size = check_int(batch_size, "batch_size", owner)
-    lr = check_float(lr, "lr", owner, low=0.0, low_open=True)
-    weight_decay = check_float(weight_decay, "weight_decay", owner, low=0.0)
-    warmup = check_int(warmup, "warmup", owner, minimum=0)
-    seed = check_int(seed, "seed", owner, minimum=0)
-    from udl.train import fit
-
-    def optimizer(params):
-        params = [p for p in params if p.requires_grad]
-        return torch.optim.AdamW([{"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
-                                  {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}], lr=lr)
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return fit(classifier, (tokens, labels), F.cross_entropy, optimizer, steps=steps, batch_size=batch_size,
-                   seed=seed, device=device, scheduler=lambda opt: torch.optim.lr_scheduler.LambdaLR(
-                       opt, _linear_schedule(steps, warmup)), progress=progress)
-
-
 @torch.no_grad()
 def predict(classifier: BertClassifier, tokens: torch.Tensor, *, batch_size: int = 256) -> torch.Tensor:
     """Class probabilities ``(n, K)`` of a classifier in eval mode (its mode is restored)."""
@@ -857,106 +725,3 @@ def predict(classifier: BertClassifier, tokens: torch.Tensor, *, batch_size: int
                      for i in range(0, len(tokens), batch_size)])
     classifier.train(was_training)
     return out
-
-
-def _linear_schedule(steps: int, warmup: int):
-    def factor(step: int) -> float:  # the factor on lr after `step` optimizer steps
-        if step < warmup:
-            return (step + 1) / warmup
-        return max(0.0, 1.0 - (step - warmup) / max(1, steps - warmup))
-    return factor
-
-
-# --------------------------------------------------------------------------- a shared pre-training
-def _model_dir() -> Path:
-    """``$UDL_DATA_DIR/models``, else ``~/.cache/udl/data/models`` (beside the cached tokenizers)."""
-    env = os.environ.get("UDL_DATA_DIR")
-    return (Path(env) if env else Path.home() / ".cache" / "udl" / "data") / "models"
-
-
-def _cache_key(settings: dict) -> str:
-    """Changes with the settings, torch's version and the source of everything the training runs."""
-    import udl
-    from udl.data import text
-    from udl.nn import attention, transformer
-    from udl.text import bpe
-    from udl.train import batches, loop
-
-    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
-    digest.update(f"{udl.__version__} {torch.__version__}".encode())
-    for module in (sys.modules[__name__], attention, transformer, text, bpe, batches, loop):
-        digest.update(Path(module.__file__).read_bytes())
-    return digest.hexdigest()[:16]
-
-
-@functools.lru_cache(maxsize=4)
-def _pretrained(config: BertConfig, steps: int, batch_size: int, lr: float, warmup: int, seed: int, device: str,
-                disk: bool):
-    from udl.data.text import python_docs_tokenizer, token_ids
-    from udl.train import load_checkpoint, save_checkpoint
-
-    tokenizer = python_docs_tokenizer(config.vocab_size)
-    settings = dict(config=config.to_dict(), steps=steps, batch_size=batch_size, lr=lr, warmup=warmup, seed=seed,
-                    device=torch.device(device).type)
-    path = _model_dir() / f"bert-python-docs-{_cache_key(settings)}.pt"
-    if disk and path.exists():
-        try:
-            saved = load_checkpoint(path)
-            return saved["model"], tuple(saved["losses"]), tokenizer
-        except Exception:  # noqa: BLE001 - a damaged file: train again
-            pass
-    with torch.random.fork_rng(devices=[]):  # dropout draws from the seed, the caller's generator is left alone
-        torch.manual_seed(seed)
-        model = MaskedLanguageModel(BERT(config, generator=torch.Generator().manual_seed(seed)),
-                                    generator=torch.Generator().manual_seed(seed + 1))
-        losses = pretrain_mlm(model, token_ids("train", tokenizer), special_ids=tokenizer.special_ids, steps=steps,
-                              batch_size=batch_size, lr=lr, warmup=warmup, seed=seed, device=device, progress=None)
-    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-    if disk:
-        try:
-            save_checkpoint({"model": state, "losses": list(losses), "settings": json.dumps(settings)}, path)
-        except OSError:  # a read-only cache only costs the next process a retraining
-            pass
-    return state, tuple(losses), tokenizer
-
-
-def pretrained_on_python_docs(config: BertConfig, *, steps: int, batch_size: int = 64, lr: float = 3e-3,
-                              warmup: int = 0, seed: int = 0, device: str | torch.device = "auto",
-                              disk_cache: bool = True):
-    """A :class:`MaskedLanguageModel` pre-trained on the Python reference manual's training split.
-
-    The tokenizer is :func:`udl.data.text.python_docs_tokenizer` with
-    ``config.vocab_size`` tokens; training is :func:`pretrain_mlm` from weights drawn
-    with ``seed`` (dropout too). The weights are kept in memory (the four most recent
-    settings), so figures 12.10 and 12.11 share one pre-training within a process, and
-    on disk (``$UDL_DATA_DIR/models``, else ``~/.cache/udl/data/models``, written
-    atomically) so that another process reuses them. The file's name hashes the
-    settings, torch's version and the source of the model, the training loop and the
-    tokenizer: any change trains afresh. Every call returns a fresh copy that the
-    caller may train further.
-
-    Args:
-        config: the encoder's :class:`BertConfig` (``vocab_size`` is the tokenizer's).
-        steps, batch_size, lr, warmup, seed, device: as :func:`pretrain_mlm`.
-            Defaults: batch_size 64, lr 3e-3, warmup 0, seed 0, device "auto".
-        disk_cache: read and write the disk cache. Default: True.
-
-    Returns:
-        ``(model, losses, tokenizer)``: the model on the CPU in eval mode, the training
-        loss of every step, and the tokenizer.
-    """
-    owner = "pretrained_on_python_docs"
-    _check_config(config, owner)
-    if not isinstance(disk_cache, bool):
-        raise TypeError(f"The 'disk_cache' parameter of {owner} must be a bool. Got {disk_cache!r} instead.")
-    from udl.devices import resolve_device
-
-    dev = resolve_device(device)
-    state, losses, tokenizer = _pretrained(config, check_int(steps, "steps", owner),
-                                           check_int(batch_size, "batch_size", owner),
-                                           check_float(lr, "lr", owner, low=0.0, low_open=True),
-                                           check_int(warmup, "warmup", owner, minimum=0),
-                                           check_int(seed, "seed", owner, minimum=0), str(dev), disk_cache)
-    model = _meta_mlm(config, owner)
-    model.load_state_dict(copy.deepcopy(state), assign=True)
-    return model.eval(), list(losses), tokenizer

@@ -27,18 +27,14 @@ billion parameters). :func:`parameter_count` counts them on PyTorch's "meta" dev
 which records shapes without allocating memory, so GPT-3 is counted in a fraction of
 a second.
 
-Generation (greedy, top-k, nucleus, beam search) lives in :mod:`udl.models.decoding`.
+Generation (greedy, top-k, nucleus, beam search) lives in :mod:`udl.models.decoding`, training
+(:func:`~udl.train.transformers.train_gpt`) in :mod:`udl.train.transformers`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
-import os
 from dataclasses import asdict, dataclass
-from pathlib import Path
-from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -46,11 +42,11 @@ from torch import nn
 
 from udl.nn.transformer import (LearnedPositions, TokenEmbedding, TransformerLayer,
                                  check_transformer_config)
-from udl.validate import as_generator, check_float, check_int
+from udl.validate import as_generator, check_int
 
 __all__ = ["GPTConfig", "GPT", "meta_model", "parameter_count", "parameter_groups", "lm_loss", "token_log_probs",
            "sequence_log_prob", "causal_gradient", "attention_weights", "language_model_windows",
-           "evaluate_cross_entropy", "train_gpt", "TrainedDecoder", "pretrained_on_python_docs"]
+           "evaluate_cross_entropy"]
 
 GPT2_VOCAB = 50_257  # GPT-2's byte-level BPE vocabulary (also GPT-3's)
 
@@ -412,7 +408,7 @@ def attention_weights(model: GPT, tokens: torch.Tensor) -> torch.Tensor:
             a.fast, a.last_weights = f, None
 
 
-# --------------------------------------------------------------------------- training
+# --------------------------------------------------------------------------- windows of a token stream
 def language_model_windows(tokens: torch.Tensor, context: int, *, stride: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
     """Inputs and next-token targets cut from one long token stream.
 
@@ -457,178 +453,3 @@ def evaluate_cross_entropy(model: GPT, tokens: torch.Tensor, *, batch_size: int 
         count += yb.numel()
     model.train(was_training)
     return total / count
-
-
-def train_gpt(model: GPT, tokens: torch.Tensor, *, steps: int, batch_size: int = 32, lr: float = 3e-3,
-              weight_decay: float = 0.1, warmup: int = 0, seed: int = 0, device: str | torch.device = "auto",
-              clip_grad_norm: float | None = 1.0, callback=None, progress: bool | None = None) -> list[float]:
-    """Train ``model`` to predict the next token of random windows of ``tokens`` (fig. 12.12).
-
-    AdamW (β = (0.9, 0.95); weight decay on matrices only, as GPT-2) with a linear
-    warm-up over ``warmup`` steps and a cosine decay to lr/10, through
-    :func:`udl.train.fit` (bf16 autocast on a GPU).
-
-    Args:
-        model: the :class:`GPT` (moved to ``device``).
-        tokens: ``(T,)`` the training token stream; every window of ``context + 1``
-            tokens is one example.
-        steps: optimizer steps.
-        batch_size: windows per step. Default: 32.
-        lr: peak learning rate. Default: 3e-3.
-        weight_decay: AdamW's decoupled decay on the weight matrices. Default: 0.1.
-        warmup: steps of linear warm-up. Default: 0.
-        seed: the order of the windows. Default: 0.
-        device: where to train. Default: "auto".
-        clip_grad_norm: gradient norm clipping (None for none). Default: 1.0.
-        callback: ``callback(step, loss, model)`` after each step. Default: None.
-        progress: show a progress bar (None: on a terminal). Default: None.
-
-    Returns:
-        The training loss of every step.
-    """
-    owner = "train_gpt"
-    if not isinstance(model, GPT):
-        raise TypeError(f"The 'model' parameter of {owner} must be a GPT. Got {type(model).__name__} instead.")
-    steps = check_int(steps, "steps", owner)
-    lr = check_float(lr, "lr", owner, low=0.0, low_open=True)
-    weight_decay = check_float(weight_decay, "weight_decay", owner, low=0.0)
-    warmup = check_int(warmup, "warmup", owner, minimum=0)
-    from udl.train import fit
-
-    x, y = language_model_windows(tokens, model.context)
-
-    def optimizer(params):
-        params = list(params)
-        decay = [p for p in params if p.dim() >= 2]
-        rest = [p for p in params if p.dim() < 2]
-        fused = params[0].device.type in ("cpu", "cuda")  # one kernel for all parameters
-        return torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
-                                  {"params": rest, "weight_decay": 0.0}], lr=lr, betas=(0.9, 0.95), fused=fused)
-
-    def schedule(step: int) -> float:  # the factor on lr after `step` optimizer steps
-        if step < warmup:
-            return (step + 1) / warmup
-        progress_ = (step - warmup) / max(1, steps - warmup)
-        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress_)))
-
-    return fit(model, (x, y), lm_loss, optimizer, steps=steps, batch_size=batch_size, seed=seed, device=device,
-               clip_grad_norm=clip_grad_norm,
-               scheduler=lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, schedule),
-               callback=callback, progress=progress)
-
-
-# --------------------------------------------------------------------------- a decoder trained on real text
-class TrainedDecoder(NamedTuple):
-    """A :class:`GPT` trained on the Python reference manual, with its tokenizer and curves."""
-
-    model: GPT  # in eval mode; shared between callers: do not train or change it
-    tokenizer: object  # the udl.text.BPETokenizer of udl.data.text.python_docs_tokenizer(|V|)
-    losses: list[float]  # training loss of every step
-    eval_steps: list[int]  # steps at which the validation cross-entropy was measured (0 = before training)
-    eval_ce: list[float]  # validation cross-entropy (nats per token) at those steps
-
-
-_TRAINED: dict[tuple, TrainedDecoder] = {}
-
-
-def _source_digest() -> str:
-    """A hash of the code that a trained decoder depends on: any change retrains."""
-    import udl.data.text
-    import udl.nn.attention
-    import udl.nn.transformer
-    import udl.text.bpe
-    import udl.train.batches
-    import udl.train.loop
-
-    digest = hashlib.sha256()
-    for module in (udl.data.text, udl.nn.attention, udl.nn.transformer, udl.text.bpe, udl.train.batches,
-                   udl.train.loop):
-        digest.update(Path(module.__file__).read_bytes())
-    digest.update(Path(__file__).read_bytes())
-    return digest.hexdigest()
-
-
-def pretrained_on_python_docs(config: GPTConfig, *, steps: int, batch_size: int = 32, lr: float = 3e-3,
-                              warmup: int = 0, eval_every: int = 0, seed: int = 0,
-                              device: str | torch.device = "cpu", progress: bool | None = None) -> TrainedDecoder:
-    """A decoder trained on the training split of the Python reference manual (``udl.data.text``).
-
-    The tokenizer is ``python_docs_tokenizer(config.vocab_size)``; training is
-    :func:`train_gpt` on its token stream (dropout drawn from a generator seeded with
-    ``seed``, so the same arguments give the same model whatever ran before). The
-    result is kept in memory and on disk (``$UDL_DATA_DIR/models``, keyed by the
-    arguments, the torch version and the source of the code involved), so figures
-    that need the same decoder train it once.
-
-    Args:
-        config: the decoder's shape (its ``vocab_size`` is the tokenizer's).
-        steps: optimizer steps.
-        batch_size: windows of ``context + 1`` tokens per step. Default: 32.
-        lr: peak learning rate (AdamW, warm-up then cosine decay). Default: 3e-3.
-        warmup: warm-up steps. Default: 0.
-        eval_every: measure the validation cross-entropy every this many steps
-            (0: only before and after training). Default: 0.
-        seed: initial weights, window order and dropout. Default: 0.
-        device: where to train. Default: "cpu".
-        progress: progress bar (None: on a terminal). Default: None.
-
-    Returns:
-        A :class:`TrainedDecoder` (the model on ``device``, in eval mode).
-    """
-    owner = "pretrained_on_python_docs"
-    if not isinstance(config, GPTConfig):
-        raise TypeError(f"The 'config' parameter of {owner} must be a GPTConfig. Got {config!r} instead.")
-    steps = check_int(steps, "steps", owner)
-    batch_size = check_int(batch_size, "batch_size", owner)
-    eval_every = check_int(eval_every, "eval_every", owner, minimum=0)
-    seed = check_int(seed, "seed", owner, minimum=0)
-    from udl.data.text import python_docs_tokenizer, token_ids
-    from udl.devices import resolve_device
-
-    device = resolve_device(device)
-    args = dict(config=config.to_dict(), steps=steps, batch_size=batch_size, lr=float(lr), warmup=warmup,
-                eval_every=eval_every, seed=seed, device=device.type)
-    key = (json.dumps(args, sort_keys=True),)
-    if key in _TRAINED:
-        return _TRAINED[key]
-    tokenizer = python_docs_tokenizer(config.vocab_size)
-    train_ids, val_ids = token_ids("train", tokenizer), token_ids("validation", tokenizer)
-    model = GPT(config, generator=torch.Generator().manual_seed(seed))
-    digest = hashlib.sha256(json.dumps({**args, "torch": torch.__version__, "code": _source_digest()},
-                                       sort_keys=True).encode()).hexdigest()[:16]
-    root = Path(os.environ.get("UDL_DATA_DIR") or Path.home() / ".cache" / "udl" / "data")
-    path = root / "models" / f"gpt-python-docs-{digest}.pt"
-    record = None
-    if path.exists():
-        try:
-            record = torch.load(path, map_location="cpu", weights_only=True)
-            model.load_state_dict(record["model"])
-        except Exception:  # a damaged file: train again
-            record = None
-    if record is None:
-        model.to(device)
-        eval_steps, eval_ce = [0], [evaluate_cross_entropy(model, val_ids)]
-
-        def callback(step, loss, net):
-            if step == steps or (eval_every and step % eval_every == 0):
-                eval_steps.append(step)
-                eval_ce.append(evaluate_cross_entropy(net, val_ids))
-
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-            torch.manual_seed(seed)  # dropout masks
-            losses = train_gpt(model, train_ids, steps=steps, batch_size=batch_size, lr=lr, warmup=warmup,
-                               seed=seed, device=device, callback=callback, progress=progress)
-        record = {"model": {k: v.detach().cpu() for k, v in model.state_dict().items()}, "losses": losses,
-                  "eval_steps": eval_steps, "eval_ce": eval_ce}
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".{os.getpid()}.tmp")
-            torch.save(record, tmp)
-            os.replace(tmp, path)  # atomic: a reader never sees half a file
-        except OSError:  # a read-only cache only costs a retraining
-            pass
-    model.to(device).eval()
-    trained = TrainedDecoder(model, tokenizer, [float(v) for v in record["losses"]],
-                             [int(v) for v in record["eval_steps"]], [float(v) for v in record["eval_ce"]])
-    _TRAINED[key] = trained
-    return trained

@@ -33,17 +33,15 @@ of the encoder's output are computed once.
 
 The layers are :class:`udl.nn.transformer.TransformerLayer` (the book's post-LN order by
 default); the original transformer (Vaswani et al. 2017) has 6 + 6 layers of D = 512.
-:func:`train_translator` trains the small model of figs. 12.13-12.14 on
-:mod:`udl.data.numbers` (numbers in digits to English words) and keeps it in memory.
+Training (:func:`~udl.train.transformers.train_seq2seq`, and the small translator of figs.
+12.13-12.14 on :mod:`udl.data.numbers`, :func:`~udl.train.transformers.train_translator`)
+lives in :mod:`udl.train.transformers`.
 """
 
 from __future__ import annotations
 
-import functools
-import math
-import time
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -51,14 +49,11 @@ from torch import nn
 
 from udl.nn.transformer import (LearnedPositions, TokenEmbedding, TransformerLayer,
                                  check_transformer_config)
-from udl.validate import as_generator, check_choice, check_float, check_int
-
-if TYPE_CHECKING:
-    from udl.data.numbers import NumberSplits
+from udl.validate import as_generator, check_choice, check_int
 
 __all__ = ["Seq2SeqConfig", "EncoderDecoder", "seq2seq_loss", "greedy_decode", "beam_search",
            "decoder_causal_gradient", "cross_attention_weights", "cross_attention_provenance",
-           "TranslationScores", "evaluate_translation", "train_seq2seq", "Translator", "train_translator"]
+           "TranslationScores", "evaluate_translation"]
 
 STRATEGIES = ("greedy", "beam")
 
@@ -650,159 +645,3 @@ def evaluate_translation(model: EncoderDecoder, src: torch.Tensor, tgt: torch.Te
         return TranslationScores(float(correct.float().mean()), hits / max(count, 1), correct, predictions)
     finally:
         model.train(was)
-
-
-# --------------------------------------------------------------------------- training
-class _TeacherForcingLoss(nn.Module):
-    """``(src, tgt) -> seq2seq_loss(model(src, tgt[:, :-1]), tgt[:, 1:])``: what :func:`udl.train.fit` minimises."""
-
-    def __init__(self, model: EncoderDecoder):
-        super().__init__()
-        self.model = model
-
-    def forward(self, src: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
-        return seq2seq_loss(self.model(src, tgt[:, :-1]), tgt[:, 1:], self.model.config.pad_id)
-
-
-def train_seq2seq(model: EncoderDecoder, src: torch.Tensor, tgt: torch.Tensor, *, steps: int, batch_size: int = 128,
-                  lr: float = 1e-3, warmup: int = 100, weight_decay: float = 0.01, seed: int = 0,
-                  device: str | torch.device = "auto", clip_grad_norm: float | None = 1.0, callback=None,
-                  progress: bool | None = None) -> list[float]:
-    """Train ``model`` by teacher forcing: minimise the cross-entropy of every next target token.
-
-    AdamW (β = (0.9, 0.98), weight decay on matrices only) with a linear warm-up over
-    ``warmup`` steps and a cosine decay to lr/20, through :func:`udl.train.fit` (batches
-    drawn epoch by epoch without replacement, seeded by ``seed``; bf16 autocast on a GPU).
-
-    Args:
-        model: the :class:`EncoderDecoder` (moved to ``device``).
-        src: ``(N, S)`` source ids.
-        tgt: ``(N, T)`` targets ``<bos> y_1 ... <eos> <pad> ...`` with T <= tgt_context + 1.
-        steps: optimizer steps.
-        batch_size: pairs per step. Default: 128.
-        lr: peak learning rate. Default: 1e-3.
-        warmup: steps of linear warm-up. Default: 100.
-        weight_decay: AdamW's decoupled decay on the weight matrices. Default: 0.01.
-        seed: the order of the pairs. Default: 0.
-        device: where to train. Default: "auto".
-        clip_grad_norm: gradient norm clipping (None for none). Default: 1.0.
-        callback: ``callback(step, loss, model)`` after each step. Default: None.
-        progress: show a progress bar (None: on a terminal). Default: None.
-
-    Returns:
-        The training loss of every step.
-    """
-    owner = "train_seq2seq"
-    if not isinstance(model, EncoderDecoder):
-        raise TypeError(f"The 'model' parameter of {owner} must be an EncoderDecoder. "
-                        f"Got {type(model).__name__} instead.")
-    c = model.config
-    src = model._check_tokens(src, "src", c.src_vocab_size, c.src_context, owner)
-    tgt = model._check_tokens(tgt, "tgt", c.tgt_vocab_size, c.tgt_context + 1, owner)
-    if tgt.shape[1] < 2 or len(tgt) != len(src):
-        raise ValueError(f"The 'tgt' parameter of {owner} must have {len(src)} rows of at least 2 tokens. "
-                         f"Got shape {tuple(tgt.shape)} instead.")
-    steps = check_int(steps, "steps", owner)
-    lr = check_float(lr, "lr", owner, low=0.0, low_open=True)
-    warmup = check_int(warmup, "warmup", owner, minimum=0)
-    weight_decay = check_float(weight_decay, "weight_decay", owner, low=0.0)
-    from udl.train import fit
-
-    def optimizer(params):
-        params = list(params)
-        return torch.optim.AdamW([{"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
-                                  {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}],
-                                 lr=lr, betas=(0.9, 0.98))
-
-    def schedule(step: int) -> float:  # the factor on lr after `step` optimizer steps
-        if step < warmup:
-            return (step + 1) / warmup
-        done = min(1.0, (step - warmup) / max(1, steps - warmup))
-        return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * done))
-
-    return fit(_TeacherForcingLoss(model), (src, tgt), None, optimizer, steps=steps, batch_size=batch_size,
-               seed=seed, device=device, clip_grad_norm=clip_grad_norm,
-               scheduler=lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, schedule),
-               callback=None if callback is None else (lambda s, loss, _: callback(s, loss, model)),
-               progress=progress)
-
-
-class Translator(NamedTuple):
-    """A translator trained by :func:`train_translator`, with its data."""
-
-    model: EncoderDecoder  # in eval mode; shared between callers: do not train it further in place
-    data: NumberSplits  # the pairs it was trained on and is tested on
-    losses: tuple  # the training loss of every step
-    seconds: float  # wall-clock time of data generation and training
-
-
-def train_translator(config: Seq2SeqConfig | None = None, *, steps: int = 3000, batch_size: int = 128,
-                     lr: float = 1e-3, warmup: int = 100, n_train: int = 50_000, n_validation: int = 500,
-                     n_test: int = 1000, max_digits: int = 9, commas: bool = True, seed: int = 0,
-                     device: str | torch.device = "cpu") -> Translator:
-    """Train an :class:`EncoderDecoder` to write numbers in words (:mod:`udl.data.numbers`), once per process.
-
-    The data (:func:`udl.data.numbers.make_number_splits` with ``seed``), the initial
-    weights (``seed``) and the batch order (``seed``) are all fixed by ``seed``, so the
-    result is a function of the arguments; it is kept in an in-process cache (the last
-    four calls), which is how figs. 12.13 and 12.14 share one trained model when they run
-    in the same process. Separate processes (``udl gallery --jobs N``) each train their own,
-    with the same result on the same device.
-
-    Args:
-        config: the model. Default: None (``Seq2SeqConfig.numbers(max_digits)``).
-        steps, batch_size, lr, warmup: as :func:`train_seq2seq`. Defaults: 3000, 128, 1e-3, 100.
-        n_train, n_validation, n_test: as :func:`udl.data.numbers.make_number_splits`.
-        max_digits: the longest numbers (1-9 digits). Default: 9.
-        commas: source numbers written with group commas. Default: True.
-        seed: data, initial weights and batch order. Default: 0.
-        device: where to train. Default: "cpu".
-
-    A progress bar shows on a terminal only.
-
-    Returns:
-        A :class:`Translator` whose model is in eval mode, on ``device``.
-    """
-    owner = "train_translator"
-    from udl.data import numbers
-    from udl.devices import resolve_device
-
-    if config is None:
-        config = Seq2SeqConfig.numbers(max_digits, commas=commas)
-    if not isinstance(config, Seq2SeqConfig):
-        raise TypeError(f"The 'config' parameter of {owner} must be a Seq2SeqConfig or None. Got {config!r} instead.")
-    needed = dict(src_vocab_size=len(numbers.SOURCE_VOCAB), tgt_vocab_size=len(numbers.TARGET_VOCAB),
-                  pad_id=numbers.PAD, bos_id=numbers.BOS, eos_id=numbers.EOS)
-    for name, value in needed.items():
-        if getattr(config, name) != value:
-            raise ValueError(f"The 'config' parameter of {owner} must have {name} = {value} for the numbers task. "
-                             f"Got {getattr(config, name)} instead.")
-    if config.src_context < numbers.source_length(max_digits, commas=commas) or \
-            config.tgt_context < numbers.target_length(max_digits) - 1:
-        raise ValueError(f"The 'config' parameter of {owner} must have contexts of at least "
-                         f"{numbers.source_length(max_digits, commas=commas)} (source) and "
-                         f"{numbers.target_length(max_digits) - 1} (target). "
-                         f"Got {config.src_context} and {config.tgt_context} instead.")
-    for name, value in (("steps", steps), ("batch_size", batch_size), ("n_train", n_train),
-                        ("n_validation", n_validation), ("n_test", n_test)):
-        check_int(value, name, owner)
-    check_int(warmup, "warmup", owner, minimum=0)
-    check_int(seed, "seed", owner, minimum=0)
-    lr = check_float(lr, "lr", owner, low=0.0, low_open=True)
-    device = str(resolve_device(device, owner))
-    return _train_translator(config, steps, batch_size, lr, warmup, n_train, n_validation, n_test, max_digits,
-                             commas, seed, device)
-
-
-@functools.lru_cache(maxsize=4)
-def _train_translator(config, steps, batch_size, lr, warmup, n_train, n_validation, n_test, max_digits, commas, seed,
-                      device) -> Translator:
-    from udl.data.numbers import make_number_splits
-
-    start = time.perf_counter()
-    data = make_number_splits(n_train, n_validation, n_test, max_digits=max_digits, commas=commas, seed=seed)
-    model = EncoderDecoder(config, generator=torch.Generator().manual_seed(seed))
-    losses = train_seq2seq(model, data.train.src, data.train.tgt, steps=steps, batch_size=min(batch_size, n_train),
-                           lr=lr, warmup=min(warmup, steps - 1), seed=seed, device=device)
-    model.eval()
-    return Translator(model, data, tuple(losses), time.perf_counter() - start)
