@@ -92,9 +92,23 @@ def test_list_table_json_and_state(fakes, capsys):
     rows = json.loads(out)
     assert status == 0 and [r["id"] for r in rows] == ["99.broken", "99.false", "99.square"]
     assert {r["state"] for r in rows} == {"not run"}
+    assert {r["module"] for r in rows} == {"fakes"}
+    assert [r["function"] for r in rows] == ["_register.<locals>.broken", "_register.<locals>.false_claim",
+                                             "_register.<locals>.square"]
     run(capsys, "figure", "99.square", "--preset", "tiny")
     status, out, _ = run(capsys, "list", "--chapter", "99")
     assert status == 0 and "passed (tiny)" in out.splitlines()[2] and "Squares" in out
+    assert out.splitlines()[2].split() == ["99.square", "99", "passed", "(tiny)", "fakes:_register.<locals>.square",
+                                           "Squares"]
+
+
+def test_list_names_the_module_and_function_of_real_figures(capsys):
+    status, out, _ = run(capsys, "list", "--chapter", "3", "--json")
+    rows = {r["id"]: r for r in json.loads(out)}
+    assert status == 0 and (rows["3.1"]["module"], rows["3.1"]["function"]) == ("udl.figures.ch03", "relu_curve")
+    status, out, _ = run(capsys, "list", "--chapter", "3")
+    line = next(line for line in out.splitlines() if line.startswith("3.1 "))
+    assert "  ch03:relu_curve  " in line
 
 
 def test_gallery_survives_a_failing_figure(fakes, capsys):

@@ -61,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"udl {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    p = sub.add_parser("list", help="list the figures: id, title, chapter, state")
+    p = sub.add_parser("list", help="list the figures: id, chapter, state, the code behind each, title")
     p.add_argument("--chapter", type=_chapter, help="only this chapter (a number, or C for the appendix)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--out", default="udl-out", help="where records are read from for the state column")
@@ -117,14 +117,16 @@ def cmd_list(args) -> int:
         chapters = sorted({str(s.chapter) for s in load_all().values()}, key=lambda c: (not c.isdigit(), c.zfill(3)))
         raise UsageError(f"no figures in chapter {args.chapter}; chapters with figures: {', '.join(chapters)}")
     out = Path(args.out)
-    rows = [{"id": s.id, "title": s.title, "chapter": s.chapter, "state": _state(out, s.id), "gpu": s.gpu}
-            for s in specs]
+    rows = [{"id": s.id, "title": s.title, "chapter": s.chapter, "state": _state(out, s.id), "gpu": s.gpu,
+             "module": s.module, "function": s.function} for s in specs]
     if args.json:
         print(json.dumps(rows, indent=1))
         return EXIT_OK
-    width = max(len(r["id"]) for r in rows)
-    for r in rows:
-        print(f"{r['id']:<{width}}  {str(r['chapter']):>2}  {r['state']:<16}  {r['title']}")
+    # the code behind each figure, e.g. ch03:shallow_1d for udl.figures.ch03.shallow_1d
+    code = [f"{r['module'].removeprefix('udl.figures.')}:{r['function']}" for r in rows]
+    width, code_width = max(len(r["id"]) for r in rows), max(map(len, code))
+    for r, where in zip(rows, code):
+        print(f"{r['id']:<{width}}  {str(r['chapter']):>2}  {r['state']:<16}  {where:<{code_width}}  {r['title']}")
     return EXIT_OK
 
 
