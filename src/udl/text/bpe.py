@@ -149,6 +149,160 @@ def _check_special_tokens(special_tokens, owner: str) -> tuple[str, ...]:
     return specials
 
 
+class _Corpus:
+    """The training text as BPE sees it, with the three steps of training (UDL §12.5.1, fig. 12.8).
+
+    The text is kept as a table of its distinct pieces (words and whitespace runs) in
+    order of first appearance, each with its frequency, its current symbols and where
+    each symbol starts in the text. Pair counts are kept incrementally: a merge revisits
+    only the pieces that hold the merged pair, and changes the counts by difference.
+
+    Args:
+        reserved: token spellings that no merge may use or produce (special and byte tokens).
+    """
+
+    def __init__(self, reserved: set[str]):
+        self.reserved = reserved
+        self.words: list[list[str]] = []  # current symbols of each distinct piece
+        self.starts: list[list[int]] = []  # character offset of each symbol within its piece
+        self.offset: list[int] = []  # where each piece first occurs in the text
+        self.freq: list[int] = []  # how often each piece occurs
+        self.use_count: dict[str, int] = defaultdict(int)  # occurrences of each token in the text
+        self.pair_count: dict[tuple[str, str], int] = defaultdict(int)
+        self.where: dict[tuple[str, str], set[int]] = defaultdict(set)  # pair -> pieces that hold it
+        self.by_count: dict[int, set] = defaultdict(set)  # count -> pairs with that count
+        self.top = 0  # no pair occurs more often than this
+        self.banned: set[tuple[str, str]] = set()  # pairs that would spell a reserved token
+        self._first: dict[tuple[str, str], int] = {}  # pair -> its first offset in the text (cache)
+
+    def split_into_characters(self, text: str, base: BPETokenizer) -> None:
+        """Step 1: every word becomes its characters followed by the end-of-word marker.
+
+        The initial vocabulary is the characters and the marker (fig. 12.8a); characters
+        outside ``base``'s alphabet fall back to their UTF-8 bytes.
+        """
+        index: dict[str, int] = {}
+        for piece, start in _pieces_with_offsets(text, base.end_of_word):
+            w = index.get(piece)
+            if w is None:
+                w = index[piece] = len(self.words)
+                symbols, symbol_starts = base._symbols_with_starts(piece)
+                self.words.append(symbols)
+                self.starts.append(symbol_starts)
+                self.offset.append(start)
+                self.freq.append(0)
+            self.freq[w] += 1
+        for symbols, f in zip(self.words, self.freq):
+            for s in symbols:
+                self.use_count[s] += f
+        self.in_use = sum(c > 0 for c in self.use_count.values())
+        self.length = sum(self.use_count.values())
+
+    def count_pairs(self) -> None:
+        """Step 2: count every adjacent pair of symbols; a piece that occurs f times adds f."""
+        for w, symbols in enumerate(self.words):
+            for pair in zip(symbols, symbols[1:]):
+                self.pair_count[pair] += self.freq[w]
+                self.where[pair].add(w)
+        for pair, c in self.pair_count.items():
+            self.by_count[c].add(pair)
+        self.top = max(self.pair_count.values(), default=0)
+
+    def merge_most_frequent_pair(self, min_count: int) -> tuple[tuple[str, str], int] | None:
+        """Step 3: merge the most frequent pair everywhere (fig. 12.8b) and update the counts.
+
+        Ties go to the pair whose first occurrence starts earliest in the text. A pair
+        that would use or spell a reserved token is set aside, never merged.
+
+        Returns:
+            The merged pair and its count, or None when no pair occurs ``min_count`` times.
+        """
+        while True:
+            while self.top >= min_count and not self.by_count.get(self.top):
+                self.top -= 1
+            if self.top < min_count:
+                return None
+            tied = self.by_count[self.top]
+            best = min(tied, key=self._first_position) if len(tied) > 1 else next(iter(tied))
+            a, b = best
+            if a in self.reserved or b in self.reserved or a + b in self.reserved:  # bytes never merge; no clashes
+                tied.discard(best)
+                self.banned.add(best)
+                continue
+            count = self.top
+            self._replace(best)
+            return best, count
+
+    def state(self) -> BPEState:
+        """The distinct tokens in use and the length of the segmented text (fig. 12.8f)."""
+        return BPEState(self.in_use, self.length)
+
+    def _first_position(self, pair: tuple[str, str]) -> int | float:
+        if pair not in self._first:
+            a, b = pair
+            best = math.inf
+            for w in self.where[pair]:
+                if self.offset[w] >= best:
+                    continue
+                s = self.words[w]
+                for i in range(len(s) - 1):
+                    if s[i] == a and s[i + 1] == b:
+                        best = min(best, self.offset[w] + self.starts[w][i])
+                        break
+            self._first[pair] = best
+        return self._first[pair]
+
+    def _replace(self, pair: tuple[str, str]) -> None:
+        """Rewrite every piece that holds ``pair`` (left to right) and update the counts by difference."""
+        a, b = pair
+        new = a + b
+        where, pair_count, by_count, use_count = self.where, self.pair_count, self.by_count, self.use_count
+        delta: dict[tuple[str, str], int] = defaultdict(int)
+        for w in list(where[pair]):
+            s, st, f = self.words[w], self.starts[w], self.freq[w]
+            ns, nst, i, k = [], [], 0, 0
+            while i < len(s):
+                if i + 1 < len(s) and s[i] == a and s[i + 1] == b:
+                    ns.append(new)
+                    nst.append(st[i])
+                    i += 2
+                    k += 1
+                else:
+                    ns.append(s[i])
+                    nst.append(st[i])
+                    i += 1
+            old_pairs, new_pairs = list(zip(s, s[1:])), list(zip(ns, ns[1:]))
+            for p in old_pairs:
+                delta[p] -= f
+            for p in new_pairs:
+                delta[p] += f
+            for p in set(old_pairs) - set(new_pairs):
+                where[p].discard(w)
+            for p in new_pairs:
+                where[p].add(w)
+            self.words[w], self.starts[w] = ns, nst
+            for t, d in ((a, -f * k), (b, -f * k), (new, f * k)):
+                before = use_count[t]
+                use_count[t] = before + d
+                self.in_use += (use_count[t] > 0) - (before > 0)
+            self.length -= f * k
+        for p, d in delta.items():
+            if d == 0:
+                continue
+            self._first.pop(p, None)
+            c = pair_count[p]
+            if p not in self.banned:
+                by_count[c].discard(p)
+            c += d
+            pair_count[p] = c
+            if c > 0 and p not in self.banned:
+                by_count[c].add(p)
+                self.top = max(self.top, c)
+            elif c <= 0:
+                del pair_count[p]
+                where.pop(p, None)
+
+
 class BPETokenizer:
     """A byte-pair-encoding tokenizer: learned merges, a vocabulary, and exact encode/decode.
 
@@ -229,6 +383,12 @@ class BPETokenizer:
               min_count: int = 2, progress: bool = False) -> BPETokenizer:
         """Learn merges on ``text`` (fig. 12.8).
 
+        The three steps of §12.5.1 are the methods of the training table ``_Corpus``:
+        ``split_into_characters`` (words as characters and an end-of-word marker),
+        ``count_pairs`` (adjacent pairs, weighted by word frequency) and
+        ``merge_most_frequent_pair`` (merge it everywhere and update the counts),
+        repeated until the budget is spent or no pair occurs ``min_count`` times.
+
         Args:
             text: the training text.
             n_merges: how many merges to learn; exactly one of ``n_merges`` and
@@ -272,60 +432,10 @@ class BPETokenizer:
         else:
             budget = n_merges
 
-        # the table of distinct pieces, in order of first appearance, with their first offsets
-        index: dict[str, int] = {}
-        words: list[list[str]] = []  # current symbols of each distinct piece
-        starts: list[list[int]] = []  # character offset of each symbol within the piece
-        offset: list[int] = []  # where the piece first occurs in the text
-        freq: list[int] = []
-        for piece, start in _pieces_with_offsets(text, end_of_word):
-            w = index.get(piece)
-            if w is None:
-                w = index[piece] = len(words)
-                symbols, symbol_starts = base._symbols_with_starts(piece)
-                words.append(symbols)
-                starts.append(symbol_starts)
-                offset.append(start)
-                freq.append(0)
-            freq[w] += 1
-
-        pair_count: dict[tuple[str, str], int] = defaultdict(int)
-        where: dict[tuple[str, str], set[int]] = defaultdict(set)
-        for w, symbols in enumerate(words):
-            for pair in zip(symbols, symbols[1:]):
-                pair_count[pair] += freq[w]
-                where[pair].add(w)
-        by_count: dict[int, set] = defaultdict(set)  # count -> pairs with that count
-        for pair, c in pair_count.items():
-            by_count[c].add(pair)
-        top = max(pair_count.values(), default=0)
-        first_cache: dict[tuple[str, str], int] = {}
-        banned: set[tuple[str, str]] = set()
-        reserved = set(specials) | set(_BYTE_TOKENS)
-
-        use_count: dict[str, int] = defaultdict(int)  # occurrences of each token in the text
-        for w, symbols in enumerate(words):
-            for s in symbols:
-                use_count[s] += freq[w]
-        in_use = sum(c > 0 for c in use_count.values())
-        length = sum(use_count.values())
-        history = [BPEState(in_use, length)]
-
-        def first_position(pair):
-            if pair not in first_cache:
-                a, b = pair
-                best = math.inf
-                for w in where[pair]:
-                    if offset[w] >= best:
-                        continue
-                    s = words[w]
-                    for i in range(len(s) - 1):
-                        if s[i] == a and s[i + 1] == b:
-                            best = min(best, offset[w] + starts[w][i])
-                            break
-                first_cache[pair] = best
-            return first_cache[pair]
-
+        corpus = _Corpus(reserved=set(specials) | set(_BYTE_TOKENS))
+        corpus.split_into_characters(text, base)  # step 1: words as characters and end-of-word markers
+        corpus.count_pairs()  # step 2: adjacent pairs, weighted by word frequency
+        history = [corpus.state()]
         merges, counts, known = [], [], set(base.vocab)
         bar = None
         if progress:
@@ -334,66 +444,14 @@ class BPETokenizer:
             bar = tqdm(total=budget, desc="BPE merges", leave=False)
         added = 0
         while added < budget:
-            while top >= min_count and not by_count.get(top):
-                top -= 1
-            if top < min_count:
+            merged = corpus.merge_most_frequent_pair(min_count)  # step 3, and the counts follow
+            if merged is None:
                 break
-            tied = by_count[top]
-            best = min(tied, key=first_position) if len(tied) > 1 else next(iter(tied))
-            a, b = best
-            new = a + b
-            if a in reserved or b in reserved or new in reserved:  # byte tokens never merge; no clashes
-                tied.discard(best)
-                banned.add(best)
-                continue
-            merges.append(best)
-            counts.append(top)
-            # rewrite every piece that holds the pair, and update the counts by difference
-            delta: dict[tuple[str, str], int] = defaultdict(int)
-            for w in list(where[best]):
-                s, st, f = words[w], starts[w], freq[w]
-                ns, nst, i, k = [], [], 0, 0
-                while i < len(s):
-                    if i + 1 < len(s) and s[i] == a and s[i + 1] == b:
-                        ns.append(new)
-                        nst.append(st[i])
-                        i += 2
-                        k += 1
-                    else:
-                        ns.append(s[i])
-                        nst.append(st[i])
-                        i += 1
-                old_pairs, new_pairs = list(zip(s, s[1:])), list(zip(ns, ns[1:]))
-                for p in old_pairs:
-                    delta[p] -= f
-                for p in new_pairs:
-                    delta[p] += f
-                for p in set(old_pairs) - set(new_pairs):
-                    where[p].discard(w)
-                for p in new_pairs:
-                    where[p].add(w)
-                words[w], starts[w] = ns, nst
-                for t, d in ((a, -f * k), (b, -f * k), (new, f * k)):
-                    before = use_count[t]
-                    use_count[t] = before + d
-                    in_use += (use_count[t] > 0) - (before > 0)
-                length -= f * k
-            for p, d in delta.items():
-                if d == 0:
-                    continue
-                first_cache.pop(p, None)
-                c = pair_count[p]
-                if p not in banned:
-                    by_count[c].discard(p)
-                c += d
-                pair_count[p] = c
-                if c > 0 and p not in banned:
-                    by_count[c].add(p)
-                    top = max(top, c)
-                elif c <= 0:
-                    del pair_count[p]
-                    where.pop(p, None)
-            history.append(BPEState(in_use, length))
+            pair, count = merged
+            merges.append(pair)
+            counts.append(count)
+            history.append(corpus.state())
+            new = pair[0] + pair[1]
             if vocab_size is None:
                 added += 1  # counting merges
             elif new not in known:
