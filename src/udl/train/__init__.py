@@ -4,6 +4,9 @@
 - ``batches``: the data order, a function of (seed, epoch), which makes resuming exact.
 - ``checkpoint``: atomic ``torch.save`` + rename, safe ``weights_only`` loads, RNG states.
 - ``distributed``: rank / world size from torchrun's environment, process group, sharding.
+- ``recipes``: the transformers' optimiser (AdamW, weight decay on matrices only) and warm-up schedules.
+- ``transformers``: training GPT, BERT and the encoder-decoder (``import udl.train.transformers``);
+  the models that figures share are trained once per machine (:func:`udl.cache.trained`).
 """
 
 from udl.train import distributed

@@ -87,11 +87,19 @@ def adamw(model_or_params: nn.Module | Iterable[nn.Parameter], *, lr: float, wei
     return torch.optim.AdamW(decay_groups(model_or_params, weight_decay), lr=lr, betas=betas, fused=fused)
 
 
-def _check_schedule(steps, warmup, floor, owner: str) -> tuple[int, int, float]:
+def _warmup_then(steps, warmup, floor, owner: str, decay: Callable[[float], float]) -> Callable[[int], float]:
+    """``factor(step)``: (step + 1)/warmup during the warm-up, then floor + (1 − floor)·decay(p), p from 0 to 1."""
     steps = check_int(steps, "steps", owner)
     warmup = check_int(warmup, "warmup", owner, minimum=0)
     floor = check_float(floor, "floor", owner, low=0.0, high=1.0)
-    return steps, warmup, floor
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        done = min(1.0, (step - warmup) / max(1, steps - warmup))  # p: the share of the decay behind us
+        return floor + (1 - floor) * decay(done)
+
+    return factor
 
 
 def warmup_cosine(steps: int, warmup: int, *, floor: float) -> Callable[[int], float]:
@@ -110,24 +118,16 @@ def warmup_cosine(steps: int, warmup: int, *, floor: float) -> Callable[[int], f
     Returns:
         ``factor(step) -> float`` for ``LambdaLR``.
     """
-    steps, warmup, floor = _check_schedule(steps, warmup, floor, "warmup_cosine")
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        done = min(1.0, (step - warmup) / max(1, steps - warmup))
-        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * done))
-
-    return factor
+    return _warmup_then(steps, warmup, floor, "warmup_cosine", lambda p: 0.5 * (1 + math.cos(math.pi * p)))
 
 
 def warmup_linear(steps: int, warmup: int, *, floor: float = 0.0) -> Callable[[int], float]:
     """The learning-rate factor after ``step`` optimizer steps: linear warm-up, then linear decay to ``floor``.
 
-    ::
+    With p as for :func:`warmup_cosine`::
 
-        factor(step) = (step + 1) / warmup                                            if step < warmup
-                     = floor + (1 − floor) · max(0, 1 − (step − warmup) / max(1, steps − warmup))   otherwise
+        factor(step) = (step + 1) / warmup               if step < warmup
+                     = floor + (1 − floor) · (1 − p)     otherwise
 
     Args:
         steps: the optimizer steps of the whole run.
@@ -137,11 +137,4 @@ def warmup_linear(steps: int, warmup: int, *, floor: float = 0.0) -> Callable[[i
     Returns:
         ``factor(step) -> float`` for ``LambdaLR``.
     """
-    steps, warmup, floor = _check_schedule(steps, warmup, floor, "warmup_linear")
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        return floor + (1 - floor) * max(0.0, 1.0 - (step - warmup) / max(1, steps - warmup))
-
-    return factor
+    return _warmup_then(steps, warmup, floor, "warmup_linear", lambda p: 1.0 - p)

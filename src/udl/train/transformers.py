@@ -51,7 +51,7 @@ from udl.text import bpe
 from udl.train import batches, loop, recipes
 from udl.train.loop import fit
 from udl.train.recipes import adamw, warmup_cosine, warmup_linear
-from udl.validate import check_callable, check_float, check_int
+from udl.validate import check_bool, check_callable, check_float, check_instance, check_int
 
 __all__ = ["train_gpt", "TrainedDecoder", "pretrained_gpt", "pretrain_mlm", "finetune_classifier", "pretrained_bert",
            "train_seq2seq", "Translator", "train_translator"]
@@ -60,6 +60,12 @@ __all__ = ["train_gpt", "TrainedDecoder", "pretrained_gpt", "pretrain_mlm", "fin
 def _sources(*modules: ModuleType) -> tuple[ModuleType, ...]:
     """The code a shared trained model depends on: the model, the layers, the loop, the recipe and this file."""
     return (*modules, attention, transformer, batches, loop, recipes, sys.modules[__name__])
+
+
+def _checked(owner: str, steps, lr, warmup, weight_decay=0.0) -> tuple[int, float, int, float]:
+    """``(steps, lr, warmup, weight_decay)`` checked: what every training of this module takes."""
+    return (check_int(steps, "steps", owner), check_float(lr, "lr", owner, low=0.0, low_open=True),
+            check_int(warmup, "warmup", owner, minimum=0), check_float(weight_decay, "weight_decay", owner, low=0.0))
 
 
 # =========================================================================== the decoder (GPT, §12.7)
@@ -90,13 +96,8 @@ def train_gpt(model: GPT, tokens: torch.Tensor, *, steps: int, batch_size: int =
     Returns:
         The training loss of every step.
     """
-    owner = "train_gpt"
-    if not isinstance(model, GPT):
-        raise TypeError(f"The 'model' parameter of {owner} must be a GPT. Got {type(model).__name__} instead.")
-    steps = check_int(steps, "steps", owner)
-    lr = check_float(lr, "lr", owner, low=0.0, low_open=True)
-    weight_decay = check_float(weight_decay, "weight_decay", owner, low=0.0)
-    warmup = check_int(warmup, "warmup", owner, minimum=0)
+    check_instance(model, "model", "train_gpt", GPT)
+    steps, lr, warmup, weight_decay = _checked("train_gpt", steps, lr, warmup, weight_decay)
     x, y = language_model_windows(tokens, model.context)  # (W, N): inputs and their next tokens
 
     def optimizer(params):
@@ -147,12 +148,9 @@ def pretrained_gpt(config: GPTConfig, *, steps: int, batch_size: int = 32, lr: f
         A :class:`TrainedDecoder` (the model on ``device``, in eval mode).
     """
     owner = "pretrained_gpt"
-    if not isinstance(config, GPTConfig):
-        raise TypeError(f"The 'config' parameter of {owner} must be a GPTConfig. Got {config!r} instead.")
-    steps = check_int(steps, "steps", owner)
+    check_instance(config, "config", owner, GPTConfig)
+    steps, lr, warmup, _ = _checked(owner, steps, lr, warmup)
     batch_size = check_int(batch_size, "batch_size", owner)
-    lr = check_float(lr, "lr", owner, low=0.0, low_open=True)
-    warmup = check_int(warmup, "warmup", owner, minimum=0)
     eval_every = check_int(eval_every, "eval_every", owner, minimum=0)
     seed = check_int(seed, "seed", owner, minimum=0)
     device = resolve_device(device, owner)
@@ -223,17 +221,12 @@ def pretrain_mlm(model: MaskedLanguageModel, tokens: torch.Tensor, *, special_id
         The masked-token loss (nats per predicted token) of every step.
     """
     owner = "pretrain_mlm"
-    if not isinstance(model, MaskedLanguageModel):
-        raise TypeError(f"The 'model' parameter of {owner} must be a MaskedLanguageModel. "
-                        f"Got {type(model).__name__} instead.")
-    steps = check_int(steps, "steps", owner)
+    check_instance(model, "model", owner, MaskedLanguageModel)
+    steps, lr, warmup, weight_decay = _checked(owner, steps, lr, warmup, weight_decay)
     context = model.config.context if context is None else check_int(context, "context", owner, minimum=2)
     if context > model.config.context:
         raise ValueError(f"The 'context' parameter of {owner} must be at most the model's {model.config.context}. "
                          f"Got {context} instead.")
-    lr = check_float(lr, "lr", owner, low=0.0, low_open=True)
-    weight_decay = check_float(weight_decay, "weight_decay", owner, low=0.0)
-    warmup = check_int(warmup, "warmup", owner, minimum=0)
     seed = check_int(seed, "seed", owner, minimum=0)
     check_callable(callback, "callback", owner, optional=True)
     batch_size = check_int(batch_size, "batch_size", owner)
@@ -273,14 +266,9 @@ def finetune_classifier(classifier: BertClassifier, tokens: torch.Tensor, labels
         The training loss of every step.
     """
     owner = "finetune_classifier"
-    if not isinstance(classifier, BertClassifier):
-        raise TypeError(f"The 'classifier' parameter of {owner} must be a BertClassifier. "
-                        f"Got {type(classifier).__name__} instead.")
-    steps = check_int(steps, "steps", owner)
+    check_instance(classifier, "classifier", owner, BertClassifier)
+    steps, lr, warmup, weight_decay = _checked(owner, steps, lr, warmup, weight_decay)
     batch_size = check_int(batch_size, "batch_size", owner)
-    lr = check_float(lr, "lr", owner, low=0.0, low_open=True)
-    weight_decay = check_float(weight_decay, "weight_decay", owner, low=0.0)
-    warmup = check_int(warmup, "warmup", owner, minimum=0)
     seed = check_int(seed, "seed", owner, minimum=0)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)  # dropout masks
@@ -314,14 +302,10 @@ def pretrained_bert(config: BertConfig, *, steps: int, batch_size: int = 64, lr:
         training loss of every step, and the tokenizer.
     """
     owner = "pretrained_bert"
-    if not isinstance(config, BertConfig):
-        raise TypeError(f"The 'config' parameter of {owner} must be a BertConfig. Got {config!r} instead.")
-    if not isinstance(disk_cache, bool):
-        raise TypeError(f"The 'disk_cache' parameter of {owner} must be a bool. Got {disk_cache!r} instead.")
-    steps = check_int(steps, "steps", owner)
+    check_instance(config, "config", owner, BertConfig)
+    check_bool(disk_cache, "disk_cache", owner)
+    steps, lr, warmup, _ = _checked(owner, steps, lr, warmup)
     batch_size = check_int(batch_size, "batch_size", owner)
-    lr = check_float(lr, "lr", owner, low=0.0, low_open=True)
-    warmup = check_int(warmup, "warmup", owner, minimum=0)
     seed = check_int(seed, "seed", owner, minimum=0)
     device = resolve_device(device, owner)
     tokenizer = python_docs_tokenizer(config.vocab_size)
@@ -374,28 +358,20 @@ def train_seq2seq(model: EncoderDecoder, src: torch.Tensor, tgt: torch.Tensor, *
         warmup: steps of linear warm-up. Default: 100.
         weight_decay: AdamW's decoupled decay on the weight matrices. Default: 0.01.
         seed: the order of the pairs. Default: 0.
-        device: where to train. Default: "auto".
-        clip_grad_norm: gradient norm clipping (None for none). Default: 1.0.
-        callback: ``callback(step, loss, model)`` after each step. Default: None.
-        progress: show a progress bar (None: on a terminal). Default: None.
+        device, clip_grad_norm, callback, progress: as :func:`train_gpt`.
 
     Returns:
         The training loss of every step.
     """
     owner = "train_seq2seq"
-    if not isinstance(model, EncoderDecoder):
-        raise TypeError(f"The 'model' parameter of {owner} must be an EncoderDecoder. "
-                        f"Got {type(model).__name__} instead.")
+    check_instance(model, "model", owner, EncoderDecoder)
     c = model.config
     src = model._check_tokens(src, "src", c.src_vocab_size, c.src_context, owner)
     tgt = model._check_tokens(tgt, "tgt", c.tgt_vocab_size, c.tgt_context + 1, owner)
     if tgt.shape[1] < 2 or len(tgt) != len(src):
         raise ValueError(f"The 'tgt' parameter of {owner} must have {len(src)} rows of at least 2 tokens. "
                          f"Got shape {tuple(tgt.shape)} instead.")
-    steps = check_int(steps, "steps", owner)
-    lr = check_float(lr, "lr", owner, low=0.0, low_open=True)
-    warmup = check_int(warmup, "warmup", owner, minimum=0)
-    weight_decay = check_float(weight_decay, "weight_decay", owner, low=0.0)
+    steps, lr, warmup, weight_decay = _checked(owner, steps, lr, warmup, weight_decay)
     return fit(_TeacherForcingLoss(model), (src, tgt), None,
                lambda params: adamw(params, lr=lr, weight_decay=weight_decay, betas=(0.9, 0.98)),
                steps=steps, batch_size=batch_size, seed=seed, device=device, clip_grad_norm=clip_grad_norm,
@@ -442,8 +418,7 @@ def train_translator(config: Seq2SeqConfig | None = None, *, steps: int = 3000, 
     owner = "train_translator"
     if config is None:
         config = Seq2SeqConfig.numbers(max_digits, commas=commas)
-    if not isinstance(config, Seq2SeqConfig):
-        raise TypeError(f"The 'config' parameter of {owner} must be a Seq2SeqConfig or None. Got {config!r} instead.")
+    check_instance(config, "config", owner, Seq2SeqConfig)
     needed = dict(src_vocab_size=len(numbers.SOURCE_VOCAB), tgt_vocab_size=len(numbers.TARGET_VOCAB),
                   pad_id=numbers.PAD, bos_id=numbers.BOS, eos_id=numbers.EOS)
     for name, value in needed.items():
@@ -456,12 +431,11 @@ def train_translator(config: Seq2SeqConfig | None = None, *, steps: int = 3000, 
                          f"{numbers.source_length(max_digits, commas=commas)} (source) and "
                          f"{numbers.target_length(max_digits) - 1} (target). "
                          f"Got {config.src_context} and {config.tgt_context} instead.")
-    for name, value in (("steps", steps), ("batch_size", batch_size), ("n_train", n_train),
-                        ("n_validation", n_validation), ("n_test", n_test)):
+    steps, lr, warmup, _ = _checked(owner, steps, lr, warmup)
+    for name, value in (("batch_size", batch_size), ("n_train", n_train), ("n_validation", n_validation),
+                        ("n_test", n_test)):
         check_int(value, name, owner)
-    check_int(warmup, "warmup", owner, minimum=0)
     check_int(seed, "seed", owner, minimum=0)
-    lr = check_float(lr, "lr", owner, low=0.0, low_open=True)
     device = resolve_device(device, owner)
     start = time.perf_counter()
     data = numbers.make_number_splits(n_train, n_validation, n_test, max_digits=max_digits, commas=commas, seed=seed)
