@@ -26,7 +26,7 @@ class System:
     chapter: int = 0  # where the book introduces it
 
     def build(self, **extra: Any) -> torch.nn.Module:
-        """Import and instantiate the system's network (``extra`` adds arguments, e.g. ``seed``)."""
+        """Import and instantiate the system's network (``extra`` adds arguments, e.g. ``generator``)."""
         module, name = self.target.split(":")
         return getattr(importlib.import_module(module), name)(**self.kwargs, **extra)
 

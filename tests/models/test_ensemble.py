@@ -8,19 +8,19 @@ from udl.models.ensemble import BaggingEnsemble, bootstrap_counts, bootstrap_ind
 
 
 def test_each_resample_has_n_draws_with_replacement_from_the_n_items():
-    idx = bootstrap_indices(15, 4, seed=3)
+    idx = bootstrap_indices(15, 4, generator=3)
     assert idx.shape == (4, 15) and idx.dtype == np.int64
     assert idx.min() >= 0 and idx.max() < 15
     assert any(len(np.unique(row)) < 15 for row in idx)  # repeats: drawn with replacement
-    np.testing.assert_array_equal(idx, bootstrap_indices(15, 4, seed=3))
-    assert not np.array_equal(idx, bootstrap_indices(15, 4, seed=4))
+    np.testing.assert_array_equal(idx, bootstrap_indices(15, 4, generator=3))
+    assert not np.array_equal(idx, bootstrap_indices(15, 4, generator=4))
     np.testing.assert_array_equal(bootstrap_counts(idx, 15).sum(1), [15] * 4)
 
 
 @pytest.mark.parametrize("n", [15, 1000])
 def test_the_expected_fraction_of_distinct_items_is_one_minus_one_minus_one_over_n_to_the_n(n):
     m = 4000
-    unique = np.array([len(np.unique(row)) / n for row in bootstrap_indices(n, m, seed=0)])
+    unique = np.array([len(np.unique(row)) / n for row in bootstrap_indices(n, m, generator=0)])
     expected = 1 - (1 - 1 / n) ** n  # 0.6447 for n = 15, → 1 - 1/e = 0.632
     assert abs(unique.mean() - expected) < 5 * unique.std() / np.sqrt(m)
     if n == 1000:
@@ -28,7 +28,7 @@ def test_the_expected_fraction_of_distinct_items_is_one_minus_one_minus_one_over
 
 
 def test_counts_match_a_direct_tally():
-    idx = bootstrap_indices(7, 5, seed=1)
+    idx = bootstrap_indices(7, 5, generator=1)
     counts = bootstrap_counts(idx, 7)
     for m in range(5):
         for i in range(7):
@@ -52,7 +52,7 @@ def test_each_member_is_fitted_to_its_resample():
 
     x = torch.arange(10.0)
     y = 2 * x
-    bag = BaggingEnsemble(fit_fn, 3, seed=5).fit(x, y)
+    bag = BaggingEnsemble(fit_fn, 3, generator=5).fit(x, y)
     assert len(seen) == 3 and bag.indices.shape == (3, 10)
     for (xb, yb), rows in zip(seen, bag.indices):
         assert torch.equal(xb, x[torch.from_numpy(rows)]) and torch.equal(yb, 2 * xb)
@@ -62,7 +62,7 @@ def test_average_of_linear_models_is_the_linear_model_with_averaged_parameters()
     g = torch.Generator().manual_seed(0)
     x = torch.rand(30, generator=g, dtype=torch.float64)
     y = 1 - 3 * x + 0.3 * torch.randn(30, generator=g, dtype=torch.float64)
-    bag = BaggingEnsemble(_least_squares_line, 8, seed=2).fit(x, y)
+    bag = BaggingEnsemble(_least_squares_line, 8, generator=2).fit(x, y)
     coef = torch.stack([m.coef for m in bag.members]).mean(0)
     t = torch.linspace(-1, 2, 50, dtype=torch.float64)
     torch.testing.assert_close(bag.predict(t), coef[0] + coef[1] * t)
@@ -74,7 +74,7 @@ def test_average_of_linear_models_is_the_linear_model_with_averaged_parameters()
 
 def test_bagged_means_equal_the_mean_of_the_bootstrap_means():
     y = np.array([0.5, 1.0, 4.0, -2.0, 3.0])
-    bag = BaggingEnsemble(lambda xb, yb: (lambda t, mu=float(yb.mean()): np.full(len(t), mu)), 6, seed=9)
+    bag = BaggingEnsemble(lambda xb, yb: (lambda t, mu=float(yb.mean()): np.full(len(t), mu)), 6, generator=9)
     bag.fit(np.zeros(5), y)
     expected = y[bag.indices].mean(1).mean()  # (M, N) -> mean of each resample -> mean over members
     np.testing.assert_allclose(bag.predict(np.zeros(3)).numpy(), [expected] * 3)
@@ -93,7 +93,7 @@ def test_classification_averages_probabilities_not_logits():
 
 @pytest.mark.parametrize("call, message", [
     (lambda: bootstrap_indices(0, 4), "'n'"), (lambda: bootstrap_indices(5, 0), "'n_models'"),
-    (lambda: bootstrap_indices(5, 2, seed=-1), "'seed'"),
+    (lambda: bootstrap_indices(5, 2, generator=-1), "'generator'"),
     (lambda: bootstrap_counts(np.array([[0, 5]]), 5), "'indices'"),
     (lambda: BaggingEnsemble(3), "'fit_fn'"), (lambda: BaggingEnsemble(_least_squares_line, 0), "'n_models'"),
     (lambda: BaggingEnsemble(_least_squares_line, kind="ranking"), "'kind'"),

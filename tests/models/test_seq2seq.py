@@ -80,12 +80,6 @@ def test_config_validation_and_tied_output():
         model.encode(torch.zeros(1, 3))
 
 
-def test_same_seed_same_weights():
-    a, b = _model(seed=5), _model(seed=5)
-    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
-    assert not torch.equal(a.src_embed.weight, _model(seed=6).src_embed.weight)
-
-
 @pytest.mark.parametrize("norm_first", [False, True])
 def test_source_padding_changes_nothing(norm_first):
     model = _model(norm_first=norm_first)
@@ -154,7 +148,8 @@ def test_cross_attention_weights_are_distributions_over_the_real_source():
     assert w.shape == (2, 3, 2, 5, 6)
     assert torch.allclose(w.sum(-1), torch.ones(2, 3, 2, 5), atol=1e-6)
     assert w[:, 1, :, :, 4:].abs().max() == 0 and w[:, 2, :, :, 2:].abs().max() == 0
-    assert all(m.cross_attn.fast and m.cross_attn.last_weights is None for m in model.decoder)  # restored
+    x = torch.zeros(1, 2, model.config.d_model)
+    assert isinstance(model.decoder[0].cross_attn(x, x), torch.Tensor)  # the recording hooks are gone
 
 
 @torch.no_grad()

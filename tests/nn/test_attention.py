@@ -5,17 +5,22 @@ import math
 import pytest
 import torch
 
-from udl.nn.attention import MultiHeadAttention, attention, book_self_attention, causal_mask
+from udl.nn.attention import (MultiHeadAttention, attention, book_multi_head_attention, book_self_attention,
+                              causal_mask, per_token_self_attention, record_attention_weights)
+
+F64 = torch.float64
 
 
-def _copy_to_torch(m: MultiHeadAttention) -> torch.nn.MultiheadAttention:
-    ref = torch.nn.MultiheadAttention(m.d_model, m.n_heads, batch_first=True, dtype=torch.float64)
-    with torch.no_grad():
-        ref.in_proj_weight.copy_(torch.cat([m.q_proj.weight, m.k_proj.weight, m.v_proj.weight]))
-        ref.in_proj_bias.copy_(torch.cat([m.q_proj.bias, m.k_proj.bias, m.v_proj.bias]))
-        ref.out_proj.weight.copy_(m.out_proj.weight)
-        ref.out_proj.bias.copy_(m.out_proj.bias)
-    return ref
+def _gen(seed):
+    return torch.Generator().manual_seed(seed)
+
+
+def _torch_grads(ref: torch.nn.MultiheadAttention, d: int) -> dict[str, torch.Tensor]:
+    """torch's parameter gradients under udl's names (in_proj split back into q, k, v)."""
+    names = ("q_proj", "k_proj", "v_proj")
+    grads = {f"{n}.weight": g for n, g in zip(names, ref.in_proj_weight.grad.split(d))}
+    grads |= {f"{n}.bias": g for n, g in zip(names, ref.in_proj_bias.grad.split(d))}
+    return grads | {"out_proj.weight": ref.out_proj.weight.grad, "out_proj.bias": ref.out_proj.bias.grad}
 
 
 def _book_params(D=4, seed=0):
@@ -43,9 +48,9 @@ def test_book_form_equals_row_form_and_sdpa():
     ov, bv, oq, bq, ok, bk = _book_params(seed=3)
     out, A = book_self_attention(X, ov, bv, oq, bq, ok, bk)
     q, k, v = (X.T @ o.T + b for o, b in ((oq, bq), (ok, bk), (ov, bv)))  # rows are tokens: (N, D)
-    slow, w = attention(q, k, v, fast=False)
-    fast, none = attention(q, k, v)
-    assert none is None
+    slow, w = attention(q, k, v, need_weights=True)
+    fast = attention(q, k, v)
+    assert isinstance(fast, torch.Tensor)
     torch.testing.assert_close(slow, out.T, rtol=0, atol=1e-13)
     torch.testing.assert_close(fast, out.T, rtol=0, atol=1e-13)
     torch.testing.assert_close(w, A.T, rtol=0, atol=1e-14)
@@ -66,30 +71,44 @@ def test_causal_mask_alignment():
     assert causal_mask(2, 4)[0].tolist() == [True, True, True, False]
 
 
-@pytest.mark.parametrize("fast", [True, False])
+@pytest.mark.parametrize("need_weights", [False, True])
 @pytest.mark.parametrize("causal", [False, True])
-def test_multihead_equals_torch_values_and_gradients(fast, causal):
-    torch.manual_seed(0)
-    m = MultiHeadAttention(16, 4, fast=fast).double()
-    ref = _copy_to_torch(m)
-    x = torch.randn(3, 6, 16, dtype=torch.float64, requires_grad=True)
+def test_to_torch_gives_equal_values_weights_and_gradients(need_weights, causal):
+    m = MultiHeadAttention(16, 4, generator=0).double()
+    ref = m.to_torch()
+    assert isinstance(ref, torch.nn.MultiheadAttention) and ref.batch_first and ref.in_proj_weight.dtype == F64
+    x = torch.randn(3, 6, 16, dtype=F64, generator=_gen(1), requires_grad=True)
     x_ref = x.detach().clone().requires_grad_()
-    y = m(x, causal=causal)
-    attn_mask = torch.triu(torch.ones(6, 6, dtype=torch.bool), 1) if causal else None  # torch: True = blocked
-    y_ref, _ = ref(x_ref, x_ref, x_ref, attn_mask=attn_mask)
+    out = m(x, causal=causal, need_weights=need_weights)
+    y, w = out if need_weights else (out, None)
+    attn_mask = ~causal_mask(6) if causal else None  # torch: True = blocked
+    y_ref, w_ref = ref(x_ref, x_ref, x_ref, attn_mask=attn_mask, average_attn_weights=False)
     torch.testing.assert_close(y, y_ref, rtol=0, atol=1e-12)
-    y.square().sum().backward()
-    y_ref.square().sum().backward()
-    torch.testing.assert_close(x.grad, x_ref.grad, rtol=0, atol=1e-11)
-    torch.testing.assert_close(m.q_proj.weight.grad, ref.in_proj_weight.grad[:16], rtol=0, atol=1e-11)
-    torch.testing.assert_close(m.out_proj.weight.grad, ref.out_proj.weight.grad, rtol=0, atol=1e-11)
+    if need_weights:
+        torch.testing.assert_close(w, w_ref, rtol=0, atol=1e-12)
+    r = torch.randn(y.shape, dtype=F64, generator=_gen(2))
+    (y * r).sum().backward()
+    (y_ref * r).sum().backward()
+    torch.testing.assert_close(x.grad, x_ref.grad, rtol=0, atol=1e-12)
+    theirs = _torch_grads(ref, 16)
+    for name, p in m.named_parameters():
+        torch.testing.assert_close(p.grad, theirs[name], rtol=0, atol=1e-12, msg=name)
+
+
+def test_to_torch_copies_and_does_not_share():
+    m = MultiHeadAttention(8, 2, bias=False, dropout=0.25, generator=3)
+    ref = m.eval().to_torch()
+    assert ref.in_proj_bias is None and ref.out_proj.bias is None and ref.dropout == 0.25 and not ref.training
+    torch.testing.assert_close(ref.in_proj_weight[8:16], m.k_proj.weight, rtol=0, atol=0)
+    with torch.no_grad():
+        ref.out_proj.weight.zero_()
+    assert m.out_proj.weight.abs().max() > 0
 
 
 def test_cross_attention_and_key_padding_equal_torch():
-    torch.manual_seed(1)
-    m = MultiHeadAttention(8, 2).double()
-    ref = _copy_to_torch(m)
-    x, ctx = torch.randn(2, 3, 8, dtype=torch.float64), torch.randn(2, 5, 8, dtype=torch.float64)
+    m = MultiHeadAttention(8, 2, generator=1).double()
+    ref = m.to_torch()
+    x, ctx = torch.randn(2, 3, 8, dtype=F64), torch.randn(2, 5, 8, dtype=F64)
     keep = torch.tensor([[True] * 5, [True, True, True, False, False]])
     y = m(x, ctx, key_padding_mask=keep)
     y_ref, _ = ref(x, ctx, ctx, key_padding_mask=~keep)
@@ -97,16 +116,15 @@ def test_cross_attention_and_key_padding_equal_torch():
 
 
 def test_written_out_weights_are_a_distribution_and_respect_the_mask():
-    m = MultiHeadAttention(8, 2, fast=False)
-    m(torch.randn(1, 4, 8), causal=True)
-    w = m.last_weights  # (B, H, N, N)
+    m = MultiHeadAttention(8, 2)
+    _, w = m(torch.randn(1, 4, 8), causal=True, need_weights=True)  # (B, H, N, N)
     torch.testing.assert_close(w.sum(-1), torch.ones(1, 2, 4))
     lower = torch.ones(4, 4, dtype=torch.bool).tril()
     assert (w[..., ~lower] == 0).all() and (w[..., lower] > 0).all()
 
 
 def test_causal_output_does_not_depend_on_later_inputs():
-    m = MultiHeadAttention(8, 2).double()
+    m = MultiHeadAttention(8, 2, generator=0).double()
     x = torch.randn(1, 6, 8, dtype=torch.float64, requires_grad=True)
     y = m(x, causal=True)
     y[0, 2].sum().backward()
@@ -114,8 +132,7 @@ def test_causal_output_does_not_depend_on_later_inputs():
 
 
 def test_kv_cache_decoding_equals_the_full_pass():
-    torch.manual_seed(2)
-    m = MultiHeadAttention(8, 2).double().eval()
+    m = MultiHeadAttention(8, 2, generator=2).double().eval()
     x = torch.randn(2, 7, 8, dtype=torch.float64)
     full = m(x, causal=True)
     cache = {}
@@ -128,7 +145,7 @@ def test_kv_cache_decoding_equals_the_full_pass():
 def test_scale_is_one_over_root_dq():
     q = torch.tensor([[1.0, 0.0, 0.0, 0.0]])
     k = torch.tensor([[2.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]])
-    _, w = attention(q, k, torch.eye(2, 4), fast=False)
+    _, w = attention(q, k, torch.eye(2, 4), need_weights=True)
     assert w[0, 0].item() == pytest.approx(math.exp(1) / (math.exp(1) + 1))  # 2 / sqrt(4) = 1
 
 
@@ -138,11 +155,80 @@ def test_bad_heads():
 
 
 def test_a_square_mask_is_never_read_as_key_padding():
-    torch.manual_seed(3)
-    m = MultiHeadAttention(8, 2).double()
+    m = MultiHeadAttention(8, 2, generator=3).double()
     x = torch.randn(3, 3, 8, dtype=torch.float64)  # B = N = 3: the shapes (B, M) and (N, M) coincide
     causal = torch.ones(3, 3, dtype=torch.bool).tril()
     torch.testing.assert_close(m(x, mask=causal), m(x, causal=True), rtol=0, atol=1e-14)
     torch.testing.assert_close(m(x, mask=causal), m(x, mask=causal[None, None]), rtol=0, atol=0)
     with pytest.raises(ValueError, match="key_padding_mask must have shape"):
         m(x, key_padding_mask=torch.ones(3, 4, dtype=torch.bool))
+
+
+def test_per_token_loop_equals_the_matrix_form():
+    for n, d_q in ((1, 3), (4, 2), (6, 5)):
+        g = _gen(n)
+        X = torch.randn(3, n, dtype=F64, generator=g)  # D = 3 inputs, D_q = d_q, D_v = 2
+        ov, oq, ok = (torch.randn(rows, 3, dtype=F64, generator=g) for rows in (2, d_q, d_q))
+        bv, bq, bk = (torch.randn(rows, dtype=F64, generator=g) for rows in (2, d_q, d_q))
+        out, A = per_token_self_attention(X, ov, bv, oq, bq, ok, bk)
+        ref_out, ref_A = book_self_attention(X, ov, bv, oq, bq, ok, bk)
+        assert out.shape == (2, n) and A.shape == (n, n)
+        torch.testing.assert_close(out, ref_out, rtol=0, atol=1e-13)
+        torch.testing.assert_close(A, ref_A, rtol=0, atol=1e-14)
+
+
+def test_per_token_loop_survives_large_scores():
+    X = torch.tensor([[1000.0, -1000.0]], dtype=F64)  # exp(k·q) alone would overflow
+    one = torch.ones(1, 1, dtype=F64)
+    zero = torch.zeros(1, dtype=F64)
+    out, A = per_token_self_attention(X, one, zero, one, zero, one, zero)
+    assert torch.isfinite(out).all()
+    torch.testing.assert_close(A, torch.eye(2, dtype=F64))  # each token attends only to itself
+
+
+@pytest.mark.parametrize("n_heads", [1, 2, 4])
+def test_book_multi_head_equals_the_module_and_torch(n_heads):
+    m = MultiHeadAttention(8, n_heads, generator=n_heads).double()
+    x = torch.randn(1, 5, 8, dtype=F64, generator=_gen(7))
+    out, Sa, A = book_multi_head_attention(x[0].T, **m.book_parameters(), n_heads=n_heads)  # book X = our x.T
+    y, w = m(x, need_weights=True)
+    assert out.shape == (8, 5) and Sa.shape == (n_heads, 8 // n_heads, 5) and A.shape == (n_heads, 5, 5)
+    torch.testing.assert_close(out, y[0].T, rtol=0, atol=1e-13)
+    torch.testing.assert_close(A, w[0].transpose(-2, -1), rtol=0, atol=1e-14)  # book: columns are queries
+    torch.testing.assert_close(out, m.to_torch()(x, x, x)[0][0].T, rtol=0, atol=1e-13)
+    torch.testing.assert_close(A.sum(1), torch.ones(n_heads, 5, dtype=F64), rtol=0, atol=1e-14)
+
+
+def test_book_multi_head_refuses_heads_that_do_not_divide_d():
+    p = MultiHeadAttention(6, 2, generator=0).book_parameters()
+    with pytest.raises(ValueError, match=r"^The 'n_heads' parameter of book_multi_head_attention must divide D = 6\. "
+                                         r"Got 4 instead\.$"):
+        book_multi_head_attention(torch.zeros(6, 2), **p, n_heads=4)
+
+
+def test_the_generator_decides_the_weights_and_leaves_the_global_one_alone():
+    state = torch.get_rng_state()
+    a, b = MultiHeadAttention(8, 2, generator=5), MultiHeadAttention(8, 2, generator=_gen(5))
+    c = MultiHeadAttention(8, 2, generator=6)
+    assert torch.equal(torch.get_rng_state(), state)
+    for (name, p), q, r in zip(a.named_parameters(), b.parameters(), c.parameters()):
+        assert torch.equal(p, q) and not torch.equal(p, r), name
+    bound = 1 / math.sqrt(8)  # torch's default for a linear layer: U(-1/√fan_in, 1/√fan_in)
+    assert 0.9 * bound < a.q_proj.weight.abs().max() <= bound
+    with torch.device("meta"):
+        assert MultiHeadAttention(8, 2, generator=5).q_proj.weight.is_meta  # counting: nothing drawn
+
+
+def test_record_attention_weights_sees_every_call_and_changes_nothing():
+    layers = [MultiHeadAttention(8, 2, generator=s).double() for s in range(2)]
+    x = torch.randn(2, 4, 8, dtype=F64, generator=_gen(0))
+    plain = layers[1](layers[0](x, causal=True), x)
+    with record_attention_weights(layers) as weights:
+        out = layers[1](layers[0](x, causal=True), x)  # causal self-attention, then cross-attention to x
+    torch.testing.assert_close(out, plain, rtol=0, atol=1e-13)
+    assert [w.shape for w in weights] == [(2, 2, 4, 4)] * 2
+    assert weights[0][..., ~causal_mask(4)].abs().max() == 0 and weights[1].min() > 0
+    assert isinstance(layers[0](x), torch.Tensor)  # hooks removed on leaving
+    with pytest.raises(TypeError, match="'modules' parameter of record_attention_weights"):
+        with record_attention_weights([torch.nn.Linear(2, 2)]):
+            pass

@@ -59,11 +59,6 @@ def test_forward_with_activations_by_hand():
     torch.testing.assert_close(y, (net.betas[2][:, None] + net.omegas[2] @ h.T).T)  # eq. 4.17
 
 
-def test_seeded_initialisation():
-    a, b = DeepNetwork([3, 5, 2], generator=gen(4)), DeepNetwork([3, 5, 2], generator=gen(4))
-    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
-
-
 def test_compose_is_net2_after_net1():
     net1, net2 = ShallowNetwork(1, 3, 1, generator=gen(5)), ShallowNetwork(1, 3, 1, generator=gen(6))
     both = compose(net1, net2)

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from udl.nn.init import fan_in_uniform_, he_init, init_parameters, initialised_from
+from udl.nn.normalization import BatchNorm, LayerNorm
 
 
 def gen(seed=0):
@@ -97,7 +98,41 @@ def test_initialised_from_on_the_meta_device_draws_nothing():
     assert sum(p.numel() for p in block.parameters()) == 8 * 27 + 8 + 2 * 8
 
 
+def test_own_rule_only_draws_nothing_but_the_modules_rule():
+    class Whole(nn.Module):
+        """Its own rule sets every parameter, as GPT-2's initialisation does."""
+
+        def __init__(self, *, generator=None, own_rule_only=True):
+            super().__init__()
+            with initialised_from(self, generator, own_rule_only=own_rule_only):
+                self.fc = nn.Linear(4, 3)
+                self.norm = nn.LayerNorm(3)
+
+        def reset_parameters(self, generator=None):
+            with torch.no_grad():
+                for p in self.parameters():
+                    p.copy_(torch.randn(p.shape, generator=generator))
+
+    net, defaults_first = Whole(generator=gen(3)), Whole(generator=gen(3), own_rule_only=False)
+    g = gen(3)
+    for p in net.parameters():  # the rule's draws are the generator's first numbers
+        assert torch.equal(p, torch.randn(p.shape, generator=g))
+    assert not torch.equal(net.fc.weight, defaults_first.fc.weight)  # the defaults would have moved the stream
+
+
 def test_init_parameters_refuses_layers_it_cannot_initialise():
     with pytest.raises(TypeError, match=r"^The 'module' parameter of init_parameters must hold layers with a known "
                                         r"initialisation\. Got PReLU, .+ instead\.$"):
         init_parameters(nn.Sequential(nn.Linear(2, 2), nn.PReLU()), gen(0))
+
+
+def test_udls_own_normalisation_layers_are_reset_by_their_rule():
+    net = nn.Sequential(BatchNorm(3), LayerNorm(3))
+    with torch.no_grad():
+        for t in (*net.parameters(), *net.buffers()):
+            t.fill_(7)
+    init_parameters(net, gen(0))
+    bn, ln = net
+    assert bn.weight.tolist() == ln.weight.tolist() == [1.0] * 3 and bn.bias.abs().max() == ln.bias.abs().max() == 0
+    assert bn.running_mean.tolist() == [0.0] * 3 and bn.running_var.tolist() == [1.0] * 3
+    assert bn.num_batches_tracked.item() == 0

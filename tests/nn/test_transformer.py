@@ -1,65 +1,117 @@
 """udl.nn.transformer against torch.nn.TransformerEncoderLayer / DecoderLayer and nn.Embedding."""
 
+import math
+
 import pytest
 import torch
 
+from udl.nn.attention import causal_mask
 from udl.nn.transformer import LearnedPositions, TokenEmbedding, TransformerLayer, sinusoidal_positions
 
-
-def _copy_attention(ours, theirs):
-    theirs.in_proj_weight.copy_(torch.cat([ours.q_proj.weight, ours.k_proj.weight, ours.v_proj.weight]))
-    theirs.in_proj_bias.copy_(torch.cat([ours.q_proj.bias, ours.k_proj.bias, ours.v_proj.bias]))
-    theirs.out_proj.weight.copy_(ours.out_proj.weight)
-    theirs.out_proj.bias.copy_(ours.out_proj.bias)
+F64 = torch.float64
 
 
-def _copy_common(ours, theirs):
-    for name in ("linear1", "linear2", "norm1", "norm2"):
-        getattr(theirs, name).load_state_dict(getattr(ours, name).state_dict())
-    _copy_attention(ours.self_attn, theirs.self_attn)
+def _gen(seed):
+    return torch.Generator().manual_seed(seed)
+
+
+def _torch_grads(ref) -> dict[str, torch.Tensor]:
+    """torch's parameter gradients under udl's names: in_proj split into q, k, v; torch's norms renamed."""
+    decoder = isinstance(ref, torch.nn.TransformerDecoderLayer)
+    rename = {"multihead_attn": "cross_attn", "norm2": "norm_cross", "norm3": "norm2"} if decoder else {}
+    grads = {}
+    for name, p in ref.named_parameters():
+        head, _, tail = name.partition(".")
+        head = rename.get(head, head)
+        if tail.startswith("in_proj_"):
+            kind = tail.removeprefix("in_proj_")
+            for proj, g in zip(("q_proj", "k_proj", "v_proj"), p.grad.chunk(3)):
+                grads[f"{head}.{proj}.{kind}"] = g
+        else:
+            grads[f"{head}.{tail}"] = p.grad
+    return grads
 
 
 @pytest.mark.parametrize("norm_first", [False, True])
-@pytest.mark.parametrize("activation", ["relu", "gelu"])
-def test_encoder_layer_equals_torch(norm_first, activation):
-    torch.manual_seed(0)
-    ours = TransformerLayer(16, 4, 24, norm_first=norm_first, activation=activation).double()
-    theirs = torch.nn.TransformerEncoderLayer(16, 4, 24, dropout=0.0, activation=activation, batch_first=True,
-                                              norm_first=norm_first, dtype=torch.float64)
-    with torch.no_grad():
-        _copy_common(ours, theirs)
-    x = torch.randn(2, 5, 16, dtype=torch.float64, requires_grad=True)
+@pytest.mark.parametrize("activation", ["relu", "gelu", "gelu_tanh"])
+@pytest.mark.parametrize("causal", [False, True])
+def test_encoder_layer_to_torch_equal_values_and_gradients(norm_first, activation, causal):
+    ours = TransformerLayer(16, 4, 24, norm_first=norm_first, activation=activation, generator=0).double()
+    theirs = ours.to_torch()
+    assert isinstance(theirs, torch.nn.TransformerEncoderLayer) and theirs.norm_first == norm_first
+    x = torch.randn(2, 5, 16, dtype=F64, generator=_gen(1), requires_grad=True)
     x2 = x.detach().clone().requires_grad_()
-    y = ours(x)
-    y_ref = theirs(x2)
+    y = ours(x, causal=causal)
+    y_ref = theirs(x2, src_mask=~causal_mask(5) if causal else None, is_causal=causal)
     assert y.shape == x.shape
     torch.testing.assert_close(y, y_ref, rtol=0, atol=1e-12)
-    (y * torch.arange(16.0, dtype=torch.float64)).sum().backward()
-    (y_ref * torch.arange(16.0, dtype=torch.float64)).sum().backward()
-    torch.testing.assert_close(x.grad, x2.grad, rtol=0, atol=1e-11)
+    r = torch.randn(y.shape, dtype=F64, generator=_gen(2))
+    (y * r).sum().backward()
+    (y_ref * r).sum().backward()
+    torch.testing.assert_close(x.grad, x2.grad, rtol=0, atol=1e-12)
+    grads = _torch_grads(theirs)
+    assert set(grads) == {name for name, _ in ours.named_parameters()}
+    for name, p in ours.named_parameters():
+        torch.testing.assert_close(p.grad, grads[name], rtol=0, atol=1e-12, msg=name)
 
 
 @pytest.mark.parametrize("norm_first", [False, True])
-def test_decoder_layer_with_cross_attention_equals_torch(norm_first):
-    torch.manual_seed(1)
-    ours = TransformerLayer(8, 2, 16, norm_first=norm_first, cross_attention=True).double().eval()
-    theirs = torch.nn.TransformerDecoderLayer(8, 2, 16, dropout=0.0, batch_first=True, norm_first=norm_first,
-                                              dtype=torch.float64).eval()
-    with torch.no_grad():
-        _copy_common(ours, theirs)
-        _copy_attention(ours.cross_attn, theirs.multihead_attn)
-        theirs.norm2.load_state_dict(ours.norm_cross.state_dict())  # torch: norm2 after cross-attention
-        theirs.norm3.load_state_dict(ours.norm2.state_dict())
-    x, memory = torch.randn(2, 4, 8, dtype=torch.float64), torch.randn(2, 6, 8, dtype=torch.float64)
+def test_decoder_layer_with_cross_attention_to_torch_equal_values_and_gradients(norm_first):
+    ours = TransformerLayer(8, 2, 16, norm_first=norm_first, cross_attention=True, generator=1).double()
+    theirs = ours.to_torch()
+    assert isinstance(theirs, torch.nn.TransformerDecoderLayer)
+    x = torch.randn(2, 4, 8, dtype=F64, generator=_gen(3), requires_grad=True)
+    memory = torch.randn(2, 6, 8, dtype=F64, generator=_gen(4), requires_grad=True)
+    x2, memory2 = (t.detach().clone().requires_grad_() for t in (x, memory))
     y = ours(x, memory, causal=True)
-    y_ref = theirs(x, memory, tgt_mask=torch.nn.Transformer.generate_square_subsequent_mask(4, dtype=torch.float64),
-                   tgt_is_causal=True)
+    y_ref = theirs(x2, memory2, tgt_mask=~causal_mask(4), tgt_is_causal=True)
     torch.testing.assert_close(y, y_ref, rtol=0, atol=1e-12)
+    r = torch.randn(y.shape, dtype=F64, generator=_gen(5))
+    (y * r).sum().backward()
+    (y_ref * r).sum().backward()
+    torch.testing.assert_close(x.grad, x2.grad, rtol=0, atol=1e-12)
+    torch.testing.assert_close(memory.grad, memory2.grad, rtol=0, atol=1e-12)
+    grads = _torch_grads(theirs)
+    assert set(grads) == {name for name, _ in ours.named_parameters()}
+    for name, p in ours.named_parameters():
+        torch.testing.assert_close(p.grad, grads[name], rtol=0, atol=1e-12, msg=name)
+    ours.eval()
+    with torch.no_grad():  # inference: torch may take its fused path
+        torch.testing.assert_close(ours(x, memory), theirs.eval()(x, memory), rtol=0, atol=1e-12)
+
+
+def test_to_torch_keeps_the_settings_and_copies():
+    ours = TransformerLayer(8, 2, 12, dropout=0.1, bias=False, eps=1e-6, generator=2).eval()
+    theirs = ours.to_torch()
+    assert theirs.linear1.out_features == 12 and theirs.linear1.bias is None and theirs.norm1.eps == 1e-6
+    assert theirs.dropout.p == 0.1 and not theirs.training
+    with torch.no_grad():
+        theirs.linear1.weight.zero_()
+    assert ours.linear1.weight.abs().max() > 0
+
+
+def test_the_generator_decides_every_weight_and_leaves_the_global_one_alone():
+    state = torch.get_rng_state()
+    build = [lambda g: TransformerLayer(8, 2, cross_attention=True, generator=g),
+             lambda g: TokenEmbedding(11, 4, generator=g), lambda g: LearnedPositions(6, 4, generator=g)]
+    for make in build:
+        a, b, c = make(7), make(_gen(7)), make(8)
+        assert torch.equal(torch.get_rng_state(), state)
+        for (name, p), q, r in zip(a.named_parameters(), b.parameters(), c.parameters()):
+            assert torch.equal(p, q), name
+            assert "norm" in name or not torch.equal(p, r), name  # LayerNorms start at γ = 1, β = 0 whatever the seed
+    layer = TransformerLayer(8, 2, 32, generator=0)
+    assert 0.9 / math.sqrt(32) < layer.linear2.weight.abs().max() <= 1 / math.sqrt(32)  # U(±1/√fan_in)
+    assert torch.equal(layer.norm1.weight, torch.ones(8)) and torch.equal(layer.norm1.bias, torch.zeros(8))
+    emb = TokenEmbedding(1000, 50, std=0.5, generator=0)
+    assert abs(emb.weight.std().item() / 0.5 - 1) < 0.02 and abs(emb.weight.mean().item()) < 0.01
+    with torch.device("meta"):
+        assert TransformerLayer(8, 2, generator=0).linear1.weight.is_meta
+        assert TokenEmbedding(5, 3, generator=0).weight.is_meta
 
 
 def test_post_ln_layer_is_the_book_composition():
-    torch.manual_seed(2)
-    layer = TransformerLayer(8, 2).double()
+    layer = TransformerLayer(8, 2, generator=2).double()
     x = torch.randn(1, 3, 8, dtype=torch.float64)
     h = layer.norm1(x + layer.self_attn(x))
     expected = layer.norm2(h + layer.linear2(torch.relu(layer.linear1(h))))
@@ -67,8 +119,7 @@ def test_post_ln_layer_is_the_book_composition():
 
 
 def test_decoding_with_a_cache_equals_the_full_pass():
-    torch.manual_seed(3)
-    layer = TransformerLayer(8, 2, cross_attention=True, norm_first=True).double().eval()
+    layer = TransformerLayer(8, 2, cross_attention=True, norm_first=True, generator=3).double().eval()
     x, memory = torch.randn(1, 5, 8, dtype=torch.float64), torch.randn(1, 4, 8, dtype=torch.float64)
     full = layer(x, memory, causal=True)
     cache = {}

@@ -19,7 +19,7 @@ _DEEP = 2  # "deep": at least two hidden layers
 def _train_supervised(system, p, run):
     from udl.data.toy import make_classification_1d
 
-    model = system.build(seed=run.seed)
+    model = system.build(generator=run.seed)
     train = make_classification_1d(p.clf_n_train, seed=run.rng)
     test = make_classification_1d(p.clf_n_test, seed=run.rng)
     x = torch.tensor(train.x, dtype=torch.float32)[:, None]  # (N, 1)
@@ -47,10 +47,10 @@ def _train_unsupervised(system, p, run):
     from udl.data.images import load_digits
     from udl.models.autoencoder import fit_autoencoder, pca_reconstruction, reconstruction_error
 
-    model = system.build(seed=run.seed)
+    model = system.build(generator=run.seed)
     x_train, _ = load_digits("train", seed=run.seed)
     x_test, y_test = load_digits("test", seed=run.seed)
-    fit_autoencoder(model, x_train, epochs=p.ae_epochs, batch_size=p.ae_batch_size, lr=p.ae_lr, seed=run.seed)
+    fit_autoencoder(model, x_train, epochs=p.ae_epochs, batch_size=p.ae_batch_size, lr=p.ae_lr, generator=run.seed)
     d_code = model.d_code
 
     def mse(x_hat):

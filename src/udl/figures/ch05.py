@@ -35,7 +35,7 @@ def sigmoid_and_classifier(p, run):
     data = make_classification_1d(p.n_train, seed=run.rng)
     x = torch.tensor(data.x, dtype=torch.float32)[:, None]  # (N, 1)
     y = torch.tensor(data.y)
-    model = BernoulliClassifier(1, hidden=tuple(p.hidden), seed=run.seed).to(run.device)
+    model = BernoulliClassifier(1, hidden=tuple(p.hidden), generator=run.seed).to(run.device)
     losses = model.fit(x.to(run.device), y.to(run.device), steps=p.steps, lr=p.lr)
     x_plot = np.linspace(0.0, 1.0, 201)
     with torch.no_grad():

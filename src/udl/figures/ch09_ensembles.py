@@ -44,7 +44,7 @@ def bagging(p, run):
         truth = torch.from_numpy(data.truth(grid.numpy()))
         with torch.no_grad():
             single = fit(x, y)(grid)
-        bag = BaggingEnsemble(fit, p.n_models, seed=seed).fit(x, y)
+        bag = BaggingEnsemble(fit, p.n_models, generator=seed).fit(x, y)
         members, mean = bag.member_predictions(grid), bag.predict(grid)  # (M, G), (G,)
         err = lambda f: float(((f - truth) ** 2).mean())  # noqa: E731 - mean squared error vs the truth on [0, 1]
         return dict(data=data, bag=bag, single=single, members=members, mean=mean, truth=truth,

@@ -48,7 +48,7 @@ def yolo_detection(p, run):
     test = make_scenes(p.n_test, seed=run.seed + _TEST_SEED, **scene_args)
     truth = list(zip(test.boxes, test.labels))
 
-    model = YOLO(cfg, seed=run.seed)
+    model = YOLO(cfg, generator=run.seed)
     targets = encode_targets(train.boxes, train.labels, cfg)
     losses = fit(model, (train.images, targets), YOLOLoss(cfg), lambda params: torch.optim.Adam(params, p.lr),
                  steps=p.steps, batch_size=p.batch_size, seed=run.seed, device=run.device, progress=False,

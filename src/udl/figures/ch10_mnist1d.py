@@ -31,7 +31,7 @@ def mnist1d_comparison(p, run):
 
     data = load_mnist1d()  # the book's 5,000 sequences: 4,000 train, 1,000 test
     x_train, y_train, x_test, y_test = data.tensors()
-    nets = {"conv": ConvNet1D(seed=run.seed), "fc": FullyConnected1D(seed=run.seed + 1)}
+    nets = {"conv": ConvNet1D(generator=run.seed), "fc": FullyConnected1D(generator=run.seed + 1)}
     hidden = {name: [h[0].numel() for h in net.hidden(x_train[:1])] for name, net in nets.items()}
     params = {name: sum(q.numel() for q in net.parameters()) for name, net in nets.items()}
     curves = {}

@@ -283,7 +283,7 @@ def resnet_200(p, run):
         counted = resnet200()
     cfg200 = counted.config
     cfg = ResNetConfig(stages=tuple(p.blocks), widths=tuple(p.widths), stem_channels=p.stem_channels, n_classes=1000)
-    net = ResNet(cfg, seed=run.seed).to(run.device)
+    net = ResNet(cfg, generator=run.seed).to(run.device)
     img = _square_photo(p.image_size)
     shapes, maps = [], []
 

@@ -73,7 +73,7 @@ def stacked_hourglass(p, run):
     test_targets = gaussian_heatmaps(test.joints, side, p.sigma, stride=stride)
 
     model = StackedHourglass(len(JOINTS), n_stacks=p.n_stacks, channels=p.channels, depth=p.depth, stride=stride,
-                             seed=run.seed)
+                             generator=run.seed)
     losses = fit(model, (train.images, targets), stacked_heatmap_loss, lambda params: torch.optim.Adam(params, p.lr),
                  steps=p.steps, batch_size=p.batch_size, seed=run.seed, device=run.device, progress=False,
                  scheduler=lambda opt: torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=p.lr, total_steps=p.steps,

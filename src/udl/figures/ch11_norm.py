@@ -137,7 +137,7 @@ def normalization_schemes(p, run):
     metrics, arrays = {"shape": list(shape), "index": list(index)}, {}
     modules = _modules(p)
     for scheme, module in modules.items():
-        mask = shared_statistics(module, shape, index, seed=run.seed)
+        mask = shared_statistics(module, shape, index, generator=run.seed)
         box = mask.reshape(p.batch, p.channels, -1)  # (N, C, H·W): the cube drawn
         spans = [int(box.any(dim=(1, 2)).sum()), int(box.any(dim=(0, 2)).sum()), int(box.any(dim=(0, 1)).sum())]
         metrics[f"count_{scheme}"] = int(mask.sum())
@@ -147,7 +147,7 @@ def normalization_schemes(p, run):
         metrics[f"equals_definition_{scheme}"] = bool(torch.equal(mask, module.group_of(shape, index)))
         metrics[f"parameters_{scheme}"] = [list(module.weight.shape), list(module.bias.shape)]
         if scheme != "ghost":  # torch has no Ghost BN: measure torch's own layer the same way
-            ref_mask = shared_statistics(_torch_reference(scheme, p), shape, index, seed=run.seed)
+            ref_mask = shared_statistics(_torch_reference(scheme, p), shape, index, generator=run.seed)
             metrics[f"equals_torch_mask_{scheme}"] = bool(torch.equal(mask, ref_mask))
         arrays[f"mask_{scheme}"] = box.numpy()
 

@@ -70,7 +70,8 @@ def unet_cells(p, run):
     x = reflect_pad(train.images, pad)  # (N, 1, n_in, n_in): mirror-padded input tiles
     y = F.pad(train.masks, (0, n_out - p.size) * 2, value=_IGNORE)  # (N, n_out, n_out)
 
-    model = UNet(1, 2, levels=p.levels, width=p.width, padding="valid", batch_norm=p.batch_norm, seed=run.seed)
+    model = UNet(1, 2, levels=p.levels, width=p.width, padding="valid", batch_norm=p.batch_norm,
+                 generator=run.seed)
     losses = fit(model, (x, y), lambda out, t: F.cross_entropy(out.float(), t, ignore_index=_IGNORE),
                  lambda params: torch.optim.Adam(params, p.lr), steps=p.steps, batch_size=p.batch_size,
                  seed=run.seed, device=run.device, progress=False,
@@ -314,7 +315,7 @@ def unet_3d_ensemble(p, run):
     preds, final_losses = [], []
     for k in range(p.n_nets):
         seed = run.seed * 1000 + k  # the k-th member's own seed: initial weights and batch order
-        model = UNet(1, 2, dims=3, levels=p.levels, width=p.width, padding="same", batch_norm=True, seed=seed)
+        model = UNet(1, 2, dims=3, levels=p.levels, width=p.width, padding="same", batch_norm=True, generator=seed)
         losses = fit(model, (x, y), lambda out, t: F.cross_entropy(out.float(), t, weight=weight),
                      lambda params: torch.optim.Adam(params, p.lr), steps=p.steps, batch_size=p.batch_size,
                      seed=seed, device=run.device, progress=False,

@@ -11,7 +11,8 @@ from torch import nn
 
 from udl import drawing, style
 from udl.analysis.compare import max_difference
-from udl.nn.attention import MultiHeadAttention, attention, book_self_attention, causal_mask
+from udl.nn.attention import (MultiHeadAttention, attention, book_multi_head_attention, book_self_attention,
+                              causal_mask, per_token_self_attention)
 from udl.nn.transformer import TokenEmbedding, TransformerLayer
 from udl.registry import Check, Result, figure
 
@@ -47,31 +48,13 @@ def _qkv(e: dict, X: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Te
     return V, Q, K
 
 
-def _per_token_loop(e: dict, X: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Eqs. 12.3 and 12.7 written out token by token, with the softmax spelled out in exponentials."""
-    X = e["X"] if X is None else X
-    d, n = X.shape
-    cols = [X[:, i] for i in range(n)]
-    v = [e["beta_v"] + e["omega_v"] @ x for x in cols]
-    k = [e["beta_k"] + e["omega_k"] @ x for x in cols]
-    out, weights = [], torch.zeros(n, n, dtype=X.dtype)
-    for i in range(n):
-        q_i = e["beta_q"] + e["omega_q"] @ cols[i]
-        scores = [torch.dot(k[m], q_i) / math.sqrt(d) for m in range(n)]  # k_mᵀ q_n / √D_q
-        top = max(s.item() for s in scores)  # subtract the largest score: same softmax, no overflow
-        exps = [torch.exp(s - top) for s in scores]
-        total = sum(exps)
-        a = [x / total for x in exps]  # a[x_m, x_n], UDL eq. 12.7
-        out.append(sum(a[m] * v[m] for m in range(n)))  # sa_n = Σ_m a[x_m, x_n] v_m, UDL eq. 12.3
-        weights[:, i] = torch.stack(a)
-    return torch.stack(out, dim=1), weights  # (D, N), (N, N)
-
-
-def _row_form(e: dict, X: torch.Tensor | None = None, fast: bool = True):
+def _row_form(e: dict, X: torch.Tensor | None = None, need_weights: bool = False):
     """The same attention through udl's row-form ``attention`` (book X = our x.T)."""
     V, Q, K = _qkv(e, X)
-    out, w = attention(Q.T[None], K.T[None], V.T[None], fast=fast)  # (1, N, D), (1, N, N) or None
-    return out[0].T, (None if w is None else w[0].T)  # back to columns: (D, N), (N keys, N queries)
+    if not need_weights:
+        return attention(Q.T[None], K.T[None], V.T[None])[0].T, None  # SDPA: (D, N)
+    out, w = attention(Q.T[None], K.T[None], V.T[None], need_weights=True)  # (1, N, D), (1, N, N)
+    return out[0].T, w[0].T  # back to columns: (D, N), (N keys, N queries)
 
 
 # --------------------------------------------------------------------------- drawing helpers (no computation)
@@ -129,9 +112,9 @@ def routing(p, run):
     e = _book_example(p.n, p.d, run.generator(0))
     Sa, A = book_self_attention(*_args(e))  # (D, N), (N, N)
     V, _, _ = _qkv(e)
-    loop_out, loop_A = _per_token_loop(e)
-    sdpa_out, _ = _row_form(e, fast=True)
-    written_out, written_A = _row_form(e, fast=False)
+    loop_out, loop_A = per_token_self_attention(*_args(e))
+    sdpa_out, _ = _row_form(e)
+    written_out, written_A = _row_form(e, need_weights=True)
     g = run.generator(1)
     perm = torch.randperm(p.n, generator=g)
     while p.n > 1 and bool((perm == torch.arange(p.n)).all()):
@@ -143,7 +126,7 @@ def routing(p, run):
         n_t, d_t = 2 + t % 6, 1 + t % 7
         e_t = _book_example(n_t, d_t, g)
         Sa_t, _ = book_self_attention(*_args(e_t))
-        worst["loop"] = max(worst["loop"], max_difference(Sa_t, _per_token_loop(e_t)[0]))
+        worst["loop"] = max(worst["loop"], max_difference(Sa_t, per_token_self_attention(*_args(e_t))[0]))
         worst["sdpa"] = max(worst["sdpa"], max_difference(Sa_t, _row_form(e_t)[0]))
         perm_t = torch.randperm(n_t, generator=g)
         worst["perm"] = max(worst["perm"], max_difference(book_self_attention(*_args(e_t, e_t["X"][:, perm_t]))[0],
@@ -196,9 +179,9 @@ def _(r):
                         m["matrix_vs_loop_outputs"], 0.0, 1e-12),
             Check.close("its weights equal the per-token softmax (eq. 12.7)", m["matrix_vs_loop_weights"], 0.0,
                         1e-12),
-            Check.close("equals torch's scaled_dot_product_attention (attention, fast=True)", m["matrix_vs_sdpa"],
+            Check.close("equals torch's scaled_dot_product_attention (attention)", m["matrix_vs_sdpa"],
                         0.0, 1e-12),
-            Check.close("equals the written-out softmax (attention, fast=False)", m["matrix_vs_written_softmax"],
+            Check.close("equals the written-out softmax (attention, need_weights=True)", m["matrix_vs_written_softmax"],
                         0.0, 1e-12),
             Check.close("and so do the weights", m["weights_vs_written_softmax"], 0.0, 1e-12),
             Check.close("permuting the inputs permutes the outputs", m["permuted_outputs_diff"], 0.0, 1e-12),
@@ -351,7 +334,7 @@ def matrix_form(p, run):
     A = torch.softmax(scores, dim=0)  # down each column
     Sa = V @ A  # (D, N), UDL eq. 12.10
     per_column = torch.stack([torch.softmax(scores[:, i], dim=0) for i in range(p.n)], dim=1)
-    loop_out, loop_A = _per_token_loop(e)
+    loop_out, loop_A = per_token_self_attention(*_args(e))
     lib_out, lib_A = book_self_attention(*_args(e))
     g = run.generator(1)
     worst = 0.0
@@ -359,7 +342,7 @@ def matrix_form(p, run):
         e_t = _book_example(2 + t % 6, 1 + t % 7, g)
         V_t, Q_t, K_t = _qkv(e_t)
         Sa_t = V_t @ torch.softmax(K_t.T @ Q_t / math.sqrt(Q_t.shape[0]), dim=0)
-        worst = max(worst, max_difference(Sa_t, _per_token_loop(e_t)[0]))
+        worst = max(worst, max_difference(Sa_t, per_token_self_attention(*_args(e_t))[0]))
     return Result(
         metrics={"n": p.n, "d": p.d,
                  "shapes": {"X": list(e["X"].shape), "V": list(V.shape), "Q": list(Q.shape), "K": list(K.shape),
@@ -441,18 +424,6 @@ def _randomize(module: nn.Module, g: torch.Generator) -> nn.Module:
     return module
 
 
-def _torch_mha(mha: MultiHeadAttention) -> nn.MultiheadAttention:
-    """``torch.nn.MultiheadAttention`` holding the same weights (q, k, v stacked in ``in_proj``)."""
-    d = mha.d_model
-    ref = nn.MultiheadAttention(d, mha.n_heads, batch_first=True, dtype=mha.q_proj.weight.dtype)
-    with torch.no_grad():
-        ref.in_proj_weight.copy_(torch.cat([mha.q_proj.weight, mha.k_proj.weight, mha.v_proj.weight]))  # (3D, D)
-        ref.in_proj_bias.copy_(torch.cat([mha.q_proj.bias, mha.k_proj.bias, mha.v_proj.bias]))  # (3D,)
-        ref.out_proj.weight.copy_(mha.out_proj.weight)
-        ref.out_proj.bias.copy_(mha.out_proj.bias)
-    return ref
-
-
 def _mask_cases(b: int, n: int, g: torch.Generator) -> dict[str, tuple[dict, dict, torch.Tensor]]:
     """For each kind of mask: udl's keywords, torch's keywords and the (B, 1, N, N) 'may attend' pattern.
 
@@ -471,16 +442,19 @@ def _mask_cases(b: int, n: int, g: torch.Generator) -> dict[str, tuple[dict, dic
                         keep[:, None, None, :].expand(b, 1, n, n))}
 
 
-def _compare_mha(mha: MultiHeadAttention, x: torch.Tensor, g: torch.Generator) -> dict[str, float]:
-    """Largest differences from torch's MultiheadAttention (values, weights, gradients) over the mask kinds."""
-    ref = _torch_mha(mha)
+def _compare_mha(mha: MultiHeadAttention, x: torch.Tensor, g: torch.Generator, need_weights: bool) -> dict[str, float]:
+    """Largest differences from torch's MultiheadAttention (values, weights, gradients) over the mask kinds.
+
+    ``need_weights``: run udl's written-out path (and compare every head's weights too) or SDPA.
+    """
+    ref = mha.to_torch()
     worst = {"values": 0.0, "weights": 0.0, "grad_input": 0.0, "grad_params": 0.0, "row_sum": 0.0,
              "masked_weight": 0.0}
     for ours_kw, torch_kw, allowed in _mask_cases(x.shape[0], x.shape[1], g).values():
         xa, xb = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
         mha.zero_grad(set_to_none=True)
         ref.zero_grad(set_to_none=True)
-        out = mha(xa, **ours_kw)
+        out, w = mha(xa, **ours_kw, need_weights=True) if need_weights else (mha(xa, **ours_kw), None)
         out_ref, w_ref = ref(xb, xb, xb, need_weights=True, average_attn_weights=False, **torch_kw)
         r = torch.randn(out.shape, generator=g, dtype=out.dtype)
         (out * r).sum().backward()
@@ -494,27 +468,13 @@ def _compare_mha(mha: MultiHeadAttention, x: torch.Tensor, g: torch.Generator) -
         worst["values"] = max(worst["values"], max_difference(out, out_ref))
         worst["grad_input"] = max(worst["grad_input"], max_difference(xa.grad, xb.grad))
         worst["grad_params"] = max(worst["grad_params"], gp)
-        if mha.last_weights is not None:  # the written-out path keeps every head's weights (B, H, N, N)
-            w = mha.last_weights.detach()
+        if need_weights:  # every head's weights (B, H, N, N)
+            w = w.detach()
             worst["weights"] = max(worst["weights"], max_difference(w, w_ref))
             worst["row_sum"] = max(worst["row_sum"], (w.sum(-1) - 1).abs().max().item())
             worst["masked_weight"] = max(worst["masked_weight"], w.masked_select(~allowed).abs().max().item()
                                          if (~allowed).any() else 0.0)
     return worst
-
-
-def _heads_by_hand(mha: MultiHeadAttention, X: torch.Tensor):
-    """Eq. 12.11 with one book_self_attention per head: Ω_c [Sa_1; ...; Sa_H] + β_c, X is D×N."""
-    dh = mha.d_head
-    outs, weights = [], []
-    for h in range(mha.n_heads):
-        rows = slice(h * dh, (h + 1) * dh)  # head h's rows of each projection: Ω_vh is (D/H, D)
-        sa, a = book_self_attention(X, mha.v_proj.weight[rows], mha.v_proj.bias[rows], mha.q_proj.weight[rows],
-                                    mha.q_proj.bias[rows], mha.k_proj.weight[rows], mha.k_proj.bias[rows])
-        outs.append(sa)  # (D/H, N)
-        weights.append(a)  # (N, N), columns sum to one
-    concat = torch.cat(outs, dim=0)  # (D, N): heads stacked vertically
-    return mha.out_proj.bias[:, None] + mha.out_proj.weight @ concat, concat, outs, weights
 
 
 @figure("12.6", title="Multi-head self-attention",
@@ -527,24 +487,25 @@ def _heads_by_hand(mha: MultiHeadAttention, X: torch.Tensor):
                 "full": dict(d_model=6, n_heads=2, n_tokens=4, batch=2, n_random=12)})
 def multi_head(p, run):
     g = run.generator(0)
-    mha = _randomize(MultiHeadAttention(p.d_model, p.n_heads, fast=False).to(DT), g)
-    fast = MultiHeadAttention(p.d_model, p.n_heads, fast=True).to(DT)
-    fast.load_state_dict(mha.state_dict())
+    mha = _randomize(MultiHeadAttention(p.d_model, p.n_heads).to(DT), g)
     x = torch.randn(p.batch, p.n_tokens, p.d_model, generator=g, dtype=DT)  # (B, N, D)
     with torch.no_grad():
-        out = mha(x)  # (B, N, D)
-        w = mha.last_weights  # (B, H, N, N), rows are queries
-        by_hand, concat, head_outs, head_weights = _heads_by_hand(mha, x[0].T)  # book X = our x[0].T
-        out_fast = fast(x)
-    written, sdpa = _compare_mha(mha, x, run.generator(1)), _compare_mha(fast, x, run.generator(1))
+        out, w = mha(x, need_weights=True)  # (B, N, D), (B, H, N, N) with rows the queries
+        # eq. 12.11 head by head, book X = our x[0].T
+        by_hand, head_outs, head_weights = book_multi_head_attention(x[0].T, **mha.book_parameters(),
+                                                                     n_heads=p.n_heads)
+        concat = head_outs.reshape(p.d_model, -1)  # (D, N): the heads' outputs stacked
+        out_fast = mha(x)
+    written = _compare_mha(mha, x, run.generator(1), need_weights=True)
+    sdpa = _compare_mha(mha, x, run.generator(1), need_weights=False)
     rand = {k: 0.0 for k in ("values", "weights", "grad_input", "grad_params", "row_sum")}
     gr = run.generator(2)
     for t in range(p.n_random):
         h, dh = 1 + t % 4, 1 + (t // 2) % 4
         b, n = 1 + t % 3, 1 + t % 7
-        for module in (MultiHeadAttention(h * dh, h, fast=False), MultiHeadAttention(h * dh, h, fast=True)):
-            diffs = _compare_mha(_randomize(module.to(DT), gr), torch.randn(b, n, h * dh, generator=gr, dtype=DT),
-                                 gr)
+        for need_weights in (True, False):
+            module = _randomize(MultiHeadAttention(h * dh, h).to(DT), gr)
+            diffs = _compare_mha(module, torch.randn(b, n, h * dh, generator=gr, dtype=DT), gr, need_weights)
             rand = {k: max(v, diffs[k]) for k, v in rand.items()}
     return Result(
         metrics={"d_model": p.d_model, "n_heads": p.n_heads, "n_tokens": p.n_tokens,
@@ -631,17 +592,6 @@ def _(r):
 
 
 # --------------------------------------------------------------------------- 12.7
-def _torch_encoder_layer(layer: TransformerLayer, d_mlp: int) -> nn.TransformerEncoderLayer:
-    """``torch.nn.TransformerEncoderLayer`` (dropout 0, batch first, same order) holding ``layer``'s weights."""
-    mha = layer.self_attn
-    ref = nn.TransformerEncoderLayer(mha.d_model, mha.n_heads, d_mlp, dropout=0.0, batch_first=True,
-                                     norm_first=layer.norm_first, dtype=layer.linear1.weight.dtype)
-    ref.self_attn.load_state_dict(_torch_mha(mha).state_dict())
-    for name in ("linear1", "linear2", "norm1", "norm2"):
-        getattr(ref, name).load_state_dict(getattr(layer, name).state_dict())
-    return ref
-
-
 def _param_pairs(layer: TransformerLayer, ref: nn.TransformerEncoderLayer):
     """(udl gradient, torch gradient) for every parameter, q/k/v stacked as torch stores them."""
     a = layer.self_attn
@@ -656,10 +606,10 @@ def _param_pairs(layer: TransformerLayer, ref: nn.TransformerEncoderLayer):
     return pairs
 
 
-def _compare_layer(layer: TransformerLayer, d_mlp: int, x: torch.Tensor, g: torch.Generator) -> dict[str, float]:
+def _compare_layer(layer: TransformerLayer, x: torch.Tensor, g: torch.Generator) -> dict[str, float]:
     """Largest differences from torch's TransformerEncoderLayer: values (train and eval), gradients; with and
     without a causal mask."""
-    ref = _torch_encoder_layer(layer, d_mlp)
+    ref = layer.to_torch()
     n = x.shape[1]
     worst = {"values": 0.0, "values_eval": 0.0, "grad_input": 0.0, "grad_params": 0.0}
     for ours_kw, torch_kw in (({}, {}), ({"causal": True}, {"src_mask": ~causal_mask(n), "is_causal": True})):
@@ -758,7 +708,7 @@ def transformer_layer(p, run):
     stages, skips = _trace(post, x)
     stages_pre, skips_pre = _trace(pre, x)
     gc = run.generator(1)
-    vs_post, vs_pre = _compare_layer(post, p.d_mlp, x, gc), _compare_layer(pre, p.d_mlp, x, gc)
+    vs_post, vs_pre = _compare_layer(post, x, gc), _compare_layer(pre, x, gc)
     rand = {"values": 0.0, "values_eval": 0.0, "grad_input": 0.0, "grad_params": 0.0}
     gr = run.generator(2)
     for t in range(p.n_random):
@@ -766,7 +716,7 @@ def transformer_layer(p, run):
         b, n = 1 + t % 2, 1 + t % 6
         for norm_first in (False, True):
             layer = _randomize(TransformerLayer(heads * dh, heads, d_mlp, norm_first=norm_first).to(DT), gr)
-            diffs = _compare_layer(layer, d_mlp, torch.randn(b, n, heads * dh, generator=gr, dtype=DT), gr)
+            diffs = _compare_layer(layer, torch.randn(b, n, heads * dh, generator=gr, dtype=DT), gr)
             rand = {k: max(v, diffs[k]) for k, v in rand.items()}
     counts = {name: sum(q.numel() for q in getattr(post, name).parameters())
               for name in ("self_attn", "norm1", "linear1", "linear2", "norm2")}
@@ -779,7 +729,7 @@ def transformer_layer(p, run):
                  "stages": stages, "skips": skips, "pre_ln_stages": stages_pre, "pre_ln_skips": skips_pre,
                  "parameter_counts": counts, "parameters": sum(counts.values()),
                  "parameters_formula": 4 * d * (d + 1) + 2 * d + (d * dm + dm + dm * d + d) + 2 * d,
-                 "torch_parameters": sum(q.numel() for q in _torch_encoder_layer(post, dm).parameters()),
+                 "torch_parameters": sum(q.numel() for q in post.to_torch().parameters()),
                  "by_hand_vs_module": max_difference(by_hand, out),
                  "pre_ln_by_hand_vs_module": max_difference(by_hand_pre, out_pre),
                  "mlp_per_token_diff": per_token_diff, "post_vs_pre_ln": max_difference(out, out_pre),

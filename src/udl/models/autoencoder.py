@@ -15,8 +15,8 @@ Example::
 
     from udl.data.images import load_digits
     x_train, _ = load_digits("train")
-    model = Autoencoder(64, hidden=(32, 16), d_code=8, seed=0)
-    fit_autoencoder(model, x_train, epochs=200, seed=0)
+    model = Autoencoder(64, hidden=(32, 16), d_code=8, generator=0)
+    fit_autoencoder(model, x_train, epochs=200, generator=0)
     z = model.encode(torch.as_tensor(x_train))      # (1438, 8)
 """
 
@@ -26,7 +26,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from udl.validate import check_tensor
+from udl.nn.init import initialised_from
+from udl.validate import as_generator, check_tensor
 
 
 def _positive_int(value, name: str, owner: str) -> int:
@@ -64,9 +65,9 @@ class Autoencoder(nn.Module):
         hidden: widths of the encoder's hidden layers, outermost first (default
             ``(32, 16)``); the decoder uses them in reverse.
         d_code: the code (bottleneck) dimension (default 8).
-        seed: when given, the weights are initialised from this seed (torch's default
-            initialisation, drawn from a private generator); otherwise from torch's
-            global generator.
+        generator: the random numbers of the initial weights (torch's default
+            initialisation, U(-1/√fan_in, 1/√fan_in)): a ``torch.Generator`` or an int
+            seed. Default: None, torch's global generator.
 
     Shape:
         forward / decode output: ``(N, d_in)``; encode output: ``(N, d_code)``; input
@@ -74,29 +75,27 @@ class Autoencoder(nn.Module):
 
     Example::
 
-        >>> model = Autoencoder(64, hidden=(32, 16), d_code=8, seed=0)
+        >>> model = Autoencoder(64, hidden=(32, 16), d_code=8, generator=0)
         >>> model(torch.zeros(5, 64)).shape
         torch.Size([5, 64])
     """
 
     def __init__(self, d_in: int, hidden: tuple[int, ...] = (32, 16), d_code: int = 8, *,
-                 seed: int | None = None):
+                 generator: torch.Generator | int | None = None):
         super().__init__()
         self.d_in = _positive_int(d_in, "d_in", "Autoencoder")
         self.hidden = _widths(hidden, "hidden", "Autoencoder")
         self.d_code = _positive_int(d_code, "d_code", "Autoencoder")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
-            raise ValueError(f"The 'seed' parameter of Autoencoder must be a non-negative int or None. "
-                             f"Got {seed!r} instead.")
+        generator = as_generator(generator, "Autoencoder")
         widths = (self.d_in, *self.hidden, self.d_code)
-        if seed is None:
+        with initialised_from(self, generator):
             self.encoder = _mlp(widths)
             self.decoder = _mlp(widths[::-1])
-        else:
-            with torch.random.fork_rng(devices=[]):  # leave the global generator untouched
-                torch.manual_seed(int(seed))
-                self.encoder = _mlp(widths)
-                self.decoder = _mlp(widths[::-1])
+
+    @classmethod
+    def tiny(cls, **changes) -> Autoencoder:
+        """A test-sized autoencoder, 8 → 6 → 4 → 2 → 4 → 6 → 8; ``changes`` override."""
+        return cls(**{**dict(d_in=8, hidden=(6, 4), d_code=2), **changes})
 
     @property
     def depth(self) -> int:
@@ -132,10 +131,10 @@ def _as_data(x, d_in: int | None, owner: str) -> torch.Tensor:
 
 
 def fit_autoencoder(model: Autoencoder, x, *, epochs: int = 200, batch_size: int = 64,
-                    lr: float = 1e-3, seed: int = 0) -> list[float]:
+                    lr: float = 1e-3, generator: torch.Generator | int = 0) -> list[float]:
     """Fit ``model`` to the rows of ``x`` by minimising the mean squared reconstruction error.
 
-    A plain loop: shuffle with a seeded generator, Adam steps on mini-batches,
+    A plain loop: shuffle with ``generator``, Adam steps on mini-batches,
     ``L = mean((x_hat - x)^2)``. The model trains in place.
 
     Args:
@@ -144,7 +143,8 @@ def fit_autoencoder(model: Autoencoder, x, *, epochs: int = 200, batch_size: int
         epochs: passes over the data (default 200).
         batch_size: examples per Adam step (default 64).
         lr: Adam's learning rate (default 1e-3).
-        seed: the seed of the mini-batch order.
+        generator: the mini-batch order: a ``torch.Generator`` (continued) or an int
+            seed. Default: 0.
 
     Returns:
         The mean training loss of each epoch (a list of ``epochs`` floats).
@@ -157,17 +157,14 @@ def fit_autoencoder(model: Autoencoder, x, *, epochs: int = 200, batch_size: int
     batch_size = _positive_int(batch_size, "batch_size", "fit_autoencoder")
     if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0 or not np.isfinite(lr):
         raise ValueError(f"The 'lr' parameter of fit_autoencoder must be a positive float. Got {lr!r} instead.")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"The 'seed' parameter of fit_autoencoder must be a non-negative int. "
-                         f"Got {seed!r} instead.")
+    generator = as_generator(generator, "fit_autoencoder", optional=False)
     device = next(model.parameters()).device
     x = x.to(device)
-    generator = torch.Generator().manual_seed(int(seed))
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     model.train()
     history = []
     for _ in range(epochs):
-        order = torch.randperm(len(x), generator=generator).to(device)
+        order = torch.randperm(len(x), generator=generator, device=generator.device).to(device)
         total = 0.0
         for start in range(0, len(x), batch_size):
             batch = x[order[start:start + batch_size]]

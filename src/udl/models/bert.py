@@ -39,6 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from udl.nn.init import initialised_from
 from udl.nn.transformer import (LearnedPositions, TokenEmbedding, TransformerLayer,
                                  check_transformer_config)
 from udl.validate import as_generator, check_float, check_int
@@ -171,9 +172,10 @@ class BERT(nn.Module):
     Args:
         config: a :class:`BertConfig`.
         generator: randomness of the initial weights (BERT's: N(0, σ²) with
-            σ = ``config.init_std``, biases 0, LayerNorm gains 1). Default: None (torch's
-            global generator). Built under ``torch.device("meta")`` the model holds
-            shapes only and draws nothing (see :func:`meta_model`).
+            σ = ``config.init_std``, biases 0, LayerNorm gains 1), a ``torch.Generator`` or an
+            int seed. Default: None (torch's global generator). Built under
+            ``torch.device("meta")`` the model holds shapes only and draws nothing (see
+            :func:`meta_model`).
 
     Shape:
         ``tokens``: ``(B, N)`` with N <= ``config.context`` -> ``(B, N, D)``; the
@@ -186,22 +188,25 @@ class BERT(nn.Module):
         torch.Size([2, 5, 16])
     """
 
-    def __init__(self, config: BertConfig, *, generator: torch.Generator | None = None):
+    def __init__(self, config: BertConfig, *, generator: torch.Generator | int | None = None):
         super().__init__()
         self.config = c = _check_config(config, "BERT")
         generator = as_generator(generator, "BERT")
-        self.embed = TokenEmbedding(c.vocab_size, c.d_model)
-        self.positions = LearnedPositions(c.context, c.d_model)
-        self.segments = nn.Embedding(c.n_segments, c.d_model) if c.n_segments else None
-        self.embed_norm = nn.LayerNorm(c.d_model, eps=c.eps)
-        self.layers = nn.ModuleList(
-            TransformerLayer(c.d_model, c.n_heads, c.d_mlp, dropout=c.dropout, norm_first=c.norm_first,
-                             activation=c.activation, eps=c.eps) for _ in range(c.n_layers))
-        # pre-LN leaves the residual stream un-normalised: one more LayerNorm at the end
-        self.final_norm = nn.LayerNorm(c.d_model, eps=c.eps) if c.norm_first else None
-        self.pooler = nn.Linear(c.d_model, c.d_model)
-        if not any(p.is_meta for p in self.parameters()):
-            init_bert_(self, c.init_std, generator)
+        with initialised_from(self, generator, own_rule_only=True):  # reset_parameters draws every weight
+            self.embed = TokenEmbedding(c.vocab_size, c.d_model)
+            self.positions = LearnedPositions(c.context, c.d_model)
+            self.segments = nn.Embedding(c.n_segments, c.d_model) if c.n_segments else None
+            self.embed_norm = nn.LayerNorm(c.d_model, eps=c.eps)
+            self.layers = nn.ModuleList(
+                TransformerLayer(c.d_model, c.n_heads, c.d_mlp, dropout=c.dropout, norm_first=c.norm_first,
+                                 activation=c.activation, eps=c.eps) for _ in range(c.n_layers))
+            # pre-LN leaves the residual stream un-normalised: one more LayerNorm at the end
+            self.final_norm = nn.LayerNorm(c.d_model, eps=c.eps) if c.norm_first else None
+            self.pooler = nn.Linear(c.d_model, c.d_model)
+
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        """BERT's initialisation (:func:`init_bert_` with σ = ``config.init_std``)."""
+        init_bert_(self, self.config.init_std, generator)
 
     def padding_mask(self, tokens: torch.Tensor) -> torch.Tensor | None:
         """``tokens != pad_id`` ``(B, N)`` (True = a real token), or None when nothing is padded."""
@@ -293,7 +298,8 @@ class MaskedLanguageModel(nn.Module):
         generator = as_generator(generator, "MaskedLanguageModel")
         c = encoder.config
         self.encoder = encoder
-        self.dense = nn.Linear(c.d_model, c.d_model)
+        # built without torch's default draw (from its global generator): the weights are drawn below
+        self.dense = nn.Linear(c.d_model, c.d_model, device="meta").to_empty(device=torch.get_default_device())
         self.norm = nn.LayerNorm(c.d_model, eps=c.eps)
         self.bias = nn.Parameter(torch.zeros(c.vocab_size))
         if not any(p.is_meta for p in self.parameters()):
@@ -366,7 +372,9 @@ class BertClassifier(nn.Module):
             raise TypeError(f"The 'freeze' parameter of {owner} must be a bool. Got {freeze!r} instead.")
         generator = as_generator(generator, owner)
         self.encoder, self.freeze = encoder, freeze
-        self.out = nn.Linear(encoder.config.d_model, n_classes)
+        # built without torch's default draw (from its global generator): the weights are drawn below
+        self.out = nn.Linear(encoder.config.d_model, n_classes, device="meta").to_empty(
+            device=torch.get_default_device())
         if not self.out.weight.is_meta:  # BERT's N(0, 0.02²): the classes start equally likely
             with torch.no_grad():
                 self.out.weight.copy_(torch.randn(self.out.weight.shape, generator=generator) * 0.02)

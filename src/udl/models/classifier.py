@@ -15,8 +15,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from udl.nn.init import initialised_from
 from udl.nn.losses import binary_cross_entropy_with_logits
-from udl.validate import check_float, check_int, check_sizes
+from udl.validate import as_generator, check_float, check_int, check_sizes
 
 
 class BernoulliClassifier(nn.Module):
@@ -29,48 +30,38 @@ class BernoulliClassifier(nn.Module):
         d_in: input dimension D_i.
         hidden: widths of the hidden layers, default ``(16, 16)``; ``()`` gives
             logistic regression.
-        seed: if given, the weights are initialised from a ``torch.Generator`` with
-            this seed (same seed, same network); otherwise from torch's global
-            generator. Either way each layer's weights and biases are uniform in
-            ±1/√fan_in, as ``torch.nn.Linear`` draws them.
+        generator: the random numbers of the initial weights, each layer's weights and
+            biases uniform in ±1/√fan_in as ``torch.nn.Linear`` draws them: a
+            ``torch.Generator`` or an int seed. Default: None, torch's global generator.
 
     Shape:
         x: (N, d_in) → logits (N,).
 
     Example:
-        >>> model = BernoulliClassifier(1, hidden=(16, 16), seed=0)
+        >>> model = BernoulliClassifier(1, hidden=(16, 16), generator=0)
         >>> model.prob(torch.zeros(5, 1)).shape
         torch.Size([5])
     """
 
-    def __init__(self, d_in: int, hidden: tuple[int, ...] | list[int] = (16, 16), *, seed: int | None = None):
+    def __init__(self, d_in: int, hidden: tuple[int, ...] | list[int] = (16, 16), *,
+                 generator: torch.Generator | int | None = None):
         super().__init__()
         owner = "BernoulliClassifier"
         self.d_in = check_int(d_in, "d_in", owner)
         self.hidden = check_sizes(hidden, "hidden", owner, min_len=0)
-        if seed is not None:
-            check_int(seed, "seed", owner, minimum=0)
+        generator = as_generator(generator, owner)
         widths = (self.d_in, *self.hidden)
-        layers: list[nn.Module] = []
-        for d_from, d_to in zip(widths[:-1], widths[1:]):
-            layers += [nn.Linear(d_from, d_to), nn.ReLU()]
-        layers.append(nn.Linear(widths[-1], 1))  # the logit f[x, φ]
-        self.net = nn.Sequential(*layers)
-        if seed is not None:
-            self.reset_parameters(torch.Generator().manual_seed(seed))
+        with initialised_from(self, generator):
+            layers: list[nn.Module] = []
+            for d_from, d_to in zip(widths[:-1], widths[1:]):
+                layers += [nn.Linear(d_from, d_to), nn.ReLU()]
+            layers.append(nn.Linear(widths[-1], 1))  # the logit f[x, φ]
+            self.net = nn.Sequential(*layers)
 
-    @torch.no_grad()
-    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
-        """Draw every weight and bias uniformly in ±1/√fan_in from ``generator``."""
-        if generator is not None and not isinstance(generator, torch.Generator):
-            raise TypeError(f"The 'generator' parameter of BernoulliClassifier.reset_parameters must be a "
-                            f"torch.Generator. Got {generator!r} instead.")
-        for layer in self.net:
-            if isinstance(layer, nn.Linear):
-                bound = layer.in_features ** -0.5
-                for param in (layer.weight, layer.bias):
-                    noise = torch.rand(param.shape, generator=generator, dtype=param.dtype)  # CPU draw
-                    param.copy_((2 * noise - 1) * bound)
+    @classmethod
+    def tiny(cls, **changes) -> BernoulliClassifier:
+        """A test-sized classifier: 2 inputs, one hidden layer of 4; ``changes`` override (``generator=0``, ...)."""
+        return cls(**{**dict(d_in=2, hidden=(4,)), **changes})
 
     def _check_x(self, x, where: str) -> torch.Tensor:
         if not isinstance(x, torch.Tensor):
@@ -91,7 +82,7 @@ class BernoulliClassifier(nn.Module):
         return torch.sigmoid(self(x))
 
     def fit(self, x: torch.Tensor, y: torch.Tensor, *, steps: int = 1000, lr: float = 0.01,
-            batch_size: int | None = None, seed: int = 0) -> list[float]:
+            batch_size: int | None = None, generator: torch.Generator | int = 0) -> list[float]:
         """Minimise the binary cross-entropy (UDL eq. 5.20) with Adam.
 
         The loss is averaged over each batch (``reduction="mean"``), so that the
@@ -104,7 +95,8 @@ class BernoulliClassifier(nn.Module):
             steps: optimiser steps, default 1000.
             lr: Adam's learning rate α, default 0.01.
             batch_size: examples per step; ``None`` (default) uses the whole set.
-            seed: seeds the choice of each mini-batch (unused for full batches).
+            generator: draws each mini-batch (unused for full batches): a
+                ``torch.Generator`` (continued) or an int seed. Default: 0.
 
         Returns:
             The training loss (mean binary cross-entropy over the batch) before each step.
@@ -122,14 +114,13 @@ class BernoulliClassifier(nn.Module):
         check_float(lr, "lr", owner, low=0, low_open=True)
         if batch_size is not None:
             check_int(batch_size, "batch_size", owner)
-        check_int(seed, "seed", owner, minimum=0)
+        generator = as_generator(generator, owner, optional=False)
         if x.shape[0] == 0:
             raise ValueError(f"The 'x' parameter of {owner} must hold at least one example. Got none instead.")
 
         device, dtype = self.net[0].weight.device, self.net[0].weight.dtype
         x, y = x.to(device, dtype), y.to(device, dtype)
         n = x.shape[0]
-        gen = torch.Generator().manual_seed(seed)
         optimizer = torch.optim.Adam(self.parameters(), lr=lr)
         history = []
         self.train()
@@ -137,7 +128,7 @@ class BernoulliClassifier(nn.Module):
             if batch_size is None or batch_size >= n:
                 xb, yb = x, y
             else:
-                idx = torch.randperm(n, generator=gen)[:batch_size].to(device)
+                idx = torch.randperm(n, generator=generator, device=generator.device)[:batch_size].to(device)
                 xb, yb = x[idx], y[idx]
             loss = binary_cross_entropy_with_logits(self(xb), yb, reduction="mean")
             optimizer.zero_grad()

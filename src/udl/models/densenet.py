@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from udl.nn.conv import conv_layer
-from udl.nn.init import he_init
+from udl.nn.init import he_init, initialised_from
 from udl.nn.normalization import batch_norm_layer
 from udl.validate import as_generator, check_choice, check_config, check_float, check_int
 
@@ -41,7 +41,8 @@ class DenseLayer(nn.Module):
         in_channels: C, the channels of the stack it reads.
         growth_rate: k, the new channels it adds. Default 32 (fig. 11.9).
         dims: 1, 2 or 3. Default 2.
-        generator: the random numbers of the He initialisation. Default: torch's global one.
+        generator: the random numbers of the He initialisation: a ``torch.Generator`` or an
+            int seed. Default: None, torch's global generator.
 
     Shape:
         ``(N, C, *spatial)`` -> ``(N, C + k, *spatial)``; the first C channels of the
@@ -54,15 +55,19 @@ class DenseLayer(nn.Module):
     """
 
     def __init__(self, in_channels: int, growth_rate: int = 32, *, dims: int = 2,
-                 generator: torch.Generator | None = None):
+                 generator: torch.Generator | int | None = None):
         super().__init__()
         owner = "DenseLayer"
         self.in_channels = check_int(in_channels, "in_channels", owner)
         self.growth_rate = check_int(growth_rate, "growth_rate", owner)
         dims = check_choice(dims, "dims", owner, (1, 2, 3))
         generator = as_generator(generator, owner)
-        self.f = nn.Sequential(batch_norm_layer(dims, in_channels), nn.ReLU(),
-                               conv_layer(dims, in_channels, growth_rate, 3))
+        with initialised_from(self, generator):
+            self.f = nn.Sequential(batch_norm_layer(dims, in_channels), nn.ReLU(),
+                                   conv_layer(dims, in_channels, growth_rate, 3))
+
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        """He initialisation (§7.5) of the convolution; batch norm keeps γ = 1, δ = 0."""
         he_init(self, generator)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
@@ -77,7 +82,8 @@ class DenseBlock(nn.Module):
         n_layers: L, the number of dense layers.
         growth_rate: k, the channels each layer adds. Default 32.
         dims: 1, 2 or 3. Default 2.
-        generator: the random numbers of the He initialisation. Default: torch's global one.
+        generator: the random numbers of the He initialisation: a ``torch.Generator`` or an
+            int seed. Default: None, torch's global generator.
 
     Attributes:
         out_channels: C_0 + L·k.
@@ -93,7 +99,7 @@ class DenseBlock(nn.Module):
     """
 
     def __init__(self, in_channels: int, n_layers: int, growth_rate: int = 32, *, dims: int = 2,
-                 generator: torch.Generator | None = None):
+                 generator: torch.Generator | int | None = None):
         super().__init__()
         owner = "DenseBlock"
         c0 = check_int(in_channels, "in_channels", owner)
@@ -126,7 +132,8 @@ class Transition(nn.Module):
         in_channels: the stack's channels.
         out_channels: the channels kept (DenseNet uses ⌊compression · in_channels⌋).
         dims: 1, 2 or 3. Default 2.
-        generator: the random numbers of the He initialisation. Default: torch's global one.
+        generator: the random numbers of the He initialisation: a ``torch.Generator`` or an
+            int seed. Default: None, torch's global generator.
 
     Shape:
         ``(N, C_in, *spatial)`` -> ``(N, C_out, *⌊spatial / 2⌋)``.
@@ -138,15 +145,19 @@ class Transition(nn.Module):
     """
 
     def __init__(self, in_channels: int, out_channels: int, *, dims: int = 2,
-                 generator: torch.Generator | None = None):
+                 generator: torch.Generator | int | None = None):
         super().__init__()
         owner = "Transition"
         self.in_channels = check_int(in_channels, "in_channels", owner)
         self.out_channels = check_int(out_channels, "out_channels", owner)
         dims = check_choice(dims, "dims", owner, (1, 2, 3))
         generator = as_generator(generator, owner)
-        self.f = nn.Sequential(batch_norm_layer(dims, in_channels), nn.ReLU(),
-                               conv_layer(dims, in_channels, out_channels, 1), _AVG_POOL[dims](2))
+        with initialised_from(self, generator):
+            self.f = nn.Sequential(batch_norm_layer(dims, in_channels), nn.ReLU(),
+                                   conv_layer(dims, in_channels, out_channels, 1), _AVG_POOL[dims](2))
+
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        """He initialisation (§7.5) of the 1×1 convolution; batch norm keeps γ = 1, δ = 0."""
         he_init(self, generator)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
@@ -190,6 +201,11 @@ class DenseNetConfig:
                              f"{', '.join(map(repr, PRESETS))}. Got {name!r} instead.")
         return cls(**PRESETS[name])
 
+    @classmethod
+    def tiny(cls, **changes) -> DenseNetConfig:
+        """The ``"tiny"`` preset (two blocks of two layers, k = 4: for tests), with ``changes``."""
+        return cls(**{**PRESETS["tiny"], **changes})
+
     @property
     def channels(self) -> list[int]:
         """The channels after the stem, each dense block and each transition, in order."""
@@ -212,28 +228,26 @@ class DenseNet(nn.Module):
 
     Args:
         config: a :class:`DenseNetConfig` or a preset name. Default: ``"small"``.
-        seed: if given, the He initialisation draws from this seed and leaves torch's
-            global generator untouched. Default: None (torch's global generator).
+        generator: the random numbers of the initial weights (He initialisation for the
+            convolutions, torch's default for the fully connected layer): a
+            ``torch.Generator`` or an int seed. Default: None, torch's global generator.
 
     Shape:
         ``(N, C_in, H, W)`` -> ``(N, n_classes)``; each transition halves H and W.
 
     Example::
 
-        >>> DenseNet("tiny", seed=0)(torch.zeros(2, 3, 16, 16)).shape
+        >>> DenseNet("tiny", generator=0)(torch.zeros(2, 3, 16, 16)).shape
         torch.Size([2, 10])
     """
 
-    def __init__(self, config: DenseNetConfig | str = "small", *, seed: int | None = None):
+    def __init__(self, config: DenseNetConfig | str = "small", *, generator: torch.Generator | int | None = None):
         super().__init__()
         owner = "DenseNet"
         config = check_config(config, "config", owner, DenseNetConfig, PRESETS, DenseNetConfig.preset)
-        if seed is not None:
-            check_int(seed, "seed", owner, minimum=0)
+        generator = as_generator(generator, owner)
         self.config = cfg = config
-        with torch.random.fork_rng(devices=[], enabled=seed is not None):
-            if seed is not None:
-                torch.manual_seed(seed)
+        with initialised_from(self, generator):
             self.stem = conv_layer(2, cfg.in_channels, cfg.stem_channels, 3)
             layers, c = [], cfg.stem_channels
             for i, n in enumerate(cfg.block_layers):
@@ -246,7 +260,10 @@ class DenseNet(nn.Module):
             self.features = nn.Sequential(*layers)
             self.head = nn.Sequential(batch_norm_layer(2, c), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
                                       nn.Linear(c, cfg.n_classes))
-            he_init(self.stem)
+
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        """He initialisation of the stem (the dense layers and transitions do their own)."""
+        he_init(self.stem, generator)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 4 or x.shape[1] != self.config.in_channels:

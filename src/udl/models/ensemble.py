@@ -19,21 +19,14 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from udl.validate import check_choice, check_int
+from udl.validate import as_generator, check_choice, check_int
 
 __all__ = ["bootstrap_indices", "bootstrap_counts", "BaggingEnsemble"]
 
 _KINDS = ("regression", "classification")
 
 
-def _rng(seed, owner: str) -> np.random.Generator:
-    if isinstance(seed, np.random.Generator):
-        return seed
-    check_int(seed, "seed", owner, minimum=0)
-    return np.random.default_rng(seed)
-
-
-def bootstrap_indices(n: int, n_models: int, *, seed: int | np.random.Generator = 0) -> np.ndarray:
+def bootstrap_indices(n: int, n_models: int, *, generator: torch.Generator | int = 0) -> np.ndarray:
     """Row indices of ``n_models`` bootstrap resamples of ``n`` items (draws with replacement).
 
     Each row holds n indices drawn uniformly from {0, ..., n-1} with replacement, so
@@ -43,20 +36,21 @@ def bootstrap_indices(n: int, n_models: int, *, seed: int | np.random.Generator 
     Args:
         n: the number of training items N.
         n_models: the number of resamples M.
-        seed: an int ≥ 0 or a ``numpy.random.Generator``. Default 0.
+        generator: the draws: a ``torch.Generator`` or an int seed. Default 0.
 
     Shape:
         -> (M, N), int64.
 
     Example:
-        >>> idx = bootstrap_indices(15, 4, seed=0)
+        >>> idx = bootstrap_indices(15, 4, generator=0)
         >>> idx.shape, int(idx.min()) >= 0, int(idx.max()) < 15
         ((4, 15), True, True)
     """
     owner = "bootstrap_indices"
     n = check_int(n, "n", owner)
     n_models = check_int(n_models, "n_models", owner)
-    return _rng(seed, owner).integers(0, n, size=(n_models, n), dtype=np.int64)  # (M, N)
+    generator = as_generator(generator, owner, optional=False)
+    return torch.randint(n, (n_models, n), generator=generator, device=generator.device).cpu().numpy()  # (M, N)
 
 
 def bootstrap_counts(indices: np.ndarray, n: int) -> np.ndarray:
@@ -101,7 +95,8 @@ class BaggingEnsemble:
             resampled rows of x and y; the predictor is any callable ``predictor(x)``
             (an ``nn.Module``, a fitted function ...).
         n_models: the number of members M. Default 4 (as fig. 9.7).
-        seed: an int ≥ 0 or a ``numpy.random.Generator`` for the resamples. Default 0.
+        generator: the resamples' draws: a ``torch.Generator`` (each :meth:`fit` continues
+            its stream) or an int seed. Default 0.
         kind: ``"regression"`` averages the members' outputs; ``"classification"``
             treats the members' outputs as logits over the last axis and averages
             their softmax probabilities. Default ``"regression"``.
@@ -119,20 +114,20 @@ class BaggingEnsemble:
         >>> x = torch.linspace(0, 1, 15); y = 2 * x + 1
         >>> line = lambda xb, yb: (lambda t, c=torch.linalg.lstsq(
         ...     torch.stack([torch.ones_like(xb), xb], 1), yb[:, None]).solution[:, 0]: c[0] + c[1] * t)
-        >>> bag = BaggingEnsemble(line, n_models=4, seed=0).fit(x, y)
+        >>> bag = BaggingEnsemble(line, n_models=4, generator=0).fit(x, y)
         >>> torch.allclose(bag.predict(x), y, atol=1e-5)   # noise-free data: every member is exact
         True
     """
 
     def __init__(self, fit_fn: Callable[[Any, Any], Callable], n_models: int = 4, *,
-                 seed: int | np.random.Generator = 0, kind: str = "regression"):
+                 generator: torch.Generator | int = 0, kind: str = "regression"):
         owner = "BaggingEnsemble"
         if not callable(fit_fn):
             raise TypeError(f"The 'fit_fn' parameter of {owner} must be callable, fit_fn(x, y) -> predictor. "
                             f"Got {fit_fn!r} instead.")
         self.fit_fn = fit_fn
         self.n_models = check_int(n_models, "n_models", owner)
-        self.rng = _rng(seed, owner)
+        self.generator = as_generator(generator, owner, optional=False)
         self.kind = check_choice(kind, "kind", owner, _KINDS)
         self.indices: np.ndarray | None = None
         self.members: list[Callable] = []
@@ -144,7 +139,7 @@ class BaggingEnsemble:
         if _length(y, "y", owner) != n:
             raise ValueError(f"The 'y' parameter of {owner} must have one row per row of x ({n}). "
                              f"Got {y.shape[0]} instead.")
-        self.indices = bootstrap_indices(n, self.n_models, seed=self.rng)  # (M, N)
+        self.indices = bootstrap_indices(n, self.n_models, generator=self.generator)  # (M, N)
         self.members = []
         for rows in self.indices:
             member = self.fit_fn(_take(x, rows), _take(y, rows))

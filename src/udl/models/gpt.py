@@ -40,6 +40,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from udl.nn.attention import record_attention_weights
+from udl.nn.init import initialised_from
 from udl.nn.transformer import (LearnedPositions, TokenEmbedding, TransformerLayer,
                                  check_transformer_config)
 from udl.validate import as_generator, check_int
@@ -147,9 +149,10 @@ class GPT(nn.Module):
     Args:
         config: a :class:`GPTConfig`.
         generator: randomness of the initial weights (GPT-2's: N(0, 0.02²), residual
-            projections N(0, (0.02/√(2L))²), biases 0, LayerNorm gains 1). Default: None
-            (torch's global generator). Built under ``torch.device("meta")`` the model
-            holds shapes only and no initialisation is drawn.
+            projections N(0, (0.02/√(2L))²), biases 0, LayerNorm gains 1), a
+            ``torch.Generator`` or an int seed. Default: None (torch's global generator).
+            Built under ``torch.device("meta")`` the model holds shapes only and no
+            initialisation is drawn.
 
     Shape:
         ``tokens``: ``(B, N)`` integers with N <= ``config.context`` -> logits ``(B, N, |V|)``;
@@ -162,24 +165,23 @@ class GPT(nn.Module):
         torch.Size([2, 5, 11])
     """
 
-    def __init__(self, config: GPTConfig, *, generator: torch.Generator | None = None):
+    def __init__(self, config: GPTConfig, *, generator: torch.Generator | int | None = None):
         super().__init__()
         if not isinstance(config, GPTConfig):
             raise TypeError(f"The 'config' parameter of GPT must be a GPTConfig. Got {config!r} instead.")
         generator = as_generator(generator, "GPT")
         self.config = c = config
-        self.embed = TokenEmbedding(c.vocab_size, c.d_model)
-        self.positions = LearnedPositions(c.context, c.d_model)
-        self.layers = nn.ModuleList(
-            TransformerLayer(c.d_model, c.n_heads, c.d_mlp, dropout=c.dropout, norm_first=c.norm_first,
-                             activation=c.activation, bias=c.bias) for _ in range(c.n_layers))
-        # pre-LN leaves the residual stream un-normalised: one LayerNorm before the output layer
-        self.norm = nn.LayerNorm(c.d_model, bias=c.bias) if c.norm_first else nn.Identity()
-        self.head = nn.Linear(c.d_model, c.vocab_size, bias=False)
-        if c.tie_embeddings:
+        with initialised_from(self, generator, own_rule_only=True):  # reset_parameters draws every weight
+            self.embed = TokenEmbedding(c.vocab_size, c.d_model)
+            self.positions = LearnedPositions(c.context, c.d_model)
+            self.layers = nn.ModuleList(
+                TransformerLayer(c.d_model, c.n_heads, c.d_mlp, dropout=c.dropout, norm_first=c.norm_first,
+                                 activation=c.activation, bias=c.bias) for _ in range(c.n_layers))
+            # pre-LN leaves the residual stream un-normalised: one LayerNorm before the output layer
+            self.norm = nn.LayerNorm(c.d_model, bias=c.bias) if c.norm_first else nn.Identity()
+            self.head = nn.Linear(c.d_model, c.vocab_size, bias=False)
+        if c.tie_embeddings:  # after the block: moving off the meta device unties shared parameters
             self.head.weight = self.embed.weight  # logits = h · Ω_eᵀ: one matrix in, the same matrix out
-        if not any(p.is_meta for p in self.parameters()):
-            self.reset_parameters(generator)
 
     @torch.no_grad()
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
@@ -396,16 +398,9 @@ def attention_weights(model: GPT, tokens: torch.Tensor) -> torch.Tensor:
     """
     _check_model_tokens(model, tokens, "attention_weights")
     device = next(model.parameters()).device
-    attn = [layer.self_attn for layer in model.layers]
-    fast = [a.fast for a in attn]
-    try:
-        for a in attn:
-            a.fast = False  # the written-out softmax keeps its weights
+    with record_attention_weights([layer.self_attn for layer in model.layers]) as weights:
         model(tokens.reshape(1, -1).to(device))
-        return torch.stack([a.last_weights[0] for a in attn]).cpu()  # (L, H, N, N)
-    finally:
-        for a, f in zip(attn, fast):
-            a.fast, a.last_weights = f, None
+    return torch.stack([w[0] for w in weights]).cpu()  # (L, H, N, N)
 
 
 # --------------------------------------------------------------------------- windows of a token stream

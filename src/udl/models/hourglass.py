@@ -42,7 +42,7 @@ downsample by 4 (the paper), 2 or 1.
 Example::
 
     poses = make_poses(512, size=64, seed=0)
-    model = StackedHourglass(n_joints=14, n_stacks=2, channels=32, depth=3, seed=0)
+    model = StackedHourglass(n_joints=14, n_stacks=2, channels=32, depth=3, generator=0)
     targets = gaussian_heatmaps(poses.joints, 16, sigma=1.0, stride=4)
     fit(model, (poses.images, targets), stacked_heatmap_loss, lambda p: torch.optim.Adam(p, 1e-3),
         steps=500, batch_size=32)
@@ -59,9 +59,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from udl.nn.conv import conv_layer
+from udl.nn.init import initialised_from
 from udl.nn.normalization import batch_norm_layer
 from udl.nn.residual import BottleneckBlock
-from udl.validate import check_choice, check_float, check_int, check_tensor
+from udl.validate import as_generator, check_choice, check_float, check_int, check_tensor
 
 
 def _check_size(size, owner: str) -> tuple[int, int]:
@@ -282,6 +283,8 @@ class Hourglass(nn.Module):
         bottleneck_channels: B of each bottleneck block. Default: None (C // 2, as
             Newell et al.'s 256 -> 128 -> 256).
         n_blocks: residual blocks at each position of the drawing. Default: 1.
+        generator: the random numbers of the blocks' He initialisation: a
+            ``torch.Generator`` or an int seed. Default: None, torch's global generator.
 
     Shape:
         ``(N, C, H, W) -> (N, C, H, W)``, H and W divisible by 2^d.
@@ -291,7 +294,8 @@ class Hourglass(nn.Module):
         torch.Size([2, 32, 16, 16])
     """
 
-    def __init__(self, channels: int, depth: int = 4, *, bottleneck_channels: int | None = None, n_blocks: int = 1):
+    def __init__(self, channels: int, depth: int = 4, *, bottleneck_channels: int | None = None, n_blocks: int = 1,
+                 generator: torch.Generator | int | None = None):
         super().__init__()
         owner = "Hourglass"
         self.channels = check_int(channels, "channels", owner, minimum=2)
@@ -299,13 +303,20 @@ class Hourglass(nn.Module):
         bottleneck = channels // 2 if bottleneck_channels is None else \
             check_int(bottleneck_channels, "bottleneck_channels", owner)
         self.n_blocks = check_int(n_blocks, "n_blocks", owner)
-        self.upper = _residuals(channels, bottleneck, n_blocks)  # the processed skip at this resolution
-        self.pool = nn.MaxPool2d(2)
-        self.down = _residuals(channels, bottleneck, n_blocks)
-        self.inner = Hourglass(channels, depth - 1, bottleneck_channels=bottleneck, n_blocks=n_blocks) \
-            if depth > 1 else _residuals(channels, bottleneck, n_blocks)
-        self.up = _residuals(channels, bottleneck, n_blocks)
-        self.upsample = nn.Upsample(scale_factor=2, mode="nearest")
+        generator = as_generator(generator, owner)
+        with initialised_from(self, generator):
+            self.upper = _residuals(channels, bottleneck, n_blocks)  # the processed skip at this resolution
+            self.pool = nn.MaxPool2d(2)
+            self.down = _residuals(channels, bottleneck, n_blocks)
+            self.inner = Hourglass(channels, depth - 1, bottleneck_channels=bottleneck, n_blocks=n_blocks) \
+                if depth > 1 else _residuals(channels, bottleneck, n_blocks)
+            self.up = _residuals(channels, bottleneck, n_blocks)
+            self.upsample = nn.Upsample(scale_factor=2, mode="nearest")
+
+    @classmethod
+    def tiny(cls, **changes) -> Hourglass:
+        """A test-sized hourglass: 8 channels, 2 poolings; ``changes`` override (``generator=0``, ...)."""
+        return cls(**{**dict(channels=8, depth=2), **changes})
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         factor = 2 ** self.depth
@@ -343,8 +354,9 @@ class StackedHourglass(nn.Module):
         depth: the poolings in each hourglass. Default: 3.
         stride: image pixels per heatmap cell, 1, 2 or 4. Default: 4.
         in_channels: the image channels. Default: 3.
-        seed: if given, the weights are initialised from this seed, leaving torch's
-            global generator untouched. Default: None.
+        generator: the random numbers of the initial weights (He initialisation in the
+            residual blocks, torch's default elsewhere, zero heads): a ``torch.Generator``
+            or an int seed. Default: None, torch's global generator.
 
     ``forward`` returns the list of the n_stacks heatmap tensors, last the final one.
 
@@ -353,13 +365,13 @@ class StackedHourglass(nn.Module):
         H and W divisible by ``stride · 2^depth``.
 
     Example:
-        >>> model = StackedHourglass(14, n_stacks=2, channels=32, depth=3, seed=0)
+        >>> model = StackedHourglass(14, n_stacks=2, channels=32, depth=3, generator=0)
         >>> [h.shape for h in model(torch.zeros(1, 3, 64, 64))]
         [torch.Size([1, 14, 16, 16]), torch.Size([1, 14, 16, 16])]
     """
 
     def __init__(self, n_joints: int = 14, *, n_stacks: int = 2, channels: int = 64, depth: int = 3,
-                 stride: int = 4, in_channels: int = 3, seed: int | None = None):
+                 stride: int = 4, in_channels: int = 3, generator: torch.Generator | int | None = None):
         super().__init__()
         owner = "StackedHourglass"
         self.n_joints = check_int(n_joints, "n_joints", owner)
@@ -370,12 +382,9 @@ class StackedHourglass(nn.Module):
         self.hourglass_depth = check_int(depth, "depth", owner)
         self.stride = check_choice(stride, "stride", owner, (1, 2, 4))
         self.in_channels = check_int(in_channels, "in_channels", owner)
-        if seed is not None:
-            check_int(seed, "seed", owner, minimum=0)
+        generator = as_generator(generator, owner)
         c = channels
-        with torch.random.fork_rng(devices=[], enabled=seed is not None):
-            if seed is not None:
-                torch.manual_seed(seed)
+        with initialised_from(self, generator):
             self.stem = nn.Sequential(
                 conv_layer(2, in_channels, c // 4, 7, stride=2 if stride > 1 else 1), batch_norm_layer(2, c // 4),
                 nn.ReLU(),
@@ -388,11 +397,20 @@ class StackedHourglass(nn.Module):
                 nn.Sequential(BottleneckBlock(c, c // 2, c), conv_layer(2, c, c, 1), batch_norm_layer(2, c),
                               nn.ReLU()) for _ in range(n_stacks))
             self.heads = nn.ModuleList(nn.Conv2d(c, n_joints, 1) for _ in range(n_stacks))
-            for head in self.heads:  # start from empty heatmaps: the loss starts at the targets' energy
-                nn.init.zeros_(head.weight)
-                nn.init.zeros_(head.bias)
             self.remaps = nn.ModuleList(nn.Conv2d(c, c, 1) for _ in range(n_stacks - 1))
             self.backs = nn.ModuleList(nn.Conv2d(n_joints, c, 1) for _ in range(n_stacks - 1))
+
+    @torch.no_grad()
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        """Zero heads: training starts from empty heatmaps, the loss at the targets' energy."""
+        for head in self.heads:
+            head.weight.zero_()
+            head.bias.zero_()
+
+    @classmethod
+    def tiny(cls, **changes) -> StackedHourglass:
+        """A test-sized network: 4 joints, 2 stacks of 8 channels, 2 poolings; ``changes`` override."""
+        return cls(**{**dict(n_joints=4, channels=8, depth=2), **changes})
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The heatmaps of every stack; ``(N, C_in, H, W) -> [(N, J, H/s, W/s)] * n_stacks``."""

@@ -30,7 +30,6 @@ Configs are frozen dataclasses; the defaults are the book's networks.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Callable, NamedTuple
 
@@ -39,31 +38,11 @@ import torch
 from torch import nn
 
 from udl.nn.conv import conv_output_length
-from udl.validate import check_float, check_instance, check_int, check_sizes, check_tensor
+from udl.nn.init import he_init, initialised_from
+from udl.validate import as_generator, check_float, check_instance, check_int, check_sizes, check_tensor
 
 __all__ = ["ConvNet1D", "ConvNet1DConfig", "FullyConnected1D", "FullyConnected1DConfig", "TrainingCurves",
            "classification_error", "train_classifier"]
-
-
-def _check_seed(seed, owner: str) -> torch.Generator | None:
-    """``seed``: None (torch's global generator), a non-negative int, or a torch.Generator."""
-    if seed is None or isinstance(seed, torch.Generator):
-        return seed
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise TypeError(f"The 'seed' parameter of {owner} must be an int, a torch.Generator or None. "
-                        f"Got {seed!r} instead.")
-    check_int(seed, "seed", owner, minimum=0)
-    return torch.Generator().manual_seed(seed)
-
-
-@torch.no_grad()
-def _he_init(layers: list[nn.Module], generator: torch.Generator | None) -> None:
-    """He initialisation (UDL §7.5): weights ~ N(0, 2/fan_in), biases 0, drawn on the CPU."""
-    for layer in layers:
-        fan_in = layer.weight[0].numel()  # C_in·k for Conv1d, D_in for Linear
-        noise = torch.randn(layer.weight.shape, generator=generator, dtype=torch.float32)
-        layer.weight.copy_(noise * math.sqrt(2.0 / fan_in))
-        layer.bias.zero_()
 
 
 # --------------------------------------------------------------------------- convolutional network
@@ -90,6 +69,11 @@ class ConvNet1DConfig:
                                  f"{self.n_layers} valid convolutions of kernel {self.kernel_size}, stride "
                                  f"{self.stride}. Got {self.length!r} instead.")
             n = conv_output_length(n, self.kernel_size, self.stride)
+
+    @classmethod
+    def tiny(cls, **changes) -> ConvNet1DConfig:
+        """For tests: 4 channels, two layers on sequences of 12 (158 parameters), with ``changes``."""
+        return cls(**{**dict(length=12, channels=4, n_layers=2), **changes})
 
     def lengths(self) -> list[int]:
         """The sequence length entering each layer and leaving the last: [L, L_1, ..., L_K].
@@ -127,8 +111,8 @@ class ConvNet1D(nn.Module):
 
     Args:
         config: the network's shape. Default: ``ConvNet1DConfig()``, the book's.
-        seed: draws the He initialisation (weights N(0, 2/fan_in), biases 0): an int,
-            a ``torch.Generator``, or None (torch's global generator). Default: None.
+        generator: draws the He initialisation (weights N(0, 2/fan_in), biases 0): a
+            ``torch.Generator`` or an int seed. Default: None, torch's global generator.
 
     Attributes:
         depth: the number of hidden layers (the convolutional layers), 3 by default.
@@ -137,27 +121,31 @@ class ConvNet1D(nn.Module):
         x: (N, L) → logits (N, n_classes).
 
     Example:
-        >>> net = ConvNet1D(seed=0)
+        >>> net = ConvNet1D(generator=0)
         >>> sum(p.numel() for p in net.parameters())
         2050
         >>> net(torch.zeros(5, 40)).shape
         torch.Size([5, 10])
     """
 
-    def __init__(self, config: ConvNet1DConfig | None = None, *, seed: int | torch.Generator | None = None):
+    def __init__(self, config: ConvNet1DConfig | None = None, *, generator: torch.Generator | int | None = None):
         super().__init__()
         owner = "ConvNet1D"
         config = ConvNet1DConfig() if config is None else config
         if not isinstance(config, ConvNet1DConfig):
             raise TypeError(f"The 'config' parameter of {owner} must be a ConvNet1DConfig or None. "
                             f"Got {config!r} instead.")
-        generator = _check_seed(seed, owner)
+        generator = as_generator(generator, owner)
         self.config = config
         c, k, s = config.channels, config.kernel_size, config.stride
-        self.convs = nn.ModuleList(nn.Conv1d(1 if i == 0 else c, c, k, stride=s, padding=0)
-                                   for i in range(config.n_layers))
-        self.linear = nn.Linear(c * config.lengths()[-1], config.n_classes)
-        _he_init([*self.convs, self.linear], generator)
+        with initialised_from(self, generator):
+            self.convs = nn.ModuleList(nn.Conv1d(1 if i == 0 else c, c, k, stride=s, padding=0)
+                                       for i in range(config.n_layers))
+            self.linear = nn.Linear(c * config.lengths()[-1], config.n_classes)
+
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        """He initialisation (UDL §7.5) of every layer: weights N(0, 2/fan_in), biases 0."""
+        he_init(self, generator)
 
     @property
     def depth(self) -> int:
@@ -189,6 +177,11 @@ class FullyConnected1DConfig:
         object.__setattr__(self, "widths", check_sizes(self.widths, "widths", "FullyConnected1DConfig",
                                                        min_len=2))
 
+    @classmethod
+    def tiny(cls, **changes) -> FullyConnected1DConfig:
+        """For tests: 12 inputs, hidden layers of 8 and 6, 10 outputs (228 parameters), with ``changes``."""
+        return cls(**{**dict(widths=(12, 8, 6, 10)), **changes})
+
     def parameter_count(self) -> int:
         """Σ_k (D_k·D_{k+1} + D_{k+1}): each layer's weight matrix Ω_k and bias β_k."""
         return sum(a * b + b for a, b in zip(self.widths[:-1], self.widths[1:]))
@@ -212,8 +205,8 @@ class FullyConnected1D(nn.Module):
 
     Args:
         config: the widths. Default: ``FullyConnected1DConfig()``, the book's.
-        seed: draws the He initialisation (weights N(0, 2/fan_in), biases 0): an int,
-            a ``torch.Generator``, or None (torch's global generator). Default: None.
+        generator: draws the He initialisation (weights N(0, 2/fan_in), biases 0): a
+            ``torch.Generator`` or an int seed. Default: None, torch's global generator.
 
     Attributes:
         depth: the number of hidden layers K, 3 by default.
@@ -222,7 +215,7 @@ class FullyConnected1D(nn.Module):
         x: (N, D_i) → logits (N, D_o).
 
     Example:
-        >>> net = FullyConnected1D(seed=0)
+        >>> net = FullyConnected1D(generator=0)
         >>> sum(p.numel() for p in net.parameters())
         59065
         >>> net(torch.zeros(5, 40)).shape
@@ -230,18 +223,22 @@ class FullyConnected1D(nn.Module):
     """
 
     def __init__(self, config: FullyConnected1DConfig | None = None, *,
-                 seed: int | torch.Generator | None = None):
+                 generator: torch.Generator | int | None = None):
         super().__init__()
         owner = "FullyConnected1D"
         config = FullyConnected1DConfig() if config is None else config
         if not isinstance(config, FullyConnected1DConfig):
             raise TypeError(f"The 'config' parameter of {owner} must be a FullyConnected1DConfig or None. "
                             f"Got {config!r} instead.")
-        generator = _check_seed(seed, owner)
+        generator = as_generator(generator, owner)
         self.config = config
         w = config.widths
-        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(w[:-1], w[1:]))  # Ω_k: (D_{k+1}, D_k)
-        _he_init(list(self.layers), generator)
+        with initialised_from(self, generator):
+            self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(w[:-1], w[1:]))  # Ω_k: (D_{k+1}, D_k)
+
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        """He initialisation (UDL §7.5) of every layer: weights N(0, 2/fan_in), biases 0."""
+        he_init(self, generator)
 
     @property
     def depth(self) -> int:
@@ -341,7 +338,7 @@ def train_classifier(model: nn.Module, x_train: torch.Tensor, y_train: torch.Ten
 
     Example:
         >>> x, y = torch.randn(200, 40), torch.randint(0, 10, (200,))
-        >>> curves = train_classifier(ConvNet1D(seed=0), x, y, x, y, steps=20, eval_every=10, device="cpu")
+        >>> curves = train_classifier(ConvNet1D(generator=0), x, y, x, y, steps=20, eval_every=10, device="cpu")
         >>> curves.steps.tolist()
         [0, 10, 20]
     """

@@ -32,10 +32,10 @@ import torch
 from torch import nn
 
 from udl.nn.conv import conv_layer
-from udl.nn.init import he_init
+from udl.nn.init import he_init, initialised_from
 from udl.nn.normalization import batch_norm_layer
 from udl.nn.residual import BottleneckBlock, ResidualBlock
-from udl.validate import check_choice, check_config, check_int
+from udl.validate import as_generator, check_choice, check_config, check_int
 
 __all__ = ["ResNetConfig", "ResNet", "resnet200", "resnet50"]
 
@@ -86,6 +86,11 @@ class ResNetConfig:
             raise ValueError(f"The 'name' parameter of ResNetConfig.preset must be one of "
                              f"{', '.join(map(repr, PRESETS))}. Got {name!r} instead.")
         return cls(**PRESETS[name])
+
+    @classmethod
+    def tiny(cls, **changes) -> ResNetConfig:
+        """The ``"tiny"`` preset (one bottleneck block per stage, 10 classes: for tests), with ``changes``."""
+        return cls(**{**PRESETS["tiny"], **changes})
 
     @property
     def layers_per_block(self) -> int:
@@ -140,8 +145,9 @@ class ResNet(nn.Module):
 
     Args:
         config: a :class:`ResNetConfig` or a preset name. Default: ``"resnet200"``.
-        seed: if given, the He initialisation draws from this seed and leaves torch's
-            global generator untouched. Default: None (torch's global generator).
+        generator: the random numbers of the initial weights (He initialisation for the
+            convolutions, N(0, 1/C) for the fully connected layer): a ``torch.Generator``
+            or an int seed. Default: None, torch's global generator.
 
     Attributes:
         stem: 7×7 stride-2 convolution → BN → ReLU → 3×3 stride-2 max pooling.
@@ -155,7 +161,7 @@ class ResNet(nn.Module):
 
     Example::
 
-        >>> net = ResNet("tiny", seed=0)
+        >>> net = ResNet("tiny", generator=0)
         >>> net(torch.zeros(2, 3, 64, 64)).shape, net.layer_count
         (torch.Size([2, 10]), 14)
         >>> with torch.device("meta"):
@@ -164,16 +170,13 @@ class ResNet(nn.Module):
         (64666280, 200)
     """
 
-    def __init__(self, config: ResNetConfig | str = "resnet200", *, seed: int | None = None):
+    def __init__(self, config: ResNetConfig | str = "resnet200", *, generator: torch.Generator | int | None = None):
         super().__init__()
         owner = "ResNet"
         config = check_config(config, "config", owner, ResNetConfig, PRESETS, ResNetConfig.preset)
-        if seed is not None:
-            check_int(seed, "seed", owner, minimum=0)
+        generator = as_generator(generator, owner)
         self.config = cfg = config
-        with torch.random.fork_rng(devices=[], enabled=seed is not None):
-            if seed is not None:
-                torch.manual_seed(seed)
+        with initialised_from(self, generator):
             self.stem = nn.Sequential(conv_layer(2, cfg.in_channels, cfg.stem_channels, 7, stride=2),
                                       batch_norm_layer(2, cfg.stem_channels), nn.ReLU(),
                                       nn.MaxPool2d(3, stride=2, padding=1))
@@ -192,11 +195,14 @@ class ResNet(nn.Module):
             # the blocks end with a convolution (pre-activation): one more BN → ReLU before pooling
             self.head = nn.Sequential(batch_norm_layer(2, c), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
                                       nn.Linear(c, cfg.n_classes))
-            he_init(self.stem)
-            fc = self.head[-1]
-            if not fc.weight.is_meta:  # on the meta device there are no values to draw
-                nn.init.normal_(fc.weight, std=c ** -0.5)  # unit-variance logits for unit-variance features
-                nn.init.zeros_(fc.bias)
+
+    @torch.no_grad()
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        """He initialisation of the stem (the blocks do their own); the fully connected layer N(0, 1/C), bias 0."""
+        he_init(self.stem, generator)
+        fc = self.head[-1]
+        nn.init.normal_(fc.weight, std=fc.in_features ** -0.5, generator=generator)  # unit-variance logits
+        nn.init.zeros_(fc.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 4 or x.shape[1] != self.config.in_channels:
@@ -216,15 +222,15 @@ class ResNet(nn.Module):
         return sum(isinstance(m, kinds) and id(m) not in shortcuts for m in self.modules())
 
 
-def resnet200(*, n_classes: int = 1000, seed: int | None = None) -> ResNet:
+def resnet200(*, n_classes: int = 1000, generator: torch.Generator | int | None = None) -> ResNet:
     """The book's ResNet-200 (fig. 11.8): bottleneck stages [3, 24, 36, 3], 64.7 million parameters.
 
     Build it under ``with torch.device("meta"):`` to count its parameters without
     allocating the 260 MB they need.
     """
-    return ResNet(ResNetConfig(**{**PRESETS["resnet200"], "n_classes": n_classes}), seed=seed)
+    return ResNet(ResNetConfig(**{**PRESETS["resnet200"], "n_classes": n_classes}), generator=generator)
 
 
-def resnet50(*, n_classes: int = 1000, seed: int | None = None) -> ResNet:
+def resnet50(*, n_classes: int = 1000, generator: torch.Generator | int | None = None) -> ResNet:
     """ResNet-50: bottleneck stages [3, 4, 6, 3], about 25.6 million parameters."""
-    return ResNet(ResNetConfig(**{**PRESETS["resnet50"], "n_classes": n_classes}), seed=seed)
+    return ResNet(ResNetConfig(**{**PRESETS["resnet50"], "n_classes": n_classes}), generator=generator)

@@ -47,6 +47,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from udl.nn.attention import record_attention_weights
+from udl.nn.init import initialised_from
 from udl.nn.transformer import (LearnedPositions, TokenEmbedding, TransformerLayer,
                                  check_transformer_config)
 from udl.validate import as_generator, check_choice, check_int
@@ -147,7 +149,8 @@ class EncoderDecoder(nn.Module):
     Args:
         config: a :class:`Seq2SeqConfig`.
         generator: randomness of the initial weights: matrices N(0, 0.02²), biases 0,
-            LayerNorm gains 1. Default: None (torch's global generator).
+            LayerNorm gains 1; a ``torch.Generator`` or an int seed. Default: None (torch's
+            global generator).
 
     Shape:
         ``src``: ``(B, S)`` source ids, S <= ``src_context``, padded on the right with
@@ -161,7 +164,7 @@ class EncoderDecoder(nn.Module):
         torch.Size([1, 3, 11])
     """
 
-    def __init__(self, config: Seq2SeqConfig, *, generator: torch.Generator | None = None):
+    def __init__(self, config: Seq2SeqConfig, *, generator: torch.Generator | int | None = None):
         super().__init__()
         if not isinstance(config, Seq2SeqConfig):
             raise TypeError(f"The 'config' parameter of EncoderDecoder must be a Seq2SeqConfig. "
@@ -169,21 +172,21 @@ class EncoderDecoder(nn.Module):
         generator = as_generator(generator, "EncoderDecoder")
         self.config = c = config
         kw = dict(dropout=c.dropout, norm_first=c.norm_first, activation=c.activation, bias=c.bias)
-        self.src_embed = TokenEmbedding(c.src_vocab_size, c.d_model)
-        self.src_positions = LearnedPositions(c.src_context, c.d_model)
-        self.encoder = nn.ModuleList(TransformerLayer(c.d_model, c.n_heads, c.d_mlp, **kw)
-                                     for _ in range(c.n_encoder_layers))
-        self.tgt_embed = TokenEmbedding(c.tgt_vocab_size, c.d_model)
-        self.tgt_positions = LearnedPositions(c.tgt_context, c.d_model)
-        self.decoder = nn.ModuleList(TransformerLayer(c.d_model, c.n_heads, c.d_mlp, cross_attention=True, **kw)
-                                     for _ in range(c.n_decoder_layers))
-        # pre-LN leaves each stack's residual stream un-normalised: one LayerNorm at the end of each
-        self.encoder_norm = nn.LayerNorm(c.d_model, bias=c.bias) if c.norm_first else nn.Identity()
-        self.decoder_norm = nn.LayerNorm(c.d_model, bias=c.bias) if c.norm_first else nn.Identity()
-        self.head = nn.Linear(c.d_model, c.tgt_vocab_size, bias=False)
-        if c.tie_embeddings:
+        with initialised_from(self, generator, own_rule_only=True):  # reset_parameters draws every weight
+            self.src_embed = TokenEmbedding(c.src_vocab_size, c.d_model)
+            self.src_positions = LearnedPositions(c.src_context, c.d_model)
+            self.encoder = nn.ModuleList(TransformerLayer(c.d_model, c.n_heads, c.d_mlp, **kw)
+                                         for _ in range(c.n_encoder_layers))
+            self.tgt_embed = TokenEmbedding(c.tgt_vocab_size, c.d_model)
+            self.tgt_positions = LearnedPositions(c.tgt_context, c.d_model)
+            self.decoder = nn.ModuleList(TransformerLayer(c.d_model, c.n_heads, c.d_mlp, cross_attention=True, **kw)
+                                         for _ in range(c.n_decoder_layers))
+            # pre-LN leaves each stack's residual stream un-normalised: one LayerNorm at the end of each
+            self.encoder_norm = nn.LayerNorm(c.d_model, bias=c.bias) if c.norm_first else nn.Identity()
+            self.decoder_norm = nn.LayerNorm(c.d_model, bias=c.bias) if c.norm_first else nn.Identity()
+            self.head = nn.Linear(c.d_model, c.tgt_vocab_size, bias=False)
+        if c.tie_embeddings:  # after the block: moving off the meta device unties shared parameters
             self.head.weight = self.tgt_embed.weight  # logits = h · Ω'_eᵀ
-        self.reset_parameters(generator)
 
     @torch.no_grad()
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
@@ -503,18 +506,13 @@ def cross_attention_weights(model: EncoderDecoder, src: torch.Tensor, tgt_in: to
         ``src`` ``(B, S)``, ``tgt_in`` ``(B, T)`` -> ``(L_dec, B, H, T, S)``.
     """
     src, tgt_in = _one_pair(model, src, tgt_in, "cross_attention_weights")
-    modules = [layer.cross_attn for layer in model.decoder]
-    fast = [m.fast for m in modules]
     was = _eval(model)
     try:
-        for m in modules:
-            m.fast = False  # the written-out softmax keeps its weights
-        model(src, tgt_in)
-        return torch.stack([m.last_weights for m in modules]).cpu()  # (L, B, H, T, S)
+        with record_attention_weights([layer.cross_attn for layer in model.decoder]) as weights:
+            model(src, tgt_in)
+        return torch.stack(weights).cpu()  # (L, B, H, T, S)
     finally:
         model.train(was)
-        for m, f in zip(modules, fast):
-            m.fast, m.last_weights = f, None
 
 
 def _decoder_state(layer: TransformerLayer, y: torch.Tensor) -> torch.Tensor:

@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import torch
 
-from udl.validate import check_int
+from udl.validate import as_generator, check_int
 
 __all__ = ["replace_head"]
 
 
-def replace_head(net, d_out: int, *, generator: torch.Generator | None = None):
+def replace_head(net, d_out: int, *, generator: torch.Generator | int | None = None):
     """A copy of ``net`` whose final layer is replaced by a freshly initialised one with ``d_out`` outputs.
 
     Every hidden layer (Ω_0, β_0, ..., Ω_{K-1}, β_{K-1}) is copied; the output layer
@@ -33,7 +33,8 @@ def replace_head(net, d_out: int, *, generator: torch.Generator | None = None):
     Args:
         net: a :class:`udl.nn.deep.DeepNetwork` with at least one hidden layer.
         d_out: outputs of the new final layer (the primary task's D_o).
-        generator: draws the new layer; None uses torch's global generator.
+        generator: draws the new layer: a ``torch.Generator`` or an int seed; None uses
+            torch's global generator.
 
     Returns:
         A new ``DeepNetwork`` with widths ``[D_i, D_1, ..., D_K, d_out]`` on the device
@@ -51,9 +52,7 @@ def replace_head(net, d_out: int, *, generator: torch.Generator | None = None):
         raise ValueError(f"The 'net' parameter of {owner} must have at least one hidden layer. "
                          f"Got widths {list(net.widths)} instead.")
     check_int(d_out, "d_out", owner)
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise TypeError(f"The 'generator' parameter of {owner} must be a torch.Generator or None. "
-                        f"Got {generator!r} instead.")
+    generator = as_generator(generator, owner)
     weight = net.omegas[0]
     new = DeepNetwork([*net.widths[:-1], d_out], generator=generator).to(weight.device, weight.dtype)
     with torch.no_grad():

@@ -34,7 +34,7 @@ for an input size (raising a clear ValueError when a size is odd before a poolin
 
 Example::
 
-    model = UNet(1, 2, levels=3, width=8, padding="valid", seed=0)
+    model = UNet(1, 2, levels=3, width=8, padding="valid", generator=0)
     model(torch.zeros(1, 1, 60, 60)).shape          # torch.Size([1, 2, 20, 20])
     unet_geometry(572, levels=5).output_size        # 388
 """
@@ -48,8 +48,9 @@ import torch
 from torch import nn
 
 from udl.nn.conv import conv_layer
+from udl.nn.init import he_init, initialised_from
 from udl.nn.normalization import batch_norm_layer
-from udl.validate import check_bool, check_choice, check_int
+from udl.validate import as_generator, check_bool, check_choice, check_int
 
 __all__ = ["UNet", "UNetGeometry", "UNetTrace", "unet_geometry", "unet_input_size", "unet_tile_sizes",
            "unet_parameter_count", "center_crop", "reflect_pad", "split_tiles", "trace_unet"]
@@ -435,8 +436,9 @@ class UNet(nn.Module):
             cropped) or ``"same"``. Default: "valid".
         batch_norm: batch norm after every 3×3 convolution (then without bias).
             Default: False (the original had none).
-        seed: if given, the weights are initialised from this seed, leaving torch's
-            global generator untouched. Default: None.
+        generator: the random numbers of the initial weights (He initialisation for the
+            convolutions, N(0, 1/c_in) for the transposed ones): a ``torch.Generator`` or
+            an int seed. Default: None, torch's global generator.
 
     Shape:
         ``(N, in_channels, s_1, ..., s_dims) -> (N, n_classes, o_1, ..., o_dims)`` with
@@ -444,7 +446,7 @@ class UNet(nn.Module):
         (``o_i = s_i`` for "same").
 
     Example:
-        >>> model = UNet(1, 2, levels=3, width=8, seed=0)
+        >>> model = UNet(1, 2, levels=3, width=8, generator=0)
         >>> model(torch.zeros(1, 1, 60, 60)).shape
         torch.Size([1, 2, 20, 20])
         >>> UNet(1, 1, dims=3, levels=2, width=4, padding="same")(torch.zeros(1, 1, 8, 8, 8)).shape
@@ -452,7 +454,8 @@ class UNet(nn.Module):
     """
 
     def __init__(self, in_channels: int = 1, n_classes: int = 2, *, dims: int = 2, levels: int = 5,
-                 width: int = 64, padding: str = "valid", batch_norm: bool = False, seed: int | None = None):
+                 width: int = 64, padding: str = "valid", batch_norm: bool = False,
+                 generator: torch.Generator | int | None = None):
         super().__init__()
         owner = "UNet"
         self.in_channels = check_int(in_channels, "in_channels", owner)
@@ -462,13 +465,10 @@ class UNet(nn.Module):
         self.width = check_int(width, "width", owner)
         self.padding = check_choice(padding, "padding", owner, _PADDINGS)
         self.batch_norm = check_bool(batch_norm, "batch_norm", owner)
-        if seed is not None:
-            check_int(seed, "seed", owner, minimum=0)
+        generator = as_generator(generator, owner)
         self.channels = tuple(width * 2 ** k for k in range(levels))  # c_k
         c = self.channels
-        with torch.random.fork_rng(devices=[], enabled=seed is not None):
-            if seed is not None:
-                torch.manual_seed(seed)
+        with initialised_from(self, generator):
             self.encoder = nn.ModuleList(
                 ConvBlock(dims, in_channels if k == 0 else c[k - 1], c[k], padding, batch_norm) for k in range(levels))
             self.pool = _POOL[dims](2)
@@ -477,20 +477,23 @@ class UNet(nn.Module):
             self.decoder = nn.ModuleList(ConvBlock(dims, 2 * c[k], c[k], padding, batch_norm)
                                          for k in range(levels - 1))
             self.head = conv_layer(dims, c[0], n_classes, 1, padding=0, bias=True)
-            self._init_weights()
 
     @torch.no_grad()
-    def _init_weights(self) -> None:
-        for m in self.modules():
-            if isinstance(m, (nn.Conv2d, nn.Conv3d)):
-                nn.init.kaiming_normal_(m.weight, nonlinearity="relu")  # std √(2 / (K c_in))
-            elif isinstance(m, (nn.ConvTranspose2d, nn.ConvTranspose3d)):
-                # each output of a 2×2 stride-2 transposed convolution sums c_in inputs
-                nn.init.normal_(m.weight, std=math.sqrt(1.0 / m.in_channels))
-            else:
-                continue
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        """He initialisation (std √(2 / (K c_in))) of the convolutions, N(0, 1/c_in) for the transposed ones.
+
+        Biases start at zero.
+        """
+        he_init(self, generator)
+        for m in self.up:
+            # each output of a 2×2 stride-2 transposed convolution sums c_in inputs
+            nn.init.normal_(m.weight, std=math.sqrt(1.0 / m.in_channels), generator=generator)
+            nn.init.zeros_(m.bias)
+
+    @classmethod
+    def tiny(cls, **changes) -> UNet:
+        """A test-sized U-Net: 3 levels of 4, 8, 16 channels; ``changes`` override (``dims=3``, ``generator=0``...)."""
+        return cls(**{**dict(levels=3, width=4), **changes})
 
     def geometry(self, input_size: int) -> UNetGeometry:
         """:func:`unet_geometry` of this network for one axis of size ``input_size``."""

@@ -31,7 +31,7 @@ it); class scores go through a softmax before the squared-error class loss.
 Example::
 
     scenes = make_scenes(512, size=56, seed=0)
-    model = YOLO("default", seed=0)                # 56-pixel images, 7 x 7 grid
+    model = YOLO("default", generator=0)           # 56-pixel images, 7 x 7 grid
     targets = encode_targets(scenes.boxes, scenes.labels, model.config)
     loss = YOLOLoss(model.config)
     fit(model, (scenes.images, targets), loss, lambda p: torch.optim.Adam(p, 1e-3),
@@ -51,7 +51,8 @@ from torch import nn
 
 from udl.analysis.detection import Detections, non_max_suppression, paired_iou
 from udl.data.scenes import check_boxes
-from udl.validate import check_float, check_instance, check_int, check_sequence, check_tensor
+from udl.nn.init import initialised_from
+from udl.validate import as_generator, check_float, check_instance, check_int, check_sequence, check_tensor
 
 
 # --------------------------------------------------------------------------- configuration
@@ -125,6 +126,11 @@ class YOLOConfig:
                              f"{', '.join(map(repr, _PRESETS))}. Got {name!r} instead.")
         return cls(**_PRESETS[name])
 
+    @classmethod
+    def tiny(cls, **changes) -> YOLOConfig:
+        """The ``"tiny"`` preset (32-pixel images, 4 x 4 grid, 3 classes: for tests), with ``changes``."""
+        return cls(**{**_PRESETS["tiny"], **changes})
+
 
 _PRESETS = {"tiny": dict(image_size=32, grid=4, n_classes=3, widths=(8, 16, 16)),  # tests: milliseconds a step
             "default": dict()}  # figure 10.18
@@ -142,19 +148,20 @@ class YOLO(nn.Module):
     Args:
         config: a :class:`YOLOConfig` or a preset name (``"tiny"``, ``"default"``).
             Default: "default".
-        seed: if given, the weights are initialised (torch's default initialisation)
-            from this seed, leaving torch's global generator untouched. Default: None.
+        generator: the random numbers of the initial weights (torch's default
+            initialisation, U(-1/√fan_in, 1/√fan_in)): a ``torch.Generator`` or an int
+            seed. Default: None, torch's global generator.
 
     Shape:
         ``(N, 3, image_size, image_size) -> (N, S, S, 5B + C)``.
 
     Example:
-        >>> model = YOLO("tiny", seed=0)
+        >>> model = YOLO("tiny", generator=0)
         >>> model(torch.zeros(2, 3, 32, 32)).shape
         torch.Size([2, 4, 4, 13])
     """
 
-    def __init__(self, config: YOLOConfig | str = "default", *, seed: int | None = None):
+    def __init__(self, config: YOLOConfig | str = "default", *, generator: torch.Generator | int | None = None):
         super().__init__()
         if isinstance(config, str):
             if config not in _PRESETS:
@@ -164,12 +171,9 @@ class YOLO(nn.Module):
         if not isinstance(config, YOLOConfig):
             raise TypeError(f"The 'config' parameter of YOLO must be a YOLOConfig or a preset name. "
                             f"Got {config!r} instead.")
-        if seed is not None:
-            check_int(seed, "seed", "YOLO", minimum=0)
+        generator = as_generator(generator, "YOLO")
         self.config = config
-        with torch.random.fork_rng(devices=[], enabled=seed is not None):
-            if seed is not None:
-                torch.manual_seed(seed)
+        with initialised_from(self, generator):
             layers: list[nn.Module] = []
             channels = 3
             for k, width in enumerate(config.widths):

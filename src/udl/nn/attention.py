@@ -20,14 +20,17 @@ sequence and the keys and values from another (§12.8). Multi-head attention run
 such mechanisms on D/H-dimensional projections and recombines their concatenated
 outputs with Ω_c (eq. 12.11).
 
-- :func:`book_self_attention` is the book's column form, for drawing figs. 12.1-12.4.
+- :func:`book_self_attention` is the book's column form, for drawing figs. 12.1-12.4;
+  :func:`per_token_self_attention` spells out eqs. 12.3 and 12.7 token by token, and
+  :func:`book_multi_head_attention` is eq. 12.11 head by head, both in column form.
 - :func:`attention` is the same computation in PyTorch's row convention
-  ``(..., N, D)``; ``fast=True`` runs it through
-  :func:`torch.nn.functional.scaled_dot_product_attention` (flash / memory-efficient
-  kernels on a GPU), ``fast=False`` through the written-out softmax that also returns
-  the attention weights.
+  ``(..., N, D)``: through :func:`torch.nn.functional.scaled_dot_product_attention`
+  (flash / memory-efficient kernels on a GPU), or, with ``need_weights=True``, through
+  the written-out softmax that also returns the attention weights.
 - :class:`MultiHeadAttention` is the layer, for self- and cross-attention, with an
-  optional key/value cache for step-by-step decoding.
+  optional key/value cache for step-by-step decoding; ``to_torch()`` gives the
+  equal :class:`torch.nn.MultiheadAttention`, and :func:`record_attention_weights`
+  collects the weights of layers deep inside a model.
 
 Masks are boolean, ``True`` where a query may attend to a key (SDPA's convention),
 broadcastable to ``(B, H, N_q, N_k)``.
@@ -35,15 +38,18 @@ broadcastable to ``(B, H, N_q, N_k)``.
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from udl.validate import check_float, check_int
+from udl.nn.init import initialised_from
+from udl.validate import as_generator, check_float, check_int
 
-__all__ = ["book_self_attention", "attention", "causal_mask", "MultiHeadAttention"]
+__all__ = ["book_self_attention", "per_token_self_attention", "book_multi_head_attention", "attention",
+           "causal_mask", "MultiHeadAttention", "record_attention_weights"]
 
 
 def book_self_attention(X: torch.Tensor, omega_v: torch.Tensor, beta_v: torch.Tensor, omega_q: torch.Tensor,
@@ -75,6 +81,87 @@ def book_self_attention(X: torch.Tensor, omega_v: torch.Tensor, beta_v: torch.Te
     return V @ A, A  # (D_v, N), (N, N)
 
 
+def per_token_self_attention(X: torch.Tensor, omega_v: torch.Tensor, beta_v: torch.Tensor, omega_q: torch.Tensor,
+                             beta_q: torch.Tensor, omega_k: torch.Tensor,
+                             beta_k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Self-attention token by token, as eqs. 12.3 and 12.7 write it, with the softmax in exponentials.
+
+    For each output n: the query q_n = β_q + Ω_q x_n is compared with every key
+    k_m = β_k + Ω_k x_m, the scaled dot products go through a softmax written out as
+    exponentials over their sum, and the values v_m = β_v + Ω_v x_m are summed with
+    those weights. Slow (Python loops) and meant for checking :func:`book_self_attention`
+    against the equations; the arguments are the same.
+
+    Returns:
+        ``(Sa[X] (D_v, N), A (N, N))``, equal to :func:`book_self_attention` up to rounding.
+
+    Shape:
+        ``X``: ``(D, N)``.
+    """
+    n = X.shape[1]
+    scale = math.sqrt(omega_q.shape[0])  # √D_q
+    cols = [X[:, m] for m in range(n)]
+    v = [beta_v + omega_v @ x for x in cols]  # v_m = β_v + Ω_v x_m  (UDL eq. 12.2)
+    k = [beta_k + omega_k @ x for x in cols]  # k_m = β_k + Ω_k x_m  (UDL eq. 12.6)
+    outputs, A = [], torch.zeros(n, n, dtype=X.dtype, device=X.device)
+    for i in range(n):
+        q = beta_q + omega_q @ cols[i]  # q_n = β_q + Ω_q x_n
+        scores = [torch.dot(k[m], q) / scale for m in range(n)]  # k_mᵀ q_n / √D_q
+        top = max(s.item() for s in scores)  # subtracting the largest score leaves the softmax as it is
+        exps = [torch.exp(s - top) for s in scores]
+        total = sum(exps)
+        a = [e / total for e in exps]  # a[x_m, x_n]  (UDL eq. 12.7)
+        outputs.append(sum(a[m] * v[m] for m in range(n)))  # sa_n = Σ_m a[x_m, x_n] v_m  (UDL eq. 12.3)
+        A[:, i] = torch.stack(a)
+    return torch.stack(outputs, dim=1), A  # (D_v, N), (N, N)
+
+
+def book_multi_head_attention(X: torch.Tensor, omega_v: torch.Tensor, beta_v: torch.Tensor, omega_q: torch.Tensor,
+                              beta_q: torch.Tensor, omega_k: torch.Tensor, beta_k: torch.Tensor,
+                              omega_c: torch.Tensor, beta_c: torch.Tensor, *,
+                              n_heads: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Multi-head self-attention in the book's column form, head by head (eq. 12.11).
+
+    Head h applies :func:`book_self_attention` with its own D/H rows of the stacked
+    projections (Ω_vh = rows h·D/H ... (h+1)·D/H - 1 of ``omega_v``, and likewise for the
+    queries, keys and biases); the heads' outputs are stacked and mixed::
+
+        MhSa[X] = β_c 1ᵀ + Ω_c [Sa_1[X]; Sa_2[X]; ...; Sa_H[X]]
+
+    :class:`MultiHeadAttention` stores its projections this way: ``q_proj.weight`` is
+    Ω_q, ``out_proj.weight`` is Ω_c (see :meth:`MultiHeadAttention.book_parameters`).
+
+    Args:
+        X: the inputs, one token per column.
+        omega_v, beta_v, omega_q, beta_q, omega_k, beta_k: every head's projections
+            stacked, ``(D, D)`` and ``(D,)``.
+        omega_c, beta_c: the output projection ``(D, D)`` and its bias ``(D,)``.
+        n_heads: H; must divide D.
+
+    Returns:
+        ``(MhSa[X] (D, N), Sa (H, D/H, N), A (H, N, N))``: the output, each head's output
+        and each head's attention matrix (columns sum to one).
+
+    Shape:
+        ``X``: ``(D, N)``.
+    """
+    d = omega_q.shape[0]
+    n_heads = check_int(n_heads, "n_heads", "book_multi_head_attention")
+    if d % n_heads:
+        raise ValueError(f"The 'n_heads' parameter of book_multi_head_attention must divide D = {d}. "
+                         f"Got {n_heads} instead.")
+    dh = d // n_heads
+    heads = []
+    for h in range(n_heads):
+        rows = slice(h * dh, (h + 1) * dh)  # head h's rows of each projection: Ω_vh is (D/H, D)
+        heads.append(book_self_attention(X, omega_v[rows], beta_v[rows], omega_q[rows], beta_q[rows],
+                                         omega_k[rows], beta_k[rows]))
+    Sa = torch.stack([sa for sa, _ in heads])  # (H, D/H, N)
+    A = torch.stack([a for _, a in heads])  # (H, N, N)
+    concat = Sa.reshape(d, -1)  # (D, N): the heads stacked vertically
+    return beta_c[:, None] + omega_c @ concat, Sa, A  # (D, N)
+
+
 def causal_mask(n_queries: int, n_keys: int | None = None, *, device=None) -> torch.Tensor:
     """Boolean ``(N_q, N_k)`` mask letting query i see keys j <= i + (N_k - N_q).
 
@@ -89,8 +176,8 @@ def causal_mask(n_queries: int, n_keys: int | None = None, *, device=None) -> to
 
 
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None, *,
-              causal: bool = False, dropout: float = 0.0, fast: bool = True,
-              generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+              causal: bool = False, dropout: float = 0.0, need_weights: bool = False,
+              generator: torch.Generator | None = None) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Scaled dot-product attention in row form: ``softmax(Q Kᵀ / √D_q) V`` over the keys.
 
     Args:
@@ -98,21 +185,22 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Ten
         mask: optional boolean, broadcastable to ``(..., N_q, N_k)``, True = may attend.
         causal: also forbid query i from seeing keys after it (bottom-right aligned).
         dropout: dropout on the attention weights (training only; 0 by default).
-        fast: use :func:`torch.nn.functional.scaled_dot_product_attention` (the weights
-            are then not returned); ``False`` writes the softmax out.
+        need_weights: also return the attention weights, computed by the written-out
+            softmax. Default False: :func:`torch.nn.functional.scaled_dot_product_attention`
+            (fused kernels), which does not form them.
         generator: randomness for attention dropout on the written-out path.
 
     Returns:
-        ``(output (..., N_q, D_v), weights (..., N_q, N_k) or None)``.
+        The output ``(..., N_q, D_v)``; with ``need_weights``, ``(output, weights (..., N_q, N_k))``.
     """
     n_q, n_k = q.shape[-2], k.shape[-2]
-    if fast and causal and mask is None and n_q == n_k:
-        return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True), None
+    if not need_weights and causal and mask is None and n_q == n_k:
+        return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True)
     if causal:
         c = causal_mask(n_q, n_k, device=q.device)
         mask = c if mask is None else (mask & c)
-    if fast:
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout), None
+    if not need_weights:
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)
     scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])  # (..., N_q, N_k)
     if mask is not None:
         scores = scores.masked_fill(~mask, float("-inf"))
@@ -136,20 +224,25 @@ class MultiHeadAttention(nn.Module):
         n_heads: H; must divide D.
         bias: biases β in the projections (default True).
         dropout: dropout on the attention weights in training (default 0).
-        fast: run the attention through ``scaled_dot_product_attention`` (default);
-            ``False`` writes it out and keeps the last weights in ``last_weights``.
+        generator: the initial weights' randomness, a ``torch.Generator`` or an int
+            seed (keyword-only); torch's default for linear layers, U(-1/√D, 1/√D).
+            Default: torch's global generator.
 
     Shape:
         ``x``: ``(B, N, D)``; ``context``: ``(B, M, D)`` -> ``(B, N, D)``.
 
     Example::
 
-        >>> mha = MultiHeadAttention(16, 4)
+        >>> mha = MultiHeadAttention(16, 4, generator=0)
         >>> mha(torch.zeros(2, 5, 16)).shape
         torch.Size([2, 5, 16])
+        >>> out, weights = mha(torch.zeros(2, 5, 16), need_weights=True)
+        >>> weights.shape  # (B, H, N, M): one attention matrix per head, rows sum to one
+        torch.Size([2, 4, 5, 5])
     """
 
-    def __init__(self, d_model: int, n_heads: int, *, bias: bool = True, dropout: float = 0.0, fast: bool = True):
+    def __init__(self, d_model: int, n_heads: int, *, bias: bool = True, dropout: float = 0.0,
+                 generator: torch.Generator | int | None = None):
         super().__init__()
         owner = "MultiHeadAttention"
         d_model = check_int(d_model, "d_model", owner)
@@ -158,14 +251,13 @@ class MultiHeadAttention(nn.Module):
             raise ValueError(f"The 'n_heads' parameter of {owner} must divide d_model = {d_model}. "
                              f"Got {n_heads} instead.")
         self.dropout = check_float(dropout, "dropout", owner, low=0.0, high=1.0, high_open=True)
-        if not isinstance(fast, bool):
-            raise TypeError(f"The 'fast' parameter of {owner} must be a bool. Got {fast!r} instead.")
-        self.d_model, self.n_heads, self.d_head, self.fast = d_model, n_heads, d_model // n_heads, fast
-        self.q_proj = nn.Linear(d_model, d_model, bias=bias)
-        self.k_proj = nn.Linear(d_model, d_model, bias=bias)
-        self.v_proj = nn.Linear(d_model, d_model, bias=bias)
-        self.out_proj = nn.Linear(d_model, d_model, bias=bias)
-        self.last_weights: torch.Tensor | None = None
+        generator = as_generator(generator, owner)
+        self.d_model, self.n_heads, self.d_head = d_model, n_heads, d_model // n_heads
+        with initialised_from(self, generator):  # nn.Linear's default, drawn from the generator
+            self.q_proj = nn.Linear(d_model, d_model, bias=bias)
+            self.k_proj = nn.Linear(d_model, d_model, bias=bias)
+            self.v_proj = nn.Linear(d_model, d_model, bias=bias)
+            self.out_proj = nn.Linear(d_model, d_model, bias=bias)
 
     def _project_qkv(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(q_proj(x), k_proj(x), v_proj(x))`` as one product with the stacked [Ω_q; Ω_k; Ω_v].
@@ -173,18 +265,23 @@ class MultiHeadAttention(nn.Module):
         One (D -> 3D) matrix multiplication instead of three (D -> D) ones: the kernel a
         fused-QKV implementation such as GPT-2's runs; same numbers up to rounding.
         """
+        weight, bias = self._stacked_in_proj()
+        return F.linear(x, weight, bias).split(self.d_model, dim=-1)  # 3 x (B, N, D)
+
+    def _stacked_in_proj(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """[Ω_q; Ω_k; Ω_v] ``(3D, D)`` and [β_q; β_k; β_v] ``(3D,)`` (None without biases): torch's in_proj."""
         weight = torch.cat([self.q_proj.weight, self.k_proj.weight, self.v_proj.weight])  # (3D, D)
         bias = None if self.q_proj.bias is None else torch.cat([self.q_proj.bias, self.k_proj.bias,
                                                                 self.v_proj.bias])  # (3D,)
-        return F.linear(x, weight, bias).split(self.d_model, dim=-1)  # 3 x (B, N, D)
+        return weight, bias
 
     def _split(self, t: torch.Tensor) -> torch.Tensor:
         b, n, _ = t.shape
         return t.view(b, n, self.n_heads, self.d_head).transpose(1, 2)  # (B, H, N, D/H)
 
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None, *, mask: torch.Tensor | None = None,
-                key_padding_mask: torch.Tensor | None = None, causal: bool = False,
-                cache: dict | None = None) -> torch.Tensor:
+                key_padding_mask: torch.Tensor | None = None, causal: bool = False, cache: dict | None = None,
+                need_weights: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Attend from ``x`` to itself (or to ``context``).
 
         Args:
@@ -199,6 +296,14 @@ class MultiHeadAttention(nn.Module):
                 ``(B, H, T, D/H)``); new keys and values are appended, so a decoder can
                 feed one token at a time. For cross-attention the context's keys and
                 values are computed once and reused.
+            need_weights: also return every head's attention weights, from the
+                written-out softmax (as torch's ``need_weights=True,
+                average_attn_weights=False``). Default False: the fused
+                ``scaled_dot_product_attention``, which does not form them.
+
+        Returns:
+            The output ``(B, N, D)``; with ``need_weights``, ``(output, weights (B, H, N, M))``,
+            each row of the weights (a query) summing to one over the keys.
         """
         if context is None:  # self-attention: Q, K and V from one matrix product
             q, k, v = map(self._split, self._project_qkv(x))
@@ -222,7 +327,96 @@ class MultiHeadAttention(nn.Module):
             padding = key_padding_mask.bool()[:, None, None, :]  # (B, M) -> (B, 1, 1, M)
             mask = padding if mask is None else (mask & padding)
         dropout = self.dropout if self.training else 0.0
-        out, weights = attention(q, k, v, mask, causal=causal, dropout=dropout, fast=self.fast)
-        self.last_weights = weights
+        result = attention(q, k, v, mask, causal=causal, dropout=dropout, need_weights=need_weights)
+        out, weights = result if need_weights else (result, None)
         b, _, n, _ = out.shape
-        return self.out_proj(out.transpose(1, 2).reshape(b, n, self.d_model))  # concat heads: (B, N, D)
+        out = self.out_proj(out.transpose(1, 2).reshape(b, n, self.d_model))  # concat heads: (B, N, D)
+        return (out, weights) if need_weights else out
+
+    def book_parameters(self) -> dict[str, torch.Tensor]:
+        """The weights as the book names them, for :func:`book_multi_head_attention`.
+
+        Returns:
+            ``{"omega_v", "beta_v", "omega_q", "beta_q", "omega_k", "beta_k", "omega_c",
+            "beta_c"}``, every head's rows stacked (the book's Ω act on columns, as
+            ``nn.Linear``'s weights do). Requires ``bias=True``.
+        """
+        if self.q_proj.bias is None:
+            raise ValueError("The 'bias' parameter of MultiHeadAttention must be True for book_parameters. "
+                             "Got False instead.")
+        return {"omega_v": self.v_proj.weight, "beta_v": self.v_proj.bias,
+                "omega_q": self.q_proj.weight, "beta_q": self.q_proj.bias,
+                "omega_k": self.k_proj.weight, "beta_k": self.k_proj.bias,
+                "omega_c": self.out_proj.weight, "beta_c": self.out_proj.bias}
+
+    def to_torch(self) -> nn.MultiheadAttention:
+        """A :class:`torch.nn.MultiheadAttention` (``batch_first=True``) holding copies of these weights.
+
+        Ω_q, Ω_k and Ω_v are stacked into torch's ``in_proj_weight`` (and the biases into
+        ``in_proj_bias``); ``out_proj`` is copied; dtype, device and dropout are this
+        layer's. The two compute the same function, but torch's boolean masks say where
+        a query may *not* attend (pass ``~mask``) and it returns ``(output, weights)``.
+
+        Example::
+
+            >>> mha = MultiHeadAttention(8, 2, generator=0)
+            >>> x = torch.randn(1, 3, 8)
+            >>> torch.allclose(mha(x), mha.to_torch()(x, x, x)[0], atol=1e-6)
+            True
+        """
+        weight, bias = self._stacked_in_proj()
+        ref = nn.MultiheadAttention(self.d_model, self.n_heads, dropout=self.dropout, bias=bias is not None,
+                                    batch_first=True, device=weight.device, dtype=weight.dtype)
+        with torch.no_grad():
+            ref.in_proj_weight.copy_(weight)
+            ref.out_proj.weight.copy_(self.out_proj.weight)
+            if bias is not None:
+                ref.in_proj_bias.copy_(bias)
+                ref.out_proj.bias.copy_(self.out_proj.bias)
+        return ref.train(self.training)
+
+
+@contextlib.contextmanager
+def record_attention_weights(modules):
+    """Collect the attention weights of ``modules`` while a model runs.
+
+    Inside the block every call of one of the given :class:`MultiHeadAttention` layers
+    runs with ``need_weights=True`` and its weights ``(B, H, N, M)`` (detached) are
+    appended to the list the block yields, in the order of the calls; the callers still
+    receive the output alone, so the model runs unchanged. Leaving the block removes
+    the hooks.
+
+    Args:
+        modules: the :class:`MultiHeadAttention` layers to watch, e.g.
+            ``[layer.self_attn for layer in model.layers]``.
+
+    Example::
+
+        >>> layers = [MultiHeadAttention(8, 2, generator=s) for s in range(2)]
+        >>> with record_attention_weights(layers) as weights:
+        ...     _ = layers[1](layers[0](torch.zeros(1, 3, 8)))
+        >>> [tuple(w.shape) for w in weights]
+        [(1, 2, 3, 3), (1, 2, 3, 3)]
+    """
+    modules = list(modules)
+    for m in modules:
+        if not isinstance(m, MultiHeadAttention):
+            raise TypeError(f"The 'modules' parameter of record_attention_weights must hold MultiHeadAttention "
+                            f"layers. Got {type(m).__name__} instead.")
+    weights: list[torch.Tensor] = []
+
+    def ask(module, args, kwargs):
+        return args, {**kwargs, "need_weights": True}
+
+    def keep(module, args, kwargs, output):
+        out, w = output
+        weights.append(w.detach())
+        return out
+
+    handles = [h for m in modules for h in (m.register_forward_pre_hook(ask, with_kwargs=True),
+                                            m.register_forward_hook(keep, with_kwargs=True))]
+    try:
+        yield weights
+    finally:
+        for h in handles:
+            h.remove()

@@ -49,7 +49,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from udl.validate import check_bool, check_choice, check_int, check_ints, check_tensor
+from udl.nn.init import fan_in_uniform_
+from udl.validate import as_generator, check_bool, check_choice, check_int, check_ints, check_tensor
 
 __all__ = ["conv_output_length", "dilate_kernel", "sliding_windows1d", "sliding_windows2d",
            "conv1d", "conv2d", "Conv1d", "Conv2d", "conv_layer"]
@@ -338,9 +339,7 @@ class _ConvNd(nn.Module):
         dilation = check_ints(dilation, "dilation", owner, n, minimum=1)
         padding = _padding(padding, "padding", owner, n)
         check_bool(bias, "bias", owner)
-        if generator is not None and not isinstance(generator, torch.Generator):
-            raise TypeError(f"The 'generator' parameter of {owner} must be a torch.Generator or None. "
-                            f"Got {generator!r} instead.")
+        generator = as_generator(generator, owner)
         _pad_amounts(padding, kernel, stride, dilation, owner)  # 'same' needs stride 1
         # torch.nn.Conv* stores tuples in 2D and 1-tuples in 1D; receptive-field code reads these
         self.kernel_size, self.stride, self.dilation = kernel, stride, dilation
@@ -351,11 +350,7 @@ class _ConvNd(nn.Module):
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
         """ω, β ~ U(-1/√fan_in, 1/√fan_in), fan_in = C_in·Π k (PyTorch's default)."""
-        bound = 1.0 / math.sqrt(self.in_channels * math.prod(self.kernel_size))
-        with torch.no_grad():
-            for p in (self.weight, self.bias):
-                if p is not None:
-                    p.copy_(torch.rand(p.shape, generator=generator, dtype=torch.float64).mul(2).sub(1).mul(bound))
+        fan_in_uniform_((self.weight, self.bias), self.in_channels * math.prod(self.kernel_size), generator)
 
     def _args(self) -> dict:
         squeeze = (lambda t: t[0]) if self.dims == 1 else (lambda t: t)
@@ -376,8 +371,8 @@ class Conv1d(_ConvNd):
         in_channels: C_in. out_channels: C_out (one kernel per output channel).
         kernel_size: k. stride: s (default 1). padding: p, ``"same"`` or ``"valid"``
             (default 0). dilation: d (default 1). bias: learn β (default True).
-        generator: draws the initial ω, β ~ U(-1/√(C_in k), 1/√(C_in k)); None uses
-            torch's global generator.
+        generator: draws the initial ω, β ~ U(-1/√(C_in k), 1/√(C_in k)): a
+            ``torch.Generator`` or an int seed; None uses torch's global generator.
 
     Attributes:
         weight: (C_out, C_in, k). bias: (C_out,) or None. There are
@@ -397,7 +392,7 @@ class Conv1d(_ConvNd):
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, *, stride: int = 1,
                  padding: int | str = 0, dilation: int = 1, bias: bool = True,
-                 generator: torch.Generator | None = None):
+                 generator: torch.Generator | int | None = None):
         super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=padding,
                          dilation=dilation, bias=bias, generator=generator)
 
@@ -411,7 +406,8 @@ class Conv2d(_ConvNd):
     Args:
         in_channels: C_in. out_channels: C_out. kernel_size: k or (k_h, k_w).
         stride, padding, dilation: as :func:`conv2d`. bias: learn β (default True).
-        generator: draws the initial ω, β ~ U(-1/√fan_in, 1/√fan_in), fan_in = C_in k_h k_w.
+        generator: draws the initial ω, β ~ U(-1/√fan_in, 1/√fan_in), fan_in = C_in k_h k_w:
+            a ``torch.Generator`` or an int seed; None uses torch's global generator.
 
     Attributes:
         weight: (C_out, C_in, k_h, k_w). bias: (C_out,) or None.
@@ -430,7 +426,7 @@ class Conv2d(_ConvNd):
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int | Sequence[int], *,
                  stride: int | Sequence[int] = 1, padding: int | Sequence[int] | str = 0,
-                 dilation: int | Sequence[int] = 1, bias: bool = True, generator: torch.Generator | None = None):
+                 dilation: int | Sequence[int] = 1, bias: bool = True, generator: torch.Generator | int | None = None):
         super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=padding,
                          dilation=dilation, bias=bias, generator=generator)
 

@@ -25,7 +25,8 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from udl.nn.shallow import ShallowNetwork, _reset_linear
+from udl.nn.init import initialised_from
+from udl.nn.shallow import ShallowNetwork
 from udl.validate import as_generator, check_sizes, check_tensor
 
 __all__ = ["DeepNetwork", "compose", "compose_as_deep"]  # DeepPass: a return type
@@ -45,7 +46,7 @@ class DeepNetwork(nn.Module):
     Args:
         widths: [Di, D_1, ..., D_K, Do], at least two entries (K = 0 is a linear model).
         generator: draws the initial parameters, U(-1/√D_k, 1/√D_k) as ``nn.Linear``
-            does; None uses torch's global generator.
+            does: a ``torch.Generator`` or an int seed; None uses torch's global generator.
 
     Shape:
         x: (..., Di) -> y: (..., Do).
@@ -59,14 +60,13 @@ class DeepNetwork(nn.Module):
         43
     """
 
-    def __init__(self, widths: list[int], *, generator: torch.Generator | None = None):
+    def __init__(self, widths: list[int], *, generator: torch.Generator | int | None = None):
         super().__init__()
         self.widths = check_sizes(widths, "widths", "DeepNetwork", min_len=2)
         generator = as_generator(generator, "DeepNetwork")
-        # layer k holds Ω_k (D_{k+1} x D_k) and β_k (D_{k+1},)
-        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(self.widths[:-1], self.widths[1:]))
-        for layer in self.layers:
-            _reset_linear(layer, generator)
+        with initialised_from(self, generator):  # nn.Linear's default, U(-1/√D_k, 1/√D_k), from the generator
+            # layer k holds Ω_k (D_{k+1} x D_k) and β_k (D_{k+1},)
+            self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(self.widths[:-1], self.widths[1:]))
 
     @property
     def depth(self) -> int:
@@ -175,7 +175,7 @@ def compose_as_deep(net1: nn.Module, net2: nn.Module) -> DeepNetwork:
                          f"(net1's outputs). Got a network with {first.in_features} inputs instead.")
     widths = [layers1[0].in_features, *(l.out_features for l in layers1[:-1]),
               *(l.out_features for l in layers2)]
-    deep = DeepNetwork(widths, generator=torch.Generator().manual_seed(0)).to(last.weight.dtype)
+    deep = DeepNetwork(widths, generator=0).to(last.weight.dtype)  # every value is set below
     merged_omega = first.weight @ last.weight  # (D', Do) @ (Do, D) -> (D', D)
     merged_beta = first.bias + first.weight @ last.bias  # (D',) + (D', Do) @ (Do,)
     sources = [(l.weight, l.bias) for l in layers1[:-1]] + [(merged_omega, merged_beta)] + \

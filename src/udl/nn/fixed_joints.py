@@ -26,7 +26,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from udl.validate import check_callable, check_float, check_int
+from udl.nn.init import fan_in_uniform_
+from udl.validate import as_generator, check_callable, check_float, check_int
 
 __all__ = ["FixedJointNetwork", "sgd_batches"]
 
@@ -80,7 +81,8 @@ class FixedJointNetwork(nn.Module):
         lo: left end of the input range; the first joint. Default 0.0.
         hi: right end of the input range (> lo). Default 1.0.
         generator: draws the initial β and ω from U(-1/√D, 1/√D), as ``nn.Linear(D, 1)``
-            initialises its weights; None uses torch's global generator.
+            initialises its weights: a ``torch.Generator`` or an int seed; None uses
+            torch's global generator.
 
     Shape:
         x: (N,) or (N, 1) -> y: (N,).
@@ -96,7 +98,7 @@ class FixedJointNetwork(nn.Module):
     """
 
     def __init__(self, n_hidden: int, *, lo: float = 0.0, hi: float = 1.0,
-                 generator: torch.Generator | None = None):
+                 generator: torch.Generator | int | None = None):
         super().__init__()
         self.n_hidden = check_int(n_hidden, "n_hidden", _OWNER)
         lo = check_float(lo, "lo", _OWNER)
@@ -104,9 +106,7 @@ class FixedJointNetwork(nn.Module):
         if not hi > lo:
             raise ValueError(f"The 'hi' parameter of {_OWNER} must be a float greater than lo={lo!r}. "
                              f"Got {hi!r} instead.")
-        if generator is not None and not isinstance(generator, torch.Generator):
-            raise TypeError(f"The 'generator' parameter of {_OWNER} must be a torch.Generator or None. "
-                            f"Got {generator!r} instead.")
+        generator = as_generator(generator, _OWNER)
         self.lo, self.hi = lo, hi
         self._joint_cache: dict = {}
         self.beta = nn.Parameter(torch.zeros(()))  # the offset β (scalar)
@@ -115,11 +115,7 @@ class FixedJointNetwork(nn.Module):
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
         """Draw β and ω from U(-1/√D, 1/√D) (``nn.Linear``'s default for a D → 1 layer)."""
-        bound = 1.0 / math.sqrt(self.n_hidden)
-        with torch.no_grad():
-            for p in (self.beta, self.omega):
-                u = torch.rand(p.shape, generator=generator, dtype=torch.float64)
-                p.copy_(u.mul(2).sub(1).mul(bound))
+        fan_in_uniform_((self.beta, self.omega), self.n_hidden, generator)
 
     @property
     def joints(self) -> torch.Tensor:

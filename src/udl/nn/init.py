@@ -177,7 +177,7 @@ def init_parameters(module: nn.Module, generator: torch.Generator | None = None)
 
 
 @contextlib.contextmanager
-def initialised_from(module: nn.Module, generator: torch.Generator | None):
+def initialised_from(module: nn.Module, generator: torch.Generator | None, *, own_rule_only: bool = False):
     """Build ``module``'s layers inside this block; leaving it draws them all from ``generator``.
 
     Inside, the layers are built on the meta device, so torch's layer constructors draw
@@ -191,6 +191,10 @@ def initialised_from(module: nn.Module, generator: torch.Generator | None):
     Args:
         module: the module being built (``self`` in a constructor).
         generator: the random numbers; None draws from torch's global generator.
+        own_rule_only: run only ``module.reset_parameters(generator)``, for a model
+            whose own rule sets every parameter (GPT-2's and BERT's initialisations):
+            drawing the layers' defaults first would only move the generator's stream.
+            Default False.
 
     Example::
 
@@ -205,5 +209,8 @@ def initialised_from(module: nn.Module, generator: torch.Generator | None):
         yield
     if target.type != "meta":
         module.to_empty(device=target)
-        init_parameters(module, generator)
+        if own_rule_only:
+            module.reset_parameters(generator=generator)
+        else:
+            init_parameters(module, generator)
 

@@ -41,7 +41,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from udl.validate import check_choice, check_float, check_instance, check_int, check_tensor
+from udl.validate import as_generator, check_choice, check_float, check_instance, check_int, check_tensor
 
 __all__ = ["BatchNorm", "GhostBatchNorm", "LayerNorm", "GroupNorm", "InstanceNorm", "shared_statistics",
            "batch_norm_layer"]
@@ -99,6 +99,13 @@ class _Normalization(nn.Module):
         else:
             self.register_parameter("weight", None)
             self.register_parameter("bias", None)
+
+    @torch.no_grad()
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        """γ = 1, δ = 0: nothing random (``generator`` is the argument :func:`udl.nn.init.init_parameters` passes)."""
+        if self.affine:
+            self.weight.fill_(1.0)
+            self.bias.zero_()
 
     # the part each scheme defines ---------------------------------------------------
     def statistics(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -208,6 +215,14 @@ class BatchNorm(_Normalization):
         self.register_buffer("running_mean", torch.zeros(channels))
         self.register_buffer("running_var", torch.ones(channels))
         self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long))
+
+    @torch.no_grad()
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        """γ = 1, δ = 0 and fresh running estimates (mean 0, variance 1, no batches seen)."""
+        super().reset_parameters(generator)
+        self.running_mean.zero_()
+        self.running_var.fill_(1.0)
+        self.num_batches_tracked.zero_()
 
     def statistics(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-channel mean and biased variance over the batch and every position: shapes ``(1, C, 1, ...)``."""
@@ -426,7 +441,7 @@ class InstanceNorm(_Normalization):
 
 # --------------------------------------------------------------------------- measuring the groups
 def shared_statistics(module: nn.Module, shape: Sequence[int], index: Sequence[int], *, n_probes: int = 2,
-                      seed: int = 0) -> torch.Tensor:
+                      generator: torch.Generator | int = 0) -> torch.Tensor:
     """Measure which input elements share normalization statistics with element ``index``.
 
     Output i of a normalization layer, y_i = γ_c (x_i - m)/√(s² + ε) + δ_c, depends on
@@ -449,7 +464,7 @@ def shared_statistics(module: nn.Module, shape: Sequence[int], index: Sequence[i
         shape: the input's shape ``(N, C, *spatial)``.
         index: the element i, a tuple of ``len(shape)`` ints.
         n_probes: random inputs tried. Default 2.
-        seed: seed of the random inputs. Default 0.
+        generator: draws the random inputs: a ``torch.Generator`` or an int seed. Default 0.
 
     Shape:
         -> a bool tensor of ``shape``, True on the elements whose values enter the
@@ -466,7 +481,7 @@ def shared_statistics(module: nn.Module, shape: Sequence[int], index: Sequence[i
     shape = _check_shape(shape, "shape", owner)
     index = _check_index(index, shape, owner)
     n_probes = check_int(n_probes, "n_probes", owner)
-    seed = check_int(seed, "seed", owner, minimum=0)
+    generator = as_generator(generator, owner, optional=False)
 
     probe = copy.deepcopy(module).to(dtype=torch.float64).train()
     with torch.no_grad():
@@ -474,7 +489,6 @@ def shared_statistics(module: nn.Module, shape: Sequence[int], index: Sequence[i
             probe.weight.fill_(1.0)  # γ = 1: a zero scale would hide the whole group
     if isinstance(getattr(probe, "eps", None), float):
         probe.eps = 1.0
-    generator = torch.Generator().manual_seed(seed)
     mask = torch.zeros(shape, dtype=torch.bool)
     for _ in range(n_probes):
         x = torch.randn(shape, generator=generator, dtype=torch.float64, requires_grad=True)

@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from udl.nn.conv import conv_layer
-from udl.nn.init import he_init
+from udl.nn.init import he_init, initialised_from
 from udl.nn.normalization import batch_norm_layer
 from udl.validate import as_generator, check_bool, check_choice, check_float, check_instance, check_int, check_tensor
 
@@ -94,13 +94,16 @@ class _Block(nn.Module):
     """``scale · (branch(x) + shortcut(x))``, the shortcut being x itself or a 1×1 projection."""
 
     def _finish(self, branch: nn.Sequential, dims: int, c_in: int, c_out: int, stride: int, scale: float,
-                skip: bool, generator) -> None:
+                skip: bool) -> None:
         self.branch = branch
         self.skip = skip
         self.scale = scale
         needs_projection = skip and (stride != 1 or c_in != c_out)
         # a 1×1 convolution with the block's stride: the projection shortcut (He et al., 2016)
         self.shortcut = conv_layer(dims, c_in, c_out, 1, stride=stride, padding=0) if needs_projection else None
+
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        """He initialisation (§7.5) of every convolution; batch norm keeps γ = 1, δ = 0."""
         he_init(self, generator)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -129,7 +132,8 @@ class ResidualBlock(_Block):
             convolutions have biases).
         scale: multiplies the output (1/√2 for fig. 11.6b). Default 1.
         skip: False removes the identity path (a plain two-layer block).
-        generator: the random numbers of the He initialisation. Default: torch's global one.
+        generator: the random numbers of the He initialisation: a ``torch.Generator`` or an
+            int seed. Default: None, torch's global generator.
 
     Shape:
         ``(N, C, *spatial)`` -> ``(N, C_out, *⌈spatial / stride⌉)``.
@@ -142,7 +146,7 @@ class ResidualBlock(_Block):
 
     def __init__(self, channels: int, *, out_channels: int | None = None, kernel: int = 3, stride: int = 1,
                  dims: int = 2, norm: bool = True, scale: float = 1.0, skip: bool = True,
-                 generator: torch.Generator | None = None):
+                 generator: torch.Generator | int | None = None):
         super().__init__()
         owner = "ResidualBlock"
         c_in = check_int(channels, "channels", owner)
@@ -157,9 +161,10 @@ class ResidualBlock(_Block):
         skip = check_bool(skip, "skip", owner)
         generator = as_generator(generator, owner)
         self.in_channels, self.out_channels, self.stride = c_in, c_out, stride
-        branch = nn.Sequential(*_pre_activation(dims, c_in, c_out, kernel, stride, norm),
-                               *_pre_activation(dims, c_out, c_out, kernel, 1, norm))
-        self._finish(branch, dims, c_in, c_out, stride, scale, skip, generator)
+        with initialised_from(self, generator):
+            branch = nn.Sequential(*_pre_activation(dims, c_in, c_out, kernel, stride, norm),
+                                   *_pre_activation(dims, c_out, c_out, kernel, 1, norm))
+            self._finish(branch, dims, c_in, c_out, stride, scale, skip)
 
     def extra_repr(self) -> str:
         return f"scale={self.scale:g}, skip={self.skip}"
@@ -182,7 +187,8 @@ class BottleneckBlock(_Block):
         dims: 1, 2 or 3. Default 2.
         norm: batch norm before each ReLU (default) or none (then the convolutions have biases).
         skip: False removes the skip path (a plain three-layer block).
-        generator: the random numbers of the He initialisation. Default: torch's global one.
+        generator: the random numbers of the He initialisation: a ``torch.Generator`` or an
+            int seed. Default: None, torch's global generator.
 
     Shape:
         ``(N, C_in, *spatial)`` -> ``(N, C_out, *⌈spatial / stride⌉)``.
@@ -195,7 +201,7 @@ class BottleneckBlock(_Block):
 
     def __init__(self, in_channels: int, bottleneck_channels: int, out_channels: int | None = None, *,
                  stride: int = 1, dims: int = 2, norm: bool = True, skip: bool = True,
-                 generator: torch.Generator | None = None):
+                 generator: torch.Generator | int | None = None):
         super().__init__()
         owner = "BottleneckBlock"
         c_in = check_int(in_channels, "in_channels", owner)
@@ -207,10 +213,11 @@ class BottleneckBlock(_Block):
         skip = check_bool(skip, "skip", owner)
         generator = as_generator(generator, owner)
         self.in_channels, self.bottleneck_channels, self.out_channels, self.stride = c_in, b, c_out, stride
-        branch = nn.Sequential(*_pre_activation(dims, c_in, b, 1, 1, norm),
-                               *_pre_activation(dims, b, b, 3, stride, norm),
-                               *_pre_activation(dims, b, c_out, 1, 1, norm))
-        self._finish(branch, dims, c_in, c_out, stride, 1.0, skip, generator)
+        with initialised_from(self, generator):
+            branch = nn.Sequential(*_pre_activation(dims, c_in, b, 1, 1, norm),
+                                   *_pre_activation(dims, b, b, 3, stride, norm),
+                                   *_pre_activation(dims, b, c_out, 1, 1, norm))
+            self._finish(branch, dims, c_in, c_out, stride, 1.0, skip)
 
 
 def count_parameters(module: nn.Module) -> int:
@@ -222,7 +229,8 @@ def count_parameters(module: nn.Module) -> int:
 VARIANCE_KINDS = ("plain", "residual", "scaled", "batchnorm")
 
 
-def variance_network(kind: str, width: int, depth: int, *, generator: torch.Generator | None = None) -> nn.Sequential:
+def variance_network(kind: str, width: int, depth: int, *,
+                     generator: torch.Generator | int | None = None) -> nn.Sequential:
     """A fully connected stack of ``depth`` blocks of fig. 11.6, He-initialised.
 
     Every block's layer is f[h] = Ω·ReLU[h] in the pre-activation order of the
@@ -241,7 +249,8 @@ def variance_network(kind: str, width: int, depth: int, *, generator: torch.Gene
         kind: one of ``"plain"``, ``"residual"``, ``"scaled"``, ``"batchnorm"``.
         width: D, the units per layer.
         depth: K, the number of blocks.
-        generator: the random numbers of the weights. Default: torch's global one.
+        generator: the random numbers of the weights: a ``torch.Generator`` or an int seed.
+            Default: None, torch's global generator.
 
     Shape:
         ``(N, D)`` -> ``(N, D)``; the batch norm uses the batch's statistics in
@@ -258,17 +267,18 @@ def variance_network(kind: str, width: int, depth: int, *, generator: torch.Gene
     width = check_int(width, "width", owner)
     depth = check_int(depth, "depth", owner)
     generator = as_generator(generator, owner)
-    blocks = []
-    for _ in range(depth):
-        linear = nn.Linear(width, width, bias=False)
-        nn.init.kaiming_normal_(linear.weight, nonlinearity="relu", generator=generator)  # σ² = 2/D
-        if kind == "plain":
-            blocks.append(nn.Sequential(nn.ReLU(), linear))
-        elif kind == "batchnorm":
-            blocks.append(Residual(nn.Sequential(nn.BatchNorm1d(width), nn.ReLU(), linear)))
-        else:
-            blocks.append(Residual(nn.Sequential(nn.ReLU(), linear), scale=INV_SQRT2 if kind == "scaled" else 1.0))
-    return nn.Sequential(*blocks)
+    net = nn.Sequential()
+    with initialised_from(net, generator):
+        for _ in range(depth):
+            linear = nn.Linear(width, width, bias=False)
+            if kind == "plain":
+                net.append(nn.Sequential(nn.ReLU(), linear))
+            elif kind == "batchnorm":
+                net.append(Residual(nn.Sequential(nn.BatchNorm1d(width), nn.ReLU(), linear)))
+            else:
+                net.append(Residual(nn.Sequential(nn.ReLU(), linear), scale=INV_SQRT2 if kind == "scaled" else 1.0))
+    he_init(net, generator)  # Ω ~ N(0, 2/D)
+    return net
 
 
 @torch.no_grad()

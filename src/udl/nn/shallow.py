@@ -25,17 +25,10 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from udl.nn.init import initialised_from
 from udl.validate import as_generator, check_float, check_int, check_tensor
 
 __all__ = ["ShallowNetwork", "fit_shallow"]  # ShallowPass and Edge: return types
-
-
-def _reset_linear(layer: nn.Linear, generator: torch.Generator | None) -> None:
-    """PyTorch's default initialisation, U(-1/√fan_in, 1/√fan_in), drawn from ``generator``."""
-    bound = 1.0 / math.sqrt(layer.in_features)
-    with torch.no_grad():
-        for p in (layer.weight, layer.bias):
-            p.copy_(torch.rand(p.shape, generator=generator, dtype=torch.float64).mul(2).sub(1).mul(bound))
 
 
 class ShallowPass(NamedTuple):
@@ -69,7 +62,8 @@ class ShallowNetwork(nn.Module):
         d_hidden: number of hidden units D. Default 3.
         d_out: output dimension Do. Default 1.
         generator: draws the initial parameters, U(-1/√fan_in, 1/√fan_in) as
-            ``nn.Linear`` does; None uses torch's global generator.
+            ``nn.Linear`` does: a ``torch.Generator`` or an int seed; None uses torch's
+            global generator.
 
     Shape:
         x: (..., Di) -> y: (..., Do).
@@ -83,16 +77,15 @@ class ShallowNetwork(nn.Module):
     """
 
     def __init__(self, d_in: int = 1, d_hidden: int = 3, d_out: int = 1, *,
-                 generator: torch.Generator | None = None):
+                 generator: torch.Generator | int | None = None):
         super().__init__()
         self.d_in = check_int(d_in, "d_in", "ShallowNetwork")
         self.d_hidden = check_int(d_hidden, "d_hidden", "ShallowNetwork")
         self.d_out = check_int(d_out, "d_out", "ShallowNetwork")
         generator = as_generator(generator, "ShallowNetwork")
-        self.hidden = nn.Linear(d_in, d_hidden)  # weight θ (D x Di), bias θ_0 (D,)
-        self.output = nn.Linear(d_hidden, d_out)  # weight φ (Do x D), bias φ_0 (Do,)
-        _reset_linear(self.hidden, generator)
-        _reset_linear(self.output, generator)
+        with initialised_from(self, generator):  # nn.Linear's default, U(-1/√fan_in, 1/√fan_in), from the generator
+            self.hidden = nn.Linear(d_in, d_hidden)  # weight θ (D x Di), bias θ_0 (D,)
+            self.output = nn.Linear(d_hidden, d_out)  # weight φ (Do x D), bias φ_0 (Do,)
 
     # -- the book's names for the parameters (views of the same tensors) --
     @property
@@ -231,7 +224,7 @@ def fit_shallow(x: torch.Tensor, y: torch.Tensor, d_hidden: int, *, steps: int =
     if not hi > lo:
         raise ValueError(f"The 'hi' parameter of fit_shallow must be greater than lo={lo:g}. Got {hi!r} instead.")
 
-    net = ShallowNetwork(1, d_hidden, 1).to(torch.float64)
+    net = ShallowNetwork(1, d_hidden, 1, generator=0).to(torch.float64)  # every value is set below
     d = torch.arange(d_hidden, dtype=torch.float64)
     joint = lo + (d + 0.5) * (hi - lo) / d_hidden
     slope = torch.where(d % 2 == 0, 1.0, -1.0) / (hi - lo)

@@ -16,6 +16,11 @@ values from the encoder's output (fig. 12.13).
 Text enters as tokens; each token index selects a column of the embedding matrix Ω_e
 (equivalently Ω_e times a one-hot vector, fig. 12.9), and the position is added as a
 learned or sinusoidal embedding.
+
+Every layer here takes a keyword-only ``generator=`` (a ``torch.Generator`` or an int
+seed) for its initial weights and leaves torch's global generator alone; a model that
+builds them inside :func:`udl.nn.init.initialised_from` draws them all from its own.
+:meth:`TransformerLayer.to_torch` gives the equal torch layer, for checks.
 """
 
 from __future__ import annotations
@@ -27,7 +32,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from udl.nn.attention import MultiHeadAttention
-from udl.validate import check_bool, check_choice, check_float, check_int
+from udl.nn.init import initialised_from
+from udl.validate import as_generator, check_bool, check_choice, check_float, check_int
 
 __all__ = ["TransformerLayer", "TokenEmbedding", "LearnedPositions", "sinusoidal_positions",
            "check_transformer_config"]
@@ -48,20 +54,22 @@ class TransformerLayer(nn.Module):
         cross_attention: add a cross-attention block (decoder of an encoder-decoder).
         bias: biases in the linear layers (default True).
         eps: LayerNorm's ε (default 1e-5).
-        fast: attention through ``scaled_dot_product_attention`` (default True).
+        generator: the initial weights' randomness, a ``torch.Generator`` or an int seed
+            (keyword-only): torch's defaults (linear layers U(-1/√fan_in, 1/√fan_in),
+            LayerNorm γ = 1, β = 0). Default: torch's global generator.
 
     Shape:
         ``x``: ``(B, N, D)``; ``context``: ``(B, M, D)`` -> ``(B, N, D)``.
 
     Example::
 
-        >>> TransformerLayer(16, 4)(torch.zeros(2, 5, 16)).shape
+        >>> TransformerLayer(16, 4, generator=0)(torch.zeros(2, 5, 16)).shape
         torch.Size([2, 5, 16])
     """
 
     def __init__(self, d_model: int, n_heads: int, d_mlp: int | None = None, *, dropout: float = 0.0,
                  norm_first: bool = False, activation: str = "relu", cross_attention: bool = False,
-                 bias: bool = True, eps: float = 1e-5, fast: bool = True):
+                 bias: bool = True, eps: float = 1e-5, generator: torch.Generator | int | None = None):
         super().__init__()
         owner = "TransformerLayer"
         d_model = check_int(d_model, "d_model", owner)
@@ -71,15 +79,17 @@ class TransformerLayer(nn.Module):
         for name, flag in (("norm_first", norm_first), ("cross_attention", cross_attention)):
             if not isinstance(flag, bool):
                 raise TypeError(f"The {name!r} parameter of {owner} must be a bool. Got {flag!r} instead.")
+        generator = as_generator(generator, owner)
         self.norm_first, self.activation = norm_first, activation
-        self.self_attn = MultiHeadAttention(d_model, n_heads, bias=bias, dropout=dropout, fast=fast)
-        self.norm1 = nn.LayerNorm(d_model, eps=eps, bias=bias)
-        self.cross_attn = MultiHeadAttention(d_model, n_heads, bias=bias, dropout=dropout, fast=fast) \
-            if cross_attention else None
-        self.norm_cross = nn.LayerNorm(d_model, eps=eps, bias=bias) if cross_attention else None
-        self.linear1 = nn.Linear(d_model, d_mlp, bias=bias)
-        self.linear2 = nn.Linear(d_mlp, d_model, bias=bias)
-        self.norm2 = nn.LayerNorm(d_model, eps=eps, bias=bias)
+        with initialised_from(self, generator):  # every sub-layer drawn from the generator on leaving
+            self.self_attn = MultiHeadAttention(d_model, n_heads, bias=bias, dropout=dropout)
+            self.norm1 = nn.LayerNorm(d_model, eps=eps, bias=bias)
+            self.cross_attn = MultiHeadAttention(d_model, n_heads, bias=bias, dropout=dropout) \
+                if cross_attention else None
+            self.norm_cross = nn.LayerNorm(d_model, eps=eps, bias=bias) if cross_attention else None
+            self.linear1 = nn.Linear(d_model, d_mlp, bias=bias)
+            self.linear2 = nn.Linear(d_mlp, d_model, bias=bias)
+            self.norm2 = nn.LayerNorm(d_model, eps=eps, bias=bias)
 
     def _drop(self, x: torch.Tensor) -> torch.Tensor:
         return F.dropout(x, self.p_drop, self.training) if self.p_drop > 0 else x
@@ -128,6 +138,43 @@ class TransformerLayer(nn.Module):
             x = x + f(norm(x)) if self.norm_first else norm(x + f(x))
         return x
 
+    def to_torch(self) -> nn.TransformerEncoderLayer | nn.TransformerDecoderLayer:
+        """The equal torch layer (``batch_first=True``), holding copies of these weights.
+
+        A layer without cross-attention becomes :class:`torch.nn.TransformerEncoderLayer`;
+        one with it :class:`torch.nn.TransformerDecoderLayer`, whose ``multihead_attn``
+        is our ``cross_attn`` and whose ``norm2`` / ``norm3`` are our ``norm_cross`` /
+        ``norm2``. Sizes, order (``norm_first``), activation, biases, ε, dropout, dtype
+        and device are this layer's. Call it as torch does: ``ref(x, src_mask=...)`` or
+        ``ref(x, context, tgt_mask=...)``, with boolean masks True where a query may *not*
+        attend.
+
+        Example::
+
+            >>> layer = TransformerLayer(8, 2, generator=0).eval()
+            >>> x = torch.randn(1, 3, 8)
+            >>> torch.allclose(layer(x), layer.to_torch()(x), atol=1e-6)
+            True
+        """
+        # torch knows "relu" and "gelu" by name; the tanh approximation goes in as a function
+        activation = self.activation if self.activation in ("relu", "gelu") else _ACTIVATIONS[self.activation]
+        kw = dict(d_model=self.self_attn.d_model, nhead=self.self_attn.n_heads,
+                  dim_feedforward=self.linear1.out_features, dropout=self.p_drop, activation=activation,
+                  layer_norm_eps=self.norm1.eps, batch_first=True, norm_first=self.norm_first,
+                  bias=self.linear1.bias is not None, device=self.linear1.weight.device,
+                  dtype=self.linear1.weight.dtype)
+        if self.cross_attn is None:
+            ref = nn.TransformerEncoderLayer(**kw)
+            pairs = {"norm1": self.norm1, "norm2": self.norm2}
+        else:
+            ref = nn.TransformerDecoderLayer(**kw)
+            ref.multihead_attn.load_state_dict(self.cross_attn.to_torch().state_dict())
+            pairs = {"norm1": self.norm1, "norm2": self.norm_cross, "norm3": self.norm2}  # torch's norm2: after cross
+        ref.self_attn.load_state_dict(self.self_attn.to_torch().state_dict())
+        for name, ours in {**pairs, "linear1": self.linear1, "linear2": self.linear2}.items():
+            getattr(ref, name).load_state_dict(ours.state_dict())
+        return ref.train(self.training)
+
 
 class TokenEmbedding(nn.Module):
     """Token embeddings: column t of Ω_e for token t, i.e. Ω_e times a one-hot vector (fig. 12.9).
@@ -139,20 +186,27 @@ class TokenEmbedding(nn.Module):
         vocab_size: |V|.
         d_model: D.
         std: the standard deviation of the initial N(0, std²) entries (default 0.02).
+        generator: their randomness, a ``torch.Generator`` or an int seed (keyword-only).
+            Default: torch's global generator.
 
     Shape:
         ``tokens``: ``(B, N)`` integers -> ``(B, N, D)``.
     """
 
-    def __init__(self, vocab_size: int, d_model: int, *, std: float = 0.02):
+    def __init__(self, vocab_size: int, d_model: int, *, std: float = 0.02,
+                 generator: torch.Generator | int | None = None):
         super().__init__()
         owner = "TokenEmbedding"
         self.vocab_size = check_int(vocab_size, "vocab_size", owner)
         self.d_model = check_int(d_model, "d_model", owner)
-        std = check_float(std, "std", owner, low=0.0, low_open=True)
-        self.weight = nn.Parameter(torch.empty(vocab_size, d_model))
-        if not self.weight.is_meta:  # a shapes-only (meta) build draws nothing: fast, and no compiler import
-            nn.init.normal_(self.weight, std=std)
+        self.std = check_float(std, "std", owner, low=0.0, low_open=True)
+        generator = as_generator(generator, owner)
+        with initialised_from(self, generator):  # reset_parameters draws it on leaving
+            self.weight = nn.Parameter(torch.empty(vocab_size, d_model))
+
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        """Draw Ω_e from N(0, std²) (on the generator's device, then copied)."""
+        _normal_(self.weight, self.std, generator)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         return F.embedding(tokens, self.weight)
@@ -168,20 +222,29 @@ class LearnedPositions(nn.Module):
     Args:
         context: the largest number of positions N_max.
         d_model: D.
+        std: the standard deviation of the initial N(0, std²) entries (default 0.02).
+        generator: their randomness, a ``torch.Generator`` or an int seed (keyword-only).
+            Default: torch's global generator.
 
     Shape:
         ``x``: ``(B, N, D)`` with N <= N_max -> ``x`` plus the first N position
         embeddings (an ``offset`` shifts them, for decoding with a cache).
     """
 
-    def __init__(self, context: int, d_model: int, *, std: float = 0.02):
+    def __init__(self, context: int, d_model: int, *, std: float = 0.02,
+                 generator: torch.Generator | int | None = None):
         super().__init__()
-        self.context = check_int(context, "context", "LearnedPositions")
-        check_int(d_model, "d_model", "LearnedPositions")
-        std = check_float(std, "std", "LearnedPositions", low=0.0, low_open=True)
-        self.weight = nn.Parameter(torch.empty(context, d_model))
-        if not self.weight.is_meta:  # a shapes-only (meta) build draws nothing: fast, and no compiler import
-            nn.init.normal_(self.weight, std=std)
+        owner = "LearnedPositions"
+        self.context = check_int(context, "context", owner)
+        check_int(d_model, "d_model", owner)
+        self.std = check_float(std, "std", owner, low=0.0, low_open=True)
+        generator = as_generator(generator, owner)
+        with initialised_from(self, generator):  # reset_parameters draws it on leaving
+            self.weight = nn.Parameter(torch.empty(context, d_model))
+
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        """Draw the position embeddings from N(0, std²) (on the generator's device, then copied)."""
+        _normal_(self.weight, self.std, generator)
 
     def forward(self, x: torch.Tensor, offset: int = 0) -> torch.Tensor:
         n = x.shape[-2]
@@ -189,6 +252,13 @@ class LearnedPositions(nn.Module):
             raise ValueError(f"LearnedPositions: positions {offset}..{offset + n - 1} exceed the context "
                              f"of {self.context}.")
         return x + self.weight[offset:offset + n]
+
+
+@torch.no_grad()
+def _normal_(weight: nn.Parameter, std: float, generator: torch.Generator | None) -> None:
+    """``weight`` ← N(0, std²), drawn on the generator's device (the CPU for torch's global one), then copied."""
+    z = torch.randn(weight.shape, generator=generator, device=generator.device if generator is not None else "cpu")
+    weight.copy_(z * std)
 
 
 def sinusoidal_positions(n: int, d_model: int, *, base: float = 10_000.0) -> torch.Tensor:
