@@ -31,6 +31,19 @@ def test_seeds_and_generators():
     np.testing.assert_array_equal(toy.make_classification_1d(50, seed=g1).y, toy.make_classification_1d(50, seed=g2).y)
 
 
+def test_regression_sampler_draws_make_regression_1d_from_the_rng():
+    sample = toy.regression_sampler(12, 0.2)
+    x, y = sample(np.random.default_rng(4))
+    data = toy.make_regression_1d(12, 0.2, seed=np.random.default_rng(4))
+    np.testing.assert_array_equal(x, data.x)
+    np.testing.assert_array_equal(y, data.y)
+    rng = np.random.default_rng(4)
+    first, second = sample(rng), sample(rng)  # the generator's stream goes on: a fresh training set each call
+    assert not np.array_equal(first[1], second[1]) and first[0].shape == (12,)
+    with pytest.raises(ValueError, match=r"^The 'noise_sd' parameter of regression_sampler must be"):
+        toy.regression_sampler(5, -1.0)
+
+
 def test_classification_labels_follow_the_true_probability():
     data = toy.make_classification_1d(40000, seed=2)
     assert data.y.dtype == np.int64 and set(np.unique(data.y)) == {0, 1}

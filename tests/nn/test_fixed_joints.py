@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from udl.data.toy import make_regression_1d
-from udl.nn.fixed_joints import FixedJointNetwork, sgd_batches
+from udl.nn.fixed_joints import FixedJointNetwork, least_squares_fitter, sgd_batches
 from udl.nn.regularizers import l2_penalty
 
 
@@ -47,6 +47,26 @@ def test_least_squares_equals_numpy_lstsq():
     phi, *_ = np.linalg.lstsq(a, data.y, rcond=None)
     np.testing.assert_allclose(net.beta.item(), phi[0], atol=1e-10)
     np.testing.assert_allclose(net.omega.detach().numpy(), phi[1:], atol=1e-10)
+
+
+def test_least_squares_fitter_fits_a_fresh_network_per_call_and_leaves_the_global_generator_alone():
+    fit = least_squares_fitter(3)
+    data = make_regression_1d(seed=1)
+    state = torch.get_rng_state()
+    predict = fit(data.x, data.y)
+    assert torch.equal(state, torch.get_rng_state())
+    net = FixedJointNetwork(3).double().fit_least_squares(data.x, data.y)
+    x_new = np.linspace(0, 1, 7)
+    out = predict(x_new)
+    assert out.dtype == torch.float64 and out.shape == (7,)
+    torch.testing.assert_close(out, net(x_new).detach(), rtol=0, atol=1e-12)
+    torch.testing.assert_close(predict(torch.from_numpy(x_new)), out, rtol=0, atol=0)  # tensors too
+    other = fit(data.x, -data.y)  # a second call fits anew and leaves the first predictor as it was
+    torch.testing.assert_close(other(x_new), -out, rtol=0, atol=1e-12)
+    torch.testing.assert_close(predict(x_new), out, rtol=0, atol=0)
+    ridge = least_squares_fitter(3, l2=0.5)(data.x, data.y)
+    expected = FixedJointNetwork(3).double().fit_least_squares(data.x, data.y, l2=0.5)(x_new).detach()
+    torch.testing.assert_close(ridge(x_new), expected, rtol=0, atol=1e-12)
 
 
 def test_fourteen_units_interpolate_fifteen_points():

@@ -110,6 +110,37 @@ def make_regression_1d(n: int = 15, noise_sd: float = 0.3, *, seed: int | np.ran
     return ToyData(x=x, y=y, truth=regression_truth, noise_sd=noise_sd)
 
 
+def regression_sampler(n: int = 15, noise_sd: float = 0.3) -> Callable[[np.random.Generator], tuple]:
+    """``sample(rng) -> (x, y)``: draws one training set of :func:`make_regression_1d` from ``rng``.
+
+    The ``sample_fn`` that :func:`udl.analysis.bias_variance.decompose` and
+    ``capacity_sweep`` take: each call draws a fresh set of ``n`` noisy samples of
+    ``exp(sin(2πx))`` (UDL §8.2), the random training sets whose fits make up the
+    variance term.
+
+    Args:
+        n: points per training set, default 15 (as the book).
+        noise_sd: the noise standard deviation σ, default 0.3 (as the book).
+
+    Returns:
+        A function of a ``numpy.random.Generator`` giving ``(x, y)``, float64 arrays of shape (n,).
+
+    Example:
+        >>> x, y = regression_sampler(10)(np.random.default_rng(0))
+        >>> x.shape, y.shape
+        ((10,), (10,))
+    """
+    owner = "regression_sampler"
+    check_int(n, "n", owner)
+    noise_sd = check_float(noise_sd, "noise_sd", owner, low=0)
+
+    def sample(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        data = make_regression_1d(n, noise_sd, seed=rng)
+        return data.x, data.y
+
+    return sample
+
+
 # --------------------------------------------------------------------------- binary classification (§5.4)
 def classification_logit(x) -> np.ndarray:
     """The true logit of the §5.4 toy: ``f(x) = 4 sin(2πx) + 2x - 1``.
@@ -209,5 +240,6 @@ def make_multiclass_1d(n: int = 300, k: int = 3, *, seed: int | np.random.Genera
     return ToyData(x=x, y=y, truth=truth)
 
 
-__all__ = ["ToyData", "regression_truth", "make_regression_1d", "classification_logit", "classification_truth",
+__all__ = ["ToyData", "regression_truth", "make_regression_1d", "regression_sampler", "classification_logit",
+           "classification_truth",
            "make_classification_1d", "multiclass_truth", "make_multiclass_1d"]

@@ -12,30 +12,6 @@ from udl import style
 from udl.registry import Check, Result, figure
 
 
-def _toy_sampler(n: int, noise_sd: float, keep: list | None = None):
-    """``sample_fn(rng) -> (x, y)``: one training set of the book's toy regression (BOOK.md, §8.2)."""
-    from udl.data.toy import make_regression_1d
-
-    def sample(rng):
-        data = make_regression_1d(n, noise_sd, seed=rng)
-        if keep is not None and not keep:
-            keep.append(data)  # the first training set, for the drawing
-        return data.x, data.y
-
-    return sample
-
-
-def _least_squares(n_regions: int):
-    """``fit_fn(x, y) -> predictor``: the fixed-joint model fitted in closed form."""
-    from udl.nn.fixed_joints import FixedJointNetwork
-
-    def fit(x, y):
-        net = FixedJointNetwork(n_regions).double().fit_least_squares(x, y)
-        return lambda x_new: net(torch.from_numpy(x_new)).detach()
-
-    return fit
-
-
 # --------------------------------------------------------------------------- 8.5
 @figure("8.5", title="Noise, bias and variance",
         caption="The three sources of test error for the three-region fixed-joint model (joints at 0, 1/3, "
@@ -49,13 +25,20 @@ def _least_squares(n_regions: int):
                 "full": dict(n_regions=3, n=15, noise_sd=0.3, n_datasets=2000, n_test=201)})
 def noise_bias_variance(p, run):
     from udl.analysis.bias_variance import decompose
-    from udl.data.toy import regression_truth
-    from udl.nn.fixed_joints import FixedJointNetwork
+    from udl.data.toy import regression_sampler, regression_truth
+    from udl.nn.fixed_joints import FixedJointNetwork, least_squares_fitter
 
     x_test = np.linspace(0, 1, p.n_test)
-    first: list = []
-    bv = decompose(_least_squares(p.n_regions), _toy_sampler(p.n, p.noise_sd, first), regression_truth, x_test,
-                   p.noise_sd ** 2, p.n_datasets, seed=run.seed)
+    sample, first = regression_sampler(p.n, p.noise_sd), []
+
+    def sample_and_keep(rng):  # keeps the first training set, drawn in panel c
+        x, y = sample(rng)
+        if not first:
+            first.append((x, y))
+        return x, y
+
+    bv = decompose(least_squares_fitter(p.n_regions), sample_and_keep, regression_truth, x_test, p.noise_sd ** 2,
+                   p.n_datasets, seed=run.seed)
     # the best possible parameters: least squares against the truth itself on the test grid
     best = FixedJointNetwork(p.n_regions).double().fit_least_squares(x_test, bv.truth)
     best_fit = best(torch.from_numpy(x_test)).detach().numpy()
@@ -69,7 +52,7 @@ def noise_bias_variance(p, run):
                  "n_datasets": bv.n_datasets},
         arrays={"x_test": x_test, "truth": bv.truth, "mean_fit": bv.mean_prediction, "best_fit": best_fit,
                 "fit_sd": np.sqrt(bv.variance_x), "first_fit": bv.predictions[0], "test_y": fresh,
-                "train_x": first[0].x, "train_y": first[0].y})
+                "train_x": first[0][0], "train_y": first[0][1]})
 
 
 @noise_bias_variance.plot
@@ -142,10 +125,11 @@ def bias_variance_tradeoff(p, run):
     from scipy.stats import spearmanr
 
     from udl.analysis.bias_variance import capacity_sweep
-    from udl.data.toy import regression_truth
+    from udl.data.toy import regression_sampler, regression_truth
+    from udl.nn.fixed_joints import least_squares_fitter
 
     caps = [int(c) for c in p.capacities]
-    sweep = capacity_sweep(_least_squares, caps, _toy_sampler(p.n, p.noise_sd), regression_truth,
+    sweep = capacity_sweep(least_squares_fitter, caps, regression_sampler(p.n, p.noise_sd), regression_truth,
                            np.linspace(0, 1, p.n_test), p.noise_sd ** 2, p.n_datasets, seed=run.seed)
     reducible = sweep.bias2 + sweep.variance
     best = int(np.argmin(reducible))

@@ -29,7 +29,7 @@ from torch import nn
 from udl.nn.init import fan_in_uniform_
 from udl.validate import as_generator, check_callable, check_float, check_int
 
-__all__ = ["FixedJointNetwork", "sgd_batches"]
+__all__ = ["FixedJointNetwork", "sgd_batches", "least_squares_fitter"]
 
 _OWNER = "FixedJointNetwork"
 
@@ -278,3 +278,39 @@ class FixedJointNetwork(nn.Module):
 
     def extra_repr(self) -> str:
         return f"n_hidden={self.n_hidden}, lo={self.lo:g}, hi={self.hi:g}"
+
+
+def least_squares_fitter(n_hidden: int, *, l2: float = 0.0) -> Callable[[np.ndarray, np.ndarray], Callable]:
+    """``fit(x, y) -> predictor``: a fresh ``FixedJointNetwork(n_hidden)`` fitted in closed form, in float64.
+
+    The fitting procedure of the book's bias-variance experiments (figs. 8.5-8.9), in
+    the ``fit_fn`` form that :func:`udl.analysis.bias_variance.decompose` and
+    :class:`udl.models.ensemble.BaggingEnsemble` take: every call fits a new network to
+    ``(x, y)`` by :meth:`FixedJointNetwork.fit_least_squares` (ridge with ``l2`` > 0,
+    eq. 9.5) and returns its predictions as a function.
+
+    Args:
+        n_hidden: D, the number of hidden units (regions on [0, 1]).
+        l2: the ridge penalty λ ≥ 0. Default 0 (least squares).
+
+    Returns:
+        ``fit(x, y)``, whose result maps inputs (array or tensor, shape (M,)) to the
+        fitted network's outputs, a float64 tensor of shape (M,).
+
+    Example::
+
+        >>> x = np.linspace(0, 1, 15)
+        >>> predict = least_squares_fitter(3)(x, 2 * x + 1)
+        >>> round(float(predict(np.array([0.5]))[0]), 6)  # a line is fitted exactly
+        2.0
+    """
+    owner = "least_squares_fitter"
+    check_int(n_hidden, "n_hidden", owner)
+    l2 = check_float(l2, "l2", owner, low=0)
+
+    def fit(x, y) -> Callable:
+        # the initial weights are replaced by the fit: a fixed seed leaves torch's global generator alone
+        net = FixedJointNetwork(n_hidden, generator=0).double().fit_least_squares(x, y, l2=l2)
+        return lambda x_new: net(torch.as_tensor(x_new, dtype=torch.float64)).detach()
+
+    return fit
