@@ -11,14 +11,14 @@ The three are trained by one recipe, whose pieces are in :mod:`udl.train.recipes
 4. **the batches**: random windows or pairs, a function of ``seed``, through
    :func:`udl.train.fit` (gradient norm clipped to 1; bf16 autocast on a GPU).
 
-=====================  =================  ============  ========  =====================
-training               loss               β             λ         learning rate
-=====================  =================  ============  ========  =====================
-GPT                    next token         (0.9, 0.95)   0.1       warm-up, cosine to lr/10
-BERT pre-training      masked tokens      (0.9, 0.999)  0.01      warm-up, linear to 0
-BERT fine-tuning       class of ``<cls>``  (0.9, 0.999)  0.01      warm-up, linear to 0 (no clipping)
-encoder-decoder        next target token  (0.9, 0.98)   0.01      warm-up, cosine to lr/20
-=====================  =================  ============  ========  =====================
+=================  ===================  ============  ====  ==================================
+training           loss                 β             λ     learning rate
+=================  ===================  ============  ====  ==================================
+GPT                next token           (0.9, 0.95)   0.1   warm-up, cosine to lr/10
+BERT pre-training  masked tokens        (0.9, 0.999)  0.01  warm-up, linear to 0
+BERT fine-tuning   class of ``<cls>``   (0.9, 0.999)  0.01  warm-up, linear to 0 (no clipping)
+encoder-decoder    next target token    (0.9, 0.98)   0.01  warm-up, cosine to lr/20
+=================  ===================  ============  ====  ==================================
 
 The models that several figures share (a decoder and an encoder trained on the Python
 reference manual, the numbers translator) are trained once per machine by
