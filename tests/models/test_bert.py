@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from udl.models.bert import (BERT, IGNORE, BertClassifier, BertConfig, MaskedLanguageModel, encode_texts,
-                             mask_tokens, mlm_windows, parameter_count, parameter_groups)
+                             mask_tokens, measure_masking_rule, mlm_windows, parameter_count, parameter_groups)
 
 SPECIAL = {"<pad>": 0, "<unk>": 1, "<bos>": 2, "<eos>": 3, "<mask>": 4, "<cls>": 5, "<sep>": 6}
 
@@ -141,6 +141,35 @@ def test_evaluation_masking_hides_every_chosen_token():
     assert torch.equal(out.inputs == 4, out.targets != IGNORE)
     with pytest.raises(ValueError, match="'p_random'"):
         mask_tokens(tokens, mask_id=4, vocab_size=50, p_mask=0.95, p_random=0.1)
+
+
+def test_measure_masking_rule_counts_what_mask_tokens_did():
+    g = torch.Generator().manual_seed(3)
+    tokens = torch.randint(0, 60, (300, 200), generator=g)  # ids 0..6 are special
+    out = mask_tokens(tokens, mask_id=4, vocab_size=60, special_ids=SPECIAL.values(), generator=g)
+    halves = [(out.inputs[:150], out.targets[:150]), (out.inputs[150:], out.targets[150:])]  # two batches
+    rule = measure_masking_rule(halves, special_ids=SPECIAL)
+    chosen = out.targets != IGNORE
+    kept = (out.action == 3) | ((out.action == 2) & (out.inputs == tokens))  # a random draw of itself is kept
+    assert rule["ordinary"] == int((tokens >= 7).sum()) and rule["chosen"] == int(chosen.sum())
+    assert rule["mask"] == int((out.action == 1).sum()) and rule["kept"] == int(kept.sum())
+    assert rule["mask"] + rule["random"] + rule["kept"] == rule["chosen"]
+    assert rule["special_chosen"] == 0 and rule["random_special"] == 0
+    assert rule["chosen_share"] == rule["chosen"] / rule["ordinary"]
+    for name, p in (("mask", 0.8), ("random", 0.1), ("kept", 0.1)):  # within four binomial standard deviations
+        assert abs(rule[f"{name}_share"] - p) < 4 * math.sqrt(p * (1 - p) / rule["chosen"]), name
+    assert abs(rule["chosen_share"] - 0.15) < 4 * math.sqrt(0.15 * 0.85 / rule["ordinary"])
+
+
+def test_measure_masking_rule_sees_a_broken_rule():
+    inputs = torch.tensor([[5, 4, 4, 6, 9]])  # <cls>, two masks, a <sep> drawn as a "random" token, a kept 9
+    targets = torch.tensor([[5, 8, 10, 11, 9]])  # ... and <cls> itself chosen
+    rule = measure_masking_rule([(inputs, targets)], special_ids=SPECIAL)
+    assert (rule["ordinary"], rule["chosen"], rule["special_chosen"], rule["random_special"]) == (4, 5, 1, 1)
+    assert (rule["mask"], rule["random"], rule["kept"]) == (2, 1, 2)
+    with pytest.raises(ValueError, match=r"^The 'batches' parameter of measure_masking_rule must yield inputs and "
+                                         r"targets of one shape\. Got \(1, 5\) and \(1, 4\) instead\.$"):
+        measure_masking_rule([(inputs, targets[:, :4])], special_ids=SPECIAL)
 
 
 def test_windows_start_with_cls():

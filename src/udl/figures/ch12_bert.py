@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 
@@ -65,7 +66,7 @@ def _shown(token: str) -> str:
 def masked_pretraining(p, run):
     from udl.analysis.ngram import UnigramModel
     from udl.data.text import token_ids
-    from udl.models.bert import IGNORE, masked_token_cross_entropy, mlm_windows
+    from udl.models.bert import masked_token_cross_entropy, measure_masking_rule, mlm_windows
 
     config, model, losses, tok, seconds = _pretrained(p, run)
     special = tok.special_ids
@@ -80,23 +81,7 @@ def masked_pretraining(p, run):
     # BERT's masking rule, counted on the first batches that training drew (same seed, same stream)
     stream = mlm_windows(train, p.context, special_ids=special, batch_size=p.pretrain_batch,
                          vocab_size=config.vocab_size, prob=PROB, generator=torch.Generator().manual_seed(run.seed))
-    n_ordinary = n_chosen = n_special_chosen = n_random_special = 0
-    shown = dict.fromkeys(MASK_RULE, 0)
-    special_ids = torch.tensor(sorted(special.values()))
-    for _ in range(p.count_batches):
-        inputs, tgt = next(stream)
-        chosen = tgt != IGNORE
-        original = torch.where(chosen, tgt, inputs)
-        is_special = torch.isin(original, special_ids)
-        n_ordinary += int((~is_special).sum())
-        n_chosen += int(chosen.sum())
-        n_special_chosen += int((chosen & is_special).sum())
-        masked = chosen & (inputs == special["<mask>"])
-        kept = chosen & (inputs == original)  # a random draw of the original token itself counts as kept
-        shown["mask"] += int(masked.sum())
-        shown["kept"] += int(kept.sum())
-        shown["random"] += int((chosen & ~masked & ~kept).sum())
-        n_random_special += int((chosen & ~kept & ~masked & torch.isin(inputs, special_ids)).sum())
+    rule = measure_masking_rule(itertools.islice(stream, p.count_batches), special_ids=special)
 
     # a stretch of held-out text with two whole-word tokens masked, and the model's predictions there
     rng = np.random.default_rng(run.seed)
@@ -127,9 +112,9 @@ def masked_pretraining(p, run):
         "held_out_top1_accuracy": float(correct.float().mean()),
         "first_loss": float(np.mean(losses[: max(1, len(losses) // 50)])),
         "final_loss": float(np.mean(losses[-max(1, len(losses) // 50):])),
-        "counted_tokens": n_ordinary, "chosen": n_chosen, "chosen_share": n_chosen / n_ordinary,
-        "special_chosen": n_special_chosen, "random_special": n_random_special,
-        **{f"{k}_share": v / max(1, n_chosen) for k, v in shown.items()},
+        "counted_tokens": rule["ordinary"], "chosen": rule["chosen"], "chosen_share": rule["chosen_share"],
+        "special_chosen": rule["special_chosen"], "random_special": rule["random_special"],
+        **{f"{k}_share": rule[f"{k}_share"] for k in MASK_RULE},
         "example": tok.decode(ids[1:]), "example_tokens": [_shown(tok.id_to_token(i)) for i in ids],
         "masked_positions": masked_at,
         "true_tokens": [_shown(tok.id_to_token(ids[i])) for i in masked_at],

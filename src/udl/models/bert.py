@@ -46,7 +46,7 @@ from udl.validate import as_generator, check_float, check_int
 
 __all__ = ["BertConfig", "BERT", "MaskedLanguageModel", "BertClassifier", "MaskedTokens", "MaskedEvaluation",
            "mask_tokens", "parameter_count", "parameter_groups", "meta_model", "mlm_windows",
-           "masked_token_cross_entropy", "encode_texts", "predict", "init_bert_", "IGNORE"]
+           "masked_token_cross_entropy", "encode_texts", "predict", "init_bert_", "IGNORE", "measure_masking_rule"]
 
 IGNORE = -100  # the target of a position that is not predicted (F.cross_entropy's ignore_index)
 BOOK_VOCAB = 30_000  # the book's BERT vocabulary (§12.6; the released BERT has 30,522 word pieces)
@@ -733,3 +733,62 @@ def predict(classifier: BertClassifier, tokens: torch.Tensor, *, batch_size: int
                      for i in range(0, len(tokens), batch_size)])
     classifier.train(was_training)
     return out
+
+
+# --------------------------------------------------------------------------- the 80/10/10 rule, measured
+def measure_masking_rule(batches: Iterable[tuple[torch.Tensor, torch.Tensor]], *,
+                         special_ids: Mapping[str, int]) -> dict[str, float]:
+    """Count what masked-token batches did to the tokens: BERT's rule, measured (fig. 12.10c).
+
+    For each batch ``(inputs, targets)`` (as :func:`mlm_windows` yields them) the
+    original token is the target where one is given (``targets != IGNORE``: a chosen
+    position) and the input elsewhere. A chosen position shown as ``<mask>`` counts as
+    masked, one shown as its original token as kept (a random draw of the token itself
+    included), any other as replaced by a random token.
+
+    Args:
+        batches: an iterable of ``(inputs, targets)`` LongTensor pairs of equal shape.
+        special_ids: the tokenizer's special tokens (holding ``<mask>`` and ``<cls>``).
+
+    Returns:
+        A dict of counts, ``ordinary`` (positions whose original token is not special),
+        ``chosen``, ``mask``, ``random``, ``kept``, ``special_chosen`` (special tokens
+        chosen: 0 under the rule) and ``random_special`` (special tokens drawn as a random
+        replacement: 0), and of shares: ``chosen_share`` = chosen / ordinary (the
+        prediction rate, 0.15) and ``mask_share``, ``random_share``, ``kept_share`` of the
+        chosen positions (0.8, 0.1, 0.1).
+
+    Example::
+
+        >>> special = {"<pad>": 0, "<cls>": 1, "<mask>": 2}
+        >>> inputs, targets = torch.tensor([[1, 2, 5, 6]]), torch.tensor([[IGNORE, 7, 5, IGNORE]])
+        >>> rule = measure_masking_rule([(inputs, targets)], special_ids=special)
+        >>> rule["ordinary"], rule["chosen"], rule["mask"], rule["kept"]
+        (3, 2, 1, 1)
+    """
+    owner = "measure_masking_rule"
+    special = _special(special_ids, owner)
+    special_tensor = torch.tensor(sorted(special.values()))
+    counts = dict.fromkeys(("ordinary", "chosen", "special_chosen", "mask", "random", "kept", "random_special"), 0)
+    for inputs, targets in batches:
+        if not isinstance(inputs, torch.Tensor) or not isinstance(targets, torch.Tensor):
+            raise TypeError(f"The 'batches' parameter of {owner} must yield (inputs, targets) tensors. "
+                            f"Got {type(inputs).__name__} and {type(targets).__name__} instead.")
+        if inputs.shape != targets.shape:
+            raise ValueError(f"The 'batches' parameter of {owner} must yield inputs and targets of one shape. "
+                             f"Got {tuple(inputs.shape)} and {tuple(targets.shape)} instead.")
+        chosen = targets != IGNORE
+        original = torch.where(chosen, targets, inputs)
+        is_special = torch.isin(original, special_tensor)
+        masked = chosen & (inputs == special["<mask>"])
+        kept = chosen & (inputs == original)
+        replaced = chosen & ~masked & ~kept
+        counts["ordinary"] += int((~is_special).sum())
+        counts["chosen"] += int(chosen.sum())
+        counts["special_chosen"] += int((chosen & is_special).sum())
+        counts["mask"] += int(masked.sum())
+        counts["kept"] += int(kept.sum())
+        counts["random"] += int(replaced.sum())
+        counts["random_special"] += int((replaced & torch.isin(inputs, special_tensor)).sum())
+    shares = {f"{k}_share": counts[k] / max(1, counts["chosen"]) for k in ("mask", "random", "kept")}
+    return {**counts, "chosen_share": counts["chosen"] / max(1, counts["ordinary"]), **shares}
