@@ -195,7 +195,7 @@ class BERT(nn.Module):
         with initialised_from(self, generator, own_rule_only=True):  # reset_parameters draws every weight
             self.embed = TokenEmbedding(c.vocab_size, c.d_model)
             self.positions = LearnedPositions(c.context, c.d_model)
-            self.segments = nn.Embedding(c.n_segments, c.d_model) if c.n_segments else None
+            self.segments = TokenEmbedding(c.n_segments, c.d_model) if c.n_segments else None  # S: a row per segment
             self.embed_norm = nn.LayerNorm(c.d_model, eps=c.eps)
             self.layers = nn.ModuleList(
                 TransformerLayer(c.d_model, c.n_heads, c.d_mlp, dropout=c.dropout, norm_first=c.norm_first,
