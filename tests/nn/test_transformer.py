@@ -105,6 +105,8 @@ def test_the_generator_decides_every_weight_and_leaves_the_global_one_alone():
     assert torch.equal(layer.norm1.weight, torch.ones(8)) and torch.equal(layer.norm1.bias, torch.zeros(8))
     emb = TokenEmbedding(1000, 50, std=0.5, generator=0)
     assert abs(emb.weight.std().item() / 0.5 - 1) < 0.02 and abs(emb.weight.mean().item()) < 0.01
+    torch.manual_seed(0)  # None: the same numbers from torch's global generator
+    assert torch.equal(TokenEmbedding(1000, 50, std=0.5).weight, emb.weight)
     with torch.device("meta"):
         assert TransformerLayer(8, 2, generator=0).linear1.weight.is_meta
         assert TokenEmbedding(5, 3, generator=0).weight.is_meta

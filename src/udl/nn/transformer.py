@@ -205,8 +205,8 @@ class TokenEmbedding(nn.Module):
             self.weight = nn.Parameter(torch.empty(vocab_size, d_model))
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
-        """Draw Ω_e from N(0, std²) (on the generator's device, then copied)."""
-        _normal_(self.weight, self.std, generator)
+        """Draw Ω_e from N(0, std²)."""
+        nn.init.normal_(self.weight, std=self.std, generator=generator)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         return F.embedding(tokens, self.weight)
@@ -243,8 +243,8 @@ class LearnedPositions(nn.Module):
             self.weight = nn.Parameter(torch.empty(context, d_model))
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
-        """Draw the position embeddings from N(0, std²) (on the generator's device, then copied)."""
-        _normal_(self.weight, self.std, generator)
+        """Draw the position embeddings from N(0, std²)."""
+        nn.init.normal_(self.weight, std=self.std, generator=generator)
 
     def forward(self, x: torch.Tensor, offset: int = 0) -> torch.Tensor:
         n = x.shape[-2]
@@ -252,13 +252,6 @@ class LearnedPositions(nn.Module):
             raise ValueError(f"LearnedPositions: positions {offset}..{offset + n - 1} exceed the context "
                              f"of {self.context}.")
         return x + self.weight[offset:offset + n]
-
-
-@torch.no_grad()
-def _normal_(weight: nn.Parameter, std: float, generator: torch.Generator | None) -> None:
-    """``weight`` ← N(0, std²), drawn on the generator's device (the CPU for torch's global one), then copied."""
-    z = torch.randn(weight.shape, generator=generator, device=generator.device if generator is not None else "cpu")
-    weight.copy_(z * std)
 
 
 def sinusoidal_positions(n: int, d_model: int, *, base: float = 10_000.0) -> torch.Tensor:
