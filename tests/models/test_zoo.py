@@ -1,7 +1,8 @@
-"""The common tests of every model in udl.models (and the udl.nn layers they are built from), over one table.
+"""The common tests of every model in udl.models, and of the udl.nn layers they are built from, over one table.
 
-As Hugging Face's shared model tests: each row gives a model's tiny configuration (a ``tiny()`` classmethod or config), an
-example input, the output's shape and the arguments it must refuse. Every row must:
+As Hugging Face's shared model tests: each row gives a model's tiny configuration (a
+``tiny()`` classmethod or config), an example input, the output's shape and the
+arguments it must refuse. Every row must:
 
 a. give identical weights for the same generator and the same int seed (NumPy ints
    too), different weights for another seed, and leave torch's global generator alone;
@@ -31,7 +32,7 @@ from torch import nn
 from udl.models.autoencoder import Autoencoder
 from udl.models.bert import BERT, BertClassifier, BertConfig, MaskedLanguageModel, parameter_count as bert_count
 from udl.models.classifier import BernoulliClassifier
-from udl.models.densenet import DenseNet, DenseNetConfig
+from udl.models.densenet import DenseBlock, DenseLayer, DenseNet, DenseNetConfig, Transition
 from udl.models.gabor import GaborModel
 from udl.models.gpt import GPT, GPTConfig
 from udl.models.hourglass import Hourglass, StackedHourglass
@@ -40,7 +41,6 @@ from udl.models.resnet import ResNet, ResNetConfig
 from udl.models.seq2seq import EncoderDecoder, Seq2SeqConfig
 from udl.models.transfer import replace_head
 from udl.models.unet import UNet, unet_parameter_count
-from udl.models.densenet import DenseBlock, DenseLayer, Transition
 from udl.models.yolo import YOLO, YOLOConfig
 from udl.nn.conv import Conv1d, Conv2d
 from udl.nn.deep import DeepNetwork

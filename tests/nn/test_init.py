@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from udl.nn.init import fan_in_uniform_, he_init, init_parameters, initialised_from
+from udl.nn.init import fan_in_uniform_, he_init, init_parameters, initialised_from, reset_norms
 from udl.nn.normalization import BatchNorm, LayerNorm
 
 
@@ -136,3 +136,15 @@ def test_udls_own_normalisation_layers_are_reset_by_their_rule():
     assert bn.weight.tolist() == ln.weight.tolist() == [1.0] * 3 and bn.bias.abs().max() == ln.bias.abs().max() == 0
     assert bn.running_mean.tolist() == [0.0] * 3 and bn.running_var.tolist() == [1.0] * 3
     assert bn.num_batches_tracked.item() == 0
+
+
+def test_reset_norms_resets_the_normalisation_layers_only():
+    net = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2), nn.LayerNorm(2))
+    with torch.no_grad():
+        for t in (*net.parameters(), *net.buffers()):
+            t.fill_(7)
+    reset_norms(net)
+    linear, bn, ln = net
+    assert bn.weight.tolist() == ln.weight.tolist() == [1.0, 1.0] and bn.running_var.tolist() == [1.0, 1.0]
+    assert bn.bias.tolist() == ln.bias.tolist() == bn.running_mean.tolist() == [0.0, 0.0]
+    assert linear.weight.unique().tolist() == [7.0]  # not a normalisation layer: kept

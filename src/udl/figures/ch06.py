@@ -465,6 +465,7 @@ def hyperparameter_search(p, run):
     from torch import nn
 
     from udl.data.mnist1d import load_mnist1d
+    from udl.nn.init import initialised_from
     from udl.train import LossNotFiniteError, fit
 
     data = load_mnist1d(num_samples=p.num_samples)
@@ -484,9 +485,10 @@ def hyperparameter_search(p, run):
     bar = run.progress(total=len(p.lrs) * len(p.batches), desc="settings")
     for i, lr in enumerate(p.lrs):
         for j, batch in enumerate(p.batches):
-            torch.manual_seed(run.seed + 17 * i + j)
-            model = nn.Sequential(nn.Linear(x_all.shape[1], p.hidden), nn.ReLU(), nn.Linear(p.hidden, p.hidden),
-                                  nn.ReLU(), nn.Linear(p.hidden, 10))
+            model = nn.Sequential()
+            with initialised_from(model, run.seed + 17 * i + j):  # torch's default initialisation, from this seed
+                model.extend([nn.Linear(x_all.shape[1], p.hidden), nn.ReLU(), nn.Linear(p.hidden, p.hidden),
+                              nn.ReLU(), nn.Linear(p.hidden, 10)])
             try:
                 losses = fit(model, (x_all[train], y_all[train]), nn.functional.cross_entropy,
                              torch.optim.SGD(model.parameters(), lr=lr), steps=p.steps, batch_size=batch,

@@ -24,15 +24,18 @@ def _network(blocks: int, channels: int, skip: bool, seed: int):
     from torch import nn
 
     from udl.nn.conv import conv_layer
+    from udl.nn.init import initialised_from
     from udl.nn.normalization import batch_norm_layer
     from udl.nn.residual import ResidualBlock
 
-    torch.manual_seed(seed)
-    return nn.Sequential(nn.Unflatten(1, (1, 40)),  # (N, 40) -> (N, 1, 40)
-                         conv_layer(1, 1, channels, 3, stride=4),  # -> (N, C, 10)
-                         *[ResidualBlock(channels, dims=1, skip=skip) for _ in range(blocks)],
-                         batch_norm_layer(1, channels), nn.ReLU(), nn.AdaptiveAvgPool1d(1), nn.Flatten(),
-                         nn.Linear(channels, 10))
+    net = nn.Sequential()
+    with initialised_from(net, torch.Generator().manual_seed(seed)):  # every weight from the seed, in this order
+        net.extend([nn.Unflatten(1, (1, 40)),  # (N, 40) -> (N, 1, 40)
+                    conv_layer(1, 1, channels, 3, stride=4),  # -> (N, C, 10)
+                    *[ResidualBlock(channels, dims=1, skip=skip) for _ in range(blocks)],
+                    batch_norm_layer(1, channels), nn.ReLU(), nn.AdaptiveAvgPool1d(1), nn.Flatten(),
+                    nn.Linear(channels, 10)])
+    return net
 
 
 @figure("11.13", title="Skip connections smooth the loss surface",

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from udl.nn.conv import conv_layer
-from udl.nn.init import he_init, initialised_from
+from udl.nn.init import he_init, initialised_from, reset_norms
 from udl.nn.normalization import batch_norm_layer
 from udl.validate import as_generator, check_choice, check_config, check_float, check_int
 
@@ -62,12 +62,13 @@ class DenseLayer(nn.Module):
         self.growth_rate = check_int(growth_rate, "growth_rate", owner)
         dims = check_choice(dims, "dims", owner, (1, 2, 3))
         generator = as_generator(generator, owner)
-        with initialised_from(self, generator):
+        with initialised_from(self, generator, own_rule_only=True):  # He only: no draws of torch's defaults
             self.f = nn.Sequential(batch_norm_layer(dims, in_channels), nn.ReLU(),
                                    conv_layer(dims, in_channels, growth_rate, 3))
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
-        """He initialisation (§7.5) of the convolution; batch norm keeps γ = 1, δ = 0."""
+        """He initialisation (§7.5) of the convolution; batch norm γ = 1, δ = 0: every parameter."""
+        reset_norms(self)
         he_init(self, generator)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
@@ -152,12 +153,13 @@ class Transition(nn.Module):
         self.out_channels = check_int(out_channels, "out_channels", owner)
         dims = check_choice(dims, "dims", owner, (1, 2, 3))
         generator = as_generator(generator, owner)
-        with initialised_from(self, generator):
+        with initialised_from(self, generator, own_rule_only=True):  # He only: no draws of torch's defaults
             self.f = nn.Sequential(batch_norm_layer(dims, in_channels), nn.ReLU(),
                                    conv_layer(dims, in_channels, out_channels, 1), _AVG_POOL[dims](2))
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
-        """He initialisation (§7.5) of the 1×1 convolution; batch norm keeps γ = 1, δ = 0."""
+        """He initialisation (§7.5) of the 1×1 convolution; batch norm γ = 1, δ = 0: every parameter."""
+        reset_norms(self)
         he_init(self, generator)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:

@@ -138,7 +138,7 @@ class ConvNet1D(nn.Module):
         generator = as_generator(generator, owner)
         self.config = config
         c, k, s = config.channels, config.kernel_size, config.stride
-        with initialised_from(self, generator):
+        with initialised_from(self, generator, own_rule_only=True):  # He for every layer: nothing else drawn
             self.convs = nn.ModuleList(nn.Conv1d(1 if i == 0 else c, c, k, stride=s, padding=0)
                                        for i in range(config.n_layers))
             self.linear = nn.Linear(c * config.lengths()[-1], config.n_classes)
@@ -233,7 +233,7 @@ class FullyConnected1D(nn.Module):
         generator = as_generator(generator, owner)
         self.config = config
         w = config.widths
-        with initialised_from(self, generator):
+        with initialised_from(self, generator, own_rule_only=True):  # He for every layer: nothing else drawn
             self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(w[:-1], w[1:]))  # Ω_k: (D_{k+1}, D_k)
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:

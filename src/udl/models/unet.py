@@ -484,11 +484,13 @@ class UNet(nn.Module):
 
         Biases start at zero.
         """
-        he_init(self, generator)
-        for m in self.up:
-            # each output of a 2×2 stride-2 transposed convolution sums c_in inputs
-            nn.init.normal_(m.weight, std=math.sqrt(1.0 / m.in_channels), generator=generator)
-            nn.init.zeros_(m.bias)
+        for m in self.modules():  # in order: encoder, up, decoder, head
+            if isinstance(m, (nn.ConvTranspose2d, nn.ConvTranspose3d)):
+                # each output of a 2×2 stride-2 transposed convolution sums c_in inputs
+                nn.init.normal_(m.weight, std=math.sqrt(1.0 / m.in_channels), generator=generator)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, (nn.Conv2d, nn.Conv3d)):
+                he_init(m, generator)
 
     @classmethod
     def tiny(cls, **changes) -> UNet:

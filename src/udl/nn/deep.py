@@ -25,7 +25,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from udl.nn.init import initialised_from
+from udl.nn.init import fan_in_uniform_, initialised_from
 from udl.nn.shallow import ShallowNetwork
 from udl.validate import as_generator, check_sizes, check_tensor
 
@@ -64,9 +64,14 @@ class DeepNetwork(nn.Module):
         super().__init__()
         self.widths = check_sizes(widths, "widths", "DeepNetwork", min_len=2)
         generator = as_generator(generator, "DeepNetwork")
-        with initialised_from(self, generator):  # nn.Linear's default, U(-1/√D_k, 1/√D_k), from the generator
+        with initialised_from(self, generator, own_rule_only=True):
             # layer k holds Ω_k (D_{k+1} x D_k) and β_k (D_{k+1},)
             self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(self.widths[:-1], self.widths[1:]))
+
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        """Every Ω_k, β_k from U(-1/√D_k, 1/√D_k), nn.Linear's distribution, drawn in float64."""
+        for layer in self.layers:
+            fan_in_uniform_((layer.weight, layer.bias), layer.in_features, generator)
 
     @property
     def depth(self) -> int:

@@ -16,8 +16,8 @@ torch's global generator. torch's layers draw their default initialisation from 
 global generator as they are built, so a model builds its layers inside
 :func:`initialised_from`, which builds them on the meta device (nothing is drawn) and
 then draws every parameter with :func:`init_parameters`: torch's default rule for
-each torch layer (:func:`fan_in_uniform_` for linear and convolution layers), then the
-model's own rule, its ``reset_parameters(generator)`` (He, zeros, ...)::
+each torch layer (torch's own initialisers, given the generator), then the model's own
+rule, its ``reset_parameters(generator)`` (He, zeros, ...)::
 
     class Net(nn.Module):
         def __init__(self, *, generator=None):
@@ -30,8 +30,10 @@ model's own rule, its ``reset_parameters(generator)`` (He, zeros, ...)::
         def reset_parameters(self, generator=None):  # the model's own rule, run last
             he_init(self.conv, generator)
 
-With ``generator=None`` the numbers come from torch's global generator, the same
-numbers as ``generator=s`` gives after ``torch.manual_seed(s)``.
+With ``generator=None`` the numbers come from torch's global generator: ``generator=s``
+gives the numbers that ``torch.manual_seed(s)`` followed by the plain build would give.
+A model whose own rule sets every parameter (GPT-2's initialisation, udl's
+float64-drawn :func:`fan_in_uniform_`) passes ``own_rule_only=True`` and draws nothing else.
 """
 
 from __future__ import annotations
@@ -45,7 +47,9 @@ from torch import nn
 
 from udl.validate import as_generator
 
-__all__ = ["he_init", "fan_in_uniform_", "init_parameters", "initialised_from"]
+__all__ = ["he_init", "reset_norms", "fan_in_uniform_", "init_parameters", "initialised_from"]
+
+_NORMS = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.RMSNorm)  # nothing random: γ = 1, δ = 0
 
 _HE_LAYERS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 
@@ -77,13 +81,35 @@ def he_init(module: nn.Module, generator: torch.Generator | None = None) -> None
 
 
 @torch.no_grad()
+def reset_norms(module: nn.Module) -> None:
+    """Reset every normalisation layer in ``module``: γ = 1, δ = 0, fresh running statistics (nothing random).
+
+    With :func:`he_init` it sets every parameter of a block of convolutions and
+    normalisations, the rule of udl's ResNet and DenseNet blocks.
+
+    Example::
+
+        >>> bn = nn.BatchNorm1d(2)
+        >>> _ = bn.weight.data.fill_(3.0)
+        >>> reset_norms(nn.Sequential(bn))
+        >>> bn.weight.tolist()
+        [1.0, 1.0]
+    """
+    for m in module.modules():
+        if isinstance(m, _NORMS) and not any(t.is_meta for t in m.parameters()):
+            m.reset_parameters()
+
+
+@torch.no_grad()
 def fan_in_uniform_(tensors, fan_in: int, generator: torch.Generator | None = None) -> None:
-    """Draw each tensor, in place, from U(-1/√fan_in, 1/√fan_in): torch's default for linear and convolution layers.
+    """Draw each tensor, in place, from U(-1/√fan_in, 1/√fan_in), the distribution of torch's default.
 
     (torch's ``kaiming_uniform_`` with a = √5 gives the same bound for the weights, and
-    torch draws the biases with it.) The numbers are drawn in float64 on the
-    generator's device, then copied, so a generator gives the same values whatever the
-    parameters' dtype and device. Tensors that are None or on the meta device are skipped.
+    torch draws the biases with it.) Unlike torch's initialisers the numbers are drawn in
+    float64 on the generator's device, then copied, so a generator gives the same values
+    whatever the parameters' dtype and device: udl's book networks (shallow, deep,
+    convolutional, fixed-joint) use it. Tensors that are None or on the meta device are
+    skipped.
 
     Args:
         tensors: the tensors (weights and biases), in the order they are drawn.
@@ -106,7 +132,6 @@ def fan_in_uniform_(tensors, fan_in: int, generator: torch.Generator | None = No
 
 
 _DEFAULT_UNIFORM = (nn.Linear, nn.modules.conv._ConvNd)  # convolutions, transposed ones too
-_NORMS = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.RMSNorm)  # nothing random: γ = 1, δ = 0
 
 
 def _own_rule(module: nn.Module):
@@ -124,16 +149,18 @@ def init_parameters(module: nn.Module, generator: torch.Generator | None = None)
     Sub-modules are visited innermost first, so that a block's own rule overrides the
     default of its layers, each module once:
 
-    - ``nn.Linear`` and convolutions: weights and biases from :func:`fan_in_uniform_`
-      (torch's default), fan-in = ``weight[0].numel()``;
-    - ``nn.Embedding``: N(0, 1) (torch's default);
+    - ``nn.Linear`` and convolutions (transposed too): torch's default, its own
+      ``kaiming_uniform_(a=√5)`` for the weights and U(-1/√fan_in, 1/√fan_in) for the
+      biases, fan-in = ``weight[0].numel()``;
+    - ``nn.Embedding``: N(0, 1), torch's default;
     - torch's normalisation layers: γ = 1, δ = 0, running statistics reset;
     - a module with a ``reset_parameters(generator)`` method (udl's models and
       layers): that method, its own rule (He initialisation, zero heads, ...).
 
     Args:
         module: the network; it must not be on the meta device.
-        generator: the random numbers. Default: torch's global one.
+        generator: the random numbers, a ``torch.Generator`` or an int seed. Default:
+            torch's global one.
 
     Raises:
         TypeError: a sub-module holds parameters or buffers of its own and follows none
@@ -156,11 +183,13 @@ def init_parameters(module: nn.Module, generator: torch.Generator | None = None)
         for child in m.children():
             visit(child)
         own = _own_rule(m)
-        if isinstance(m, _DEFAULT_UNIFORM):
-            fan_in_uniform_((m.weight, m.bias), m.weight[0].numel(), generator)
+        if isinstance(m, _DEFAULT_UNIFORM):  # as torch's reset_parameters, with the generator
+            nn.init.kaiming_uniform_(m.weight, a=math.sqrt(5), generator=generator)
+            if m.bias is not None:
+                bound = 1.0 / math.sqrt(m.weight[0].numel())
+                nn.init.uniform_(m.bias, -bound, bound, generator=generator)
         elif isinstance(m, nn.Embedding):
-            m.weight.copy_(torch.randn(m.weight.shape, generator=generator, device=generator.device
-                                       if generator is not None else "cpu"))
+            nn.init.normal_(m.weight, generator=generator)
             if m.padding_idx is not None:
                 m.weight[m.padding_idx].zero_()
         elif isinstance(m, _NORMS):
@@ -190,7 +219,8 @@ def initialised_from(module: nn.Module, generator: torch.Generator | None, *, ow
 
     Args:
         module: the module being built (``self`` in a constructor).
-        generator: the random numbers; None draws from torch's global generator.
+        generator: the random numbers, a ``torch.Generator`` or an int seed; None draws
+            from torch's global generator.
         own_rule_only: run only ``module.reset_parameters(generator)``, for a model
             whose own rule sets every parameter (GPT-2's and BERT's initialisations):
             drawing the layers' defaults first would only move the generator's stream.

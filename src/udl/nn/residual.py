@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from udl.nn.conv import conv_layer
-from udl.nn.init import he_init, initialised_from
+from udl.nn.init import he_init, initialised_from, reset_norms
 from udl.nn.normalization import batch_norm_layer
 from udl.validate import as_generator, check_bool, check_choice, check_float, check_instance, check_int, check_tensor
 
@@ -103,7 +103,8 @@ class _Block(nn.Module):
         self.shortcut = conv_layer(dims, c_in, c_out, 1, stride=stride, padding=0) if needs_projection else None
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
-        """He initialisation (§7.5) of every convolution; batch norm keeps γ = 1, δ = 0."""
+        """He initialisation (§7.5) of every convolution; batch norm γ = 1, δ = 0: every parameter."""
+        reset_norms(self)
         he_init(self, generator)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -161,7 +162,7 @@ class ResidualBlock(_Block):
         skip = check_bool(skip, "skip", owner)
         generator = as_generator(generator, owner)
         self.in_channels, self.out_channels, self.stride = c_in, c_out, stride
-        with initialised_from(self, generator):
+        with initialised_from(self, generator, own_rule_only=True):  # He only: no draws of torch's defaults
             branch = nn.Sequential(*_pre_activation(dims, c_in, c_out, kernel, stride, norm),
                                    *_pre_activation(dims, c_out, c_out, kernel, 1, norm))
             self._finish(branch, dims, c_in, c_out, stride, scale, skip)
@@ -213,7 +214,7 @@ class BottleneckBlock(_Block):
         skip = check_bool(skip, "skip", owner)
         generator = as_generator(generator, owner)
         self.in_channels, self.bottleneck_channels, self.out_channels, self.stride = c_in, b, c_out, stride
-        with initialised_from(self, generator):
+        with initialised_from(self, generator, own_rule_only=True):  # He only: no draws of torch's defaults
             branch = nn.Sequential(*_pre_activation(dims, c_in, b, 1, 1, norm),
                                    *_pre_activation(dims, b, b, 3, stride, norm),
                                    *_pre_activation(dims, b, c_out, 1, 1, norm))
@@ -267,18 +268,17 @@ def variance_network(kind: str, width: int, depth: int, *,
     width = check_int(width, "width", owner)
     depth = check_int(depth, "depth", owner)
     generator = as_generator(generator, owner)
-    net = nn.Sequential()
-    with initialised_from(net, generator):
-        for _ in range(depth):
-            linear = nn.Linear(width, width, bias=False)
-            if kind == "plain":
-                net.append(nn.Sequential(nn.ReLU(), linear))
-            elif kind == "batchnorm":
-                net.append(Residual(nn.Sequential(nn.BatchNorm1d(width), nn.ReLU(), linear)))
-            else:
-                net.append(Residual(nn.Sequential(nn.ReLU(), linear), scale=INV_SQRT2 if kind == "scaled" else 1.0))
-    he_init(net, generator)  # Ω ~ N(0, 2/D)
-    return net
+    blocks = []
+    for _ in range(depth):
+        linear = nn.utils.skip_init(nn.Linear, width, width, bias=False)  # built without torch's default draws
+        nn.init.kaiming_normal_(linear.weight, nonlinearity="relu", generator=generator)  # σ² = 2/D
+        if kind == "plain":
+            blocks.append(nn.Sequential(nn.ReLU(), linear))
+        elif kind == "batchnorm":
+            blocks.append(Residual(nn.Sequential(nn.BatchNorm1d(width), nn.ReLU(), linear)))
+        else:
+            blocks.append(Residual(nn.Sequential(nn.ReLU(), linear), scale=INV_SQRT2 if kind == "scaled" else 1.0))
+    return nn.Sequential(*blocks)
 
 
 @torch.no_grad()

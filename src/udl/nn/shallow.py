@@ -25,7 +25,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from udl.nn.init import initialised_from
+from udl.nn.init import fan_in_uniform_, initialised_from
 from udl.validate import as_generator, check_float, check_int, check_tensor
 
 __all__ = ["ShallowNetwork", "fit_shallow"]  # ShallowPass and Edge: return types
@@ -83,9 +83,14 @@ class ShallowNetwork(nn.Module):
         self.d_hidden = check_int(d_hidden, "d_hidden", "ShallowNetwork")
         self.d_out = check_int(d_out, "d_out", "ShallowNetwork")
         generator = as_generator(generator, "ShallowNetwork")
-        with initialised_from(self, generator):  # nn.Linear's default, U(-1/√fan_in, 1/√fan_in), from the generator
+        with initialised_from(self, generator, own_rule_only=True):
             self.hidden = nn.Linear(d_in, d_hidden)  # weight θ (D x Di), bias θ_0 (D,)
             self.output = nn.Linear(d_hidden, d_out)  # weight φ (Do x D), bias φ_0 (Do,)
+
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        """Every parameter from U(-1/√fan_in, 1/√fan_in), nn.Linear's distribution, drawn in float64."""
+        for layer in (self.hidden, self.output):
+            fan_in_uniform_((layer.weight, layer.bias), layer.in_features, generator)
 
     # -- the book's names for the parameters (views of the same tensors) --
     @property
