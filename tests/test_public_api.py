@@ -9,6 +9,7 @@ fails when a new public class is added to the library without a row here.
 import importlib
 import inspect
 import pkgutil
+import re
 
 import numpy as np
 import pytest
@@ -237,8 +238,8 @@ CASES = [
                                "lambda_noobj": [-0.5]}),
     (yolo.YOLO, dict(config="tiny", generator=0), {"config": ["huge", 3], "generator": [-1, "a"]}),
     (yolo.YOLOLoss, dict(config=yolo.YOLOConfig.preset("tiny")), {"config": ["tiny", None]}),
-    (detection.paired_iou, dict(a=torch.zeros(2, 4), b=torch.zeros(4)), {"a": [torch.zeros(2, 3), [0, 0, 1, 1]],
-                                                                         "b": [torch.zeros(()), "box"]}),
+    (detection.paired_iou, dict(a=torch.tensor([[0.0, 0.0, 2.0, 2.0], [1.0, 1.0, 3.0, 3.0]]), b=torch.ones(4).cumsum(0)),
+     {"a": [torch.zeros(2, 3), [0, 0, 1, 1]], "b": [torch.zeros(()), "box"]}),
     (detection.box_iou, dict(boxes_a=torch.tensor([[0.0, 0.0, 1.0, 1.0]]), boxes_b=torch.tensor([[0.0, 0.0, 2.0, 2.0]])),
      {"boxes_a": [torch.zeros(1, 3), torch.tensor([[1.0, 0.0, 0.0, 1.0]])], "boxes_b": [[[0, 0, 1, 1]]]}),
     (detection.non_max_suppression, dict(boxes=torch.tensor([[0.0, 0.0, 2.0, 2.0], [1.0, 1.0, 3.0, 3.0]]),
@@ -252,7 +253,10 @@ CASES = [
                                        ground_truth=[(torch.tensor([[0.0, 0.0, 2.0, 2.0]]), torch.tensor([0]))]),
      {"predictions": [[], "abc", [(1, 2)]], "ground_truth": [[(torch.zeros(1, 4), torch.tensor([0]))]],
       "iou_threshold": [0.0, 1.5]}),
-    (detection.precision_recall, dict(predictions=[], ground_truth=[], label=0), {"label": [-1, 1.5], "iou_threshold": [0.0]}),
+    (detection.precision_recall, dict(predictions=[(torch.tensor([[0.0, 0.0, 2.0, 2.0]]), torch.tensor([0.9]),
+                                                    torch.tensor([0]))],
+                                      ground_truth=[(torch.tensor([[0.0, 0.0, 2.0, 2.0]]), torch.tensor([0]))], label=0),
+     {"label": [-1, 1.5], "iou_threshold": [0.0]}),
     (detection.matches_per_object, dict(predictions=[], ground_truth=[]), {"predictions": [None, [()]], "iou_threshold": [2.0]}),
     (yolo.encode_targets, dict(boxes=[torch.tensor([[0.0, 0.0, 4.0, 4.0]])], labels=[torch.tensor([0])],
                                config=yolo.YOLOConfig.preset("tiny")),
@@ -297,7 +301,7 @@ CASES = [
     (normalization.GhostBatchNorm, dict(channels=3, ghost_batch_size=2),
      {"channels": BAD_INT, "ghost_batch_size": BAD_INT, "eps": [0.0], "momentum": [2.0]}),
     (normalization.LayerNorm, dict(channels=3), {"channels": BAD_INT, "eps": [0.0, float("nan")], "affine": [0]}),
-    (normalization.GroupNorm, dict(groups=2, channels=4), {"groups": BAD_INT + [3], "channels": BAD_INT + [5],
+    (normalization.GroupNorm, dict(groups=2, channels=4), {"groups": BAD_INT + [5], "channels": BAD_INT + [5],
                                                            "eps": [-1.0], "affine": [None]}),
     (normalization.InstanceNorm, dict(channels=3), {"channels": BAD_INT, "eps": [0.0], "affine": ["no"]}),
     (normalization.shared_statistics, dict(module=normalization.BatchNorm(3), shape=(2, 3, 4), index=(0, 1, 2)),
@@ -529,18 +533,58 @@ def _bad_calls():
                 yield pytest.param(fn, good, name, value, id=f"{fn.__qualname__}-{name}={value!r}")
 
 
+def _template(name):
+    """udl.validate's one-line message naming the parameter ``name``: ``The 'name' parameter of Owner must <what is
+    wanted>. Got <what was given> instead.`` (any owner; "must be a positive int", "must divide d_model = 8", ...)."""
+    return re.compile(rf"The {re.escape(repr(name))} parameter of [A-Za-z_][\w.]* must .+\. Got .+ instead\.")
+
+
 @pytest.mark.parametrize("fn, good, name, value", list(_bad_calls()))
 def test_bad_argument_is_refused_with_a_clear_message(fn, good, name, value):
-    with pytest.raises((ValueError, TypeError, KeyError)) as info:
+    with pytest.raises((ValueError, TypeError)) as info:
         fn(**{**good, name: value})
     message = str(info.value)
-    assert name in message or repr(value) in message, f"the message does not name {name!r}: {message}"
+    assert _template(name).fullmatch(message), f"not the one-line template for {name!r}: {message!r}"
+
+
+# Entry points that work in place and return None: what they must have done to their arguments.
+IN_PLACE = {
+    nn_init.he_init: lambda args: bool((args["module"].bias == 0).all()),  # biases 0, weights N(0, 2 / fan-in)
+    nn_init.init_parameters: lambda args: bool((args["module"].weight.abs() <= 2 ** -0.5).all()),  # U(±1/√fan_in)
+}
+
+
+def _assert_sensible(result, where="result"):
+    """What a working call returns: no NaN (-inf is a masked logit), containers of such values, never None."""
+    assert result is not None, f"{where} is None"
+    if isinstance(result, torch.Tensor):
+        if result.dtype.is_floating_point and result.device.type != "meta":
+            assert not torch.isnan(result).any(), f"{where} has NaN entries"
+    elif isinstance(result, np.ndarray):
+        if result.dtype.kind == "f":
+            assert not np.isnan(result).any(), f"{where} has NaN entries"
+    elif isinstance(result, (bool, int, float, np.number)):
+        assert not np.isnan(float(result)), f"{where} = {result}"
+    elif isinstance(result, (tuple, list)):
+        for i, item in enumerate(result):
+            if item is not None:
+                _assert_sensible(item, f"{where}[{i}]")
+    elif isinstance(result, dict):
+        for key, item in result.items():
+            if item is not None:
+                _assert_sensible(item, f"{where}[{key!r}]")
 
 
 @pytest.mark.parametrize("fn, good", [(fn, good) for fn, good, _ in CASES if fn is not gallery.build_gallery],
                          ids=lambda v: getattr(v, "__qualname__", ""))
 def test_good_arguments_work(fn, good):
-    fn(**good)
+    result = fn(**good)
+    if inspect.isclass(fn):
+        assert isinstance(result, fn)
+    elif fn in IN_PLACE:
+        assert result is None and IN_PLACE[fn](good)
+    else:
+        _assert_sensible(result, fn.__qualname__)
 
 
 def _library_classes():

@@ -41,7 +41,8 @@ def test_resolve_overrides_and_errors():
             spec.resolve("tiny", {"m": "1"})
         with pytest.raises(TypeError, match="must be int"):
             spec.resolve("tiny", {"n": 2.5})
-        with pytest.raises(ValueError, match="unknown preset"):
+        with pytest.raises(ValueError, match=r"^The 'preset' parameter of FigureSpec\.resolve must be one of 'tiny', "
+                                             r"'full'\. Got 'huge' instead\.$"):
             spec.resolve("huge")
 
 

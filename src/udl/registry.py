@@ -28,6 +28,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from udl.validate import check_choice
+
 import numpy as np
 
 PRESETS = ("tiny", "full")
@@ -264,8 +266,7 @@ class FigureSpec:
 
     def resolve(self, preset: str, overrides: dict[str, str] | None = None) -> dict[str, Any]:
         """The parameters for ``preset`` with ``--set`` overrides parsed to their types."""
-        if preset not in self.params:
-            raise ValueError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
+        check_choice(preset, "preset", "FigureSpec.resolve", PRESETS)
         values = dict(self.params[preset])
         for key, text in (overrides or {}).items():
             if key not in values:
@@ -355,10 +356,16 @@ def get(fig_id: str) -> FigureSpec:
     if not close:  # fall back to the same chapter
         close = [k for k in specs if k.split(".")[0] == fig_id.split(".")[0]][:5]
     hint = f"; did you mean {', '.join(close)}?" if close else "; `udl list` shows them all"
-    raise UnknownFigure(f"unknown figure {fig_id!r}{hint}")
+    raise UnknownFigure(f"unknown figure {fig_id!r}{hint}", tuple(close))
 
 
 class UnknownFigure(KeyError):
+    """A figure id that is not registered; ``suggestions`` holds the closest ids."""
+
+    def __init__(self, message: str, suggestions: tuple[str, ...] = ()):
+        super().__init__(message)
+        self.suggestions = suggestions
+
     def __str__(self) -> str:
         return self.args[0]
 

@@ -24,7 +24,8 @@ import torch
 from udl import __version__
 from udl.cache import atomic_write, cache_dir, source_digest
 from udl.devices import resolve_device, using_cpu_threads
-from udl.registry import Check, Params, Result, get, to_jsonable
+from udl.registry import PRESETS, Check, Params, Result, UnknownFigure, get, to_jsonable
+from udl.validate import check_choice, check_int
 
 
 # --------------------------------------------------------------------------- run context
@@ -128,11 +129,17 @@ def run_figure(fig_id: str, preset: str = "full", *, seed: int = 0, device: str 
     Returns:
         The :class:`~udl.registry.Result`; ``result.plot()`` draws it.
     """
-    spec = get(fig_id)
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"The 'seed' parameter must be a non-negative int. Got {seed!r} instead.")
+    owner = "run_figure"
+    try:
+        spec = get(fig_id)
+    except UnknownFigure as error:
+        near = f", such as {' or '.join(error.suggestions)}" if error.suggestions else ""
+        raise ValueError(f"The 'fig_id' parameter of {owner} must be a figure id that `udl list` shows{near}. "
+                         f"Got {fig_id!r} instead.") from None
+    seed = check_int(seed, "seed", owner, minimum=0)
+    check_choice(preset, "preset", owner, PRESETS)
     values = spec.resolve(preset, overrides)
-    dev = resolve_device(device, owner="udl figure")
+    dev = resolve_device(device, owner=owner)
     key = cache_key(spec.id, preset, values, seed, dev)
     result = load_cached(spec.id, key) if cache else None
     if result is None:

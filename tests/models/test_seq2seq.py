@@ -76,7 +76,8 @@ def test_config_validation_and_tied_output():
         model(torch.zeros(1, 9, dtype=torch.long), torch.ones(1, 2, dtype=torch.long))  # longer than src_context
     with pytest.raises(ValueError, match="ids in"):
         model(torch.full((1, 3), 13), torch.ones(1, 2, dtype=torch.long))
-    with pytest.raises(TypeError, match="LongTensor"):
+    with pytest.raises(TypeError, match=r"^The 'src' parameter of EncoderDecoder\.encode must be a torch\.int64 tensor\. "
+                                        r"Got dtype torch\.float32 instead\.$"):
         model.encode(torch.zeros(1, 3))
 
 

@@ -91,12 +91,19 @@ def test_same_padding_keeps_the_size_and_3d_shapes():
 
 
 def test_bad_sizes_are_refused_with_the_nearest_sizes_that_work():
-    with pytest.raises(ValueError, match=r"odd size 279 before pooling 2; the nearest sizes that work are 556 and 572"):
+    with pytest.raises(ValueError, match=r"^The 'input_size' parameter of unet_geometry must be a size that a 5-level "
+                                         r"U-Net with 'valid' padding accepts, even before every pooling and at least "
+                                         r"one pixel throughout \(the nearest are 556 and 572\)\. Got 570 \(the "
+                                         r"representation has odd size 279 before pooling 2\) instead\.$"):
         unet_geometry(570, levels=5)
-    with pytest.raises(ValueError, match="nearest output sizes that work are 388 and 404"):
+    with pytest.raises(ValueError, match=r"^The 'output_size' parameter of unet_input_size must be a size that a "
+                                         r"5-level U-Net with 'valid' padding produces \(the nearest are 388 and "
+                                         r"404\)\. Got 390 instead\.$"):
         unet_input_size(390, levels=5)
     model = UNet(1, 2, levels=3, width=2, padding="same")
-    with pytest.raises(ValueError, match=r"odd size 9 before pooling 2; the nearest sizes that work are 16 and 20"):
+    with pytest.raises(ValueError, match=r"^The 'x' parameter of UNet\.forward must have spatial sizes each a size "
+                                         r".*\(the nearest are 16 and 20\)\. Got shape \(1, 1, 16, 18\) \(size 18: "
+                                         r"the representation has odd size 9 before pooling 2\) instead\.$"):
         model(torch.zeros(1, 1, 16, 18))
     with pytest.raises(ValueError, match=r"shape \(N, 1, s1, s2\)"):
         model(torch.zeros(1, 2, 20, 20))

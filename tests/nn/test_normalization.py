@@ -262,8 +262,12 @@ def test_bad_inputs_are_refused():
         InstanceNorm(3)(torch.zeros(2, 3, 1))
     with pytest.raises(TypeError, match="floating-point"):
         LayerNorm(3)(torch.zeros(2, 3, dtype=torch.long))
-    with pytest.raises(ValueError, match="must divide channels=6"):
+    with pytest.raises(ValueError, match=r"^The 'channels' parameter of GroupNorm must be a multiple of groups = 4\. "
+                                         r"Got 6 instead\.$"):
         GroupNorm(4, 6)
+    with pytest.raises(ValueError, match=r"^The 'groups' parameter of GroupNorm must be at most channels = 6\. "
+                                         r"Got 8 instead\.$"):
+        GroupNorm(8, 6)
     with pytest.raises(ValueError, match="must keep the input's shape"):
         shared_statistics(nn.Flatten(), (2, 3, 4), (0, 0, 0))
     with pytest.raises(ValueError, match="'index' parameter"):

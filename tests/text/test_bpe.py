@@ -174,8 +174,12 @@ def test_agrees_with_hugging_face_on_real_text(docs, corpus):
 
 
 def test_bad_arguments():
-    with pytest.raises(ValueError, match="'n_merges'"):
+    with pytest.raises(ValueError, match=r"^The 'vocab_size' parameter of BPETokenizer\.train must be None when "
+                                         r"n_merges is given\. Got 400 instead\.$"):
         BPETokenizer.train("a b", n_merges=3, vocab_size=400)
+    with pytest.raises(ValueError, match=r"^The 'n_merges' parameter of BPETokenizer\.train must be an int when "
+                                         r"vocab_size is not given\. Got None instead\.$"):
+        BPETokenizer.train("a b")
     with pytest.raises(ValueError, match="'end_of_word'"):
         BPETokenizer.train("a b", 3, end_of_word=" ")
     with pytest.raises(TypeError, match="'text'"):

@@ -217,15 +217,18 @@ def average_precision(precision, recall) -> float:
     owner = "average_precision"
     precision = np.asarray(precision, dtype=float)
     recall = np.asarray(recall, dtype=float)
-    if precision.ndim != 1 or precision.shape != recall.shape:
-        raise ValueError(f"The 'recall' parameter of {owner} must have the shape of precision {precision.shape}. "
-                         f"Got {recall.shape} instead.")
     for name, values in (("precision", precision), ("recall", recall)):
+        if values.ndim != 1:
+            raise ValueError(f"The {name!r} parameter of {owner} must be a 1D sequence. "
+                             f"Got shape {values.shape} instead.")
         if not (np.isfinite(values).all() and (values >= 0).all() and (values <= 1).all()):
             raise ValueError(f"The {name!r} parameter of {owner} must hold numbers in [0, 1]. "
                              f"Got {values.tolist()} instead.")
     if (np.diff(recall) < 0).any():
         raise ValueError(f"The 'recall' parameter of {owner} must be non-decreasing. Got {recall.tolist()} instead.")
+    if precision.shape != recall.shape:  # each is fine alone: one precision per recall is what is missing
+        raise ValueError(f"The 'precision' parameter of {owner} must have one entry per recall ({recall.size}). "
+                         f"Got {precision.size} instead.")
     if precision.size == 0:
         return 0.0
     p_interp = np.maximum.accumulate(precision[::-1])[::-1]  # max over k' >= k

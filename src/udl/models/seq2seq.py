@@ -51,7 +51,7 @@ from udl.nn.attention import record_attention_weights
 from udl.nn.init import initialised_from
 from udl.nn.transformer import (LearnedPositions, TokenEmbedding, TransformerLayer,
                                  check_transformer_config)
-from udl.validate import as_generator, check_choice, check_int
+from udl.validate import as_generator, check_choice, check_int, check_tensor
 
 __all__ = ["Seq2SeqConfig", "EncoderDecoder", "seq2seq_loss", "greedy_decode", "beam_search",
            "decoder_causal_gradient", "cross_attention_weights", "cross_attention_provenance",
@@ -305,9 +305,7 @@ class EncoderDecoder(nn.Module):
         return beam_search(self, src, beam_width=beam_width, max_len=max_len, use_cache=use_cache)[0][:, 0]
 
     def _check_tokens(self, tokens, name: str, vocab: int, context: int, method: str) -> torch.Tensor:
-        if not isinstance(tokens, torch.Tensor) or tokens.dtype != torch.long or tokens.dim() != 2:
-            raise TypeError(f"The {name!r} parameter of EncoderDecoder.{method} must be a LongTensor (B, N). "
-                            f"Got {tokens!r} instead.")
+        check_tensor(tokens, name, f"EncoderDecoder.{method}", ndim=2, dtype=torch.long)  # (B, N) ids
         if not 1 <= tokens.shape[1] <= context:
             raise ValueError(f"The {name!r} parameter of EncoderDecoder.{method} must hold 1 to {context} tokens "
                              f"per row. Got {tokens.shape[1]} instead.")

@@ -114,13 +114,16 @@ def _geometry(n: int, levels: int, padding: str) -> UNetGeometry | str:
     return UNetGeometry(n, tuple(encoder), tuple(up), tuple(decoder), s)
 
 
-def _nearest_sizes(n: int, levels: int, padding: str) -> str:
+def _accepted_sizes(n: int, levels: int, padding: str) -> str:
+    """What the message asks for instead of the refused size ``n``, with the nearest sizes that work."""
     works = lambda m: m >= 1 and isinstance(_geometry(m, levels, padding), UNetGeometry)  # noqa: E731
     step = 2 ** (levels - 1)
     below = next((m for m in range(n - 1, max(0, n - 8 * step), -1) if works(m)), None)
     above = next((m for m in range(n + 1, n + 8 * step + 200) if works(m)), None)
     sizes = [str(m) for m in (below, above) if m is not None]
-    return f"; the nearest sizes that work are {' and '.join(sizes)}" if sizes else ""
+    near = f" (the nearest are {' and '.join(sizes)})" if sizes else ""
+    return (f"a size that a {levels}-level U-Net with {padding!r} padding accepts, even before every pooling "
+            f"and at least one pixel throughout{near}")
 
 
 def unet_geometry(input_size: int, *, levels: int = 5, padding: str = "valid") -> UNetGeometry:
@@ -153,9 +156,8 @@ def unet_geometry(input_size: int, *, levels: int = 5, padding: str = "valid") -
     _check_levels_padding(levels, padding, owner)
     geometry = _geometry(input_size, levels, padding)
     if isinstance(geometry, str):
-        raise ValueError(f"The 'input_size' parameter of {owner} must be a size that a {levels}-level U-Net "
-                         f"with {padding!r} padding accepts. Got {input_size} instead: {geometry}"
-                         f"{_nearest_sizes(input_size, levels, padding)}.")
+        raise ValueError(f"The 'input_size' parameter of {owner} must be "
+                         f"{_accepted_sizes(input_size, levels, padding)}. Got {input_size} ({geometry}) instead.")
     return geometry
 
 
@@ -188,9 +190,9 @@ def unet_input_size(output_size: int, *, levels: int = 5, padding: str = "valid"
                if isinstance(g := _geometry(m, levels, padding), UNetGeometry)
                and abs(g.output_size - output_size) <= 2 ** levels}
     near = sorted(sorted(outputs, key=lambda o: abs(o - output_size))[:2])
-    hint = f"; the nearest output sizes that work are {' and '.join(map(str, near))}" if near else ""
+    hint = f" (the nearest are {' and '.join(map(str, near))})" if near else ""
     raise ValueError(f"The 'output_size' parameter of {owner} must be a size that a {levels}-level U-Net with "
-                     f"{padding!r} padding produces. Got {output_size} instead{hint}.")
+                     f"{padding!r} padding produces{hint}. Got {output_size} instead.")
 
 
 def _input_for_output(output_size: int, levels: int, padding: str) -> int | None:
@@ -510,9 +512,9 @@ class UNet(nn.Module):
         for n in x.shape[2:]:
             geometry = _geometry(int(n), self.levels, self.padding)
             if isinstance(geometry, str):
-                raise ValueError(f"The 'x' parameter of {owner} must have sizes that a {self.levels}-level U-Net "
-                                 f"with {self.padding!r} padding accepts. Got {tuple(x.shape)} instead: size {n}: "
-                                 f"{geometry}{_nearest_sizes(int(n), self.levels, self.padding)}.")
+                raise ValueError(f"The 'x' parameter of {owner} must have spatial sizes each "
+                                 f"{_accepted_sizes(int(n), self.levels, self.padding)}. Got shape "
+                                 f"{tuple(x.shape)} (size {n}: {geometry}) instead.")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Class scores (logits) per output pixel; see the class docstring for the sizes."""

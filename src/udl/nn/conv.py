@@ -84,11 +84,16 @@ def _pad_amounts(padding: tuple[int, ...] | str, kernel: tuple[int, ...], stride
 
 
 def _check_fits(n: int, pad: int, k: int, d: int, owner: str, name: str = "weight") -> None:
-    span = d * (k - 1) + 1  # inputs covered by one dilated kernel
-    if n + pad < span:
-        raise ValueError(f"The {name!r} parameter of {owner} must fit in the padded input: a kernel of size {k} "
-                         f"with dilation {d} spans {span} inputs but only {n + pad} are available. "
-                         f"Got kernel size {k} instead.")
+    """The dilated kernel spans d(k - 1) + 1 of the n + pad inputs; the message blames the kernel
+    (``name``) when it is too long even undilated, else the dilation."""
+    available = n + pad
+    if d * (k - 1) + 1 <= available:
+        return
+    if k > available:
+        raise ValueError(f"The {name!r} parameter of {owner} must be a kernel of size at most {available}, "
+                         f"the length of the padded input. Got kernel size {k} instead.")
+    raise ValueError(f"The 'dilation' parameter of {owner} must be at most {(available - 1) // (k - 1)}, so that "
+                     f"the dilated kernel of size {k} spans at most the {available} padded inputs. Got {d} instead.")
 
 
 # --------------------------------------------------------------------------- sizes

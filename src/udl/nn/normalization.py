@@ -346,9 +346,12 @@ class GroupNorm(_Normalization):
         owner = type(self).__name__
         groups = check_int(groups, "groups", owner)
         channels = check_int(channels, "channels", owner)
-        if channels % groups:
-            raise ValueError(f"The 'groups' parameter of {owner} must divide channels={channels}. "
+        if groups > channels:  # more groups than channels: the groups are wrong whatever the width
+            raise ValueError(f"The 'groups' parameter of {owner} must be at most channels = {channels}. "
                              f"Got {groups} instead.")
+        if channels % groups:  # as torch.nn.GroupNorm, the width is what must fit the groups
+            raise ValueError(f"The 'channels' parameter of {owner} must be a multiple of groups = {groups}. "
+                             f"Got {channels} instead.")
         super().__init__(channels, eps, affine)
         self.groups = groups
 

@@ -409,13 +409,16 @@ class BPETokenizer:
         """
         owner = "BPETokenizer.train"
         _check_text(text, "text", owner)
-        if (n_merges is None) == (vocab_size is None):
-            raise ValueError(f"The 'n_merges' parameter of {owner} must be given exactly when 'vocab_size' "
-                             f"is not. Got n_merges={n_merges!r}, vocab_size={vocab_size!r} instead.")
         if n_merges is not None:
-            check_int(n_merges, "n_merges", owner, minimum=0)
+            n_merges = check_int(n_merges, "n_merges", owner, minimum=0)
         if vocab_size is not None:
-            check_int(vocab_size, "vocab_size", owner)
+            vocab_size = check_int(vocab_size, "vocab_size", owner)
+        if n_merges is None and vocab_size is None:
+            raise ValueError(f"The 'n_merges' parameter of {owner} must be an int when vocab_size is not given. "
+                             f"Got None instead.")
+        if n_merges is not None and vocab_size is not None:  # one stopping rule: the merges, or the size
+            raise ValueError(f"The 'vocab_size' parameter of {owner} must be None when n_merges is given. "
+                             f"Got {vocab_size!r} instead.")
         check_int(min_count, "min_count", owner)
         end_of_word = _check_end_of_word(end_of_word, owner)
         specials = _check_special_tokens(special_tokens, owner)
