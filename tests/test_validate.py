@@ -1,4 +1,4 @@
-"""udl.validate: the one message template, checked whole, for check_tensor, check_instance and check_sequence."""
+"""udl.validate: the one message template, checked whole; NumPy integers are ints wherever an int is accepted."""
 
 import re
 
@@ -7,7 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from udl.validate import check_instance, check_sequence, check_tensor
+from udl.validate import (check_float, check_instance, check_int, check_ints, check_sequence, check_sizes, check_tensor,
+                          is_int, is_real)
 
 
 def refused(error, message):
@@ -113,3 +114,60 @@ def test_check_sequence_takes_lists_and_tuples_and_refuses_strings():
         with refused(TypeError, f"The 'boxes' parameter of encode_targets must be a list of tensors, one per image. "
                                 f"Got {shown} instead."):
             check_sequence(value, "boxes", "encode_targets", of="tensors, one per image")
+
+
+# --------------------------------------------------------------------------- ints, NumPy's included
+NUMPY_INTS = [np.int8(3), np.int16(3), np.int32(3), np.int64(3), np.uint8(3), np.uint64(3)]
+
+
+@pytest.mark.parametrize("value", [3, *NUMPY_INTS], ids=lambda v: type(v).__name__)
+def test_check_int_takes_numpy_integers_and_returns_a_python_int(value):
+    got = check_int(value, "k", "f")
+    assert got == 3 and type(got) is int
+    assert is_int(value) and is_real(value)
+    assert check_ints(value, "kernel_size", "Conv2d", 2) == (3, 3)
+    assert all(type(v) is int for v in check_ints((value, value), "kernel_size", "Conv2d", 2))
+    assert check_sizes([value, 1], "widths", "f") == (3, 1) and type(check_sizes([value], "widths", "f")[0]) is int
+    assert check_float(value, "lr", "f") == 3.0 and type(check_float(value, "lr", "f")) is float
+
+
+@pytest.mark.parametrize("value", [True, np.bool_(True), 3.0, np.float64(3.0), "3", None], ids=repr)
+def test_check_int_refuses_bools_floats_and_strings(value):
+    assert not is_int(value)
+    with refused(TypeError, f"The 'k' parameter of f must be an int. Got {value!r} instead."):
+        check_int(value, "k", "f")
+
+
+def test_check_int_bounds_in_the_template():
+    with refused(ValueError, "The 'k' parameter of f must be a positive int. Got 0 instead."):
+        check_int(np.int64(0), "k", "f")
+    with refused(ValueError, "The 'k' parameter of f must be a non-negative int. Got -1 instead."):
+        check_int(-1, "k", "f", minimum=0)
+    with refused(ValueError, "The 'state' parameter of f must be an int in [0, 10]. Got 11 instead."):
+        check_int(np.int32(11), "state", "f", minimum=0, maximum=10)
+    assert check_int(np.int32(10), "state", "f", minimum=0, maximum=10) == 10
+    assert check_int(-5, "k", "f", minimum=None) == -5
+
+
+def test_check_float_takes_numpy_numbers_and_refuses_bools():
+    assert check_float(np.float32(0.5), "p", "f", low=0.0, high=1.0) == 0.5
+    with refused(TypeError, "The 'p' parameter of f must be a float. Got True instead."):
+        check_float(True, "p", "f")
+
+
+def test_public_entry_points_take_numpy_integers():
+    from udl.models.resnet import ResNet, ResNetConfig
+    from udl.nn.conv import Conv1d
+    from udl.nn.deep import DeepNetwork
+    from udl.nn.dropout import dropout_mask
+    from udl.rl.penguin import PenguinEnv
+
+    i = np.int64
+    config = ResNetConfig.tiny(stages=(i(1), i(1)), widths=(i(4), i(8)))
+    assert all(type(s) is int for s in config.stages)
+    assert sum(p.numel() for p in ResNet(config, generator=i(0)).parameters()) > 0
+    conv = Conv1d(i(2), i(3), i(3))
+    assert conv.weight.shape == (3, 2, 3)
+    assert DeepNetwork([i(3), i(4), i(2)])(torch.zeros(5, 3)).shape == (5, 2)
+    assert dropout_mask((i(2), i(5)), 0.5, generator=i(0)).shape == (2, 5)
+    assert PenguinEnv(max_steps=i(4)).max_steps == 4

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from udl.registry import load_all, sort_key, to_jsonable
 from udl.runner import run_and_write
+from udl.validate import check_int
 
 CHAPTERS = {
     1: "Introduction", 2: "Supervised learning", 3: "Shallow neural networks", 4: "Deep neural networks",
@@ -44,8 +45,7 @@ def build_gallery(preset: str = "full", out: str | Path = "udl-out", *, jobs: in
     Returns:
         A summary: figures, passed and failed checks, failed figures, seconds, ok.
     """
-    if not isinstance(jobs, int) or jobs < 1:
-        raise ValueError(f"The 'jobs' parameter of build_gallery must be a positive int. Got {jobs!r} instead.")
+    jobs = check_int(jobs, "jobs", "build_gallery")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     ids = [i for i, s in load_all().items() if chapters is None or s.chapter in chapters]

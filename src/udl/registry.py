@@ -28,7 +28,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from udl.validate import check_choice
+from udl.validate import check_choice, is_int, is_real
 
 import numpy as np
 
@@ -207,8 +207,10 @@ def check_value(key: str, value: Any, default: Any) -> Any:
     if isinstance(value, str) and not isinstance(default, str):
         return parse_value(key, value, default)
     kind = type(default)
-    if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+    if kind is float and is_real(value):
         return float(value)
+    if kind is int and is_int(value):  # NumPy integers too
+        return int(value)
     if kind in (list, tuple) and isinstance(value, (list, tuple)):
         return kind(value)
     if type(value) is kind:

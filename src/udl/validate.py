@@ -20,10 +20,33 @@ def _fail(name: str, owner: str, wanted: str, value: Any, error=ValueError):
     _refuse(name, owner, wanted, repr(value), error)
 
 
-def check_int(value: Any, name: str, owner: str, *, minimum: int | None = 1) -> int:
-    """An int (not a bool) of at least ``minimum`` (positive by default; None for any)."""
-    if isinstance(value, bool) or not isinstance(value, int):
+def is_int(value: Any) -> bool:
+    """Whether ``value`` is an integer as udl accepts one: Python's or NumPy's (``np.int64``...), not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def is_real(value: Any) -> bool:
+    """Whether ``value`` is a real number as udl accepts one: an int or float, Python's or NumPy's, not a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def check_int(value: Any, name: str, owner: str, *, minimum: int | None = 1, maximum: int | None = None) -> int:
+    """An int (not a bool; NumPy integers too) in [``minimum``, ``maximum``], returned as a Python int.
+
+    ``minimum`` is 1 by default (a positive int); None for either bound means no bound.
+
+    Example::
+
+        >>> import numpy as np
+        >>> check_int(np.int64(3), "k", "f"), type(check_int(np.int64(3), "k", "f"))
+        (3, <class 'int'>)
+    """
+    if not is_int(value):
         _fail(name, owner, "an int", value, TypeError)
+    value = int(value)
+    if maximum is not None and (value > maximum or (minimum is not None and value < minimum)):
+        _fail(name, owner, f"an int in [{minimum}, {maximum}]" if minimum is not None else f"an int <= {maximum}",
+              value)
     if minimum is not None and value < minimum:
         wanted = {1: "a positive int", 0: "a non-negative int"}.get(minimum, f"an int >= {minimum}")
         _fail(name, owner, wanted, value)
@@ -32,8 +55,8 @@ def check_int(value: Any, name: str, owner: str, *, minimum: int | None = 1) -> 
 
 def check_float(value: Any, name: str, owner: str, *, low: float | None = None, high: float | None = None,
                 low_open: bool = False, high_open: bool = False) -> float:
-    """A finite real number within the given bounds (closed unless ``*_open``)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    """A finite real number (Python's or NumPy's, not a bool) within the given bounds (closed unless ``*_open``)."""
+    if not is_real(value):
         _fail(name, owner, "a float", value, TypeError)
     value = float(value)
     bad = not math.isfinite(value)
@@ -57,12 +80,11 @@ def check_choice(value: Any, name: str, owner: str, choices: Iterable[Any]) -> A
 
 
 def check_sizes(value: Any, name: str, owner: str, *, min_len: int = 1) -> tuple[int, ...]:
-    """A sequence of positive ints (layer widths) with at least ``min_len`` entries."""
-    if not isinstance(value, (list, tuple)) or len(value) < min_len or \
-            any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in value):
+    """A sequence of positive ints (layer widths) with at least ``min_len`` entries, as a tuple of Python ints."""
+    if not isinstance(value, (list, tuple)) or len(value) < min_len or any(not is_int(v) or v < 1 for v in value):
         _fail(name, owner, f"a list of at least {min_len} positive ints", value,
               TypeError if not isinstance(value, (list, tuple)) else ValueError)
-    return tuple(value)
+    return tuple(int(v) for v in value)
 
 
 def check_ints(value: Any, name: str, owner: str, n: int, *, minimum: int | None = 1) -> tuple[int, ...]:
@@ -100,7 +122,7 @@ def as_generator(value: Any, owner: str, name: str = "generator", *, optional: b
     if isinstance(value, torch.Generator):
         return value
     wanted = "a torch.Generator, an int seed" + (" or None" if optional else "")
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+    if not is_int(value):
         _fail(name, owner, wanted, value, TypeError)
     if not 0 <= value < 2 ** 64:  # the seeds torch accepts
         _fail(name, owner, "a torch.Generator or an int seed in [0, 2**64)", value)

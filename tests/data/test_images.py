@@ -41,10 +41,12 @@ def test_unflattened_images():
     np.testing.assert_array_equal(x.reshape(-1, 64), x_flat)
 
 
-@pytest.mark.parametrize("kwargs", [dict(split="val"), dict(test_fraction=0.0), dict(test_fraction=1.5),
-                                    dict(seed=-1), dict(seed=1.5)])
-def test_bad_arguments(kwargs):
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize("kwargs, error", [(dict(split="val"), ValueError), (dict(test_fraction=0.0), ValueError),
+                                           (dict(test_fraction=1.5), ValueError), (dict(seed=-1), ValueError),
+                                           (dict(seed=1.5), TypeError)])
+def test_bad_arguments(kwargs, error):
+    name, value = next(iter(kwargs.items()))
+    with pytest.raises(error, match=rf"^The '{name}' parameter of load_digits must be .+\. Got {value!r} instead\.$"):
         load_digits(**kwargs)
     with pytest.raises(TypeError):
         load_digits(flat="yes")

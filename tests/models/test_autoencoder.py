@@ -69,7 +69,7 @@ def test_held_out_error_beats_mean_image_and_matches_pca():
 
 @pytest.mark.parametrize("kwargs, error", [
     (dict(d_in=0), ValueError), (dict(d_in=64, d_code=-1), ValueError), (dict(d_in=64, hidden=(32, 0)), ValueError),
-    (dict(d_in=64, hidden=32), TypeError), (dict(d_in=2.5), ValueError), (dict(d_in=64, generator=-1), ValueError)])
+    (dict(d_in=64, hidden=32), TypeError), (dict(d_in=2.5), TypeError), (dict(d_in=64, generator=-1), ValueError)])
 def test_constructor_validation(kwargs, error):
     with pytest.raises(error):
         Autoencoder(**kwargs)

@@ -141,8 +141,8 @@ def test_policy_helpers():
 
 def test_validation():
     mdp = penguin_mdp()
-    for bad in (-0.1, 1.5, float("nan"), True):
-        with pytest.raises(ValueError):
+    for bad, error in ((-0.1, ValueError), (1.5, ValueError), (float("nan"), ValueError), (True, TypeError)):
+        with pytest.raises(error, match=rf"^The 'p_intended' parameter of penguin_transitions must be a float"):
             penguin_transitions(bad)
     with pytest.raises(ValueError):
         penguin_rewards("fish")

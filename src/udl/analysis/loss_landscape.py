@@ -39,7 +39,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from udl.validate import as_generator, check_callable, check_choice, check_int
+from udl.validate import as_generator, check_callable, check_choice, check_float, check_int
 
 __all__ = ["random_direction", "loss_surface", "loss_slice", "model_loss", "surface_roughness", "nonconvexity",
            "local_minima", "NORMALIZATIONS", "BATCH_NORM_MODES"]
@@ -458,8 +458,7 @@ def nonconvexity(surface, *, tolerance: float = 0.1) -> float:
     """
     owner = "nonconvexity"
     f = _surface(surface, owner)
-    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not 0 <= tolerance < 1:
-        raise ValueError(f"The 'tolerance' parameter of {owner} must be a float in [0, 1). Got {tolerance!r} instead.")
+    tolerance = check_float(tolerance, "tolerance", owner, low=0.0, high=1.0, high_open=True)
     f_aa, f_bb, f_ab = _second_differences(f)
     mean, gap = (f_aa + f_bb) / 2, np.sqrt(((f_aa - f_bb) / 2) ** 2 + f_ab ** 2)
     lam_min, lam_max = mean - gap, mean + gap  # eigenvalues of the symmetric 2×2 Hessian

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from udl.validate import check_float
+from udl.validate import check_float, is_real
 
 _trapezoid = getattr(np, "trapezoid", None) or np.trapz  # numpy >= 2 renamed trapz
 
@@ -244,7 +244,7 @@ def normal_pdf(x, mean: float = 0.0, var: float = 1.0) -> np.ndarray:
     """
     mean = check_float(mean, "mean", "normal_pdf")
     var = check_float(var, "var", "normal_pdf", low=0, low_open=True)
-    if isinstance(x, bool) or not isinstance(x, (int, float, np.ndarray, np.floating, list, tuple)):
+    if not (is_real(x) or isinstance(x, (np.ndarray, list, tuple))):
         raise TypeError(f"The 'x' parameter of normal_pdf must be a float or an array. Got {x!r} instead.")
     x = np.asarray(x, dtype=np.float64)
     if not np.all(np.isfinite(x)):

@@ -42,7 +42,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from udl.validate import check_int
+from udl.validate import check_int, is_int
 
 __all__ = ["LayerGeometry", "layer_geometry", "receptive_field_sizes", "receptive_field_interval",
            "input_sensitivity", "gradient_support", "support_interval"]
@@ -246,10 +246,10 @@ def input_sensitivity(model: nn.Module, input_shape: Sequence[int], unit: Sequen
     if not isinstance(model, nn.Module):
         raise TypeError(f"The 'model' parameter of {owner} must be a torch.nn.Module. Got {model!r} instead.")
     if not isinstance(input_shape, (tuple, list, torch.Size)) or len(input_shape) < 2 or \
-            any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in input_shape):
+            any(not is_int(v) or v < 1 for v in input_shape):
         raise ValueError(f"The 'input_shape' parameter of {owner} must be (C, L) or (C, H, W) with positive ints. "
                          f"Got {input_shape!r} instead.")
-    if not isinstance(unit, (tuple, list)) or any(isinstance(v, bool) or not isinstance(v, int) for v in unit):
+    if not isinstance(unit, (tuple, list)) or any(not is_int(v) for v in unit):
         raise TypeError(f"The 'unit' parameter of {owner} must be a tuple of ints. Got {unit!r} instead.")
     n_probes = check_int(n_probes, "n_probes", owner)
     seed = check_int(seed, "seed", owner, minimum=0)

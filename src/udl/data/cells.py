@@ -60,7 +60,7 @@ import torch
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
-from udl.validate import check_float, check_int
+from udl.validate import check_float, check_int, is_real
 
 __all__ = ["CellImages", "TubeVolumes", "make_cells", "make_tubes", "cell_outline_radius", "cell_rho",
            "ellipsoid_mask", "ball_union_mask", "bezier"]
@@ -412,7 +412,7 @@ def make_tubes(n: int, *, size: int = 32, min_tubes: int = 3, max_tubes: int = 5
     check_float(max_radius, "max_radius", owner, low=min_radius, high=size / 4)
     check_int(n_blobs, "n_blobs", owner, minimum=0)
     if not isinstance(blob_radius, (list, tuple)) or len(blob_radius) != 2 or \
-            any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in blob_radius) or \
+            any(not is_real(v) for v in blob_radius) or \
             not 0.5 <= blob_radius[0] <= blob_radius[1] <= size / 4:
         raise ValueError(f"The 'blob_radius' parameter of {owner} must be a pair (low, high) with "
                          f"0.5 <= low <= high <= size / 4. Got {blob_radius!r} instead.")

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from udl.data.toy import ToyData
-from udl.validate import check_float, check_int
+from udl.validate import check_float, check_int, is_real
 
 # The book's data (UDL §6.1; notebooks 6.2-6.4), in the published order.
 GABOR_X = (-1.920, -14.22, 1.490, -1.940, -2.389, -5.090, -8.861, 3.578, -6.010, -6.995,
@@ -87,7 +87,7 @@ def make_gabor_data(n: int = 30, phi0: float = 0.0, phi1: float = 16.0, noise_sd
     phi1 = check_float(phi1, "phi1", owner)
     noise_sd = check_float(noise_sd, "noise_sd", owner, low=0)
     if (not isinstance(x_range, (tuple, list)) or len(x_range) != 2
-            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+            or not all(is_real(v) and math.isfinite(v)
                        for v in x_range)
             or not x_range[0] < x_range[1]):
         raise ValueError(f"The 'x_range' parameter of {owner} must be a pair (low, high) of finite floats "

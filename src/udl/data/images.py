@@ -17,6 +17,8 @@ import functools
 
 import numpy as np
 
+from udl.validate import check_float, check_int
+
 SPLITS = ("train", "test", "all")
 DIGITS_SHAPE = (8, 8)  # height x width of one digit image
 DIGITS_LEVELS = 16.0  # the raw grey levels run from 0 to 16
@@ -50,12 +52,9 @@ def load_digits(split: str = "train", *, test_fraction: float = 0.2, seed: int =
     if split not in SPLITS:
         raise ValueError(f"The 'split' parameter of load_digits must be one of {', '.join(SPLITS)}. "
                          f"Got {split!r} instead.")
-    if isinstance(test_fraction, bool) or not isinstance(test_fraction, (int, float)) \
-            or not 0 < test_fraction < 1:
-        raise ValueError(f"The 'test_fraction' parameter of load_digits must be a float in (0, 1). "
-                         f"Got {test_fraction!r} instead.")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"The 'seed' parameter of load_digits must be a non-negative int. Got {seed!r} instead.")
+    test_fraction = check_float(test_fraction, "test_fraction", "load_digits", low=0.0, high=1.0, low_open=True,
+                                high_open=True)
+    seed = check_int(seed, "seed", "load_digits", minimum=0)
     if not isinstance(flat, bool):
         raise TypeError(f"The 'flat' parameter of load_digits must be a bool. Got {flat!r} instead.")
     data, target = _raw_digits()
@@ -114,8 +113,7 @@ def load_photo(name: str = "china", *, downscale: int = 1) -> np.ndarray:
     if name not in PHOTOS:
         raise ValueError(f"The 'name' parameter of load_photo must be one of {', '.join(PHOTOS)}. "
                          f"Got {name!r} instead.")
-    if isinstance(downscale, bool) or not isinstance(downscale, (int, np.integer)) or downscale < 1:
-        raise ValueError(f"The 'downscale' parameter of load_photo must be a positive int. Got {downscale!r} instead.")
+    downscale = check_int(downscale, "downscale", "load_photo")
     img = _raw_photo(name).astype(np.float32) / 255.0  # uint8 0..255 -> [0, 1]
     f = int(downscale)
     h, w = img.shape[0] // f, img.shape[1] // f

@@ -47,7 +47,7 @@ from typing import NamedTuple, Sequence
 import numpy as np
 import torch
 
-from udl.validate import check_int
+from udl.validate import check_int, is_int
 
 __all__ = ["number_to_words", "format_number", "words_to_tokens", "tokens_to_words", "target_alignment",
            "SOURCE_VOCAB", "TARGET_VOCAB", "PAD", "BOS", "EOS", "MAX_NUMBER", "HELD_OUT_SHARE",
@@ -214,9 +214,9 @@ def _numbers(numbers, owner: str) -> list[int]:
         numbers = numbers.tolist()
     if not isinstance(numbers, (list, tuple, np.ndarray)):
         raise TypeError(f"The 'numbers' parameter of {owner} must be a sequence of ints. Got {numbers!r} instead.")
-    out = [int(n) if isinstance(n, np.integer) else n for n in numbers]
+    out = [int(n) if is_int(n) else n for n in numbers]
     for n in out:
-        if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= MAX_NUMBER:
+        if not is_int(n) or not 0 <= n <= MAX_NUMBER:
             raise ValueError(f"The 'numbers' parameter of {owner} must hold ints in [0, {MAX_NUMBER:,}]. "
                              f"Got {n!r} instead.")
     return out

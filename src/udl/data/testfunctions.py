@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import torch
 
+from udl.validate import is_real
+
 __all__ = ["line_search_loss", "line_search_loss_grad", "LINE_SEARCH_RANGE",
            "adam_loss", "adam_loss_grad", "ADAM_START", "ADAM_MINIMUM"]
 
@@ -24,7 +26,7 @@ ADAM_MINIMUM = (0.7, 0.0)  # the global minimum of adam_loss, where L = 0
 def _as_tensor(phi, name: str, owner: str) -> torch.Tensor:
     if torch.is_tensor(phi):
         return phi
-    if isinstance(phi, bool) or not isinstance(phi, (int, float, list, tuple)):
+    if not (is_real(phi) or isinstance(phi, (list, tuple))):
         raise TypeError(f"The {name!r} parameter of {owner} must be a tensor or a float. Got {phi!r} instead.")
     return torch.as_tensor(phi, dtype=torch.float64)
 

@@ -19,7 +19,7 @@ from typing import Callable
 
 import numpy as np
 
-from udl.validate import check_float, check_int
+from udl.validate import check_float, check_int, is_real
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ def _rng(seed, owner: str) -> np.random.Generator:
 
 
 def _as_array(x, owner: str) -> np.ndarray:
-    if isinstance(x, bool) or not isinstance(x, (int, float, np.ndarray, np.floating, np.integer, list, tuple)):
+    if not (is_real(x) or isinstance(x, (np.ndarray, list, tuple))):
         raise TypeError(f"The 'x' parameter of {owner} must be a float or an array of floats. Got {x!r} instead.")
     x = np.asarray(x, dtype=np.float64)
     if not np.all(np.isfinite(x)):

@@ -27,20 +27,14 @@ import torch
 from torch import nn
 
 from udl.nn.init import initialised_from
-from udl.validate import as_generator, check_tensor
-
-
-def _positive_int(value, name: str, owner: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ValueError(f"The '{name}' parameter of {owner} must be a positive int. Got {value!r} instead.")
-    return int(value)
+from udl.validate import as_generator, check_float, check_int, check_tensor
 
 
 def _widths(value, name: str, owner: str) -> tuple[int, ...]:
     if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
         raise TypeError(f"The '{name}' parameter of {owner} must be a tuple of positive ints. "
                         f"Got {value!r} instead.")
-    return tuple(_positive_int(v, name, owner) for v in value)
+    return tuple(check_int(v, name, owner) for v in value)
 
 
 def _mlp(widths: tuple[int, ...]) -> nn.Sequential:
@@ -83,9 +77,9 @@ class Autoencoder(nn.Module):
     def __init__(self, d_in: int, hidden: tuple[int, ...] = (32, 16), d_code: int = 8, *,
                  generator: torch.Generator | int | None = None):
         super().__init__()
-        self.d_in = _positive_int(d_in, "d_in", "Autoencoder")
+        self.d_in = check_int(d_in, "d_in", "Autoencoder")
         self.hidden = _widths(hidden, "hidden", "Autoencoder")
-        self.d_code = _positive_int(d_code, "d_code", "Autoencoder")
+        self.d_code = check_int(d_code, "d_code", "Autoencoder")
         generator = as_generator(generator, "Autoencoder")
         widths = (self.d_in, *self.hidden, self.d_code)
         with initialised_from(self, generator):
@@ -153,10 +147,9 @@ def fit_autoencoder(model: Autoencoder, x, *, epochs: int = 200, batch_size: int
         raise TypeError(f"The 'model' parameter of fit_autoencoder must be an Autoencoder. "
                         f"Got {type(model).__name__} instead.")
     x = _as_data(x, model.d_in, "fit_autoencoder")
-    epochs = _positive_int(epochs, "epochs", "fit_autoencoder")
-    batch_size = _positive_int(batch_size, "batch_size", "fit_autoencoder")
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0 or not np.isfinite(lr):
-        raise ValueError(f"The 'lr' parameter of fit_autoencoder must be a positive float. Got {lr!r} instead.")
+    epochs = check_int(epochs, "epochs", "fit_autoencoder")
+    batch_size = check_int(batch_size, "batch_size", "fit_autoencoder")
+    lr = check_float(lr, "lr", "fit_autoencoder", low=0.0, low_open=True)
     generator = as_generator(generator, "fit_autoencoder", optional=False)
     device = next(model.parameters()).device
     x = x.to(device)
@@ -204,10 +197,8 @@ def pca_reconstruction(x_train, x, n_components: int) -> np.ndarray:
     """
     x_train = np.asarray(_as_data(x_train, None, "pca_reconstruction"), dtype=np.float64)
     x = np.asarray(_as_data(x, x_train.shape[1], "pca_reconstruction"), dtype=np.float64)
-    if isinstance(n_components, bool) or not isinstance(n_components, (int, np.integer)) \
-            or not 0 <= n_components <= min(x_train.shape):
-        raise ValueError(f"The 'n_components' parameter of pca_reconstruction must be an int in "
-                         f"[0, {min(x_train.shape)}]. Got {n_components!r} instead.")
+    n_components = check_int(n_components, "n_components", "pca_reconstruction", minimum=0,
+                             maximum=min(x_train.shape))
     mu = x_train.mean(axis=0)
     _, _, vt = np.linalg.svd(x_train - mu, full_matrices=False)  # vt: (min(N, D), D)
     v_k = vt[:n_components].T  # (D, k)

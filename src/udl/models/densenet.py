@@ -27,7 +27,7 @@ from torch import nn
 from udl.nn.conv import conv_layer
 from udl.nn.init import he_init, initialised_from, reset_norms
 from udl.nn.normalization import batch_norm_layer
-from udl.validate import as_generator, check_choice, check_config, check_float, check_int
+from udl.validate import as_generator, check_choice, check_config, check_float, check_int, is_int
 
 __all__ = ["DenseLayer", "DenseBlock", "Transition", "DenseNetConfig", "DenseNet"]
 
@@ -189,10 +189,10 @@ class DenseNetConfig:
         check_int(self.stem_channels, "stem_channels", owner)
         value = self.block_layers
         if not isinstance(value, (tuple, list)) or not value or \
-                any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in value):
+                any(not is_int(v) or v < 1 for v in value):
             raise ValueError(f"The 'block_layers' parameter of {owner} must be a non-empty tuple of positive ints. "
                              f"Got {value!r} instead.")
-        object.__setattr__(self, "block_layers", tuple(value))
+        object.__setattr__(self, "block_layers", tuple(int(v) for v in value))
         check_float(self.compression, "compression", owner, low=0.0, high=1.0, low_open=True)
 
     @classmethod

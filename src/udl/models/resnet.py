@@ -35,7 +35,7 @@ from udl.nn.conv import conv_layer
 from udl.nn.init import he_init, initialised_from
 from udl.nn.normalization import batch_norm_layer
 from udl.nn.residual import BottleneckBlock, ResidualBlock
-from udl.validate import as_generator, check_choice, check_config, check_int
+from udl.validate import as_generator, check_choice, check_config, check_int, is_int
 
 __all__ = ["ResNetConfig", "ResNet", "resnet200", "resnet50"]
 
@@ -67,10 +67,10 @@ class ResNetConfig:
         for name in ("stages", "widths"):
             value = getattr(self, name)
             if not isinstance(value, (tuple, list)) or not value or \
-                    any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in value):
+                    any(not is_int(v) or v < 1 for v in value):
                 raise ValueError(f"The {name!r} parameter of {owner} must be a non-empty tuple of positive ints. "
                                  f"Got {value!r} instead.")
-            object.__setattr__(self, name, tuple(value))
+            object.__setattr__(self, name, tuple(int(v) for v in value))
         if len(self.widths) != len(self.stages):
             raise ValueError(f"The 'widths' parameter of {owner} must have one entry per stage "
                              f"({len(self.stages)}). Got {self.widths!r} instead.")

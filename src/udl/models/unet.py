@@ -50,7 +50,7 @@ from torch import nn
 from udl.nn.conv import conv_layer
 from udl.nn.init import he_init, initialised_from
 from udl.nn.normalization import batch_norm_layer
-from udl.validate import as_generator, check_bool, check_choice, check_int
+from udl.validate import as_generator, check_bool, check_choice, check_int, is_int
 
 __all__ = ["UNet", "UNetGeometry", "UNetTrace", "unet_geometry", "unet_input_size", "unet_tile_sizes",
            "unet_parameter_count", "center_crop", "reflect_pad", "split_tiles", "trace_unet"]
@@ -305,7 +305,7 @@ def center_crop(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
     _spatial(x, "*spatial", owner)
     spatial = tuple(x.shape[2:])
     if not isinstance(size, (list, tuple, torch.Size)) or len(size) != len(spatial) or \
-            any(isinstance(t, bool) or not isinstance(t, int) or not 1 <= t <= s for t, s in zip(size, spatial)):
+            any(not is_int(t) or not 1 <= t <= s for t, s in zip(size, spatial)):
         raise ValueError(f"The 'size' parameter of {owner} must be {len(spatial)} ints, each between 1 and the "
                          f"input's size {spatial}. Got {size!r} instead.")
     index = tuple(slice((s - t) // 2, (s - t) // 2 + t) for s, t in zip(spatial, size))
@@ -346,7 +346,7 @@ def reflect_pad(x: torch.Tensor, pad: Sequence[tuple[int, int]]) -> torch.Tensor
     _spatial(x, "*spatial", owner)
     spatial = tuple(x.shape[2:])
     ok = isinstance(pad, (list, tuple)) and len(pad) == len(spatial) and all(
-        isinstance(p, (list, tuple)) and len(p) == 2 and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0
+        isinstance(p, (list, tuple)) and len(p) == 2 and all(is_int(v) and v >= 0
                                                              for v in p) for p in pad)
     if not ok:
         raise ValueError(f"The 'pad' parameter of {owner} must be {len(spatial)} (before, after) pairs of "

@@ -52,7 +52,8 @@ from torch import nn
 from udl.analysis.detection import Detections, non_max_suppression, paired_iou
 from udl.data.scenes import check_boxes
 from udl.nn.init import initialised_from
-from udl.validate import as_generator, check_float, check_instance, check_int, check_sequence, check_tensor
+from udl.validate import (as_generator, check_float, check_instance, check_int, check_sequence, check_tensor,
+                          is_int)
 
 
 # --------------------------------------------------------------------------- configuration
@@ -86,10 +87,10 @@ class YOLOConfig:
         check_int(self.n_boxes, "n_boxes", owner)
         check_int(self.n_classes, "n_classes", owner)
         if not isinstance(self.widths, (tuple, list)) or not self.widths or \
-                any(isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in self.widths):
+                any(not is_int(w) or w < 1 for w in self.widths):
             raise ValueError(f"The 'widths' parameter of {owner} must be a non-empty tuple of positive ints. "
                              f"Got {self.widths!r} instead.")
-        object.__setattr__(self, "widths", tuple(self.widths))
+        object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
         ratio = self.image_size / self.grid
         if self.image_size % self.grid or ratio < 1 or ratio != 2 ** round(math.log2(ratio)):
             raise ValueError(f"The 'grid' parameter of {owner} must divide image_size = {self.image_size} by a "

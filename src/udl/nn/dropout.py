@@ -27,7 +27,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from udl.validate import as_generator, check_float, check_int, check_tensor
+from udl.validate import as_generator, check_float, check_int, check_tensor, is_int
 
 __all__ = ["Dropout", "dropout_mask", "apply_dropout_mask", "drop_one_of"]
 
@@ -59,10 +59,9 @@ def dropout_mask(shape: Sequence[int] | torch.Size, p: float, *, generator: torc
         (torch.bool, torch.Size([2, 5]))
     """
     owner = "dropout_mask"
-    if isinstance(shape, int) and not isinstance(shape, bool):
+    if is_int(shape):
         shape = (shape,)
-    if not isinstance(shape, (tuple, list, torch.Size)) or \
-            any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in shape):
+    if not isinstance(shape, (tuple, list, torch.Size)) or any(not is_int(s) or s < 0 for s in shape):
         raise TypeError(f"The 'shape' parameter of {owner} must be a tuple of non-negative ints. "
                         f"Got {shape!r} instead.")
     p = _check_p(p, owner)
@@ -180,7 +179,7 @@ def drop_one_of(n_units: int, candidates: Sequence[int], *, inverted: bool = Tru
     min_k = 2 if inverted else 1
     if not isinstance(candidates, (list, tuple)) or len(candidates) < min_k or \
             len(set(candidates)) != len(candidates) or \
-            any(isinstance(c, bool) or not isinstance(c, int) or not 0 <= c < n_units for c in candidates):
+            any(not is_int(c) or not 0 <= c < n_units for c in candidates):
         raise ValueError(f"The 'candidates' parameter of {owner} must be a list of at least {min_k} distinct unit "
                          f"indices in [0, {n_units}). Got {candidates!r} instead.")
     generator = as_generator(generator, owner)

@@ -41,7 +41,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from udl.validate import as_generator, check_choice, check_float, check_instance, check_int, check_tensor
+from udl.validate import as_generator, check_choice, check_float, check_instance, check_int, check_tensor, is_int
 
 __all__ = ["BatchNorm", "GhostBatchNorm", "LayerNorm", "GroupNorm", "InstanceNorm", "shared_statistics",
            "batch_norm_layer"]
@@ -59,20 +59,20 @@ def _check_shape(shape, name: str, owner: str, *, min_dims: int = 2) -> tuple[in
     if isinstance(shape, torch.Size):
         shape = tuple(shape)
     if not isinstance(shape, (tuple, list)) or len(shape) < min_dims or \
-            any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in shape):
+            any(not is_int(s) or s < 1 for s in shape):
         error = TypeError if not isinstance(shape, (tuple, list)) else ValueError
         raise error(f"The {name!r} parameter of {owner} must be a tuple of at least {min_dims} positive ints "
                     f"(N, C, *spatial). Got {shape!r} instead.")
-    return tuple(shape)
+    return tuple(int(s) for s in shape)
 
 
 def _check_index(index, shape: tuple[int, ...], owner: str) -> tuple[int, ...]:
     if not isinstance(index, (tuple, list)) or len(index) != len(shape) or \
-            any(isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < s for i, s in zip(index, shape)):
+            any(not is_int(i) or not 0 <= i < s for i, s in zip(index, shape)):
         error = TypeError if not isinstance(index, (tuple, list)) else ValueError
         raise error(f"The 'index' parameter of {owner} must be a tuple of {len(shape)} ints inside the shape "
                     f"{shape}. Got {index!r} instead.")
-    return tuple(index)
+    return tuple(int(i) for i in index)
 
 
 def _channel_view(v: torch.Tensor, ndim: int) -> torch.Tensor:

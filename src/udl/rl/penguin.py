@@ -48,6 +48,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from udl.validate import check_float, check_int
+
 N_ROWS = N_COLS = 4
 N_STATES = N_ROWS * N_COLS
 ACTIONS = ("up", "right", "down", "left")
@@ -61,23 +63,6 @@ MRP_FISH = (3, 8, 10)  # the Markov reward process of fig. 19.2: +1 on each of t
 START = 0
 P_INTENDED = 0.5
 GAMMA = 0.9
-
-
-def _check_probability(value, name: str, owner: str, *, open_low: bool = False) -> float:
-    ok = not isinstance(value, bool) and isinstance(value, (int, float, np.floating)) and np.isfinite(value)
-    ok = ok and (0 < value <= 1 if open_low else 0 <= value <= 1)
-    if not ok:
-        interval = "(0, 1]" if open_low else "[0, 1]"
-        raise ValueError(f"The '{name}' parameter of {owner} must be a float in {interval}. Got {value!r} instead.")
-    return float(value)
-
-
-def _check_int(value, name: str, owner: str, low: int, high: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low \
-            or (high is not None and value >= high):
-        span = f"in [{low}, {high - 1}]" if high is not None else f">= {low}"
-        raise ValueError(f"The '{name}' parameter of {owner} must be an int {span}. Got {value!r} instead.")
-    return int(value)
 
 
 # --------------------------------------------------------------------------- the model
@@ -116,10 +101,10 @@ class MDP:
         if terminal.shape != (P.shape[0],):
             raise ValueError(f"The 'terminal' parameter of MDP must have shape ({P.shape[0]},). "
                              f"Got {terminal.shape} instead.")
-        gamma = _check_probability(self.gamma, "gamma", "MDP")
+        gamma = check_float(self.gamma, "gamma", "MDP", low=0.0, high=1.0)
         if gamma == 1 and not terminal.any():
             raise ValueError("The 'gamma' parameter of MDP must be below 1 when no state is terminal. Got 1 instead.")
-        start = _check_int(self.start, "start", "MDP", 0, P.shape[0])
+        start = check_int(self.start, "start", "MDP", minimum=0, maximum=P.shape[0] - 1)
         for name, value in (("P", P), ("r", r), ("terminal", terminal), ("gamma", gamma), ("start", start)):
             if isinstance(value, np.ndarray):
                 value.setflags(write=False)
@@ -136,7 +121,7 @@ class MDP:
 
 def coordinates(state: int) -> tuple[int, int]:
     """``(row, column)`` of a penguin-grid state (row 0 at the top)."""
-    state = _check_int(state, "state", "coordinates", 0, N_STATES)
+    state = check_int(state, "state", "coordinates", minimum=0, maximum=N_STATES - 1)
     return divmod(state, N_COLS)
 
 
@@ -153,7 +138,7 @@ def penguin_transitions(p_intended: float = P_INTENDED) -> np.ndarray:
     Shape:
         output: ``(16, 4, 16)``.
     """
-    p_intended = _check_probability(p_intended, "p_intended", "penguin_transitions")
+    p_intended = check_float(p_intended, "p_intended", "penguin_transitions", low=0.0, high=1.0)
     p_other = (1 - p_intended) / (len(MOVES) - 1)
     P = np.zeros((N_STATES, len(ACTIONS), N_STATES))
     for s in range(N_STATES):
@@ -300,9 +285,8 @@ def value_iteration(mdp: MDP, *, tol: float = 1e-10, max_iterations: int = 10_00
         ``(v_star, policy)``: shapes ``(S,)`` and ``(S,)`` (one action per state).
     """
     _check_mdp(mdp, "value_iteration")
-    if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not tol > 0:
-        raise ValueError(f"The 'tol' parameter of value_iteration must be a positive float. Got {tol!r} instead.")
-    max_iterations = _check_int(max_iterations, "max_iterations", "value_iteration", 1)
+    tol = check_float(tol, "tol", "value_iteration", low=0.0, low_open=True)
+    max_iterations = check_int(max_iterations, "max_iterations", "value_iteration", minimum=1)
     v = np.zeros(mdp.n_states)
     for _ in range(max_iterations):
         v_new = action_values(mdp, v).max(axis=1)
@@ -338,7 +322,7 @@ class PenguinEnv:
             mdp = penguin_mdp()
         _check_mdp(mdp, "PenguinEnv")
         self.mdp = mdp
-        self.max_steps = _check_int(max_steps, "max_steps", "PenguinEnv", 1)
+        self.max_steps = check_int(max_steps, "max_steps", "PenguinEnv", minimum=1)
         self._cdf = np.cumsum(mdp.P, axis=2)  # (S, A, S): inverse-CDF sampling
         self._rng = np.random.default_rng()
         self.state: int | None = None
@@ -352,9 +336,9 @@ class PenguinEnv:
         (and an environment never seeded draws from fresh OS entropy, as gymnasium's does).
         """
         if seed is not None:
-            self._rng = np.random.default_rng(_check_int(seed, "seed", "PenguinEnv.reset", 0))
-        self.state = self.mdp.start if state is None else _check_int(state, "state", "PenguinEnv.reset",
-                                                                      0, self.mdp.n_states)
+            self._rng = np.random.default_rng(check_int(seed, "seed", "PenguinEnv.reset", minimum=0))
+        self.state = self.mdp.start if state is None else check_int(state, "state", "PenguinEnv.reset", minimum=0,
+                                                                     maximum=self.mdp.n_states - 1)
         self.t = 0
         self._over = False
         return self.state
@@ -363,7 +347,7 @@ class PenguinEnv:
         """Take ``action``; return ``(next_state, reward, terminated, truncated)``."""
         if self._over:
             raise RuntimeError("PenguinEnv.step was called before reset or after the episode ended")
-        action = _check_int(action, "action", "PenguinEnv.step", 0, self.mdp.n_actions)
+        action = check_int(action, "action", "PenguinEnv.step", minimum=0, maximum=self.mdp.n_actions - 1)
         s = self.state
         reward = float(self.mdp.r[s, action])
         terminated = bool(self.mdp.terminal[s])

@@ -59,7 +59,7 @@ from pathlib import Path
 from typing import Iterable, NamedTuple, Sequence
 
 from udl.cache import atomic_write
-from udl.validate import check_int
+from udl.validate import check_int, is_int
 
 __all__ = ["BPETokenizer", "BPEState", "MergeComparison", "END_OF_WORD", "SPECIAL_TOKENS", "split_words",
            "compare_merges", "reference_merges"]
@@ -552,7 +552,7 @@ class BPETokenizer:
         n, eow = len(self._tokens), self.end_of_word
         lo, hi = self._byte_base, self._byte_base + 256
         for i in ids:
-            if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < n:
+            if not is_int(i) or not 0 <= i < n:
                 raise ValueError(f"The 'ids' parameter of BPETokenizer.decode must hold ids in [0, {n}). "
                                  f"Got {i!r} instead.")
             if lo <= i < hi:
@@ -622,7 +622,7 @@ class BPETokenizer:
 
     def id_to_token(self, i: int) -> str:
         """The token string of an id."""
-        if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < len(self._tokens):
+        if not is_int(i) or not 0 <= i < len(self._tokens):
             raise ValueError(f"The 'i' parameter of BPETokenizer.id_to_token must be an id in "
                              f"[0, {len(self._tokens)}). Got {i!r} instead.")
         return self._tokens[i]
