@@ -82,7 +82,9 @@ def check_choice(value: Any, name: str, owner: str, choices: Iterable[Any]) -> A
 def check_sizes(value: Any, name: str, owner: str, *, min_len: int = 1) -> tuple[int, ...]:
     """A sequence of positive ints (layer widths) with at least ``min_len`` entries, as a tuple of Python ints."""
     if not isinstance(value, (list, tuple)) or len(value) < min_len or any(not is_int(v) or v < 1 for v in value):
-        _fail(name, owner, f"a list of at least {min_len} positive ints", value,
+        wanted = {0: "a list of positive ints", 1: "a non-empty list of positive ints"}.get(
+            min_len, f"a list of at least {min_len} positive ints")
+        _fail(name, owner, wanted, value,
               TypeError if not isinstance(value, (list, tuple)) else ValueError)
     return tuple(int(v) for v in value)
 
@@ -121,7 +123,7 @@ def as_generator(value: Any, owner: str, name: str = "generator", *, optional: b
         return None
     if isinstance(value, torch.Generator):
         return value
-    wanted = "a torch.Generator, an int seed" + (" or None" if optional else "")
+    wanted = "a torch.Generator, an int seed or None" if optional else "a torch.Generator or an int seed"
     if not is_int(value):
         _fail(name, owner, wanted, value, TypeError)
     if not 0 <= value < 2 ** 64:  # the seeds torch accepts

@@ -106,7 +106,26 @@ def test_sensitivity_is_the_mean_absolute_gradient_and_mode_is_restored():
     assert net.training
 
 
+def test_probes_come_from_the_generator_and_leave_the_global_one_alone():
+    net = nn.Sequential(nn.Conv1d(1, 2, 3), nn.ReLU(), nn.Conv1d(2, 1, 3))
+    state = torch.get_rng_state()
+    by_seed = input_sensitivity(net, (1, 9), (0, 2), n_probes=3, generator=5)
+    assert torch.equal(torch.get_rng_state(), state)
+    # an int is a seed: the probes are torch.randn(3, 1, 9) from torch.Generator().manual_seed(5)
+    g = torch.Generator().manual_seed(5)
+    assert torch.equal(input_sensitivity(net, (1, 9), (0, 2), n_probes=3, generator=g), by_seed)
+    x = torch.randn(3, 1, 9, generator=torch.Generator().manual_seed(5)).requires_grad_(True)
+    (grad,) = torch.autograd.grad(net(x)[:, 0, 2].sum(), x)
+    torch.testing.assert_close(by_seed, grad.abs().mean(dim=(0, 1)))
+    # a Generator's stream continues: the next call draws new probes
+    assert not torch.equal(input_sensitivity(net, (1, 9), (0, 2), n_probes=3, generator=g), by_seed)
+    assert torch.equal(gradient_support(net, (1, 9), (0, 2), generator=0), input_sensitivity(net, (1, 9), (0, 2)) > 0)
+    assert torch.equal(torch.get_rng_state(), state)
+
+
 @pytest.mark.parametrize("call", [
+    lambda: gradient_support(nn.Conv1d(1, 1, 3), (1, 9), (0, 1), generator=None),
+    lambda: gradient_support(nn.Conv1d(1, 1, 3), (1, 9), (0, 1), generator=1.5),
     lambda: receptive_field_sizes([3, 3]),
     lambda: receptive_field_interval([LayerGeometry(3)], -1),
     lambda: LayerGeometry(0),

@@ -7,7 +7,7 @@ from udl.rl.reinforce import PolicyNetwork, policy_value, reinforce, returns_to_
 
 
 def test_policy_network_is_a_deep_mlp_on_one_hot_states():
-    net = PolicyNetwork(16, 4, hidden=(32, 32), seed=0)
+    net = PolicyNetwork(16, 4, hidden=(32, 32), generator=0)
     linears = [m for m in net.modules() if isinstance(m, torch.nn.Linear)]
     assert [tuple(m.weight.shape) for m in linears] == [(32, 16), (32, 32), (4, 32)]
     assert net.depth == 2
@@ -50,7 +50,7 @@ def test_surrogate_gradient_is_the_policy_gradient_on_a_bandit():
     # one terminal state, three actions: E[G] = sum_a pi[a] r[a], so the expected
     # REINFORCE estimate must equal the exact gradient of that sum
     mdp = MDP(P=np.ones((1, 3, 1)), r=np.array([[1.0, 0.0, -1.0]]), gamma=0.9, terminal=np.array([True]))
-    net = PolicyNetwork(1, 3, hidden=(4, 4), seed=0)
+    net = PolicyNetwork(1, 3, hidden=(4, 4), generator=0)
     params = list(net.parameters())
     expected_return = (net.probabilities()[0] * torch.tensor([1.0, 0.0, -1.0])).sum()
     exact = torch.autograd.grad(expected_return, params)
@@ -67,8 +67,8 @@ def test_reinforce_learns_a_near_optimal_penguin_policy():
     mdp = penguin_mdp()
     v_star, _ = value_iteration(mdp)
     v_random = policy_evaluation(mdp, uniform_policy(mdp))
-    net = PolicyNetwork(16, 4, hidden=(32, 32), seed=0)
-    history = reinforce(net, mdp, iterations=200, episodes=32, seed=0)
+    net = PolicyNetwork(16, 4, hidden=(32, 32), generator=0)
+    history = reinforce(net, mdp, iterations=200, episodes=32, generator=0)
     v = policy_value(net, mdp)
     assert history["value"][0] == pytest.approx(policy_evaluation(mdp, uniform_policy(mdp))[0], abs=0.3)
     assert v[0] <= v_star[0] + 1e-9
@@ -82,15 +82,15 @@ def test_reinforce_is_deterministic_for_a_seed():
     mdp = penguin_mdp()
     runs = []
     for _ in range(2):
-        net = PolicyNetwork(16, 4, seed=3)
-        runs.append(reinforce(net, mdp, iterations=5, episodes=8, seed=1))
+        net = PolicyNetwork(16, 4, generator=3)
+        runs.append(reinforce(net, mdp, iterations=5, episodes=8, generator=1))
     assert runs[0] == runs[1]
 
 
 def test_validation():
     mdp = penguin_mdp()
     for bad in (dict(n_states=0, n_actions=4), dict(n_states=16, n_actions=-1),
-                dict(n_states=16, n_actions=4, hidden=(0,)), dict(n_states=16, n_actions=4, seed=-1)):
+                dict(n_states=16, n_actions=4, hidden=(0,)), dict(n_states=16, n_actions=4, generator=-1)):
         with pytest.raises(ValueError):
             PolicyNetwork(**bad)
     with pytest.raises(TypeError):
@@ -103,7 +103,7 @@ def test_validation():
     with pytest.raises(ValueError):
         reinforce(PolicyNetwork(15, 4), mdp)
     for bad in (dict(iterations=0), dict(episodes=0), dict(lr=-1.0), dict(baseline="critic"), dict(entropy=-0.1),
-                dict(seed=-1), dict(max_steps=0)):
+                dict(generator=-1), dict(max_steps=0)):
         with pytest.raises(ValueError):
             reinforce(net, mdp, **bad)
     with pytest.raises(TypeError):
@@ -114,5 +114,27 @@ def test_validation():
         sample_episodes(mdp, torch.ones(16, 3) / 3, 1, 1, torch.Generator())
     with pytest.raises(ValueError):
         sample_episodes(mdp, torch.ones(16, 4), 1, 1, torch.Generator())
-    with pytest.raises(TypeError):
-        sample_episodes(mdp, torch.ones(16, 4) / 4, 1, 1, 0)
+    with pytest.raises(TypeError, match=r"^The 'generator' parameter of sample_episodes must be a torch\.Generator "
+                                        r"or an int seed\. Got 'a' instead\.$"):
+        sample_episodes(mdp, torch.ones(16, 4) / 4, 1, 1, "a")
+
+
+def test_generator_gives_the_old_seeded_weights_and_leaves_the_global_generator_alone():
+    state = torch.get_rng_state()
+    net = PolicyNetwork(16, 4, hidden=(8, 8), generator=7)
+    history = reinforce(net, penguin_mdp(), iterations=2, episodes=4, generator=torch.Generator().manual_seed(1))
+    batch = sample_episodes(penguin_mdp(), torch.full((16, 4), 0.25), 3, 5, generator=2)
+    assert torch.equal(torch.get_rng_state(), state)
+    # the numbers torch.manual_seed(7) gave before generator= existed: nn.Linear's default draw, layer by layer
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(7)
+        reference = [torch.nn.Linear(16, 8), torch.nn.Linear(8, 8), torch.nn.Linear(8, 4)]
+    fresh = PolicyNetwork(16, 4, hidden=(8, 8), generator=7)
+    linears = [m for m in fresh.modules() if isinstance(m, torch.nn.Linear)]
+    for mine, theirs in zip(linears, reference):
+        assert torch.equal(mine.weight, theirs.weight) and torch.equal(mine.bias, theirs.bias)
+    # an int seed is sugar for a fresh generator with that seed
+    assert reinforce(PolicyNetwork(16, 4, hidden=(8, 8), generator=7), penguin_mdp(), iterations=2, episodes=4,
+                     generator=1) == history
+    assert torch.equal(sample_episodes(penguin_mdp(), torch.full((16, 4), 0.25), 3, 5,
+                                       generator=torch.Generator().manual_seed(2))["actions"], batch["actions"])

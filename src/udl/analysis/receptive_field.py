@@ -42,7 +42,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from udl.validate import check_int, is_int
+from udl.validate import as_generator, check_int, is_int
 
 __all__ = ["LayerGeometry", "layer_geometry", "receptive_field_sizes", "receptive_field_interval",
            "input_sensitivity", "gradient_support", "support_interval"]
@@ -216,11 +216,11 @@ def receptive_field_interval(layers: Sequence[LayerGeometry], index: int | Seque
 
 # --------------------------------------------------------------------------- measured
 def input_sensitivity(model: nn.Module, input_shape: Sequence[int], unit: Sequence[int], *,
-                      n_probes: int = 16, seed: int = 0) -> torch.Tensor:
+                      n_probes: int = 16, generator: torch.Generator | int = 0) -> torch.Tensor:
     """Mean |∂y/∂x| of one output unit y over random probe inputs, per input position.
 
     The model is run in evaluation mode (restored afterwards) on ``n_probes`` inputs
-    x ~ N(0, 1) drawn with ``seed``; the gradient of ``y = model(x)[b][unit]`` for
+    x ~ N(0, 1) drawn from ``generator``; the gradient of ``y = model(x)[b][unit]`` for
     each probe b is taken in one backward pass (the probes do not interact in
     evaluation mode), and |gradient| is averaged over probes and input channels.
 
@@ -231,7 +231,8 @@ def input_sensitivity(model: nn.Module, input_shape: Sequence[int], unit: Sequen
             (channel, position) or (channel, row, column); negative indices count
             from the end as usual.
         n_probes: the number of random inputs (default 16).
-        seed: seeds the probes.
+        generator: what draws the probes, a ``torch.Generator`` (its stream continues)
+            or an int seed (default 0); torch's global generator is never used.
 
     Shape:
         -> input_shape[1:] (the spatial shape), float, non-negative.
@@ -252,12 +253,12 @@ def input_sensitivity(model: nn.Module, input_shape: Sequence[int], unit: Sequen
     if not isinstance(unit, (tuple, list)) or any(not is_int(v) for v in unit):
         raise TypeError(f"The 'unit' parameter of {owner} must be a tuple of ints. Got {unit!r} instead.")
     n_probes = check_int(n_probes, "n_probes", owner)
-    seed = check_int(seed, "seed", owner, minimum=0)
+    generator = as_generator(generator, owner, optional=False)
     param = next(model.parameters(), None)
     dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
     device = param.device if param is not None else torch.device("cpu")
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(n_probes, *input_shape, generator=g, dtype=dtype).to(device).requires_grad_(True)
+    x = torch.randn(n_probes, *input_shape, generator=generator, dtype=dtype, device=generator.device)
+    x = x.to(device).requires_grad_(True)
     was_training = model.training
     model.eval()  # batch statistics would let the probes see each other
     try:
@@ -273,7 +274,7 @@ def input_sensitivity(model: nn.Module, input_shape: Sequence[int], unit: Sequen
 
 
 def gradient_support(model: nn.Module, input_shape: Sequence[int], unit: Sequence[int], *,
-                     n_probes: int = 16, seed: int = 0) -> torch.Tensor:
+                     n_probes: int = 16, generator: torch.Generator | int = 0) -> torch.Tensor:
     """The measured receptive field: input positions where ∂y/∂x ≠ 0 for some probe.
 
     Args and shape as :func:`input_sensitivity`; returns a bool tensor of the
@@ -285,7 +286,7 @@ def gradient_support(model: nn.Module, input_shape: Sequence[int], unit: Sequenc
         >>> gradient_support(net, (1, 9), (0, 0)).nonzero().flatten().tolist()
         [0, 1, 2, 3, 4, 5, 6]
     """
-    return input_sensitivity(model, input_shape, unit, n_probes=n_probes, seed=seed) > 0
+    return input_sensitivity(model, input_shape, unit, n_probes=n_probes, generator=generator) > 0
 
 
 def support_interval(mask: torch.Tensor) -> list[tuple[int, int]]:

@@ -71,8 +71,8 @@ def _train_reinforcement(system, p, run):
     from udl.rl.reinforce import policy_value, reinforce
 
     mdp = penguin_mdp()
-    policy = system.build(seed=run.seed)
-    history = reinforce(policy, mdp, iterations=p.rl_iterations, episodes=p.rl_episodes, seed=run.seed)
+    policy = system.build(generator=run.seed)
+    history = reinforce(policy, mdp, iterations=p.rl_iterations, episodes=p.rl_episodes, generator=run.seed)
     v_star, _ = value_iteration(mdp)
     metrics = {"rl_value": float(policy_value(policy, mdp)[mdp.start]),
                "rl_random_value": float(policy_evaluation(mdp, uniform_policy(mdp))[mdp.start]),

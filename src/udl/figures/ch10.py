@@ -354,7 +354,7 @@ def receptive_fields(p, run):
         metrics["layer_lengths"].append(length)
         intervals = [receptive_field_interval(geometry[:depth], i) for i in range(length)]
         unit = int(np.argmin([abs((lo + hi) / 2 - (p.n - 1) / 2) for lo, hi in intervals]))  # the central unit
-        masks = [gradient_support(sub, (1, p.n), (c, unit), n_probes=p.n_probes, seed=run.seed)
+        masks = [gradient_support(sub, (1, p.n), (c, unit), n_probes=p.n_probes, generator=run.seed)
                  for c in range(p.channels[depth - 1])]
         union = torch.stack(masks).any(0)
         (lo, hi), = support_interval(union)
@@ -368,10 +368,11 @@ def receptive_fields(p, run):
         for i, (a_lo, a_hi) in enumerate(intervals):  # every unit of the layer: measured = clipped formula
             expected = torch.zeros(p.n, dtype=torch.bool)
             expected[max(a_lo, 0):a_hi + 1] = True
-            got = gradient_support(sub, (1, p.n), (0, i), n_probes=p.n_probes, seed=run.seed)
+            got = gradient_support(sub, (1, p.n), (0, i), n_probes=p.n_probes, generator=run.seed)
             metrics["mismatches_every_unit"] += int((got != expected).sum())
         arrays[f"sensitivity{depth}"] = sum(input_sensitivity(sub, (1, p.n), (c, unit), n_probes=p.n_probes,
-                                                              seed=run.seed) for c in range(p.channels[depth - 1])
+                                                              generator=run.seed)
+                                            for c in range(p.channels[depth - 1])
                                             ).numpy()
         # where each layer's units sit over the input (the centre of their field), for the drawing
         arrays[f"centres{depth}"] = np.array([(lo + hi) / 2 for lo, hi in intervals])
@@ -453,18 +454,18 @@ def conv2d_layer(p, run):
                "support_counts": [], "mismatches_every_unit": 0}
     arrays = {}
     for k, (i, j) in enumerate(units):
-        mask = gradient_support(net, shape, (0, i - 1, j - 1), n_probes=p.n_probes, seed=run.seed)
+        mask = gradient_support(net, shape, (0, i - 1, j - 1), n_probes=p.n_probes, generator=run.seed)
         (r_lo, r_hi), (c_lo, c_hi) = support_interval(mask)
         metrics["support_rows"].append([r_lo + 1, r_hi + 1])  # 1-based
         metrics["support_cols"].append([c_lo + 1, c_hi + 1])
         metrics["support_counts"].append(int(mask.sum()))
         arrays[f"sensitivity{k}"] = input_sensitivity(net, shape, (0, i - 1, j - 1), n_probes=p.n_probes,
-                                                      seed=run.seed).numpy()
+                                                      generator=run.seed).numpy()
     for i in range(p.height):  # every output: support = its 3 x 3 neighbourhood, clipped to the image
         for j in range(p.width):
             expected = torch.zeros(p.height, p.width, dtype=torch.bool)
             expected[max(i - 1, 0):i + 2, max(j - 1, 0):j + 2] = True
-            got = gradient_support(net, shape, (0, i, j), n_probes=p.n_probes, seed=run.seed)
+            got = gradient_support(net, shape, (0, i, j), n_probes=p.n_probes, generator=run.seed)
             metrics["mismatches_every_unit"] += int((got != expected).sum())
     x = _small_ints(run.rng, (1, 1, p.height, p.width))
     with torch.no_grad():

@@ -177,7 +177,7 @@ def resnet_blocks(p, run):
     bottleneck = BottleneckBlock(c, b, c, generator=run.generator(2))
     x = torch.randn(1, c, p.size, p.size, generator=run.generator(3))
     layers = {"standard": _trace(standard, x), "bottleneck": _trace(bottleneck, x)}
-    support = {name: support_interval(gradient_support(block, (c, 9, 9), (0, 4, 4), n_probes=4, seed=run.seed))
+    support = {name: support_interval(gradient_support(block, (c, 9, 9), (0, 4, 4), n_probes=4, generator=run.seed))
                for name, block in (("standard", standard), ("bottleneck", bottleneck))}
     metrics = {"channels": c, "bottleneck": b, "size": p.size, "input_shape": list(x.shape[1:]),
                "standard_params": count_parameters(standard), "bottleneck_params": count_parameters(bottleneck),

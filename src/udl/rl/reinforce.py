@@ -23,8 +23,8 @@ Example::
 
     from udl.rl.penguin import penguin_mdp
     mdp = penguin_mdp()
-    policy = PolicyNetwork(16, 4, hidden=(32, 32), seed=0)
-    history = reinforce(policy, mdp, iterations=200, seed=0)
+    policy = PolicyNetwork(16, 4, hidden=(32, 32), generator=0)
+    history = reinforce(policy, mdp, iterations=200, generator=0)
     history["value"][-1]          # exact expected return of the policy from the start state
 """
 
@@ -35,23 +35,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from udl.nn.init import initialised_from
 from udl.rl.penguin import MDP, policy_evaluation
+from udl.validate import as_generator, check_bool, check_choice, check_float, check_int, check_sizes
 
 BASELINES = ("state", "mean", "none")
-
-
-def _positive_int(value, name: str, owner: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ValueError(f"The '{name}' parameter of {owner} must be a positive int. Got {value!r} instead.")
-    return int(value)
-
-
-def _seed(value, name: str, owner: str, allow_none: bool = False) -> int | None:
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise ValueError(f"The '{name}' parameter of {owner} must be a non-negative int. Got {value!r} instead.")
-    return int(value)
 
 
 def _check_mdp(mdp, owner: str) -> None:
@@ -68,15 +56,17 @@ class PolicyNetwork(nn.Module):
         n_states: number of states S (16 for the penguin).
         n_actions: number of actions A (4 for the penguin).
         hidden: widths of the hidden layers (default ``(32, 32)``: a deep network).
-        seed: when given, the weights are initialised from this seed (torch's default
-            initialisation, from a private generator); otherwise from torch's global one.
+        generator: the random numbers of the initial weights (torch's default
+            initialisation of ``nn.Linear``), a ``torch.Generator`` or an int seed; the
+            same seed gives the weights that ``torch.manual_seed(seed)`` gave. None
+            draws from torch's global generator.
 
     Shape:
         input: ``(N,)`` integer states in ``[0, S)``; output: ``(N, A)`` logits.
 
     Example::
 
-        >>> net = PolicyNetwork(16, 4, seed=0)
+        >>> net = PolicyNetwork(16, 4, generator=0)
         >>> net(torch.tensor([0, 5])).shape
         torch.Size([2, 4])
         >>> net.probabilities().shape       # pi[a|s] for every state
@@ -84,18 +74,14 @@ class PolicyNetwork(nn.Module):
     """
 
     def __init__(self, n_states: int, n_actions: int, hidden: tuple[int, ...] = (32, 32), *,
-                 seed: int | None = None):
+                 generator: torch.Generator | int | None = None):
         super().__init__()
-        self.n_states = _positive_int(n_states, "n_states", "PolicyNetwork")
-        self.n_actions = _positive_int(n_actions, "n_actions", "PolicyNetwork")
-        if isinstance(hidden, (str, bytes)) or not isinstance(hidden, (list, tuple)):
-            raise TypeError(f"The 'hidden' parameter of PolicyNetwork must be a tuple of positive ints. "
-                            f"Got {hidden!r} instead.")
-        self.hidden = tuple(_positive_int(h, "hidden", "PolicyNetwork") for h in hidden)
-        seed = _seed(seed, "seed", "PolicyNetwork", allow_none=True)
-        with torch.random.fork_rng(devices=[], enabled=seed is not None):
-            if seed is not None:
-                torch.manual_seed(seed)
+        owner = "PolicyNetwork"
+        self.n_states = check_int(n_states, "n_states", owner)
+        self.n_actions = check_int(n_actions, "n_actions", owner)
+        self.hidden = check_sizes(hidden, "hidden", owner, min_len=0)
+        generator = as_generator(generator, owner)
+        with initialised_from(self, generator):  # the layers in order, as torch.manual_seed(seed) drew them
             widths = (self.n_states, *self.hidden, self.n_actions)
             layers: list[nn.Module] = []
             for i, (d_from, d_to) in enumerate(zip(widths[:-1], widths[1:])):
@@ -138,8 +124,7 @@ def returns_to_go(rewards: torch.Tensor, gamma: float) -> torch.Tensor:
     if not isinstance(rewards, torch.Tensor) or rewards.dim() != 2:
         raise ValueError("The 'rewards' parameter of returns_to_go must be a 2-D torch.Tensor (I, T). "
                          f"Got {getattr(rewards, 'shape', type(rewards).__name__)} instead.")
-    if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not 0 <= gamma <= 1:
-        raise ValueError(f"The 'gamma' parameter of returns_to_go must be a float in [0, 1]. Got {gamma!r} instead.")
+    gamma = check_float(gamma, "gamma", "returns_to_go", low=0.0, high=1.0)
     G = torch.zeros_like(rewards)
     running = torch.zeros_like(rewards[:, 0])
     for t in range(rewards.shape[1] - 1, -1, -1):
@@ -149,7 +134,7 @@ def returns_to_go(rewards: torch.Tensor, gamma: float) -> torch.Tensor:
 
 
 def sample_episodes(mdp: MDP, pi: torch.Tensor, n_episodes: int, max_steps: int,
-                    generator: torch.Generator, exploring_starts: bool = False) -> dict[str, torch.Tensor]:
+                    generator: torch.Generator | int, exploring_starts: bool = False) -> dict[str, torch.Tensor]:
     """Simulate ``n_episodes`` episodes of policy ``pi`` in parallel.
 
     Args:
@@ -157,7 +142,8 @@ def sample_episodes(mdp: MDP, pi: torch.Tensor, n_episodes: int, max_steps: int,
         pi: ``(S, A)`` action probabilities.
         n_episodes: I, episodes in the batch.
         max_steps: T, the episode length limit.
-        generator: the torch generator that draws actions and moves.
+        generator: what draws the starts, actions and moves: a ``torch.Generator`` (its
+            stream continues) or an int seed.
         exploring_starts: start in uniformly random non-terminal states instead of
             ``mdp.start`` (default False).
 
@@ -166,8 +152,8 @@ def sample_episodes(mdp: MDP, pi: torch.Tensor, n_episodes: int, max_steps: int,
         1 for steps that belong to the episode), each of shape ``(I, T)``.
     """
     _check_mdp(mdp, "sample_episodes")
-    n_episodes = _positive_int(n_episodes, "n_episodes", "sample_episodes")
-    max_steps = _positive_int(max_steps, "max_steps", "sample_episodes")
+    n_episodes = check_int(n_episodes, "n_episodes", "sample_episodes")
+    max_steps = check_int(max_steps, "max_steps", "sample_episodes")
     if not isinstance(pi, torch.Tensor) or pi.shape != (mdp.n_states, mdp.n_actions):
         raise ValueError(f"The 'pi' parameter of sample_episodes must be a ({mdp.n_states}, {mdp.n_actions}) "
                          f"tensor. Got {getattr(pi, 'shape', type(pi).__name__)} instead.")
@@ -175,12 +161,8 @@ def sample_episodes(mdp: MDP, pi: torch.Tensor, n_episodes: int, max_steps: int,
                                                                          torch.ones(1, dtype=torch.float64)):
         raise ValueError("The 'pi' parameter of sample_episodes must have rows that are probability "
                          "distributions. Got other values instead.")
-    if not isinstance(generator, torch.Generator):
-        raise TypeError(f"The 'generator' parameter of sample_episodes must be a torch.Generator. "
-                        f"Got {type(generator).__name__} instead.")
-    if not isinstance(exploring_starts, bool):
-        raise TypeError(f"The 'exploring_starts' parameter of sample_episodes must be a bool. "
-                        f"Got {exploring_starts!r} instead.")
+    generator = as_generator(generator, "sample_episodes", optional=False)
+    check_bool(exploring_starts, "exploring_starts", "sample_episodes")
     # inverse-CDF sampling: the first index whose cumulative probability exceeds u ~ U(0, 1)
     P_cdf = torch.tensor(mdp.P, dtype=torch.float64).cumsum(2)  # (S, A, S)
     r = torch.tensor(mdp.r, dtype=torch.float32)
@@ -261,12 +243,8 @@ def surrogate_loss(policy: PolicyNetwork, batch: dict[str, torch.Tensor], gamma:
     if not isinstance(batch, dict) or any(k not in batch for k in keys):
         raise ValueError(f"The 'batch' parameter of surrogate_loss must be a dict with keys {', '.join(keys)} "
                          f"(see sample_episodes). Got {type(batch).__name__} instead.")
-    if baseline not in BASELINES:
-        raise ValueError(f"The 'baseline' parameter of surrogate_loss must be one of {', '.join(BASELINES)}. "
-                         f"Got {baseline!r} instead.")
-    if isinstance(entropy, bool) or not isinstance(entropy, (int, float)) or not 0 <= entropy < float("inf"):
-        raise ValueError(f"The 'entropy' parameter of surrogate_loss must be a non-negative float. "
-                         f"Got {entropy!r} instead.")
+    check_choice(baseline, "baseline", "surrogate_loss", BASELINES)
+    entropy = check_float(entropy, "entropy", "surrogate_loss", low=0.0)
     device = policy.net[0].weight.device
     I, T = batch["states"].shape
     G = returns_to_go(batch["rewards"], gamma)  # (I, T)
@@ -282,7 +260,7 @@ def surrogate_loss(policy: PolicyNetwork, batch: dict[str, torch.Tensor], gamma:
 
 def reinforce(policy: PolicyNetwork, mdp: MDP, *, iterations: int = 200, episodes: int = 32,
               lr: float = 1e-2, max_steps: int = 50, baseline: str = "state", entropy: float = 0.1,
-              exploring_starts: bool = False, seed: int = 0) -> dict[str, list[float]]:
+              exploring_starts: bool = False, generator: torch.Generator | int = 0) -> dict[str, list[float]]:
     """Train ``policy`` on ``mdp`` with REINFORCE (UDL §19.5), in place.
 
     Each iteration samples ``episodes`` episodes, computes returns-to-go ``G`` and the
@@ -309,7 +287,8 @@ def reinforce(policy: PolicyNetwork, mdp: MDP, *, iterations: int = 200, episode
         entropy: initial weight of the entropy bonus (default 0.1; 0 gives plain REINFORCE).
         exploring_starts: start episodes in uniformly random non-terminal states
             instead of ``mdp.start`` (default False).
-        seed: the seed of the episodes.
+        generator: what draws the episodes, a ``torch.Generator`` or an int seed
+            (default 0). The policy's weights are not redrawn.
 
     Returns:
         ``{"return": mean sampled return G_0 of each iteration's episodes, "value": exact
@@ -323,20 +302,15 @@ def reinforce(policy: PolicyNetwork, mdp: MDP, *, iterations: int = 200, episode
     if (policy.n_states, policy.n_actions) != (mdp.n_states, mdp.n_actions):
         raise ValueError(f"The 'policy' parameter of reinforce must have {mdp.n_states} states and "
                          f"{mdp.n_actions} actions. Got {policy.n_states} and {policy.n_actions} instead.")
-    iterations = _positive_int(iterations, "iterations", "reinforce")
-    episodes = _positive_int(episodes, "episodes", "reinforce")
-    max_steps = _positive_int(max_steps, "max_steps", "reinforce")
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0 or not np.isfinite(lr):
-        raise ValueError(f"The 'lr' parameter of reinforce must be a positive float. Got {lr!r} instead.")
-    if baseline not in BASELINES:
-        raise ValueError(f"The 'baseline' parameter of reinforce must be one of {', '.join(BASELINES)}. "
-                         f"Got {baseline!r} instead.")
-    if isinstance(entropy, bool) or not isinstance(entropy, (int, float)) or not 0 <= entropy < float("inf"):
-        raise ValueError(f"The 'entropy' parameter of reinforce must be a non-negative float. Got {entropy!r} instead.")
-    if not isinstance(exploring_starts, bool):
-        raise TypeError(f"The 'exploring_starts' parameter of reinforce must be a bool. "
-                        f"Got {exploring_starts!r} instead.")
-    generator = torch.Generator().manual_seed(_seed(seed, "seed", "reinforce"))
+    owner = "reinforce"
+    iterations = check_int(iterations, "iterations", owner)
+    episodes = check_int(episodes, "episodes", owner)
+    max_steps = check_int(max_steps, "max_steps", owner)
+    lr = check_float(lr, "lr", owner, low=0.0, low_open=True)
+    check_choice(baseline, "baseline", owner, BASELINES)
+    entropy = check_float(entropy, "entropy", owner, low=0.0)
+    check_bool(exploring_starts, "exploring_starts", owner)
+    generator = as_generator(generator, owner, optional=False)
     optimizer = torch.optim.Adam(policy.parameters(), lr=lr)
     history: dict[str, list[float]] = {"return": [], "value": [], "loss": []}
     for k in range(iterations):
