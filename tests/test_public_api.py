@@ -64,7 +64,7 @@ from udl.analysis import compare
 from udl.models import bert
 from udl.data import text_tasks
 from udl import cache
-from udl.train import recipes, transformers
+from udl.train import classifiers, recipes, transformers
 from udl.text import BPETokenizer
 
 X1 = torch.linspace(0, 1, 20)[:, None]
@@ -224,11 +224,11 @@ CASES = [
     (mnist1d_nets.FullyConnected1DConfig, dict(), {"widths": [(40,), (40, 0, 10), 40, (40, 2.5, 10)]}),
     (mnist1d_nets.FullyConnected1D, dict(), {"config": ["big", mnist1d_nets.ConvNet1DConfig()],
                                              "generator": [-1, True]}),
-    (mnist1d_nets.classification_error, dict(model=torch.nn.Identity(), x=torch.zeros(3, 2), y=torch.zeros(3).long()),
+    (classifiers.classification_error, dict(model=torch.nn.Identity(), x=torch.zeros(3, 2), y=torch.zeros(3).long()),
      {"model": ["net"], "x": [[0.0]], "y": [torch.zeros(2).long(), torch.zeros(3, 1).long()], "batch_size": BAD_INT}),
-    (mnist1d_nets.train_classifier, dict(model=mnist1d_nets.FullyConnected1D(generator=0), x_train=torch.zeros(20, 40),
-                                         y_train=torch.zeros(20).long(), x_test=torch.zeros(5, 40),
-                                         y_test=torch.zeros(5).long(), steps=2, batch_size=10, device="cpu"),
+    (classifiers.train_classifier, dict(model=mnist1d_nets.FullyConnected1D(generator=0), x_train=torch.zeros(20, 40),
+                                        y_train=torch.zeros(20).long(), x_test=torch.zeros(5, 40),
+                                        y_test=torch.zeros(5).long(), steps=2, batch_size=10, device="cpu"),
      {"steps": BAD_INT, "lr": [0.0, -0.1, "a"], "batch_size": [0, 21, 2.5], "eval_every": BAD_INT, "seed": [-1, "a"],
       "x_test": [[0.0]], "y_test": [torch.zeros(4).long()], "on_eval": [3], "device": ["tpu"]}),
     (scenes.Box, dict(x0=1, y0=2, x1=5, y1=6, image_size=56),

@@ -26,8 +26,8 @@ FC_COLOR = style.EXTRA[0]
                 "full": dict(steps=100_000, lr=0.01, batch_size=100, eval_every=1000)})
 def mnist1d_comparison(p, run):
     from udl.data.mnist1d import load_mnist1d
-    from udl.models.mnist1d_nets import (ConvNet1D, ConvNet1DConfig, FullyConnected1D, FullyConnected1DConfig,
-                                         train_classifier)
+    from udl.models.mnist1d_nets import ConvNet1D, ConvNet1DConfig, FullyConnected1D, FullyConnected1DConfig
+    from udl.train.classifiers import train_classifier
 
     data = load_mnist1d()  # the book's 5,000 sequences: 4,000 train, 1,000 test
     x_train, y_train, x_test, y_test = data.tensors()

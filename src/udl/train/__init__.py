@@ -4,6 +4,8 @@
 - ``batches``: the data order, a function of (seed, epoch), which makes resuming exact.
 - ``checkpoint``: atomic ``torch.save`` + rename, safe ``weights_only`` loads, RNG states.
 - ``distributed``: rank / world size from torchrun's environment, process group, sharding.
+- ``classifiers``: the MNIST-1D networks' recipe (plain SGD on the cross-entropy, §10.2.7) with
+  train/test error curves: ``train_classifier``, ``classification_error``.
 - ``recipes``: the transformers' optimiser (AdamW, weight decay on matrices only) and warm-up schedules.
 - ``transformers``: training GPT, BERT and the encoder-decoder (``import udl.train.transformers``);
   the models that figures share are trained once per machine (:func:`udl.cache.trained`).
