@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from udl.validate import (check_float, check_instance, check_int, check_ints, check_sequence, check_sizes, check_tensor,
+from udl.validate import (check_array, check_float, check_instance, check_int, check_ints, check_sequence, check_sizes, check_tensor,
                           is_int, is_real)
 
 
@@ -77,6 +77,40 @@ def test_check_tensor_dtype_kinds_accept():
         check_tensor(torch.zeros(1, dtype=dtype), "x", "f", dtype="real")
     for dtype in (torch.float16, torch.float32, torch.float64):
         check_tensor(torch.zeros(1, dtype=dtype), "x", "f", dtype="float")
+
+
+# --------------------------------------------------------------------------- check_array
+def test_check_array_gives_float64_numpy_from_lists_arrays_and_tensors():
+    for value in ([0, 1, 2.5], (0, 1, 2.5), np.array([0, 1, 2.5], dtype=np.float32), torch.tensor([0, 1, 2.5])):
+        got = check_array(value, "x", "f")
+        assert isinstance(got, np.ndarray) and got.dtype == np.float64 and got.tolist() == [0.0, 1.0, 2.5]
+    grid = np.linspace(0, 1, 5)
+    assert check_array(grid, "x", "f", min_size=5, increasing=True) is grid
+    surface = check_array(torch.ones(3, 4, dtype=torch.float64, requires_grad=True), "s", "f", ndim=2, min_size=3)
+    assert surface.shape == (3, 4) and surface.sum() == 12.0
+
+
+@pytest.mark.parametrize("value, shown", [("abc", "'abc'"), (None, "None"), (3.0, "3.0"), ({1: 2}, "dict"),
+                                          (["a", "b"], "list"), ([[1, 2], [3]], "list")])
+def test_check_array_refuses_what_is_not_an_array_of_numbers(value, shown):
+    with refused(TypeError, f"The 'x_test' parameter of decompose must be a 1D array of floats. Got {shown} instead."):
+        check_array(value, "x_test", "decompose")
+
+
+@pytest.mark.parametrize("value, kwargs, wanted, got", [
+    (np.zeros((2, 2)), {}, "a non-empty 1D array of finite floats", "shape (2, 2)"),
+    ([], {}, "a non-empty 1D array of finite floats", "shape (0,)"),
+    ([0.0, np.nan], {}, "a non-empty 1D array of finite floats", "nan at index 1"),
+    ([0.0, 1.0], dict(min_size=3), "a 1D array of at least 3 finite floats", "shape (2,)"),
+    (np.zeros(9), dict(ndim=2, min_size=3), "a 2D array of finite floats, at least 3x3", "shape (9,)"),
+    (np.zeros((2, 5)), dict(ndim=2, min_size=3), "a 2D array of finite floats, at least 3x3", "shape (2, 5)"),
+    ([[0, 1, 2], [0, np.inf, 2], [0, 1, 2]], dict(ndim=2, min_size=3), "a 2D array of finite floats, at least 3x3",
+     "inf at index (1, 1)"),
+    ([0.0, 0.5, 0.5, 1.0], dict(increasing=True), "strictly increasing", "0.5 then 0.5 at index 1"),
+])
+def test_check_array_shape_finiteness_and_order_in_the_template(value, kwargs, wanted, got):
+    with refused(ValueError, f"The 'x' parameter of f must be {wanted}. Got {got} instead."):
+        check_array(value, "x", "f", **kwargs)
 
 
 # --------------------------------------------------------------------------- check_instance

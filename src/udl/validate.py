@@ -268,6 +268,64 @@ def check_tensor(value: Any, name: str, owner: str, *, ndim: int | tuple[int, ..
     return value
 
 
+def check_array(value: Any, name: str, owner: str, *, ndim: int = 1, min_size: int = 1, increasing: bool = False):
+    """Finite numbers in ``ndim`` dimensions (a NumPy array, list, tuple or tensor), as a float64 NumPy array.
+
+    For grids and sampled functions given as data: a tensor is detached and copied
+    to the CPU, anything else goes through ``np.asarray(value, dtype=np.float64)``.
+
+    Args:
+        value, name, owner: the argument, its name and the function or class it goes to.
+        ndim: the number of dimensions. Default 1.
+        min_size: the least length of every axis. Default 1 (not empty).
+        increasing: each entry must exceed the one before (a grid); only for ``ndim=1``.
+            Default False.
+
+    Returns:
+        The values, a new float64 ``np.ndarray`` (or ``value`` itself when it is one).
+
+    Raises:
+        TypeError: not an array, list, tuple or tensor of numbers. ValueError: the wrong
+        number of dimensions, an axis shorter than ``min_size``, a value that is not
+        finite, or (``increasing``) a step that does not go up.
+
+    Example::
+
+        >>> check_array([[0, 1, 2]] * 2, "surface", "surface_roughness", ndim=2, min_size=3)
+        Traceback (most recent call last):
+        ValueError: The 'surface' parameter of surface_roughness must be a 2D array of finite floats, at least 3x3. Got shape (2, 3) instead.
+    """
+    import numpy as np
+    import torch
+
+    assert ndim >= 1 and min_size >= 1 and not (increasing and ndim != 1), "check_array: unsupported request"
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu().numpy()
+    wanted_type = f"a {ndim}D array of floats"
+    if not isinstance(value, (np.ndarray, list, tuple)):
+        _refuse(name, owner, wanted_type, _shown(value), TypeError)
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):  # strings, None, ragged lists
+        _refuse(name, owner, wanted_type, _shown(value), TypeError)
+    if min_size == 1:
+        wanted = f"a non-empty {ndim}D array of finite floats"
+    elif ndim == 1:
+        wanted = f"a 1D array of at least {min_size} finite floats"
+    else:
+        wanted = f"a {ndim}D array of finite floats, at least {'x'.join([str(min_size)] * ndim)}"
+    if array.ndim != ndim or min(array.shape) < min_size:
+        _refuse(name, owner, wanted, f"shape {array.shape}")
+    bad = np.argwhere(~np.isfinite(array))
+    if len(bad):
+        where = tuple(int(i) for i in bad[0])
+        _refuse(name, owner, wanted, f"{float(array[where])} at index {where[0] if ndim == 1 else where}")
+    if increasing and not np.all(np.diff(array) > 0):
+        i = int(np.argmax(np.diff(array) <= 0))
+        _refuse(name, owner, "strictly increasing", f"{array[i]:g} then {array[i + 1]:g} at index {i}")
+    return array
+
+
 def check_config(config: Any, name: str, owner: str, cls: type, presets: Iterable[str], make) -> Any:
     """An instance of the config dataclass ``cls``, or a preset's name (built by ``make(name)``)."""
     presets = tuple(presets)

@@ -28,7 +28,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from udl.validate import check_callable, check_float, check_int
+from udl.validate import check_array, check_callable, check_float, check_int
 
 __all__ = ["decompose", "capacity_sweep"]  # BiasVariance and CapacitySweep: return types
 
@@ -118,19 +118,6 @@ def _as_numpy(values: Any, m: int, owner: str) -> np.ndarray:
     return out
 
 
-def _check_x_test(x_test, owner: str) -> np.ndarray:
-    if isinstance(x_test, torch.Tensor):
-        x_test = x_test.detach().cpu().numpy()
-    if not isinstance(x_test, (np.ndarray, list, tuple)):
-        raise TypeError(f"The 'x_test' parameter of {owner} must be a 1D array of test inputs. "
-                        f"Got {x_test!r} instead.")
-    x = np.asarray(x_test, dtype=np.float64)
-    if x.ndim != 1 or x.size == 0 or not np.all(np.isfinite(x)):
-        raise ValueError(f"The 'x_test' parameter of {owner} must be a non-empty 1D array of finite numbers. "
-                         f"Got shape {x.shape} instead.")
-    return x
-
-
 def _check_seed(seed, owner: str) -> None:
     check_int(seed, "seed", owner, minimum=0)
 
@@ -182,7 +169,7 @@ def decompose(fit_fn: Callable, sample_fn: Callable[[np.random.Generator], tuple
     check_callable(fit_fn, "fit_fn", owner)
     check_callable(sample_fn, "sample_fn", owner)
     check_callable(truth, "truth", owner)
-    x = _check_x_test(x_test, owner)
+    x = check_array(x_test, "x_test", owner)
     noise_var = check_float(noise_var, "noise_var", owner, low=0)
     k = check_int(n_datasets, "n_datasets", owner, minimum=2)
     _check_seed(seed, owner)
@@ -238,7 +225,7 @@ def capacity_sweep(make_fit: Callable[[Any], Callable], capacities: Sequence, sa
             or len(capacities) == 0:
         raise TypeError(f"The 'capacities' parameter of {owner} must be a non-empty list. "
                         f"Got {capacities!r} instead.")
-    _check_x_test(x_test, owner)
+    check_array(x_test, "x_test", owner)
     check_float(noise_var, "noise_var", owner, low=0)
     check_int(n_datasets, "n_datasets", owner, minimum=2)
     _check_seed(seed, owner)

@@ -39,7 +39,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from udl.validate import as_generator, check_callable, check_choice, check_float, check_int
+from udl.validate import as_generator, check_array, check_callable, check_choice, check_float, check_int
 
 __all__ = ["random_direction", "loss_surface", "loss_slice", "model_loss", "surface_roughness", "nonconvexity",
            "local_minima", "NORMALIZATIONS", "BATCH_NORM_MODES"]
@@ -154,19 +154,6 @@ def _check_data(data, owner: str) -> tuple[torch.Tensor, torch.Tensor]:
         raise ValueError(f"The 'data' parameter of {owner} must hold as many targets as inputs (at least one). "
                          f"Got {len(x)} inputs and {len(y)} targets instead.")
     return x, y
-
-
-def _grid(values, name: str, owner: str) -> np.ndarray:
-    if isinstance(values, torch.Tensor):
-        values = values.detach().cpu().numpy()
-    if not isinstance(values, (np.ndarray, list, tuple)):
-        raise TypeError(f"The {name!r} parameter of {owner} must be a 1D array of floats. "
-                        f"Got {type(values).__name__} instead.")
-    values = np.asarray(values, dtype=np.float64)
-    if values.ndim != 1 or values.size == 0 or not np.all(np.isfinite(values)):
-        raise ValueError(f"The {name!r} parameter of {owner} must be a non-empty 1D array of finite floats. "
-                         f"Got shape {values.shape} instead.")
-    return values
 
 
 _BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
@@ -317,7 +304,7 @@ def loss_surface(model: nn.Module, loss_fn: Callable, data: tuple[torch.Tensor, 
     if not isinstance(directions, (tuple, list)) or len(directions) != 2:
         raise ValueError(f"The 'directions' parameter of {owner} must be a pair (d1, d2) of directions. "
                          f"Got {directions!r:.60} instead.")
-    alphas, betas = _grid(alphas, "alphas", owner), _grid(betas, "betas", owner)
+    alphas, betas = check_array(alphas, "alphas", owner), check_array(betas, "betas", owner)
     phi = {k: p.detach() for k, p in model.named_parameters()}
     d1 = _check_direction(directions[0], phi, "directions", owner)
     d2 = _check_direction(directions[1], phi, "directions", owner)
@@ -370,19 +357,6 @@ def loss_slice(model: nn.Module, loss_fn: Callable, data: tuple[torch.Tensor, to
 
 
 # --------------------------------------------------------------------------- roughness
-def _surface(surface, owner: str) -> np.ndarray:
-    if isinstance(surface, torch.Tensor):
-        surface = surface.detach().cpu().numpy()
-    if not isinstance(surface, (np.ndarray, list, tuple)):
-        raise TypeError(f"The 'surface' parameter of {owner} must be a 2D array of floats. "
-                        f"Got {type(surface).__name__} instead.")
-    surface = np.asarray(surface, dtype=np.float64)
-    if surface.ndim != 2 or min(surface.shape) < 3 or not np.all(np.isfinite(surface)):
-        raise ValueError(f"The 'surface' parameter of {owner} must be a 2D array of finite floats, at least 3x3. "
-                         f"Got shape {surface.shape} instead.")
-    return surface
-
-
 def _second_differences(f: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Δ²_α f, Δ²_β f and the mixed difference at the interior points (grid units)."""
     f_aa = f[2:, 1:-1] - 2 * f[1:-1, 1:-1] + f[:-2, 1:-1]  # (A-2, B-2)
@@ -423,7 +397,7 @@ def surface_roughness(surface) -> float:
         >>> surface_roughness(bowl) < surface_roughness(ripples)
         True
     """
-    f = _surface(surface, "surface_roughness")
+    f = check_array(surface, "surface", "surface_roughness", ndim=2, min_size=3)
     rise = f.max() - f.min()
     if rise == 0:
         return 0.0
@@ -457,7 +431,7 @@ def nonconvexity(surface, *, tolerance: float = 0.1) -> float:
         (0.0, 1.0)
     """
     owner = "nonconvexity"
-    f = _surface(surface, owner)
+    f = check_array(surface, "surface", owner, ndim=2, min_size=3)
     tolerance = check_float(tolerance, "tolerance", owner, low=0.0, high=1.0, high_open=True)
     f_aa, f_bb, f_ab = _second_differences(f)
     mean, gap = (f_aa + f_bb) / 2, np.sqrt(((f_aa - f_bb) / 2) ** 2 + f_ab ** 2)
@@ -483,7 +457,7 @@ def local_minima(surface) -> int:
         >>> local_minima(a[:, None] ** 2 + a[None, :] ** 2)
         1
     """
-    f = _surface(surface, "local_minima")
+    f = check_array(surface, "surface", "local_minima", ndim=2, min_size=3)
     padded = np.pad(f, 1, constant_values=np.inf)
     lower = np.ones(f.shape, dtype=bool)
     rows, cols = f.shape

@@ -27,21 +27,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from udl.validate import check_float, is_real
+from udl.validate import check_array, check_float, is_real
 
 _trapezoid = getattr(np, "trapezoid", None) or np.trapz  # numpy >= 2 renamed trapz
 
 
 # --------------------------------------------------------------------------- checks
 def _check_axis(value, name: str, owner: str) -> np.ndarray:
-    if not isinstance(value, (np.ndarray, list, tuple)):
-        raise TypeError(f"The {name!r} parameter of {owner} must be a 1D array of grid points. "
-                        f"Got {value!r} instead.")
-    axis = np.asarray(value, dtype=np.float64)
-    if axis.ndim != 1 or axis.size < 2 or not np.all(np.isfinite(axis)) or not np.all(np.diff(axis) > 0):
-        raise ValueError(f"The {name!r} parameter of {owner} must be a 1D increasing array of at least 2 "
-                         f"finite grid points. Got an array of shape {axis.shape} instead.")
-    return axis
+    """A grid: at least 2 finite points, strictly increasing."""
+    return check_array(value, name, owner, min_size=2, increasing=True)
 
 
 def _check_density(value, shape: tuple[int, ...], name: str, owner: str) -> np.ndarray:

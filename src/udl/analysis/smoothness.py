@@ -15,22 +15,10 @@ the fixed-joint model of fig. 8.4) and zero elsewhere.
 from __future__ import annotations
 
 import numpy as np
-import torch
+
+from udl.validate import check_array
 
 __all__ = ["slope_changes", "roughness"]
-
-
-def _as_1d(value, name: str, owner: str) -> np.ndarray:
-    if isinstance(value, torch.Tensor):
-        value = value.detach().cpu().numpy()
-    if not isinstance(value, (np.ndarray, list, tuple)):
-        raise TypeError(f"The {name!r} parameter of {owner} must be an array of floats. "
-                        f"Got {type(value).__name__} instead.")
-    value = np.asarray(value, dtype=np.float64)
-    if value.ndim != 1 or value.shape[0] < 3 or not np.all(np.isfinite(value)):
-        raise ValueError(f"The {name!r} parameter of {owner} must be a 1D array of at least 3 finite values. "
-                         f"Got shape {value.shape} instead.")
-    return value
 
 
 def slope_changes(x, f) -> np.ndarray:
@@ -49,12 +37,11 @@ def slope_changes(x, f) -> np.ndarray:
         [0.0, 2.0, 0.0]
     """
     owner = "slope_changes"
-    x, f = _as_1d(x, "x", owner), _as_1d(f, "f", owner)
+    x = check_array(x, "x", owner, min_size=3, increasing=True)
+    f = check_array(f, "f", owner, min_size=3)
     if f.shape != x.shape:
         raise ValueError(f"The 'f' parameter of {owner} must have one value per grid point ({x.shape[0]}). "
                          f"Got {f.shape[0]} instead.")
-    if not np.all(np.diff(x) > 0):
-        raise ValueError(f"The 'x' parameter of {owner} must be strictly increasing. Got {x!r} instead.")
     s = np.diff(f) / np.diff(x)  # (K,) slope of each segment
     return np.diff(s)  # (K-1,) Δs_i = s_i - s_{i-1}
 
