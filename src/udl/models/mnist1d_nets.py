@@ -42,6 +42,36 @@ from udl.validate import as_generator, check_int, check_sizes, check_tensor
 __all__ = ["ConvNet1D", "ConvNet1DConfig", "FullyConnected1D", "FullyConnected1DConfig"]
 
 
+# --------------------------------------------------------------------------- what both networks share
+class _MNIST1DNet(nn.Module):
+    """What the two classifiers share: a config (None: the book's), He initialisation, ReLU hidden layers.
+
+    A subclass names its config class in ``config_class``.
+    """
+
+    config_class: type
+
+    def _set_config(self, config, owner: str) -> None:
+        """Store ``config`` (None: the book's network, the config class's defaults) after checking its class."""
+        config = self.config_class() if config is None else config
+        if not isinstance(config, self.config_class):
+            raise TypeError(f"The 'config' parameter of {owner} must be a {self.config_class.__name__} or None. "
+                            f"Got {config!r} instead.")
+        self.config = config
+
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        """He initialisation (UDL §7.5) of every layer: weights N(0, 2/fan_in), biases 0."""
+        he_init(self, generator)
+
+    def _relu_layers(self, h: torch.Tensor, layers) -> list[torch.Tensor]:
+        """h_{k+1} = ReLU[layer_k(h_k)] for each layer in turn: the hidden layers h_1, ..., h_K."""
+        out = []
+        for layer in layers:
+            h = torch.relu(layer(h))  # (N, D_{k+1}) or (N, C, L_{k+1})
+            out.append(h)
+        return out
+
+
 # --------------------------------------------------------------------------- convolutional network
 @dataclass(frozen=True)
 class ConvNet1DConfig:
@@ -90,7 +120,7 @@ class ConvNet1DConfig:
         return conv + c * self.lengths()[-1] * self.n_classes + self.n_classes
 
 
-class ConvNet1D(nn.Module):
+class ConvNet1D(_MNIST1DNet):
     """The book's convolutional MNIST-1D classifier (UDL §10.2.7, fig. 10.7): 2,050 parameters.
 
     With the default config, layer by layer (output length ⌊(L - k)/s⌋ + 1, §10.2.3)::
@@ -125,24 +155,19 @@ class ConvNet1D(nn.Module):
         torch.Size([5, 10])
     """
 
+    config_class = ConvNet1DConfig
+
     def __init__(self, config: ConvNet1DConfig | None = None, *, generator: torch.Generator | int | None = None):
         super().__init__()
         owner = "ConvNet1D"
-        config = ConvNet1DConfig() if config is None else config
-        if not isinstance(config, ConvNet1DConfig):
-            raise TypeError(f"The 'config' parameter of {owner} must be a ConvNet1DConfig or None. "
-                            f"Got {config!r} instead.")
+        self._set_config(config, owner)
         generator = as_generator(generator, owner)
-        self.config = config
+        config = self.config
         c, k, s = config.channels, config.kernel_size, config.stride
         with initialised_from(self, generator, own_rule_only=True):  # He for every layer: nothing else drawn
             self.convs = nn.ModuleList(nn.Conv1d(1 if i == 0 else c, c, k, stride=s, padding=0)
                                        for i in range(config.n_layers))
             self.linear = nn.Linear(c * config.lengths()[-1], config.n_classes)
-
-    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
-        """He initialisation (UDL §7.5) of every layer: weights N(0, 2/fan_in), biases 0."""
-        he_init(self, generator)
 
     @property
     def depth(self) -> int:
@@ -152,11 +177,7 @@ class ConvNet1D(nn.Module):
     def hidden(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The hidden layers H_1, ..., H_K for inputs x: K tensors of shape (N, C, L_i)."""
         check_tensor(x, "x", "ConvNet1D", shape=("N", self.config.length))
-        h, out = x[:, None, :], []  # (N, 1, L): one input channel
-        for conv in self.convs:
-            h = torch.relu(conv(h))  # (N, C, L_i)
-            out.append(h)
-        return out
+        return self._relu_layers(x[:, None, :], self.convs)  # (N, 1, L): one input channel -> (N, C, L_i) each
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The class logits; shape (N, L) → (N, n_classes)."""
@@ -184,7 +205,7 @@ class FullyConnected1DConfig:
         return sum(a * b + b for a, b in zip(self.widths[:-1], self.widths[1:]))
 
 
-class FullyConnected1D(nn.Module):
+class FullyConnected1D(_MNIST1DNet):
     """The book's fully connected MNIST-1D classifier (UDL §10.2.7): 59,065 parameters.
 
     A deep ReLU network (UDL eqs. 4.15-4.17), h_1 = a[β_0 + Ω_0 x],
@@ -219,23 +240,17 @@ class FullyConnected1D(nn.Module):
         torch.Size([5, 10])
     """
 
+    config_class = FullyConnected1DConfig
+
     def __init__(self, config: FullyConnected1DConfig | None = None, *,
                  generator: torch.Generator | int | None = None):
         super().__init__()
         owner = "FullyConnected1D"
-        config = FullyConnected1DConfig() if config is None else config
-        if not isinstance(config, FullyConnected1DConfig):
-            raise TypeError(f"The 'config' parameter of {owner} must be a FullyConnected1DConfig or None. "
-                            f"Got {config!r} instead.")
+        self._set_config(config, owner)
         generator = as_generator(generator, owner)
-        self.config = config
-        w = config.widths
+        w = self.config.widths
         with initialised_from(self, generator, own_rule_only=True):  # He for every layer: nothing else drawn
             self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(w[:-1], w[1:]))  # Ω_k: (D_{k+1}, D_k)
-
-    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
-        """He initialisation (UDL §7.5) of every layer: weights N(0, 2/fan_in), biases 0."""
-        he_init(self, generator)
 
     @property
     def depth(self) -> int:
@@ -245,11 +260,7 @@ class FullyConnected1D(nn.Module):
     def hidden(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The hidden layers h_1, ..., h_K for inputs x: K tensors of shape (N, D_k)."""
         check_tensor(x, "x", "FullyConnected1D", shape=("N", self.config.widths[0]))
-        h, out = x, []
-        for layer in self.layers[:-1]:
-            h = torch.relu(layer(h))  # (N, D_{k+1})
-            out.append(h)
-        return out
+        return self._relu_layers(x, self.layers[:-1])  # (N, D_{k+1}) each
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The class logits; shape (N, D_i) → (N, D_o)."""
