@@ -42,6 +42,15 @@ def _check_in_unit_interval(value: torch.Tensor, name: str, owner: str) -> None:
                          f"Got values in [{value.min().item():g}, {value.max().item():g}] instead.")
 
 
+def _check_prediction_and_target(prediction: torch.Tensor, y: torch.Tensor, name: str, reduction: str,
+                                  owner: str) -> None:
+    """What every elementwise loss checks: a float prediction and target of one shape, and a known reduction."""
+    check_tensor(prediction, name, owner, dtype="float")
+    check_tensor(y, "y", owner, dtype="float")
+    _check_same_shape(prediction, y, f"{name!r} and 'y'", owner)
+    check_choice(reduction, "reduction", owner, REDUCTIONS)
+
+
 def _reduce(loss: torch.Tensor, reduction: str) -> torch.Tensor:
     if reduction == "sum":
         return loss.sum()
@@ -81,11 +90,7 @@ def least_squares(f: torch.Tensor, y: torch.Tensor, *, reduction: str = "sum") -
         >>> least_squares(torch.tensor([1.0, 2.0]), torch.tensor([0.0, 0.0]))
         tensor(5.)
     """
-    owner = "least_squares"
-    check_tensor(f, "f", owner, dtype="float")
-    check_tensor(y, "y", owner, dtype="float")
-    _check_same_shape(f, y, "'f' and 'y'", owner)
-    check_choice(reduction, "reduction", owner, REDUCTIONS)
+    _check_prediction_and_target(f, y, "f", reduction, "least_squares")
     return _reduce((y - f) ** 2, reduction)
 
 
@@ -118,10 +123,8 @@ def gaussian_nll(mu: torch.Tensor, y: torch.Tensor, sigma_sq: torch.Tensor, *, r
         tensor(0.9189)
     """
     owner = "gaussian_nll"
-    check_tensor(mu, "mu", owner, dtype="float")
-    check_tensor(y, "y", owner, dtype="float")
+    _check_prediction_and_target(mu, y, "mu", reduction, owner)
     check_tensor(sigma_sq, "sigma_sq", owner, dtype="float")
-    _check_same_shape(mu, y, "'mu' and 'y'", owner)
     try:
         broadcasts = torch.broadcast_shapes(sigma_sq.shape, mu.shape) == mu.shape
     except RuntimeError:
@@ -132,7 +135,6 @@ def gaussian_nll(mu: torch.Tensor, y: torch.Tensor, sigma_sq: torch.Tensor, *, r
     if sigma_sq.numel() and not bool((sigma_sq > 0).all()):
         raise ValueError(f"The 'sigma_sq' parameter of {owner} must be positive. "
                          f"Got a minimum of {sigma_sq.min().item():g} instead.")
-    check_choice(reduction, "reduction", owner, REDUCTIONS)
     if not isinstance(full, bool):
         raise TypeError(f"The 'full' parameter of {owner} must be a bool. Got {full!r} instead.")
     # -log N(y; μ, σ²)  (UDL eq. 5.7)
@@ -169,12 +171,9 @@ def binary_cross_entropy(lam: torch.Tensor, y: torch.Tensor, *, reduction: str =
         tensor(0.6931)
     """
     owner = "binary_cross_entropy"
-    check_tensor(lam, "lam", owner, dtype="float")
-    check_tensor(y, "y", owner, dtype="float")
-    _check_same_shape(lam, y, "'lam' and 'y'", owner)
+    _check_prediction_and_target(lam, y, "lam", reduction, owner)
     _check_in_unit_interval(lam, "lam", owner)
     _check_in_unit_interval(y, "y", owner)
-    check_choice(reduction, "reduction", owner, REDUCTIONS)
     log_lam = torch.log(lam).clamp(min=-100)
     log_one_minus_lam = torch.log1p(-lam).clamp(min=-100)
     # -(1-y) log(1-λ) - y log λ  (UDL eq. 5.20)
@@ -205,11 +204,8 @@ def binary_cross_entropy_with_logits(z: torch.Tensor, y: torch.Tensor, *, reduct
         tensor(0.6931)
     """
     owner = "binary_cross_entropy_with_logits"
-    check_tensor(z, "z", owner, dtype="float")
-    check_tensor(y, "y", owner, dtype="float")
-    _check_same_shape(z, y, "'z' and 'y'", owner)
+    _check_prediction_and_target(z, y, "z", reduction, owner)
     _check_in_unit_interval(y, "y", owner)
-    check_choice(reduction, "reduction", owner, REDUCTIONS)
     return _reduce(softplus(z) - y * z, reduction)
 
 
