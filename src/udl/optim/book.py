@@ -14,8 +14,8 @@ step counter starting at 0, m and v the running averages starting at 0.
 from __future__ import annotations
 
 import torch
-from torch.optim import Optimizer
 
+from udl.optim.elementwise import ElementwiseOptimizer
 from udl.validate import check_bool, check_float
 
 __all__ = ["BookMomentum", "BookAdam", "to_torch_sgd", "to_torch_adam"]
@@ -29,7 +29,7 @@ def _check_coefficient(value, name, owner):
     return check_float(value, name, owner, low=0, high=1, high_open=True)
 
 
-class BookMomentum(Optimizer):
+class BookMomentum(ElementwiseOptimizer):
     r"""Stochastic gradient descent with momentum, in the book's form (UDL eqs. 6.11-6.12).
 
     Momentum is a weighted average of past gradients, starting from ``m = 0``::
@@ -84,37 +84,34 @@ class BookMomentum(Optimizer):
     def step(self, closure=None):
         """One step; returns the closure's loss (at the look-ahead point for Nesterov), if any."""
         nesterov_groups = [g for g in self.param_groups if g["nesterov"]]
-        loss = None
-        if nesterov_groups:
-            if closure is None:
-                raise ValueError("The 'closure' parameter of BookMomentum.step must be a callable that computes "
-                                 "the loss and its gradient (Nesterov evaluates the gradient at the look-ahead "
-                                 "point). Got None instead.")
-            phi = {}
-            for group in nesterov_groups:
-                alpha, beta = group["lr"], group["beta"]
-                for p in group["params"]:
-                    phi[p] = p.detach().clone()
-                    p.sub_(alpha * beta * self._momentum(p))  # ψ = φ - α·β·m  (look-ahead, UDL eq. 6.12)
-            with torch.enable_grad():
-                loss = closure()  # gradients at ψ for Nesterov groups, at φ for the others
-            for p, phi_p in phi.items():
-                p.copy_(phi_p)
-        elif closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
+        if not nesterov_groups:
+            return super().step(closure)
+        if closure is None:
+            raise ValueError("The 'closure' parameter of BookMomentum.step must be a callable that computes "
+                             "the loss and its gradient (Nesterov evaluates the gradient at the look-ahead "
+                             "point). Got None instead.")
+        phi = {}
+        for group in nesterov_groups:
             alpha, beta = group["lr"], group["beta"]
             for p in group["params"]:
-                if p.grad is None:
-                    continue
-                m = self._momentum(p)
-                m.mul_(beta).add_(p.grad, alpha=1 - beta)  # m ← β·m + (1-β)·g  (UDL eq. 6.11)
-                p.sub_(alpha * m)  # φ ← φ - α·m
+                phi[p] = p.detach().clone()
+                p.sub_(alpha * beta * self._momentum(p))  # ψ = φ - α·β·m  (look-ahead, UDL eq. 6.12)
+        with torch.enable_grad():
+            loss = closure()  # gradients at ψ for Nesterov groups, at φ for the others
+        for p, phi_p in phi.items():
+            p.copy_(phi_p)
+        self._update_all()
         return loss
 
+    def update(self, p: torch.Tensor, g: torch.Tensor, group: dict) -> None:
+        """m ← β·m + (1-β)·g, then φ ← φ - α·m."""
+        alpha, beta = group["lr"], group["beta"]
+        m = self._momentum(p)
+        m.mul_(beta).add_(g, alpha=1 - beta)  # m ← β·m + (1-β)·g  (UDL eq. 6.11)
+        p.sub_(alpha * m)  # φ ← φ - α·m
 
-class BookAdam(Optimizer):
+
+class BookAdam(ElementwiseOptimizer):
     r"""Adaptive moment estimation in the book's form (UDL eqs. 6.15-6.17).
 
     Running averages of the gradient and of its square, corrected for starting at 0,
@@ -152,29 +149,19 @@ class BookAdam(Optimizer):
         eps = check_float(eps, "eps", owner, low=0)
         super().__init__(params, dict(lr=lr, beta=beta, gamma=gamma, eps=eps))
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        """One Adam step; ``closure`` (optional) re-evaluates and returns the loss."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            alpha, beta, gamma, eps = group["lr"], group["beta"], group["gamma"], group["eps"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                g, state = p.grad, self.state[p]
-                if not state:
-                    state.update(t=0, m=torch.zeros_like(p), v=torch.zeros_like(p))
-                t, m, v = state["t"], state["m"], state["v"]
-                m.mul_(beta).add_(g, alpha=1 - beta)  # m ← β·m + (1-β)·g  (UDL eq. 6.15)
-                v.mul_(gamma).addcmul_(g, g, value=1 - gamma)  # v ← γ·v + (1-γ)·g²
-                m_tilde = m / (1 - beta ** (t + 1))  # m̃ = m / (1-β^(t+1))  (UDL eq. 6.16)
-                v_tilde = v / (1 - gamma ** (t + 1))  # ṽ = v / (1-γ^(t+1))
-                p.sub_(alpha * m_tilde / (v_tilde.sqrt() + eps))  # φ ← φ - α·m̃/(√ṽ + ε)  (UDL eq. 6.17)
-                state["t"] = t + 1
-        return loss
+    def update(self, p: torch.Tensor, g: torch.Tensor, group: dict) -> None:
+        """One Adam step of ``p`` (eqs. 6.15-6.17), counting its steps t in ``self.state[p]``."""
+        alpha, beta, gamma, eps = group["lr"], group["beta"], group["gamma"], group["eps"]
+        state = self.state[p]
+        if not state:
+            state.update(t=0, m=torch.zeros_like(p), v=torch.zeros_like(p))
+        t, m, v = state["t"], state["m"], state["v"]
+        m.mul_(beta).add_(g, alpha=1 - beta)  # m ← β·m + (1-β)·g  (UDL eq. 6.15)
+        v.mul_(gamma).addcmul_(g, g, value=1 - gamma)  # v ← γ·v + (1-γ)·g²
+        m_tilde = m / (1 - beta ** (t + 1))  # m̃ = m / (1-β^(t+1))  (UDL eq. 6.16)
+        v_tilde = v / (1 - gamma ** (t + 1))  # ṽ = v / (1-γ^(t+1))
+        p.sub_(alpha * m_tilde / (v_tilde.sqrt() + eps))  # φ ← φ - α·m̃/(√ṽ + ε)  (UDL eq. 6.17)
+        state["t"] = t + 1
 
 
 def to_torch_sgd(lr: float, beta: float, nesterov: bool = False) -> dict:

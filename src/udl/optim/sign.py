@@ -9,14 +9,14 @@ averaging it does not settle at the minimum but ends oscillating around it.
 from __future__ import annotations
 
 import torch
-from torch.optim import Optimizer
 
+from udl.optim.elementwise import ElementwiseOptimizer
 from udl.validate import check_float
 
 __all__ = ["SignGD"]
 
 
-class SignGD(Optimizer):
+class SignGD(ElementwiseOptimizer):
     r"""Normalised gradient descent, which is sign descent up to ``ε`` (UDL eqs. 6.13-6.14).
 
     With ``g = ∂L/∂φ`` at the current parameters, element-wise::
@@ -47,20 +47,9 @@ class SignGD(Optimizer):
         eps = check_float(eps, "eps", "SignGD", low=0)
         super().__init__(params, dict(lr=lr, eps=eps))
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        """One normalised step; ``closure`` (optional) re-evaluates and returns the loss."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            alpha, eps = group["lr"], group["eps"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                g = p.grad
-                # g / (√(g²) + ε)  (UDL eqs. 6.13-6.14); sign(g) exactly when ε = 0 (0 for g = 0)
-                direction = torch.sign(g) if eps == 0 else g / (g.abs() + eps)
-                p.sub_(alpha * direction)
-        return loss
+    def update(self, p: torch.Tensor, g: torch.Tensor, group: dict) -> None:
+        """φ ← φ - α·g/(|g| + ε)."""
+        alpha, eps = group["lr"], group["eps"]
+        # g / (√(g²) + ε)  (UDL eqs. 6.13-6.14); sign(g) exactly when ε = 0 (0 for g = 0)
+        direction = torch.sign(g) if eps == 0 else g / (g.abs() + eps)
+        p.sub_(alpha * direction)
