@@ -34,7 +34,34 @@ __all__ = ["DenseLayer", "DenseBlock", "Transition", "DenseNetConfig", "DenseNet
 _AVG_POOL = {1: nn.AvgPool1d, 2: nn.AvgPool2d, 3: nn.AvgPool3d}
 
 
-class DenseLayer(nn.Module):
+class _NormReluConv(nn.Module):
+    """``f = BN → ReLU → k×k convolution`` (then 2×2 average pooling with ``pool``), He-initialised.
+
+    What a dense layer's branch and a transition layer share (pre-activation order, as
+    in ResNet); ``forward`` is ``f`` itself, which a dense layer extends.
+    """
+
+    def __init__(self, owner: str, in_channels: int, out_channels: int, kernel: int, dims: int,
+                 generator: torch.Generator | int | None, *, pool: bool = False):
+        super().__init__()
+        self.in_channels = check_int(in_channels, "in_channels", owner)
+        dims = check_choice(dims, "dims", owner, (1, 2, 3))
+        generator = as_generator(generator, owner)
+        pooling = [_AVG_POOL[dims](2)] if pool else []  # halves the resolution
+        with initialised_from(self, generator, own_rule_only=True):  # He only: no draws of torch's defaults
+            self.f = nn.Sequential(batch_norm_layer(dims, self.in_channels), nn.ReLU(),
+                                   conv_layer(dims, self.in_channels, out_channels, kernel), *pooling)
+
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        """He initialisation (§7.5) of the convolution; batch norm γ = 1, δ = 0: every parameter."""
+        reset_norms(self)
+        he_init(self, generator)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.f(h)
+
+
+class DenseLayer(_NormReluConv):
     """One layer of a dense block: ``concat[h, conv(ReLU(BN(h)))]`` (fig. 11.9).
 
     Args:
@@ -56,20 +83,9 @@ class DenseLayer(nn.Module):
 
     def __init__(self, in_channels: int, growth_rate: int = 32, *, dims: int = 2,
                  generator: torch.Generator | int | None = None):
-        super().__init__()
-        owner = "DenseLayer"
-        self.in_channels = check_int(in_channels, "in_channels", owner)
-        self.growth_rate = check_int(growth_rate, "growth_rate", owner)
-        dims = check_choice(dims, "dims", owner, (1, 2, 3))
-        generator = as_generator(generator, owner)
-        with initialised_from(self, generator, own_rule_only=True):  # He only: no draws of torch's defaults
-            self.f = nn.Sequential(batch_norm_layer(dims, in_channels), nn.ReLU(),
-                                   conv_layer(dims, in_channels, growth_rate, 3))
-
-    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
-        """He initialisation (§7.5) of the convolution; batch norm γ = 1, δ = 0: every parameter."""
-        reset_norms(self)
-        he_init(self, generator)
+        k = check_int(growth_rate, "growth_rate", "DenseLayer")
+        super().__init__("DenseLayer", in_channels, k, 3, dims, generator)
+        self.growth_rate = k
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         return torch.cat([h, self.f(h)], dim=1)  # (N, C + k, *spatial)
@@ -126,7 +142,7 @@ class DenseBlock(nn.Module):
         return out
 
 
-class Transition(nn.Module):
+class Transition(_NormReluConv):
     """A transition layer between dense blocks: BN → ReLU → 1×1 conv → 2×2 average pooling.
 
     Args:
@@ -147,23 +163,9 @@ class Transition(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, *, dims: int = 2,
                  generator: torch.Generator | int | None = None):
-        super().__init__()
-        owner = "Transition"
-        self.in_channels = check_int(in_channels, "in_channels", owner)
-        self.out_channels = check_int(out_channels, "out_channels", owner)
-        dims = check_choice(dims, "dims", owner, (1, 2, 3))
-        generator = as_generator(generator, owner)
-        with initialised_from(self, generator, own_rule_only=True):  # He only: no draws of torch's defaults
-            self.f = nn.Sequential(batch_norm_layer(dims, in_channels), nn.ReLU(),
-                                   conv_layer(dims, in_channels, out_channels, 1), _AVG_POOL[dims](2))
-
-    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
-        """He initialisation (§7.5) of the 1×1 convolution; batch norm γ = 1, δ = 0: every parameter."""
-        reset_norms(self)
-        he_init(self, generator)
-
-    def forward(self, h: torch.Tensor) -> torch.Tensor:
-        return self.f(h)
+        c_out = check_int(out_channels, "out_channels", "Transition")
+        super().__init__("Transition", in_channels, c_out, 1, dims, generator, pool=True)
+        self.out_channels = c_out
 
 
 @dataclass(frozen=True)
