@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from matplotlib.patches import Ellipse, FancyBboxPatch
 
 from udl import style
+from udl.data.images import load_digits
+from udl.data.toy import make_classification_1d
+from udl.models.autoencoder import fit_autoencoder, pca_reconstruction, reconstruction_error
 from udl.registry import Check, Result, figure
+from udl.rl.penguin import penguin_mdp, policy_evaluation, uniform_policy, value_iteration
+from udl.rl.reinforce import policy_value, reinforce
+from udl.systems import PARADIGMS, SYSTEMS, survey
 
 _TRAINED = {  # the registry entry trained for each paradigm, by its target
     "supervised": "udl.models.classifier:BernoulliClassifier",
@@ -17,8 +25,6 @@ _DEEP = 2  # "deep": at least two hidden layers
 
 
 def _train_supervised(system, p, run):
-    from udl.data.toy import make_classification_1d
-
     model = system.build(generator=run.seed)
     train = make_classification_1d(p.clf_n_train, seed=run.rng)
     test = make_classification_1d(p.clf_n_test, seed=run.rng)
@@ -44,9 +50,6 @@ def _train_supervised(system, p, run):
 
 
 def _train_unsupervised(system, p, run):
-    from udl.data.images import load_digits
-    from udl.models.autoencoder import fit_autoencoder, pca_reconstruction, reconstruction_error
-
     model = system.build(generator=run.seed)
     x_train, _ = load_digits("train", seed=run.seed)
     x_test, y_test = load_digits("test", seed=run.seed)
@@ -67,9 +70,6 @@ def _train_unsupervised(system, p, run):
 
 
 def _train_reinforcement(system, p, run):
-    from udl.rl.penguin import penguin_mdp, policy_evaluation, uniform_policy, value_iteration
-    from udl.rl.reinforce import policy_value, reinforce
-
     mdp = penguin_mdp()
     policy = system.build(generator=run.seed)
     history = reinforce(policy, mdp, iterations=p.rl_iterations, episodes=p.rl_episodes, generator=run.seed)
@@ -101,8 +101,6 @@ _TRAINERS = {"supervised": _train_supervised, "unsupervised": _train_unsupervise
                 "full": dict(clf_n_train=1000, clf_n_test=5000, clf_steps=1500, clf_lr=0.01,
                              ae_epochs=200, ae_batch_size=128, ae_lr=0.005, rl_iterations=300, rl_episodes=32)})
 def taxonomy(p, run):
-    from udl.systems import PARADIGMS, SYSTEMS, survey
-
     rows = survey(SYSTEMS)
     metrics = {"systems": rows, "paradigms": list(PARADIGMS),
                "n_systems": len(rows), "n_failed": sum(not r["builds"] for r in rows),
@@ -136,8 +134,6 @@ def taxonomy(p, run):
 
 # --------------------------------------------------------------------------- drawing
 def _draw_map(ax, m):
-    from matplotlib.patches import Ellipse, FancyBboxPatch
-
     ax.set(xlim=(0, 12), ylim=(0, 7.2), aspect="equal")
     ax.axis("off")
     ax.add_patch(FancyBboxPatch((0.1, 0.1), 11.8, 7.0, boxstyle="round,pad=0,rounding_size=0.5",
@@ -183,8 +179,6 @@ def _draw_map(ax, m):
 
 @taxonomy.plot
 def _(r):
-    import matplotlib.pyplot as plt
-
     m, a = r.metrics, r.arrays
     with plt.rc_context(style.RC):
         fig = plt.figure(figsize=(10, 8.6), layout="constrained")

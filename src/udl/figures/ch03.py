@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from udl import drawing, style
+from udl.analysis.regions import (activation_patterns, count_regions_1d, count_regions_sampled_1d,
+                                  count_regions_shallow, hyperplane_vertices, max_regions, region_labels,
+                                  region_patterns_shallow)
 from udl.nn.activations import relu
+from udl.nn.shallow import ShallowNetwork, fit_shallow
 from udl.registry import Check, Result, figure
 
 
@@ -64,8 +69,6 @@ def _column(names, x, top=None):
                 "and the names, as diagrams usually do.",
         params={"tiny": dict(d_in=1, d_hidden=3, d_out=1), "full": dict(d_in=1, d_hidden=3, d_out=1)})
 def network_diagram(p, run):
-    from udl.nn.shallow import ShallowNetwork
-
     net = ShallowNetwork(p.d_in, p.d_hidden, p.d_out, generator=run.generator())
     edges = net.edges()  # one per parameter, read from the module
     params = torch.cat([q.detach().flatten() for q in net.parameters()])
@@ -156,9 +159,6 @@ def _smooth_truth(x: torch.Tensor) -> torch.Tensor:
         params={"tiny": dict(widths=[3, 6, 12], n_train=101, steps=100, n_eval=501),
                 "full": dict(widths=[3, 6, 12], n_train=401, steps=300, n_eval=2001)})
 def universal_approximation(p, run):
-    from udl.analysis.regions import count_regions_1d, count_regions_sampled_1d
-    from udl.nn.shallow import fit_shallow
-
     x = torch.linspace(0, 1, p.n_train, dtype=torch.float64)
     x_eval = torch.linspace(0, 1, p.n_eval, dtype=torch.float64)
     truth = _smooth_truth(x_eval)
@@ -227,10 +227,6 @@ def _(r):
                 "ReLU they are its activation (right of the unit).",
         params={"tiny": dict(d_in=3, d_hidden=4, d_out=2), "full": dict(d_in=3, d_hidden=4, d_out=2)})
 def terminology(p, run):
-    import torch.nn.functional as F
-
-    from udl.nn.shallow import ShallowNetwork
-
     net = ShallowNetwork(p.d_in, p.d_hidden, p.d_out, generator=run.generator())
     x = torch.rand(1, p.d_in, generator=run.generator(1)) * 2 - 1  # one input in [-1, 1]^Di
     with torch.no_grad():
@@ -310,10 +306,6 @@ def _(r):
         params={"tiny": dict(d_ins=[1, 2, 3], d_max=6, draw_units=5, n_grid=201),
                 "full": dict(d_ins=[1, 2, 3], d_max=8, draw_units=5, n_grid=601)})
 def region_count(p, run):
-    from udl.analysis.regions import (activation_patterns, count_regions_1d, count_regions_shallow,
-                                      hyperplane_vertices, max_regions, region_labels, region_patterns_shallow)
-    from udl.nn.shallow import ShallowNetwork
-
     units = list(range(1, p.d_max + 1))
     counted, formula = {}, {}
     for d_in in p.d_ins:

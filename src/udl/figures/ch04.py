@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
+from matplotlib.patches import Circle
 
 from udl import style
+from udl.analysis.regions import count_regions_1d, count_regions_sampled_1d, linear_regions_1d
+from udl.nn.deep import DeepNetwork, compose, compose_as_deep
+from udl.nn.shallow import ShallowNetwork
 from udl.registry import Check, Result, figure
 
 
 # --------------------------------------------------------------------------- 4.3
 def _set_shallow(theta_0, theta_1, phi_0, phi):
     """A 1-input, 1-output ShallowNetwork (float64) with the given book parameters."""
-    from udl.nn.shallow import ShallowNetwork
-
     net = ShallowNetwork(1, len(theta_0), 1).to(torch.float64)
     as64 = lambda v: torch.tensor(v, dtype=torch.float64)  # noqa: E731
     with torch.no_grad():
@@ -31,9 +34,6 @@ def _set_shallow(theta_0, theta_1, phi_0, phi):
                 "regions (shaded alternately) are counted on the composed function itself.",
         params={"tiny": dict(n=2001), "full": dict(n=20001)})
 def folding(p, run):
-    from udl.analysis.regions import count_regions_1d, count_regions_sampled_1d, linear_regions_1d
-    from udl.nn.deep import compose, compose_as_deep
-
     # the book's fig. 4.1 construction: joints at -1, -1/3, 1/3; slopes +3, -3, +3 on [-1, 1]
     net1 = _set_shallow([1.0, 1 / 3, -1 / 3], [1.0, 1.0, 1.0], -1.0, [3.0, -6.0, 6.0])
     # a second network with joints at -1, -0.2, 0.5: slopes +1.5, -2, +1 on [-1, 1]
@@ -106,10 +106,6 @@ def _(r):
                 "2 x 4); the bias β_k has the size of the layer it feeds (β_2 has length 3).",
         params={"tiny": dict(widths=[3, 4, 2, 3, 2]), "full": dict(widths=[3, 4, 2, 3, 2])})
 def matrix_notation(p, run):
-    import torch.nn.functional as F
-
-    from udl.nn.deep import DeepNetwork
-
     net = DeepNetwork(list(p.widths), generator=run.generator())
     x = torch.randn(5, p.widths[0], generator=run.generator(1))
     with torch.no_grad():
@@ -133,8 +129,6 @@ def matrix_notation(p, run):
 
 @matrix_notation.plot
 def _(r):
-    from matplotlib.patches import Circle
-
     m = r.metrics
     widths = m["widths"]
     n_layers = len(widths)

@@ -6,9 +6,18 @@ import copy
 
 import numpy as np
 import torch
+from matplotlib.patches import Rectangle
+from torch import nn
 
 from udl import style
+from udl.data.gabor import load_gabor_data
+from udl.data.mnist1d import load_mnist1d
+from udl.models.gabor import (GaborModel, gabor, gabor_loss_grad, loss_surface, optimize_path, path_turning, valley_of,
+                              valleys)
+from udl.nn.init import initialised_from
+from udl.optim import BookMomentum, LineSearchGD, to_torch_sgd
 from udl.registry import Check, Result, figure
+from udl.train import LossNotFiniteError, fit
 
 PHI0_RANGE = (-10.0, 10.0)  # the book's interactive figure (BOOK.md)
 PHI1_RANGE = (2.5, 22.5)
@@ -53,8 +62,6 @@ def _path(ax, path, label=None, *, color=style.MODEL, lw=1.3, ms=2.5, number=Non
         params={"tiny": dict(phis=[0.0, 10.0, 5.0, 10.0, 0.0, 20.0], n=601, x_max=15.0),
                 "full": dict(phis=[0.0, 10.0, 5.0, 10.0, 0.0, 20.0], n=3001, x_max=15.0)})
 def gabor_settings(p, run):
-    from udl.models.gabor import GaborModel, gabor
-
     x = torch.linspace(-p.x_max, p.x_max, p.n, dtype=torch.float64)
     dx = float(x[1] - x[0])
     curves, centres, widths, formula_centres, band = [], [], [], [], []
@@ -132,10 +139,6 @@ def _(r):
                 "full": dict(n_grid=401, starts=[-1.5, 8.5, -0.5, 5.5, 2.0, 19.0], ls_steps=100, ls_max_step=1.0,
                              ls_tol=1e-3, sgd_lr=0.3, sgd_batch=5, sgd_steps=300, sgd_repeats=20)})
 def gd_vs_sgd(p, run):
-    from udl.data.gabor import load_gabor_data
-    from udl.models.gabor import gabor_loss_grad, loss_surface, optimize_path, valley_of, valleys
-    from udl.optim import LineSearchGD
-
     x, y = load_gabor_data()
     phi0, phi1 = _grid(p.n_grid, *PHI0_RANGE), _grid(p.n_grid, *PHI1_RANGE)
     surface = loss_surface(phi0, phi1, x, y)
@@ -241,8 +244,6 @@ def _(r):
 
 # --------------------------------------------------------------------------- 6.7
 def _turning(paths) -> tuple[float, float]:
-    from udl.models.gabor import path_turning
-
     stats = [path_turning(path) for path in paths]
     return float(np.mean([s[0] for s in stats])), float(np.mean([s[1] for s in stats]))
 
@@ -257,10 +258,6 @@ def _turning(paths) -> tuple[float, float]:
                 "full": dict(lr=0.6, beta=0.6, batch=5, steps=81, start=[-1.5, 6.5], repeats=16, n_grid=241,
                              last=10)})
 def momentum_paths(p, run):
-    from udl.data.gabor import load_gabor_data
-    from udl.models.gabor import loss_surface, optimize_path
-    from udl.optim import BookMomentum
-
     x, y = load_gabor_data()
     start = tuple(p.start)
     runs = {"sgd": [], "momentum": []}
@@ -327,10 +324,6 @@ def _(r):
         params={"tiny": dict(lr=0.6, beta=0.6, batch=5, steps=81, start=[-1.5, 6.5], trace_step=7, n_grid=121),
                 "full": dict(lr=0.6, beta=0.6, batch=5, steps=81, start=[-1.5, 6.5], trace_step=7, n_grid=241)})
 def nesterov(p, run):
-    from udl.data.gabor import load_gabor_data
-    from udl.models.gabor import GaborModel, gabor_loss_grad, loss_surface, optimize_path
-    from udl.optim import BookMomentum, to_torch_sgd
-
     x, y = load_gabor_data()
     start, alpha, beta = tuple(p.start), p.lr, p.beta
 
@@ -462,12 +455,6 @@ def _(r):
                 "full": dict(lrs=[0.03, 0.1, 0.3, 1.0, 3.0, 10.0], batches=[16, 64, 256], steps=800,
                              num_samples=5000, val_fraction=0.2, hidden=100)})
 def hyperparameter_search(p, run):
-    from torch import nn
-
-    from udl.data.mnist1d import load_mnist1d
-    from udl.nn.init import initialised_from
-    from udl.train import LossNotFiniteError, fit
-
     data = load_mnist1d(num_samples=p.num_samples)
     x_all, y_all = torch.from_numpy(data.x_train), torch.from_numpy(data.y_train)
     order = torch.randperm(len(x_all), generator=run.generator())
@@ -522,8 +509,6 @@ def hyperparameter_search(p, run):
 
 @hyperparameter_search.plot
 def _(r):
-    from matplotlib.patches import Rectangle
-
     m = r.metrics
     err = 100 * np.asarray(r.arrays["val_error"])
     fig, ax = style.subplots(width=0.9 * len(m["batches"]) + 2.2, height=0.42 * len(m["lrs"]) + 1.3)

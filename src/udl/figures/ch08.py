@@ -9,6 +9,9 @@ import numpy as np
 import torch
 
 from udl import style
+from udl.analysis.bias_variance import capacity_sweep, decompose
+from udl.data.toy import regression_sampler, regression_truth
+from udl.nn.fixed_joints import FixedJointNetwork, least_squares_fitter
 from udl.registry import Check, Result, figure
 
 
@@ -24,10 +27,6 @@ from udl.registry import Check, Result, figure
         params={"tiny": dict(n_regions=3, n=15, noise_sd=0.3, n_datasets=300, n_test=51),
                 "full": dict(n_regions=3, n=15, noise_sd=0.3, n_datasets=2000, n_test=201)})
 def noise_bias_variance(p, run):
-    from udl.analysis.bias_variance import decompose
-    from udl.data.toy import regression_sampler, regression_truth
-    from udl.nn.fixed_joints import FixedJointNetwork, least_squares_fitter
-
     x_test = np.linspace(0, 1, p.n_test)
     sample, first = regression_sampler(p.n, p.noise_sd), []
 
@@ -122,11 +121,7 @@ def _(r):
         params={"tiny": dict(capacities=[1, 2, 3, 4, 5, 6, 7, 8], n=15, noise_sd=0.3, n_datasets=30, n_test=51),
                 "full": dict(capacities=list(range(1, 13)), n=15, noise_sd=0.3, n_datasets=100, n_test=201)})
 def bias_variance_tradeoff(p, run):
-    from scipy.stats import spearmanr
-
-    from udl.analysis.bias_variance import capacity_sweep
-    from udl.data.toy import regression_sampler, regression_truth
-    from udl.nn.fixed_joints import least_squares_fitter
+    from scipy.stats import spearmanr  # here, not at the top: scipy.stats takes a second to import
 
     caps = [int(c) for c in p.capacities]
     sweep = capacity_sweep(least_squares_fitter, caps, regression_sampler(p.n, p.noise_sd), regression_truth,

@@ -7,7 +7,14 @@ import torch
 from torch import nn
 
 from udl import style
+from udl.analysis.cross_validation import cross_validate
+from udl.analysis.double_descent import double_descent, mlp_parameter_count
+from udl.data.mnist1d import load_mnist1d
+from udl.data.toy import make_regression_1d, regression_truth
+from udl.nn.deep import DeepNetwork
+from udl.nn.fixed_joints import FixedJointNetwork
 from udl.registry import Check, Result, figure
+from udl.train import fit
 
 
 def _error_and_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
@@ -29,11 +36,6 @@ def _error_and_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple
                 "full": dict(num_samples=5000, hidden=[100, 100], lr=0.1, batch_size=100, steps=6000,
                              eval_every=100)})
 def mnist1d_training(p, run):
-    from udl.analysis.double_descent import mlp_parameter_count
-    from udl.data.mnist1d import load_mnist1d
-    from udl.nn.deep import DeepNetwork
-    from udl.train import fit
-
     data = load_mnist1d(num_samples=p.num_samples)
     x_train, y_train, x_test, y_test = data.tensors(run.device)
     net = DeepNetwork([x_train.shape[1], *p.hidden, 10], generator=run.generator()).to(run.device)
@@ -129,9 +131,6 @@ def _(r):
                              widths=[4, 8, 12, 16, 24, 32, 40, 48, 56, 64, 80, 96, 128, 192],
                              label_noise=0.15, steps=4000, lr=0.005, repeats=1)})
 def double_descent_curve(p, run):
-    from udl.analysis.double_descent import double_descent
-    from udl.data.mnist1d import load_mnist1d
-
     data = load_mnist1d(num_samples=p.num_samples, train_split=p.train_split)
     dd = double_descent(p.widths, data, label_noise=p.label_noise, steps=p.steps, lr=p.lr, repeats=p.repeats,
                         seed=run.seed, device=run.device, progress=run.progress)
@@ -230,11 +229,7 @@ def _(r):
         params={"tiny": dict(n=15, noise_sd=0.3, k=5, max_regions=10, n_test=2000),
                 "full": dict(n=15, noise_sd=0.3, k=5, max_regions=10, n_test=10000)})
 def cross_validation(p, run):
-    from sklearn.model_selection import KFold
-
-    from udl.analysis.cross_validation import cross_validate
-    from udl.data.toy import make_regression_1d, regression_truth
-    from udl.nn.fixed_joints import FixedJointNetwork
+    from sklearn.model_selection import KFold  # here, not at the top: scikit-learn takes a second to import
 
     data = make_regression_1d(p.n, p.noise_sd, seed=run.rng)
     test = make_regression_1d(p.n_test, p.noise_sd, seed=run.rng)

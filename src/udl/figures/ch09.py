@@ -9,7 +9,10 @@ import numpy as np
 import torch
 
 from udl import style
+from udl.data.toy import make_regression_1d
+from udl.nn.fixed_joints import FixedJointNetwork
 from udl.registry import Check, Result, figure
+from udl.train.early_stopping import EarlyStopping
 
 
 def _draw_toy(ax, x_grid, truth, x, y, fit, *, title=None):
@@ -34,9 +37,6 @@ def _draw_toy(ax, x_grid, truth, x, y, fit, *, title=None):
                 "full": dict(n_hidden=14, n=15, noise_sd=0.3, lambdas=[1e-10, 1e-5, 1e-3, 1e-2, 0.1, 1.0],
                              penalize_beta=True, n_grid=401)})
 def l2_regularization(p, run):
-    from udl.data.toy import make_regression_1d
-    from udl.nn.fixed_joints import FixedJointNetwork
-
     data = make_regression_1d(p.n, p.noise_sd, seed=run.rng)
     x_grid = np.linspace(0, 1, p.n_grid)
     truth = data.truth(x_grid)
@@ -111,10 +111,7 @@ def _(r):
                 "full": dict(n_hidden=14, n=15, noise_sd=0.3, lr=0.05, batch_size=5, steps=100000, every=100,
                              n_grid=201)})
 def early_stopping(p, run):
-    from udl.data.toy import make_regression_1d
-    from udl.nn.fixed_joints import FixedJointNetwork
-    from udl.train.early_stopping import EarlyStopping
-    from scipy.stats import spearmanr
+    from scipy.stats import spearmanr  # here, not at the top: scipy.stats takes a second to import
 
     train = make_regression_1d(p.n, p.noise_sd, seed=run.rng)
     val = make_regression_1d(p.n, p.noise_sd, seed=run.rng)

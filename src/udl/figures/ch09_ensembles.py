@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from matplotlib.patches import Circle, FancyBboxPatch
 from torch import nn
 
 from udl import style
+from udl.analysis.smoothness import roughness, slope_changes
+from udl.data.toy import make_regression_1d
+from udl.models.ensemble import BaggingEnsemble, bootstrap_counts
+from udl.nn.deep import DeepNetwork
+from udl.nn.dropout import Dropout, drop_one_of
+from udl.nn.fixed_joints import FixedJointNetwork
 from udl.registry import Check, Result, figure
+from udl.regularization import MECHANISMS, survey
 
 _BAD = "#D0D0D0"  # light gray: dropped units and their weights
 
 
 def _toy(p, seed):
-    from udl.data.toy import make_regression_1d
-
     data = make_regression_1d(p.n, p.noise_sd, seed=seed)
     return data, torch.from_numpy(data.x), torch.from_numpy(data.y)
 
@@ -30,10 +36,6 @@ def _toy(p, seed):
         params={"tiny": dict(n=15, noise_sd=0.3, n_hidden=14, n_models=4, n_repeats=40),
                 "full": dict(n=15, noise_sd=0.3, n_hidden=14, n_models=4, n_repeats=400)})
 def bagging(p, run):
-    from udl.analysis.smoothness import roughness
-    from udl.models.ensemble import BaggingEnsemble, bootstrap_counts
-    from udl.nn.fixed_joints import FixedJointNetwork
-
     def fit(xb, yb):
         return FixedJointNetwork(p.n_hidden).double().fit_least_squares(xb, yb)
 
@@ -139,9 +141,6 @@ def _(r):
         params={"tiny": dict(widths=[3, 6, 6, 2], p=0.5, iterations=3, n_masks=4000),
                 "full": dict(widths=[3, 6, 6, 2], p=0.5, iterations=3, n_masks=100000)})
 def dropout_masks(p, run):
-    from udl.nn.deep import DeepNetwork
-    from udl.nn.dropout import Dropout
-
     widths = list(p.widths)
     deep = DeepNetwork(widths, generator=run.generator(0)).double()
     mask_gen = run.generator(1)  # one stream for every dropout layer
@@ -209,8 +208,6 @@ def dropout_masks(p, run):
 
 
 def _draw_network(ax, widths, kept=None):
-    from matplotlib.patches import Circle
-
     xs = np.arange(len(widths)) * 1.6
     pos = [[(x, (w - 1) / 2 - i) for i in range(w)] for x, w in zip(xs, widths)]
     alive = [[True] * w for w in widths]
@@ -278,10 +275,6 @@ def _(r):
                 "full": dict(n=15, noise_sd=0.3, n_hidden=14, gap_lo=0.4, gap_hi=0.6, unit=7, kink=10.0,
                              steps=2000, lr=0.015)})
 def dropout_kink(p, run):
-    from udl.analysis.smoothness import slope_changes
-    from udl.nn.dropout import drop_one_of
-    from udl.nn.fixed_joints import FixedJointNetwork
-
     data, x_all, y_all = _toy(p, run.seed)
     keep = (x_all < p.gap_lo) | (x_all >= p.gap_hi)
     x, y = x_all[keep], y_all[keep]
@@ -399,8 +392,6 @@ def _(r):
                 "figure checks that it imports (the test suite checks that its test file has a test that uses it).",
         params={"tiny": dict(show_targets=True), "full": dict(show_targets=True)})
 def regularization_map(p, run):
-    from udl.regularization import MECHANISMS, survey
-
     rows = survey()
     groups = {}
     for mech in MECHANISMS:
@@ -419,8 +410,6 @@ def regularization_map(p, run):
 
 @regularization_map.plot
 def _(r):
-    from matplotlib.patches import FancyBboxPatch
-
     m = r.metrics
     fig, ax = style.subplots(1, 1, width=8.0, height=5.2)
     centres = [(0.25, 0.72), (0.75, 0.72), (0.25, 0.25), (0.75, 0.25)]

@@ -7,7 +7,11 @@ import torch
 from torch import nn
 
 from udl import style
+from udl.data.mnist1d import load_mnist1d
+from udl.models.transfer import replace_head
+from udl.nn.deep import DeepNetwork
 from udl.registry import Check, Result, figure
+from udl.train import fit
 
 METHODS = ("scratch", "new_head", "fine_tune")
 LABELS = {"scratch": "from scratch", "new_head": "pre-trained, new layer only",
@@ -39,11 +43,6 @@ def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
                 "full": dict(hidden=[100, 100], pretrain_steps=2000, pretrain_lr=0.1, batch_size=100,
                              labels_per_class=[2, 5, 10, 20, 50], n_draws=6, steps=100, lr=0.004)})
 def transfer_learning(p, run):
-    from udl.data.mnist1d import load_mnist1d
-    from udl.models.transfer import replace_head
-    from udl.nn.deep import DeepNetwork
-    from udl.train import fit
-
     data = load_mnist1d()
     x_train, y_train, x_test, y_test = data.tensors("cpu")
     source, target = y_train < 5, y_train >= 5

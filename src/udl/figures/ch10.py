@@ -5,15 +5,16 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
+from matplotlib.patches import Rectangle
 from torch import nn
 
 from udl import drawing, style
 from udl.analysis.compare import max_difference
-from udl.analysis.receptive_field import (gradient_support, input_sensitivity, layer_geometry,
-                                          receptive_field_interval, receptive_field_sizes, support_interval)
+from udl.analysis.receptive_field import (gradient_support, input_sensitivity, layer_geometry, receptive_field_interval,
+                                          receptive_field_sizes, support_interval)
+from udl.data.images import load_photo
 from udl.nn.conv import Conv1d, Conv2d, conv1d, conv2d, conv_output_length, dilate_kernel
-from udl.nn.sampling import (max_pool2d, max_unpool2d, mean_pool2d, subsample, upsample_bilinear,
-                             upsample_nearest)
+from udl.nn.sampling import max_pool2d, max_unpool2d, mean_pool2d, subsample, upsample_bilinear, upsample_nearest
 from udl.registry import Check, Result, figure
 
 
@@ -543,8 +544,6 @@ _KERNELS = ("blur", "vertical edges", "horizontal edges", "red minus green")
 
 
 def _photo_tensor(downscale: int) -> torch.Tensor:
-    from udl.data.images import load_photo
-
     img = load_photo("china", downscale=downscale)  # (H, W, 3) in [0, 1]
     return torch.from_numpy(img).permute(2, 0, 1)[None].contiguous()  # (1, 3, H, W)
 
@@ -596,8 +595,6 @@ def rgb_convolution(p, run):
 
 @rgb_convolution.plot
 def _(r):
-    from matplotlib.patches import Rectangle
-
     a, m = r.arrays, r.metrics
     fig, axes = style.subplots(2, 3, width=3.0, height=2.3)
     i, j = r.params.get("patch_row", 0), r.params.get("patch_col", 0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from matplotlib.patches import Patch, Rectangle
 
 from udl import style
 from udl.analysis.detection import matches_per_object, mean_average_precision, non_max_suppression, precision_recall
@@ -112,8 +113,6 @@ def yolo_detection(p, run):
 
 @yolo_detection.plot
 def _(r):
-    from matplotlib.patches import Patch, Rectangle
-
     a, m, p = r.arrays, r.metrics, r.params
     size, grid = p["image_size"], p["grid"]
     names = CLASSES[:p["n_classes"]]

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+from matplotlib.ticker import FuncFormatter
 
 from udl import style
+from udl.data.mnist1d import load_mnist1d
+from udl.models.mnist1d_nets import ConvNet1D, ConvNet1DConfig, FullyConnected1D, FullyConnected1DConfig
 from udl.registry import Check, Result, figure
+from udl.train.classifiers import train_classifier
 
 BOOK_TEST_ERROR = {"conv": 0.17, "fc": 0.40}  # §10.2.7, after 100,000 steps
 BOOK_SETUP = dict(steps=100_000, lr=0.01, batch_size=100)  # SGD without momentum, 4,000 training examples
@@ -25,10 +29,6 @@ FC_COLOR = style.EXTRA[0]
         params={"tiny": dict(steps=500, lr=0.2, batch_size=100, eval_every=50),
                 "full": dict(steps=100_000, lr=0.01, batch_size=100, eval_every=1000)})
 def mnist1d_comparison(p, run):
-    from udl.data.mnist1d import load_mnist1d
-    from udl.models.mnist1d_nets import ConvNet1D, ConvNet1DConfig, FullyConnected1D, FullyConnected1DConfig
-    from udl.train.classifiers import train_classifier
-
     data = load_mnist1d()  # the book's 5,000 sequences: 4,000 train, 1,000 test
     x_train, y_train, x_test, y_test = data.tensors()
     nets = {"conv": ConvNet1D(generator=run.seed), "fc": FullyConnected1D(generator=run.seed + 1)}
@@ -70,8 +70,6 @@ def mnist1d_comparison(p, run):
 
 @mnist1d_comparison.plot
 def _(r):
-    from matplotlib.ticker import FuncFormatter
-
     m, a = r.metrics, r.arrays
     fig, axes = style.subplots(1, 3, width=3.3, height=2.8)
     names = {"conv": f"convolutional, {m['params_conv']:,} parameters",

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import matplotlib.pyplot as plt
 import numpy as np
 import torch
 import torch.nn.functional as F
+from matplotlib.patches import Patch
 from torch import nn
 
 from udl import drawing, style
@@ -413,8 +415,6 @@ def densenet_block(p, run):
 def _(r):
     m = r.metrics
     n = m["n_layers"]
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import Patch
 
     with plt.rc_context(style.RC):
         fig = plt.figure(figsize=(2.0 * (n + 1), 5.2), layout="constrained")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import matplotlib.pyplot as plt
 import numpy as np
 import torch
 import torch.nn.functional as F
+from matplotlib.patches import FancyArrowPatch, Polygon, Rectangle
 
 from udl import style
 from udl.data.poses import JOINTS, SKELETON, make_poses
@@ -143,8 +145,6 @@ def _draw_pose(ax, joints, colour, lw, marker_size, zorder):
 
 def _architecture(ax, m, p):
     """Panel b: the stem and the stacks as boxes and hourglass glyphs, with the measured shapes."""
-    from matplotlib.patches import FancyArrowPatch, Polygon, Rectangle
-
     n = p["n_stacks"]
     ax.set(xlim=(-0.3, 2.6 + 2.2 * n), ylim=(-2.2, 2.0), xticks=[], yticks=[])
     ax.axis("off")
@@ -182,8 +182,6 @@ def _architecture(ax, m, p):
 
 def _hourglass_diagram(ax, a, m, p):
     """Panel c: the traced residual blocks of one hourglass, placed by level and role."""
-    from matplotlib.patches import FancyArrowPatch, Rectangle
-
     d = p["depth"]
     top = float(a["trace_size"].max())
     width, gap = 0.5, 1.0  # block width and vertical distance between levels
@@ -239,8 +237,6 @@ def _hourglass_diagram(ax, a, m, p):
 
 @stacked_hourglass.plot
 def _(r):
-    import matplotlib.pyplot as plt
-
     a, m, p = r.arrays, r.metrics, r.params
     size = p["image_size"]
     with plt.rc_context(style.RC):

@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import matplotlib.pyplot as plt
 import numpy as np
+import torch
+from torch import nn
 
 from udl import style
+from udl.analysis.loss_landscape import (local_minima, loss_surface, model_loss, nonconvexity, random_direction,
+                                         surface_roughness)
+from udl.data.mnist1d import load_mnist1d
+from udl.nn.conv import conv_layer
+from udl.nn.init import initialised_from
+from udl.nn.normalization import batch_norm_layer
+from udl.nn.residual import ResidualBlock, count_parameters
 from udl.registry import Check, Result, figure
+from udl.train import fit
 
 BOOK_LAYERS = 56  # the book's networks (Li et al.'s ResNet-56 on CIFAR-10)
 # How much rougher the no-skip surface must be. Measured ratios (seeds 0-11 at tiny, 0-2 at full):
@@ -20,14 +31,6 @@ def _network(blocks: int, channels: int, skip: bool, seed: int):
     ``skip=False`` drops every block's identity path and nothing else: the same
     parameters, initialised with the same numbers.
     """
-    import torch
-    from torch import nn
-
-    from udl.nn.conv import conv_layer
-    from udl.nn.init import initialised_from
-    from udl.nn.normalization import batch_norm_layer
-    from udl.nn.residual import ResidualBlock
-
     net = nn.Sequential()
     with initialised_from(net, torch.Generator().manual_seed(seed)):  # every weight from the seed, in this order
         net.extend([nn.Unflatten(1, (1, 40)),  # (N, 40) -> (N, 1, 40)
@@ -51,15 +54,6 @@ def _network(blocks: int, channels: int, skip: bool, seed: int):
         params={"tiny": dict(blocks=14, channels=8, steps=100, lr=0.05, grid=11, span=1.0, n_eval=64),
                 "full": dict(blocks=27, channels=16, steps=1000, lr=0.05, grid=21, span=1.0, n_eval=500)})
 def loss_landscapes(p, run):
-    import torch
-    from torch import nn
-
-    from udl.analysis.loss_landscape import (local_minima, loss_surface, model_loss, nonconvexity, random_direction,
-                                             surface_roughness)
-    from udl.data.mnist1d import load_mnist1d
-    from udl.nn.residual import count_parameters
-    from udl.train import fit
-
     data = load_mnist1d()  # 4,000 training sequences of length 40, 10 classes
     x_train, y_train, x_test, y_test = data.tensors()
     eval_data = (x_train[:p.n_eval], y_train[:p.n_eval])  # one fixed batch: the surface is a fixed function
@@ -123,8 +117,6 @@ def loss_landscapes(p, run):
 
 @loss_landscapes.plot
 def _(r):
-    import matplotlib.pyplot as plt
-
     m, a = r.metrics, r.arrays
     alphas = a["alphas"]
     A, B = np.meshgrid(alphas, alphas, indexing="ij")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import matplotlib.pyplot as plt
 import numpy as np
 import torch
 import torch.nn.functional as F
+from matplotlib.patches import FancyArrowPatch, Rectangle
 from scipy import ndimage
 
 from udl import style
@@ -130,8 +132,6 @@ def _draw_unet(ax, m) -> None:
     Each representation is a bar: its height grows with the spatial size, its width with the
     channels; pooling goes straight down, transposed convolutions straight up.
     """
-    from matplotlib.patches import FancyArrowPatch, Rectangle
-
     L = len(m["channels"])
     n_in = m["tile_input"]
     row, step = 1.0, 0.5  # vertical distance between levels; horizontal distance between bars
@@ -217,8 +217,6 @@ def _draw_unet(ax, m) -> None:
 
 @unet_cells.plot
 def _(r):
-    import matplotlib.pyplot as plt
-
     a, m = r.arrays, r.metrics
     with plt.rc_context(style.RC):
         fig = plt.figure(figsize=(12.0, 4.4), layout="constrained")
@@ -358,8 +356,6 @@ def unet_3d_ensemble(p, run):
 
 def _draw_components(ax, labels: np.ndarray, title: str) -> None:
     """Voxels of each connected component, coloured by component, as a 3D scatter of cubes."""
-    import matplotlib.pyplot as plt
-
     colours = plt.get_cmap("tab20")(np.arange(20))
     z, y, x = np.nonzero(labels)
     size = labels.shape[0]
@@ -373,8 +369,6 @@ def _draw_components(ax, labels: np.ndarray, title: str) -> None:
 
 @unet_3d_ensemble.plot
 def _(r):
-    import matplotlib.pyplot as plt
-
     a, m = r.arrays, r.metrics
     size = a["volume"].shape[0]
     with plt.rc_context(style.RC):

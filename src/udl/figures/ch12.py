@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import math
 
+import matplotlib
 import numpy as np
 import torch
 import torch.nn.functional as F
+from matplotlib.patches import Rectangle
 from torch import nn
 
 from udl import drawing, style
@@ -527,8 +529,6 @@ def multi_head(p, run):
 
 @multi_head.plot
 def _(r):
-    from matplotlib.patches import Rectangle
-
     a, m = r.arrays, r.metrics
     d, n = a["X"].shape
     heads, dh = m["n_heads"], m["head_size"]
@@ -889,8 +889,6 @@ def embeddings(p, run):
 
 @embeddings.plot
 def _(r):
-    import matplotlib
-
     a, m = r.arrays, r.metrics
     words, vocab = m["words"], m["vocabulary"]
     d, v, n = m["d"], m["vocab_size"], m["n"]

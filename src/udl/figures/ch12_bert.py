@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import copy
 import itertools
 import math
+import textwrap
 import time
+from dataclasses import replace
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
 from udl import drawing, style
+from udl.analysis.ngram import UnigramModel
+from udl.data.text import token_ids
+from udl.data.text_tasks import word_order
+from udl.models.bert import (BERT, BertClassifier, BertConfig, encode_texts, masked_token_cross_entropy,
+                             measure_masking_rule, meta_model, mlm_windows, parameter_groups, predict)
 from udl.registry import Check, Result, figure
+from udl.train.transformers import finetune_classifier, pretrained_bert
 
 MASK_RULE = {"mask": 0.8, "random": 0.1, "kept": 0.1}
 PROB = 0.15  # the fraction of tokens predicted
@@ -26,9 +35,6 @@ PRETRAIN = {"tiny": dict(vocab_size=2000, context=32, n_layers=1, d_model=32, n_
 
 def _pretrained(p, run):
     """The encoder configuration of the parameters and the model pre-trained with them."""
-    from udl.models.bert import BertConfig
-    from udl.train.transformers import pretrained_bert
-
     config = BertConfig.small(vocab_size=p.vocab_size, context=p.context, n_layers=p.n_layers, d_model=p.d_model,
                               n_heads=p.n_heads, dropout=0.0, init_std=p.init_std)
     start = time.perf_counter()
@@ -64,10 +70,6 @@ def _shown(token: str) -> str:
                 "full": dict(**PRETRAIN["full"], eval_prob=0.15, min_reduction=0.3, baseline="unigram",
                              count_batches=200)})
 def masked_pretraining(p, run):
-    from udl.analysis.ngram import UnigramModel
-    from udl.data.text import token_ids
-    from udl.models.bert import masked_token_cross_entropy, measure_masking_rule, mlm_windows
-
     config, model, losses, tok, seconds = _pretrained(p, run)
     special = tok.special_ids
     train, held_out = token_ids("train", tok), token_ids("validation", tok)
@@ -275,13 +277,6 @@ def _colors():
                 "full": dict(**PRETRAIN["full"], n_sentences=[300], n_runs=3, ft_steps=300, ft_batch=32,
                              ft_lr=1e-3, ft_warmup=30, ft_dropout=0.1, check_gain=True)})
 def finetuning(p, run):
-    import copy
-    from dataclasses import replace
-
-    from udl.data.text_tasks import word_order
-    from udl.models.bert import BERT, BertClassifier, encode_texts, predict
-    from udl.train.transformers import finetune_classifier
-
     config, pretrained, _, tok, seconds = _pretrained(p, run)
     config = replace(config, dropout=p.ft_dropout)
     test = word_order("test", tokenizer=tok, max_tokens=p.context - 1)
@@ -438,8 +433,6 @@ def _draw_classifier(ax, m, colors):
 
 
 def _wrap(text: str, width: int = 48) -> str:
-    import textwrap
-
     return "\n".join(textwrap.wrap(text, width))
 
 
@@ -480,8 +473,6 @@ def _(r):
                 "full": dict(vocab_size=30000, context=512, n_layers=24, d_model=1024, n_heads=16, d_mlp=4096,
                              book_total=340e6)})
 def bert_size(p, run):
-    from udl.models.bert import BertConfig, meta_model, parameter_groups
-
     config = BertConfig.bert_large(vocab_size=p.vocab_size, context=p.context, n_layers=p.n_layers,
                                    d_model=p.d_model, n_heads=p.n_heads, d_mlp=p.d_mlp)
     start = time.perf_counter()

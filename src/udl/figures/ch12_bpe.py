@@ -7,7 +7,7 @@ from collections import Counter
 import numpy as np
 
 from udl import style
-from udl.data.text import NURSERY_RHYME
+from udl.data.text import NURSERY_RHYME, load_python_docs, python_docs_tokenizer, token_ids
 from udl.registry import Check, Result, figure
 from udl.text.bpe import BPETokenizer, compare_merges, reference_merges
 
@@ -62,8 +62,6 @@ def byte_pair_encoding(p, run):
                        hf_diverged_at_tie=cmp.diverged_at_tie,
                        hf_agreed_min_count=tok.merge_counts[cmp.agreed - 1] if cmp.agreed else None)
     if p.corpus:
-        from udl.data.text import load_python_docs, python_docs_tokenizer, token_ids
-
         docs = python_docs_tokenizer(p.vocab_size)
         text = load_python_docs().validation
         ids = token_ids("validation", docs)

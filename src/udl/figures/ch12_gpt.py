@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import copy
 import math
+import textwrap
+import time
 
+import matplotlib.pyplot as plt
 import numpy as np
+import torch
 
 from udl import style
+from udl.analysis.ngram import BigramModel, UnigramModel
+from udl.data.text import sentences, token_ids
+from udl.models.decoding import beam_search, generate, next_token_distribution
+from udl.models.gpt import (GPTConfig, attention_weights, causal_gradient, evaluate_cross_entropy, lm_loss, meta_model,
+                            parameter_count, parameter_groups, sequence_log_prob, token_log_probs)
 from udl.registry import Check, Result, figure
+from udl.text.bpe import END_OF_WORD
+from udl.train.transformers import pretrained_gpt
 
 GPT3_BOOK_PARAMETERS = 175e9  # §12.7.4
 SENTENCE = "The objects do not need to have the same type."  # a sentence of the validation split
@@ -15,9 +27,6 @@ PROMPT = "The value of"
 
 def _decoder(p, run, eval_every: int = 0):
     """The decoder of these figures, trained once per set of parameters (see pretrained_gpt)."""
-    from udl.models.gpt import GPTConfig
-    from udl.train.transformers import pretrained_gpt
-
     config = GPTConfig(vocab_size=p.vocab_size, context=p.context, n_layers=p.n_layers, d_model=p.d_model,
                        n_heads=p.n_heads, dropout=p.dropout)
     return pretrained_gpt(config, steps=p.steps, batch_size=p.batch_size, lr=p.lr, warmup=p.warmup,
@@ -26,8 +35,6 @@ def _decoder(p, run, eval_every: int = 0):
 
 def _show(token: str) -> str:
     """A token as the figures print it: the end-of-word marker as "_", specials as they are."""
-    from udl.text.bpe import END_OF_WORD
-
     return token.replace(END_OF_WORD, "_").replace("\n", "\\n")
 
 
@@ -64,13 +71,6 @@ FULL_DECODER = _decoder_params()
                 "full": dict(**FULL_DECODER, eval_every=50, sentence=SENTENCE, prompt=PROMPT, new_tokens=24,
                              top_k=10, top_p=0.9, beam_width=4)})
 def gpt_decoder(p, run):
-    import torch
-
-    from udl.analysis.ngram import BigramModel, UnigramModel
-    from udl.data.text import token_ids
-    from udl.models.decoding import beam_search, generate, next_token_distribution
-    from udl.models.gpt import attention_weights, causal_gradient, evaluate_cross_entropy, sequence_log_prob
-
     trained = _decoder(p, run, eval_every=p.eval_every)
     model, tok = trained.model, trained.tokenizer
     V = tok.vocab_size
@@ -150,8 +150,6 @@ def gpt_decoder(p, run):
 
 @gpt_decoder.plot
 def _(r):
-    import matplotlib.pyplot as plt
-
     m, a = r.metrics, r.arrays
     with plt.rc_context(style.RC):
         fig = plt.figure(figsize=(11, 8.2), layout="constrained")
@@ -206,7 +204,6 @@ def _(r):
     # d) samples
     ax_d.axis("off")
     ax_d.set_title(f'd) continuations of "{m["prompt"]}"', loc="left", fontsize=9)
-    import textwrap
 
     names = {"greedy": "greedy", "top_k": f"top-k (k={r.params.get('top_k', '')})",
              "nucleus": f"nucleus (p={r.params.get('top_p', '')})",
@@ -260,7 +257,7 @@ def _resident_bytes() -> int:
         with open("/proc/self/statm") as fh:
             return int(fh.read().split()[1]) * 4096
     except OSError:
-        import resource
+        import resource  # here, not at the top: Unix only, and needed only off Linux
 
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
@@ -276,10 +273,6 @@ def _resident_bytes() -> int:
         params={"tiny": dict(n_layers=96, d_model=12288, n_heads=96, context=2048, vocab_size=50257),
                 "full": dict(n_layers=96, d_model=12288, n_heads=96, context=2048, vocab_size=50257)})
 def gpt3_size(p, run):
-    import time
-
-    from udl.models.gpt import GPTConfig, meta_model, parameter_count, parameter_groups
-
     config = GPTConfig.gpt3(n_layers=p.n_layers, d_model=p.d_model, n_heads=p.n_heads, context=p.context,
                             vocab_size=p.vocab_size)
     before, start = _resident_bytes(), time.perf_counter()
@@ -375,13 +368,6 @@ def _(r):
         params={"tiny": dict(**TINY_DECODER, eval_every=20, sentence=SENTENCE, n_sentences=40),
                 "full": dict(**FULL_DECODER, eval_every=50, sentence=SENTENCE, n_sentences=100)})
 def sentence_probability(p, run):
-    import copy
-
-    import torch
-
-    from udl.data.text import sentences
-    from udl.models.gpt import lm_loss, sequence_log_prob, token_log_probs
-
     trained = _decoder(p, run, eval_every=p.eval_every)
     tok = trained.tokenizer
     bos = tok.special_ids["<bos>"]

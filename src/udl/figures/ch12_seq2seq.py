@@ -8,11 +8,16 @@ whether they run in one process or in several.
 
 from __future__ import annotations
 
+import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
 from udl import drawing, style
+from udl.data.numbers import BOS, EOS, PAD, SOURCE_VOCAB, TARGET_VOCAB, decode_source, number_to_words, target_alignment
+from udl.models.seq2seq import (Seq2SeqConfig, beam_search, cross_attention_provenance, cross_attention_weights,
+                                decoder_causal_gradient, evaluate_translation)
 from udl.registry import Check, Result, figure
+from udl.train.transformers import train_translator
 
 ENCODER_COLOR, DECODER_COLOR, CROSS_COLOR = style.MODEL, style.EXTRA[0], style.DATA
 
@@ -26,9 +31,6 @@ TARGET_TOKEN = {"tiny": 0.9, "full": 0.99}  # and teacher-forced token accuracy
 
 
 def _translator(p, run):
-    from udl.models.seq2seq import Seq2SeqConfig
-    from udl.train.transformers import train_translator
-
     config = Seq2SeqConfig.numbers(p.max_digits, d_model=p.d_model, n_heads=p.n_heads, n_encoder_layers=p.layers,
                                    n_decoder_layers=p.layers, d_mlp=p.d_mlp)
     return train_translator(config, steps=p.steps, batch_size=p.batch_size, lr=p.lr, n_train=p.n_train,
@@ -45,8 +47,6 @@ def _budget(p) -> str:
 
 def _words(ids) -> list[str]:
     """Target ids as token strings up to and including <eos>."""
-    from udl.data.numbers import EOS, PAD, TARGET_VOCAB
-
     out = []
     for i in ids:
         if int(i) == PAD:
@@ -80,9 +80,6 @@ def _example(test, digits: int) -> int:
         params={"tiny": dict(**TRAIN["tiny"], example_digits=3),
                 "full": dict(**TRAIN["full"], example_digits=7)})
 def encoder_decoder(p, run):
-    from udl.data.numbers import decode_source, number_to_words
-    from udl.models.seq2seq import cross_attention_provenance, decoder_causal_gradient, evaluate_translation
-
     tr = _translator(p, run)
     model, data = tr.model, tr.data
     test = data.test
@@ -164,8 +161,6 @@ def _stack_box(ax, x0, x1, y0, y1, color, label, *, alpha=0.22):
 
 @encoder_decoder.plot
 def _(r):
-    import matplotlib.pyplot as plt
-
     m, a = r.metrics, r.arrays
     c = m["config"]
     with plt.rc_context(style.RC):
@@ -256,8 +251,6 @@ def _(r):
 
 
 def _vocab():
-    from udl.data.numbers import TARGET_VOCAB
-
     return TARGET_VOCAB
 
 
@@ -306,9 +299,6 @@ def _(r):
         params={"tiny": dict(**TRAIN["tiny"], example_digits=[2, 3], beam_width=3),
                 "full": dict(**TRAIN["full"], example_digits=[4, 6, 9], beam_width=4)})
 def cross_attention(p, run):
-    from udl.data.numbers import BOS, EOS, PAD, target_alignment
-    from udl.models.seq2seq import beam_search, cross_attention_weights, evaluate_translation
-
     tr = _translator(p, run)
     model, test = tr.model, tr.data.test
     greedy = evaluate_translation(model, test.src, test.tgt)
@@ -381,8 +371,6 @@ def cross_attention(p, run):
 
 
 def _source_chars(ids) -> list[str]:
-    from udl.data.numbers import PAD, SOURCE_VOCAB
-
     return [SOURCE_VOCAB[int(i)] for i in ids if int(i) != PAD]
 
 
@@ -400,8 +388,6 @@ def _log_probs(model, src, predictions, bos, eos):
 
 @cross_attention.plot
 def _(r):
-    import matplotlib.pyplot as plt
-
     m, a = r.metrics, r.arrays
     examples = m["examples"]
     k = len(examples)
