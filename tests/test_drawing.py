@@ -29,6 +29,17 @@ def test_frame_sets_limits_equal_aspect_and_hides_the_axis(ax):
     assert ax.get_aspect() == 1.0 and not ax.axison
 
 
+def test_image_has_no_ticks_and_can_give_its_size_in_the_title(ax):
+    pixels = np.arange(12.0).reshape(3, 4)
+    shown = drawing.image(ax, pixels, "photo", sized=True, cmap="gray", vmin=0, vmax=11)
+    assert list(ax.images) == [shown] and shown.get_array().shape == (3, 4)
+    assert shown.get_clim() == (0, 11) and shown.get_cmap().name == "gray"
+    assert list(ax.get_xticks()) == [] and list(ax.get_yticks()) == []
+    assert ax.get_title() == "photo (3x4)" and ax.title.get_fontsize() == 8
+    drawing.image(ax, np.zeros((2, 5, 3)), "rgb", fontsize=9)
+    assert ax.get_title() == "rgb" and ax.title.get_fontsize() == 9
+
+
 def test_cell_is_a_centred_square_with_its_text_above_it(ax):
     square = drawing.cell(ax, 2.0, 3.0, "7", face="red", size=0.5)
     assert isinstance(square, Rectangle) and square in ax.patches

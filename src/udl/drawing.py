@@ -18,7 +18,7 @@ import numpy as np
 from matplotlib.colors import is_color_like, to_rgb
 from matplotlib.patches import Circle, FancyArrowPatch, FancyBboxPatch, Rectangle
 
-__all__ = ["light", "frame", "cell", "grid", "value_faces", "box", "node", "arrow"]
+__all__ = ["light", "frame", "image", "cell", "grid", "value_faces", "box", "node", "arrow"]
 
 _LABEL_BOX = dict(fc="white", ec="none", pad=0.3)  # a white patch behind a label that sits on a line
 
@@ -41,6 +41,28 @@ def frame(ax, xlim, ylim) -> None:
     ax.set_ylim(*ylim)
     ax.set_aspect("equal")
     ax.axis("off")
+
+
+def image(ax, pixels, title: str | None = None, *, sized: bool = False, fontsize: float = 8, **imshow):
+    """An image panel: ``pixels`` drawn by ``ax.imshow``, without ticks, under ``title``.
+
+    Args:
+        pixels: an (H, W) array or an (H, W, 3) RGB image.
+        title: the panel's title; None for none.
+        sized: append the image's size, "title (HxW)", as the pooling figures of chapter 10 do.
+        fontsize: the title's size.
+        **imshow: passed on to ``ax.imshow`` (``cmap``, ``vmin``, ``vmax``, ``interpolation``, ...).
+
+    Returns:
+        The ``AxesImage``.
+    """
+    shown = ax.imshow(pixels, **imshow)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title is not None:
+        height, width = np.shape(pixels)[:2]
+        ax.set_title(f"{title} ({height}x{width})" if sized else title, fontsize=fontsize)
+    return shown
 
 
 def _text_of(value, fmt) -> str:

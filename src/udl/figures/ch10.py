@@ -599,31 +599,26 @@ def _(r):
     fig, axes = style.subplots(2, 3, width=3.0, height=2.3)
     i, j = r.params.get("patch_row", 0), r.params.get("patch_col", 0)
     ax = axes[0, 0]
-    ax.imshow(np.clip(a["image"], 0, 1))
+    drawing.image(ax, np.clip(a["image"], 0, 1), f"input: 3 x {m['input_shape'][1]} x {m['input_shape'][2]}",
+                  fontsize=9)
     ax.add_patch(Rectangle((j - 1.5, i - 1.5), 3, 3, fill=False, ec=style.MODEL, lw=1.5))
-    ax.set_title(f"input: 3 x {m['input_shape'][1]} x {m['input_shape'][2]}", fontsize=9)
     ax = axes[0, 1]  # one kernel's three 3 x 3 slices, side by side
     omega = a["omega"][1]  # (3, 3, 3): vertical edges
     tiles = np.full((3, 11), np.nan)
     for c in range(3):
         tiles[:, 4 * c:4 * c + 3] = omega[c]
     lim = np.nanmax(np.abs(tiles))
-    ax.imshow(tiles, cmap="RdBu_r", vmin=-lim, vmax=lim)
+    drawing.image(ax, tiles, "a 3 x 3 x 3 kernel (vertical edges)", fontsize=9, cmap="RdBu_r", vmin=-lim, vmax=lim)
     for c, name in enumerate("RGB"):
         ax.text(4 * c + 1, 2.9, name, ha="center", va="top", fontsize=9)
-    ax.set_title("a 3 x 3 x 3 kernel (vertical edges)", fontsize=9)
-    titles = [f"{name}" for name in _KERNELS]
-    for k, ax in enumerate([axes[0, 2], axes[1, 0], axes[1, 1], axes[1, 2]]):
+    for k, (ax, name) in enumerate(zip([axes[0, 2], axes[1, 0], axes[1, 1], axes[1, 2]], _KERNELS)):
         out = a["h"][k]
+        title = f"channel {k + 1}: {name}"
         if k == 0:
-            ax.imshow(out, cmap="gray")
+            drawing.image(ax, out, title, fontsize=9, cmap="gray")
         else:  # the padded border gives the strongest edges: scale to the image's own
             lim = np.percentile(np.abs(out[1:-1, 1:-1]), 99.5)
-            ax.imshow(out, cmap="RdBu_r", vmin=-lim, vmax=lim)
-        ax.set_title(f"channel {k + 1}: {titles[k]}", fontsize=9)
-    for ax in axes.flat:
-        ax.set_xticks([])
-        ax.set_yticks([])
+            drawing.image(ax, out, title, fontsize=9, cmap="RdBu_r", vmin=-lim, vmax=lim)
     fig.suptitle(f"output: {m['output_shape'][0]} channels x {m['output_shape'][1]} x {m['output_shape'][2]}",
                  fontsize=9)
     style.panel_labels(axes)
@@ -700,6 +695,18 @@ def _block_faces(rows, cols, f=2, amount=0.35):
                      for i in range(rows)], dtype=object)
 
 
+def _block_colour(i: int, j: int) -> tuple[float, float, float]:
+    """The strong shade of the colour of the 2 x 2 block that holds entry (i, j) of a 4 x 4 example."""
+    return drawing.light(_BLOCK_COLOURS[(i // 2) * 2 + j // 2], 0.8)
+
+
+def _number_panel(ax, values, title, origin=(0.0, 0.0), **grid):
+    """A 2 x 2 or 4 x 4 example of the pooling figures as numbered cells, on the same 4 x 4 canvas."""
+    drawing.grid(ax, values, origin, fmt=_fmt, size=0.9, **grid)
+    drawing.frame(ax, (-0.6, 3.6), (-3.6, 0.6))
+    ax.set_title(title, fontsize=9)
+
+
 @downsampling.plot
 def _(r):
     a = r.arrays
@@ -708,26 +715,17 @@ def _(r):
     faces = _block_faces(4, 4)
     edges = np.full((4, 4), "black", dtype=object)
     ax = axes[0, 0]
-    drawing.grid(ax, ex, faces=faces, edges=edges, fmt=_fmt, size=0.9)
+    _number_panel(ax, ex, "input", faces=faces, edges=edges)
     for i in range(0, 4, 2):  # the values sub-sampling keeps
         for j in range(0, 4, 2):
-            drawing.cell(ax, j, -i, _fmt(ex[i, j]), face=drawing.light(_BLOCK_COLOURS[(i // 2) * 2 + j // 2], 0.8),
-                         lw=2.0)
-    drawing.frame(ax, (-0.6, 3.6), (-3.6, 0.6))
-    ax.set_title("input", fontsize=9)
+            drawing.cell(ax, j, -i, _fmt(ex[i, j]), face=_block_colour(i, j), lw=2.0)
     for ax, name, title in zip(axes[0, 1:], ("subsample", "max", "mean"), ("sub-sampling", "max pooling",
                                                                           "mean pooling")):
-        drawing.grid(ax, a[name], (1.0, -1.0), faces=_block_faces(2, 2, f=1, amount=0.8), fmt=_fmt, size=0.9)
-        drawing.frame(ax, (-0.6, 3.6), (-3.6, 0.6))
-        ax.set_title(title, fontsize=9)
+        _number_panel(ax, a[name], title, (1.0, -1.0), faces=_block_faces(2, 2, f=1, amount=0.8))
     f = r.metrics["photo_factor"]
     for ax, name, title in zip(axes[1], ("photo", "photo_subsample", "photo_max", "photo_mean"),
                                ("photo", f"sub-sampled {f}x", f"max pooled {f}x{f}", f"mean pooled {f}x{f}")):
-        img = a[name]
-        ax.imshow(np.clip(img, 0, 1), interpolation="nearest")
-        ax.set_title(f"{title} ({img.shape[0]}x{img.shape[1]})", fontsize=8)
-        ax.set_xticks([])
-        ax.set_yticks([])
+        drawing.image(ax, np.clip(a[name], 0, 1), title, sized=True, interpolation="nearest")
     style.panel_labels(axes[0, 1:])
     return fig
 
@@ -819,36 +817,24 @@ def _(r):
     faces4 = _block_faces(4, 4, amount=0.25)
     maxima = {int(v) for v in a["indices"].flatten()}
     ax = axes[0, 0]
-    drawing.grid(ax, a["example"], faces=faces4, fmt=_fmt, size=0.9)
+    _number_panel(ax, a["example"], "before max pooling", faces=faces4)
     for k in maxima:  # where the maxima were
         i, j = divmod(k, 4)
-        drawing.cell(ax, j, -i, _fmt(a["example"][i, j]),
-                     face=drawing.light(_BLOCK_COLOURS[(i // 2) * 2 + j // 2], 0.8), lw=2.0)
-    drawing.frame(ax, (-0.6, 3.6), (-3.6, 0.6))
-    ax.set_title("before max pooling", fontsize=9)
-    ax = axes[0, 1]
-    drawing.grid(ax, a["pooled"], (1.0, -1.0), faces=_block_faces(2, 2, f=1, amount=0.8), fmt=_fmt, size=0.9)
-    drawing.frame(ax, (-0.6, 3.6), (-3.6, 0.6))
-    ax.set_title("input (2 x 2)", fontsize=9)
+        drawing.cell(ax, j, -i, _fmt(a["example"][i, j]), face=_block_colour(i, j), lw=2.0)
+    _number_panel(axes[0, 1], a["pooled"], "input (2 x 2)", (1.0, -1.0), faces=_block_faces(2, 2, f=1, amount=0.8))
     for ax, name, title in zip(axes[0, 2:], ("nearest", "unpool", "bilinear"),
                                ("duplication", "max unpooling", "bilinear")):
-        values = a[name]
         faces = _block_faces(4, 4, amount=0.8 if name != "unpool" else 0.0)
         if name == "unpool":
             for k in maxima:
                 i, j = divmod(k, 4)
-                faces[i, j] = drawing.light(_BLOCK_COLOURS[(i // 2) * 2 + j // 2], 0.8)
-        drawing.grid(ax, values, faces=faces, fmt=_fmt, size=0.9)
-        drawing.frame(ax, (-0.6, 3.6), (-3.6, 0.6))
-        ax.set_title(title, fontsize=9)
+                faces[i, j] = _block_colour(i, j)
+        _number_panel(ax, a[name], title, faces=faces)
     f = r.metrics["photo_factor"]
     for ax, name, title in zip(axes[1], ("photo", "photo_small", "photo_nearest", "photo_unpool", "photo_bilinear"),
                                ("photo", f"max pooled {f}x{f}", "duplicated", "max unpooled", "bilinear")):
-        img = a[name]
-        ax.imshow(np.clip(img, 0, 1), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-        ax.set_title(f"{title} ({img.shape[0]}x{img.shape[1]})", fontsize=8)
-        ax.set_xticks([])
-        ax.set_yticks([])
+        drawing.image(ax, np.clip(a[name], 0, 1), title, sized=True, cmap="gray", vmin=0, vmax=1,
+                      interpolation="nearest")
     style.panel_labels(axes[0, 2:])
     return fig
 
