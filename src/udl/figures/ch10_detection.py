@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from matplotlib.colors import to_rgb
 from matplotlib.patches import Patch, Rectangle
 
 from udl import style
@@ -131,7 +132,7 @@ def _(r):
         axes[0].axvline(k * size / grid, color="white", lw=0.6, alpha=0.8)
 
     ax = axes[1]
-    colours = np.array([_hex_rgb(c) for c in _CLASS_COLOURS])[a["cell_class"]]  # (S, S, 3)
+    colours = np.array([to_rgb(c) for c in _CLASS_COLOURS])[a["cell_class"]]  # (S, S, 3)
     ax.imshow(a["image"].mean(-1), cmap="gray", extent=(0, size, size, 0), interpolation="nearest")
     ax.imshow(colours, extent=(0, size, size, 0), alpha=0.55, interpolation="nearest")
     ax.set(xlim=(0, size), ylim=(size, 0), xticks=[], yticks=[], title="class per cell")
@@ -161,10 +162,6 @@ def _(r):
     ax.legend(fontsize=7, loc="lower left")
     style.panel_labels(axes)
     return fig
-
-
-def _hex_rgb(colour: str) -> tuple[float, float, float]:
-    return tuple(int(colour[i:i + 2], 16) / 255 for i in (1, 3, 5))
 
 
 @yolo_detection.checks

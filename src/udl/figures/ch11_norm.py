@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import torch
+from matplotlib.colors import to_rgb
 from torch import nn
 
 from udl import style
@@ -170,7 +171,7 @@ def _cube(ax, mask: np.ndarray, element: tuple[int, int, int], title: str) -> No
     """The (N, C, H·W) activations as a cube: cyan = shared statistics, dark = the chosen element."""
     N, C, S = mask.shape
     grid = np.ones_like(mask)
-    ax.voxels(grid & ~mask, facecolors=(1, 1, 1, 0.0), edgecolors=(*_rgb(style.REGION), 0.7), linewidth=0.3)
+    ax.voxels(grid & ~mask, facecolors=(1, 1, 1, 0.0), edgecolors=(*to_rgb(style.REGION), 0.7), linewidth=0.3)
     colours = np.empty(mask.shape, dtype=object)
     colours[mask] = style.MODEL
     colours[element] = _CHOSEN
@@ -187,10 +188,6 @@ def _cube(ax, mask: np.ndarray, element: tuple[int, int, int], title: str) -> No
     ax.view_init(elev=20, azim=-60)
     ax.set_axis_off()
     ax.set_title(title, fontsize=9)
-
-
-def _rgb(colour: str) -> tuple[float, float, float]:
-    return tuple(int(colour[i:i + 2], 16) / 255 for i in (1, 3, 5))
 
 
 @normalization_schemes.plot

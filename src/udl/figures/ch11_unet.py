@@ -6,6 +6,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 import torch.nn.functional as F
+from matplotlib.colors import to_rgb
 from matplotlib.patches import FancyArrowPatch, Rectangle
 from scipy import ndimage
 
@@ -229,17 +230,13 @@ def _(r):
     ax_image.set(xticks=[], yticks=[], title="held-out image")
     ax_pred.imshow(a["image"], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     overlay = np.zeros((*a["pred"].shape, 4))
-    overlay[a["pred"] == 1] = (*_rgb(style.MODEL), 0.6)
+    overlay[a["pred"] == 1] = (*to_rgb(style.MODEL), 0.6)
     ax_pred.imshow(overlay, interpolation="nearest")
     ax_pred.contour(a["truth"], levels=[0.5], colors=style.TRUTH, linewidths=1.0)
     ax_pred.set(xticks=[], yticks=[])
     ax_pred.set_title(f"predicted mask, IoU {m['iou']:.3f}", fontsize=9)
     style.panel_labels(np.array([ax_arch, ax_image, ax_pred]))
     return fig
-
-
-def _rgb(colour: str) -> tuple[float, float, float]:
-    return tuple(int(colour[i:i + 2], 16) / 255 for i in (1, 3, 5))
 
 
 @unet_cells.checks
