@@ -27,6 +27,17 @@ def _grid(spacing: float):
     return x, y
 
 
+def _joint_on_grid(spacing: float):
+    """The dependent joint of figs. C.1-C.2 on the grid, with its marginals by the trapezoid rule.
+
+    Returns:
+        ``x`` (Nx,), ``y`` (Ny,), the joint (Ny, Nx), ``Pr(x)`` (Nx,) and ``Pr(y)`` (Ny,).
+    """
+    x, y = _grid(spacing)
+    joint = JOINT.grid(x, y)  # (Ny, Nx)
+    return x, y, joint, marginal_x(joint, x, y), marginal_y(joint, x, y)
+
+
 def _extent():
     return (*X_RANGE, *Y_RANGE)
 
@@ -38,6 +49,14 @@ def _joint_panel(ax, joint, title, slices=()):
     ax.set(xlabel="x", ylabel="y", title=title, xlim=VIEW_X, ylim=VIEW_Y)
 
 
+def _curve_panel(ax, t, curve, reference, labels, **axes_settings):
+    """A computed density (cyan) over the one it should equal (dashed black), with a legend."""
+    ax.plot(t, curve, color=style.MODEL, lw=2, label=labels[0])
+    ax.plot(t, reference, "--", color=style.TRUTH, lw=1, label=labels[1])
+    ax.set(**axes_settings)
+    ax.legend(fontsize=7)
+
+
 # --------------------------------------------------------------------------- C.1
 @figure("C.1", title="Joint and marginal distributions",
         caption="a) A joint density Pr(x, y) on a grid (a mixture of three correlated normals); brighter means "
@@ -46,9 +65,7 @@ def _joint_panel(ax, joint, title, slices=()):
                 "trapezoid rule on the grid, integrate to one and agree with their closed forms (dashed).",
         params=PARAMS)
 def joint_and_marginals(p, run):
-    x, y = _grid(p.spacing)
-    joint = JOINT.grid(x, y)  # (Ny, Nx)
-    px, py = marginal_x(joint, x, y), marginal_y(joint, x, y)
+    x, y, joint, px, py = _joint_on_grid(p.spacing)
     return Result(
         metrics={"grid_points": [int(x.size), int(y.size)],
                  "joint_integral": integrate_2d(joint, x, y),
@@ -67,14 +84,10 @@ def _(r):
     a = r.arrays
     fig, axes = style.subplots(1, 3)
     _joint_panel(axes[0], a["joint"], "Joint Pr(x, y)")
-    axes[1].plot(a["x"], a["px"], color=style.MODEL, lw=2, label="∫ Pr(x, y) dy")
-    axes[1].plot(a["x"], a["px_closed"], "--", color=style.TRUTH, lw=1, label="closed form")
-    axes[1].set(xlabel="x", ylabel="Pr(x)", title="Marginal Pr(x)", xlim=VIEW_X)
-    axes[1].legend(fontsize=7)
-    axes[2].plot(a["y"], a["py"], color=style.MODEL, lw=2, label="∫ Pr(x, y) dx")
-    axes[2].plot(a["y"], a["py_closed"], "--", color=style.TRUTH, lw=1, label="closed form")
-    axes[2].set(xlabel="y", ylabel="Pr(y)", title="Marginal Pr(y)", xlim=VIEW_Y)
-    axes[2].legend(fontsize=7)
+    _curve_panel(axes[1], a["x"], a["px"], a["px_closed"], ("∫ Pr(x, y) dy", "closed form"),
+                 xlabel="x", ylabel="Pr(x)", title="Marginal Pr(x)", xlim=VIEW_X)
+    _curve_panel(axes[2], a["y"], a["py"], a["py_closed"], ("∫ Pr(x, y) dx", "closed form"),
+                 xlabel="y", ylabel="Pr(y)", title="Marginal Pr(y)", xlim=VIEW_Y)
     style.panel_labels(axes)
     return fig
 
@@ -100,9 +113,7 @@ def _(r):
                 "closed-form conditionals (dashed).",
         params=PARAMS)
 def conditionals(p, run):
-    x, y = _grid(p.spacing)
-    joint = JOINT.grid(x, y)
-    px, py = marginal_x(joint, x, y), marginal_y(joint, x, y)
+    x, y, joint, px, py = _joint_on_grid(p.spacing)
     x_given_y, y_given_x = conditional_x_given_y(joint, x, y), conditional_y_given_x(joint, x, y)
     posterior = bayes_rule(y_given_x, px, x)  # Pr(x|y) rebuilt from Pr(y|x) and Pr(x)
     metrics, arrays = {}, {"x": x, "y": y, "joint": joint}
@@ -128,11 +139,8 @@ def _(r):
     _joint_panel(axes[0], a["joint"], "Joint Pr(x, y)", slices=SLICES)
     for ax, name in zip(axes[1:], ("upper", "lower")):
         y0 = m[f"{name}_y"]
-        ax.plot(a["x"], a[f"{name}_cond"], color=style.MODEL, lw=2, label="slice / area")
-        ax.plot(a["x"], a[f"{name}_closed"], "--", color=style.TRUTH, lw=1, label="closed form")
-        ax.set(xlabel="x", ylabel=f"Pr(x | y = {y0:.1f})", title=f"Conditional at y = {y0:.1f}",
-               xlim=VIEW_X)
-        ax.legend(fontsize=7)
+        _curve_panel(ax, a["x"], a[f"{name}_cond"], a[f"{name}_closed"], ("slice / area", "closed form"),
+                     xlabel="x", ylabel=f"Pr(x | y = {y0:.1f})", title=f"Conditional at y = {y0:.1f}", xlim=VIEW_X)
     style.panel_labels(axes)
     return fig
 
@@ -162,9 +170,7 @@ def _(r):
                 "conditionals far from its marginal and a positive mutual information.",
         params=PARAMS)
 def independence(p, run):
-    x, y = _grid(p.spacing)
-    dependent = JOINT.grid(x, y)
-    px, py = marginal_x(dependent, x, y), marginal_y(dependent, x, y)
+    x, y, dependent, px, py = _joint_on_grid(p.spacing)
     px, py = px / integrate(px, x), py / integrate(py, y)  # exactly normalised on the grid
     joint = independent_joint(px, py)  # Pr(x) Pr(y), (Ny, Nx)
 
@@ -194,10 +200,8 @@ def _(r):
     fig, axes = style.subplots(1, 3)
     _joint_panel(axes[0], a["joint"], "Pr(x, y) = Pr(x) Pr(y)", slices=m["slices"])
     for ax, name, y0 in zip(axes[1:], ("upper", "lower"), m["slices"]):
-        ax.plot(a["x"], a[f"{name}_cond"], color=style.MODEL, lw=2, label=f"Pr(x | y = {y0:.1f})")
-        ax.plot(a["x"], a["px"], "--", color=style.TRUTH, lw=1, label="Pr(x)")
-        ax.set(xlabel="x", ylabel="density", title=f"Conditional at y = {y0:.1f}", xlim=VIEW_X)
-        ax.legend(fontsize=7)
+        _curve_panel(ax, a["x"], a[f"{name}_cond"], a["px"], (f"Pr(x | y = {y0:.1f})", "Pr(x)"),
+                     xlabel="x", ylabel="density", title=f"Conditional at y = {y0:.1f}", xlim=VIEW_X)
     style.panel_labels(axes)
     return fig
 
