@@ -121,12 +121,9 @@ def _(r):
             drawing.arrow(ax, pos[s], pos[t], trim=NODE_R, head=9, zorder=2)
     for name in inputs + hidden + outputs:
         drawing.node(ax, pos[name], r=NODE_R, text=f"${name[0]}_{{{name[1:]}}}$" if len(name) > 1 else f"${name}$")
+    ys = [y for _, y in pos.values()]
     for ax in axes:
-        ax.set_aspect("equal")
-        ax.set_xlim(-0.5, 3.7)
-        ys = [y for _, y in pos.values()]
-        ax.set_ylim(min(ys) - 0.5, max(ys) + 0.5)
-        ax.axis("off")
+        drawing.frame(ax, (-0.5, 3.7), (min(ys) - 0.5, max(ys) + 0.5))
     style.panel_labels(axes)
     axes[0].set_title(f"{r.metrics['n_arrows']} arrows = {r.metrics['n_parameters']} parameters", fontsize=9)
     axes[1].set_title("simplified", fontsize=9)
@@ -278,10 +275,7 @@ def _(r):
     ax.text(2.7, top, "activations", ha="left", fontsize=8, color=style.MODEL)
     ax.text(1.2, -top, f"{d_in}·{d_hidden} = {d_in * d_hidden} weights θ", ha="center", fontsize=8)
     ax.text(3.6, -top, f"{d_hidden}·{d_out} = {d_hidden * d_out} weights φ", ha="center", fontsize=8)
-    ax.set_aspect("equal")
-    ax.set_xlim(-1.0, 5.8)
-    ax.set_ylim(-top - 0.3, top + 0.7)
-    ax.axis("off")
+    drawing.frame(ax, (-1.0, 5.8), (-top - 0.3, top + 0.7))
     return fig
 
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from matplotlib.patches import Circle
 
-from udl import style
+from udl import drawing, style
 from udl.analysis.regions import count_regions_1d, count_regions_sampled_1d, linear_regions_1d
 from udl.nn.deep import DeepNetwork, compose, compose_as_deep
 from udl.nn.shallow import ShallowNetwork
@@ -143,7 +142,7 @@ def _(r):
     names = ["x"] + [f"h_{k}" for k in range(1, n_layers - 1)] + ["y"]
     for k, column in enumerate(pos):
         for (x, y) in column:
-            ax.add_patch(Circle((x, y), 0.22, facecolor="white", edgecolor="black", zorder=3))
+            drawing.node(ax, (x, y), r=0.22)
         ax.text(gap * k, (max(widths) - 1) / 2 + 0.7, f"${names[k]}$", ha="center", fontsize=11)
         ax.text(gap * k, -(max(widths) - 1) / 2 - 0.75, f"$D_{{{k}}}$={widths[k]}" if 0 < k < n_layers - 1
                 else ("$D_i$=" if k == 0 else "$D_o$=") + str(widths[k]), ha="center", fontsize=8)
@@ -153,10 +152,7 @@ def _(r):
                 fontsize=9, bbox=dict(fc="white", ec="none", pad=0.2), zorder=4)
         ax.text(xm, -(max(widths) - 1) / 2 - 0.3, rf"$\beta_{k}$: {length}", ha="center", fontsize=9,
                 color=style.DATA, bbox=dict(fc="white", ec="none", pad=0.2), zorder=4)
-    ax.set_aspect("equal")
-    ax.set_xlim(-0.6, gap * (n_layers - 1) + 0.6)
-    ax.set_ylim(-(max(widths) - 1) / 2 - 1.1, (max(widths) - 1) / 2 + 1.1)
-    ax.axis("off")
+    drawing.frame(ax, (-0.6, gap * (n_layers - 1) + 0.6), (-(max(widths) - 1) / 2 - 1.1, (max(widths) - 1) / 2 + 1.1))
     ax.set_title(f"{m['n_parameters']} parameters", fontsize=9)
     return fig
 
