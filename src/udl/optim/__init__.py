@@ -9,7 +9,9 @@
   hyper-parameters that give the same trajectories as the book's rules.
 - :func:`descent_path`: the points an optimizer visits on a small loss function.
 
-Plain SGD is ``torch.optim.SGD`` (or ``BookMomentum`` with ``beta=0``).
+Plain SGD is ``torch.optim.SGD`` (or ``BookMomentum`` with ``beta=0``). The rules that update
+each parameter from its own gradient alone (sign, momentum, Adam) share their ``step`` in
+``udl.optim.elementwise.ElementwiseOptimizer`` and write only the update.
 """
 
 from udl.optim.book import BookAdam, BookMomentum, to_torch_adam, to_torch_sgd
