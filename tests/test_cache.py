@@ -196,3 +196,39 @@ def test_trained_refuses_bad_arguments(memo):
         cache.trained("x", {}, memo.build, memo.train, device="tpu")
     with pytest.raises(TypeError, match="must return a dict or None"):
         cache.trained("x", {}, memo.build, lambda net: [1.0], device="cpu")
+
+
+_RACER = """
+import sys, time, torch
+from torch import nn
+from udl import cache
+
+def build():
+    return nn.Linear(2, 1)
+
+def train(net):
+    with open(sys.argv[1], "a") as log:
+        log.write("trained\\n")
+    time.sleep(1.0)  # long enough for the other process to arrive while this one trains
+    with torch.no_grad():
+        net.weight.fill_(7.0)
+    return {"by": sys.argv[2]}
+
+model, record = cache.trained("racer", {"steps": 1}, build, train, device="cpu")
+print(record["by"], model.weight.sum().item())
+"""
+
+
+def test_concurrent_processes_train_once(tmp_path):
+    import subprocess
+    import sys
+
+    log = tmp_path / "log.txt"
+    env = {**os.environ, "UDL_DATA_DIR": str(tmp_path / "data")}
+    runs = [subprocess.Popen([sys.executable, "-c", _RACER, str(log), name], env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True) for name in ("first", "second")]
+    outputs = [run.communicate(timeout=120) for run in runs]
+    assert all(run.returncode == 0 for run in runs), [err for _, err in outputs]
+    assert log.read_text().count("trained") == 1  # the second process waited and read the first one's file
+    printed = {out.split()[0] for out, _ in outputs}
+    assert len(printed) == 1 and all(out.split()[1] == "14.0" for out, _ in outputs)

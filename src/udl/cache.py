@@ -23,6 +23,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import io
@@ -171,6 +172,10 @@ def trained(name: str, settings: dict, build: Callable[[], nn.Module], train: Ca
     that builds and trains the model): a change to any of them trains afresh. A file
     that cannot be read (damaged, from another layout) is trained again and replaced.
 
+    Processes that ask for the same model at once (``udl gallery --jobs 2``) train it
+    once: the first holds a lock beside the file while it trains, the others wait and
+    then read its file.
+
     ``build`` and ``train`` run with torch's global generator forked (and CUDA's, when
     training there): whatever they draw, the caller's generator is left as it was, and
     the result does not depend on what ran before. Seed dropout inside ``train``.
@@ -203,22 +208,20 @@ def trained(name: str, settings: dict, build: Callable[[], nn.Module], train: Ca
     key = settings_digest({"name": name, "settings": settings, "device": dev.type, "torch": torch.__version__,
                            "format": _FORMAT}, *sources)
     path = data_dir() / "models" / f"{name}-{key}.pt"
-    forked = [dev] if dev.type == "cuda" else []
     entry = _MEMORY.get(key)
     if entry is None and disk:
         entry = _read(path, build)
     if entry is None:
-        with torch.random.fork_rng(devices=forked):
-            model = build().to(dev)
-            record = train(model) or {}
-        if not isinstance(record, dict):
-            raise TypeError(f"The 'train' parameter of {owner} must return a dict or None. Got {record!r} instead.")
-        entry = ({k: v.detach().cpu().clone() for k, v in model.state_dict().items()}, record)
-        if disk:
-            try:
-                atomic_save({"model": entry[0], "record": record}, path)
-            except OSError:  # a read-only cache only costs the next process a retraining
-                pass
+        # one process trains, the others wait for its file (gallery --jobs, pytest -n)
+        with _exclusive(path) if disk else contextlib.nullcontext():
+            entry = _read(path, build) if disk else None
+            if entry is None:
+                entry = _train(build, train, dev, owner)
+                if disk:
+                    try:
+                        atomic_save({"model": entry[0], "record": entry[1]}, path)
+                    except OSError:  # a read-only cache only costs the next process a retraining
+                        pass
     _MEMORY[key] = entry
     _MEMORY.move_to_end(key)
     while len(_MEMORY) > _MEMORY_SIZE:
@@ -227,6 +230,42 @@ def trained(name: str, settings: dict, build: Callable[[], nn.Module], train: Ca
         model = build()
     model.load_state_dict(entry[0])  # copies the values: the memory keeps its own
     return model.to(dev).eval(), copy.deepcopy(entry[1])
+
+
+def _train(build, train, dev: torch.device, owner: str) -> tuple[dict, dict]:
+    """Build and train a model with torch's generators forked; its CPU ``(state_dict, record)``."""
+    with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
+        model = build().to(dev)
+        record = train(model) or {}
+    if not isinstance(record, dict):
+        raise TypeError(f"The 'train' parameter of {owner} must return a dict or None. Got {record!r} instead.")
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}, record
+
+
+@contextlib.contextmanager
+def _exclusive(path: Path):
+    """Hold an exclusive lock beside ``path`` (``<path>.lock``) for the block, across processes.
+
+    POSIX only (``fcntl.flock``, released by the system if the process dies); where it
+    is missing or the folder is read-only the block runs unlocked: two processes may
+    then both train, which costs time, never correctness (writes are atomic).
+    """
+    try:
+        import fcntl
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(path.with_name(path.name + ".lock"), "a")
+    except (ImportError, OSError):
+        handle = None
+    if handle is None:
+        yield
+        return
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _read(path: Path, build: Callable[[], nn.Module]) -> tuple[dict, dict] | None:
