@@ -148,3 +148,29 @@ def test_reset_norms_resets_the_normalisation_layers_only():
     assert bn.weight.tolist() == ln.weight.tolist() == [1.0, 1.0] and bn.running_var.tolist() == [1.0, 1.0]
     assert bn.bias.tolist() == ln.bias.tolist() == bn.running_mean.tolist() == [0.0, 0.0]
     assert linear.weight.unique().tolist() == [7.0]  # not a normalisation layer: kept
+
+
+class _Head(nn.Module):
+    """A new layer around a module built before it, drawn by its own rule."""
+
+    def __init__(self, body: nn.Module, generator):
+        super().__init__()
+        self.body = body
+        with initialised_from(self, generator, own_rule_only=True):
+            self.out = nn.Linear(4, 2)
+
+    def reset_parameters(self, generator=None):
+        nn.init.normal_(self.out.weight, generator=generator)
+        nn.init.zeros_(self.out.bias)
+
+
+def test_a_module_held_before_the_block_keeps_its_weights():
+    # a new head around a trained body: only what the block builds is materialised and drawn
+    body = nn.Linear(3, 4)
+    with torch.no_grad():
+        body.weight.fill_(0.5)
+    storage = body.weight.data_ptr()
+    head = _Head(body, torch.Generator().manual_seed(0))
+    assert head.body is body and body.weight.data_ptr() == storage and torch.all(body.weight == 0.5)
+    expected = torch.randn(2, 4, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(head.out.weight, expected) and torch.all(head.out.bias == 0)

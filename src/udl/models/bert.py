@@ -298,14 +298,18 @@ class MaskedLanguageModel(nn.Module):
         generator = as_generator(generator, "MaskedLanguageModel")
         c = encoder.config
         self.encoder = encoder
-        # built without torch's default draw (from its global generator): the weights are drawn below
-        self.dense = nn.Linear(c.d_model, c.d_model, device="meta").to_empty(device=torch.get_default_device())
-        self.norm = nn.LayerNorm(c.d_model, eps=c.eps)
-        self.bias = nn.Parameter(torch.zeros(c.vocab_size))
-        if not any(p.is_meta for p in self.parameters()):
-            with torch.no_grad():
-                self.dense.weight.copy_(torch.randn(self.dense.weight.shape, generator=generator) * c.init_std)
-                self.dense.bias.zero_()
+        with initialised_from(self, generator, own_rule_only=True):  # the head only: the encoder keeps its weights
+            self.dense = nn.Linear(c.d_model, c.d_model)
+            self.norm = nn.LayerNorm(c.d_model, eps=c.eps)
+            self.bias = nn.Parameter(torch.empty(c.vocab_size))
+
+    @torch.no_grad()
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        """The head's initialisation: dense weights N(0, σ²) with σ = ``config.init_std``, biases 0, LayerNorm (1, 0)."""
+        self.dense.weight.copy_(torch.randn(self.dense.weight.shape, generator=generator) * self.config.init_std)
+        self.dense.bias.zero_()
+        self.norm.reset_parameters()
+        self.bias.zero_()
 
     @property
     def config(self) -> BertConfig:
@@ -372,16 +376,17 @@ class BertClassifier(nn.Module):
             raise TypeError(f"The 'freeze' parameter of {owner} must be a bool. Got {freeze!r} instead.")
         generator = as_generator(generator, owner)
         self.encoder, self.freeze = encoder, freeze
-        # built without torch's default draw (from its global generator): the weights are drawn below
-        self.out = nn.Linear(encoder.config.d_model, n_classes, device="meta").to_empty(
-            device=torch.get_default_device())
-        if not self.out.weight.is_meta:  # BERT's N(0, 0.02²): the classes start equally likely
-            with torch.no_grad():
-                self.out.weight.copy_(torch.randn(self.out.weight.shape, generator=generator) * 0.02)
-                self.out.bias.zero_()
+        with initialised_from(self, generator, own_rule_only=True):  # the head only: the encoder keeps its weights
+            self.out = nn.Linear(encoder.config.d_model, n_classes)
         for name, p in encoder.named_parameters():
             if not name.startswith("pooler."):
                 p.requires_grad_(not freeze)
+
+    @torch.no_grad()
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        """The head's initialisation, BERT's N(0, 0.02²) weights and zero biases: the classes start equally likely."""
+        self.out.weight.copy_(torch.randn(self.out.weight.shape, generator=generator) * 0.02)
+        self.out.bias.zero_()
 
     def forward(self, tokens: torch.Tensor, *, segments: torch.Tensor | None = None,
                 padding_mask: torch.Tensor | None = None) -> torch.Tensor:

@@ -210,9 +210,10 @@ def initialised_from(module: nn.Module, generator: torch.Generator | None, *, ow
     """Build ``module``'s layers inside this block; leaving it draws them all from ``generator``.
 
     Inside, the layers are built on the meta device, so torch's layer constructors draw
-    nothing from torch's global generator. On leaving, ``module`` is moved to the
-    default device, its values undefined, and :func:`init_parameters` draws every one
-    from ``generator``. Under ``torch.device("meta")`` (counting parameters without
+    nothing from torch's global generator. On leaving, what was built inside is moved
+    to the default device, its values undefined, and :func:`init_parameters` draws every
+    parameter from ``generator``; sub-modules that ``module`` already held (a trained
+    encoder under a new head) keep their storage, and with ``own_rule_only`` their values. Under ``torch.device("meta")`` (counting parameters without
     allocating them), or inside an enclosing ``initialised_from`` block, ``module``
     stays on the meta device and nothing is drawn: the outermost block draws once for
     the whole network.
@@ -238,7 +239,9 @@ def initialised_from(module: nn.Module, generator: torch.Generator | None, *, ow
     with torch.device("meta"):
         yield
     if target.type != "meta":
-        module.to_empty(device=target)
+        for m in module.modules():  # only what the block built: a module held before keeps its tensors
+            if any(t.is_meta for t in (*m.parameters(recurse=False), *m.buffers(recurse=False))):
+                m.to_empty(device=target, recurse=False)
         if own_rule_only:
             module.reset_parameters(generator=generator)
         else:
