@@ -176,7 +176,21 @@ class TransformerLayer(nn.Module):
         return ref.train(self.training)
 
 
-class TokenEmbedding(nn.Module):
+class _NormalTable(nn.Module):
+    """A learned ``(rows, D)`` table, ``weight``, drawn from N(0, std²): token and position embeddings."""
+
+    def __init__(self, rows: int, d_model: int, std: float, generator: torch.Generator | int | None, owner: str):
+        super().__init__()
+        self.std = check_float(std, "std", owner, low=0.0, low_open=True)
+        with initialised_from(self, as_generator(generator, owner)):  # reset_parameters draws it on leaving
+            self.weight = nn.Parameter(torch.empty(rows, d_model))
+
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        """Draw every entry from N(0, std²)."""
+        nn.init.normal_(self.weight, std=self.std, generator=generator)
+
+
+class TokenEmbedding(_NormalTable):
     """Token embeddings: column t of Ω_e for token t, i.e. Ω_e times a one-hot vector (fig. 12.9).
 
     The matrix is stored as ``weight`` of shape ``(|V|, D)`` (rows are the book's
@@ -195,18 +209,11 @@ class TokenEmbedding(nn.Module):
 
     def __init__(self, vocab_size: int, d_model: int, *, std: float = 0.02,
                  generator: torch.Generator | int | None = None):
-        super().__init__()
         owner = "TokenEmbedding"
-        self.vocab_size = check_int(vocab_size, "vocab_size", owner)
-        self.d_model = check_int(d_model, "d_model", owner)
-        self.std = check_float(std, "std", owner, low=0.0, low_open=True)
-        generator = as_generator(generator, owner)
-        with initialised_from(self, generator):  # reset_parameters draws it on leaving
-            self.weight = nn.Parameter(torch.empty(vocab_size, d_model))
-
-    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
-        """Draw Ω_e from N(0, std²)."""
-        nn.init.normal_(self.weight, std=self.std, generator=generator)
+        vocab_size = check_int(vocab_size, "vocab_size", owner)
+        d_model = check_int(d_model, "d_model", owner)
+        super().__init__(vocab_size, d_model, std, generator, owner)
+        self.vocab_size, self.d_model = vocab_size, d_model
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         return F.embedding(tokens, self.weight)
@@ -216,7 +223,7 @@ class TokenEmbedding(nn.Module):
         return F.one_hot(tokens, self.vocab_size).to(self.weight.dtype) @ self.weight  # (B, N, D)
 
 
-class LearnedPositions(nn.Module):
+class LearnedPositions(_NormalTable):
     """A learned embedding per position, added to the token embeddings (BERT, GPT).
 
     Args:
@@ -233,18 +240,11 @@ class LearnedPositions(nn.Module):
 
     def __init__(self, context: int, d_model: int, *, std: float = 0.02,
                  generator: torch.Generator | int | None = None):
-        super().__init__()
         owner = "LearnedPositions"
-        self.context = check_int(context, "context", owner)
-        check_int(d_model, "d_model", owner)
-        self.std = check_float(std, "std", owner, low=0.0, low_open=True)
-        generator = as_generator(generator, owner)
-        with initialised_from(self, generator):  # reset_parameters draws it on leaving
-            self.weight = nn.Parameter(torch.empty(context, d_model))
-
-    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
-        """Draw the position embeddings from N(0, std²)."""
-        nn.init.normal_(self.weight, std=self.std, generator=generator)
+        context = check_int(context, "context", owner)
+        d_model = check_int(d_model, "d_model", owner)
+        super().__init__(context, d_model, std, generator, owner)
+        self.context = context
 
     def forward(self, x: torch.Tensor, offset: int = 0) -> torch.Tensor:
         n = x.shape[-2]
