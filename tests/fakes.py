@@ -5,7 +5,7 @@ import contextlib
 import numpy as np
 
 from udl import style
-from udl.registry import REGISTRY, Check, Result, figure
+from udl.registry import REGISTRY, Check, Limit, Result, figure
 
 CALLS = {"count": 0}
 
@@ -13,7 +13,9 @@ CALLS = {"count": 0}
 def _register():
     @figure("99.square", title="Squares", caption="Squares of a seeded sample.",
             params={"tiny": dict(n=5, scale=1.0, flag=False, name="a", sizes=[1, 2]),
-                    "full": dict(n=50, scale=1.0, flag=False, name="a", sizes=[1, 2])})
+                    "full": dict(n=50, scale=1.0, flag=False, name="a", sizes=[1, 2])},
+            limits={"n": (1, 1000), "scale": (0.0, 10.0), "sizes": Limit(1, 8, max_len=4),
+                    "name": Limit(choices=("a", "b"))})
     def square(p, run):
         CALLS["count"] += 1
         x = run.rng.normal(size=p.n) * p.scale

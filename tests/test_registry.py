@@ -7,7 +7,7 @@ import pytest
 import torch
 from fakes import fake_figures
 
-from udl.registry import Check, Params, chapter_of, figure, get, parse_value, sort_key, to_jsonable
+from udl.registry import Check, Params, Result, chapter_of, figure, get, parse_value, sort_key, to_jsonable
 
 
 def test_sort_key_orders_like_the_book():
@@ -85,3 +85,76 @@ def test_to_jsonable():
     value = {"a": np.float32(1.5), "b": torch.tensor([1, 2]), "c": np.bool_(True), "d": float("nan"),
              "e": (np.int64(3),)}
     assert to_jsonable(value) == {"a": 1.5, "b": [1, 2], "c": True, "d": "nan", "e": [3]}
+
+
+# --------------------------------------------------------------------------- limits
+@pytest.mark.parametrize("key, value, message", [
+    ("n", "-5", r"^The 'n' parameter of figure 99\.square must be an int in \[1, 1000\]\. Got -5 instead\.$"),
+    ("n", 10**9, r"an int in \[1, 1000\]\. Got 1000000000 instead"),
+    ("scale", float("nan"), r"a float in \[0, 10\]\. Got nan instead"),
+    ("scale", float("inf"), r"a float in \[0, 10\]"),
+    ("sizes", "", r"must be a list of 1 to 4 ints in \[1, 8\]\. Got \(empty\) instead"),
+    ("sizes", [], r"a list of 1 to 4 ints"),
+    ("sizes", "1,2,3,4,5", r"a list of 1 to 4 ints in \[1, 8\]\. Got 1,2,3,4,5 instead"),
+    ("sizes", [0], r"ints in \[1, 8\]\. Got 0 instead"),
+    ("name", "c", r"must be one of 'a', 'b'\. Got 'c' instead"),
+])
+def test_values_outside_their_limits_are_refused_before_computing(key, value, message):
+    from fakes import CALLS
+    with fake_figures():
+        spec = get("99.square")
+        before = CALLS["count"]
+        with pytest.raises(ValueError, match=message):
+            spec.resolve("tiny", {key: value})
+        import udl
+        with pytest.raises(ValueError, match=message):
+            udl.figure("99.square", "tiny", cache=False, **{key: value})
+        assert CALLS["count"] == before  # nothing was computed
+
+
+def test_values_within_limits_and_typed_list_elements():
+    with fake_figures():
+        spec = get("99.square")
+        assert spec.resolve("tiny", {"sizes": [np.int64(8), 1], "scale": np.float32(0.0)})["sizes"] == [8, 1]
+        with pytest.raises(ValueError, match="expected an int, got 'a'"):
+            spec.resolve("tiny", {"sizes": ["a"]})
+        with pytest.raises(TypeError, match="list of int"):
+            spec.resolve("tiny", {"sizes": [1.5]})
+
+
+def test_a_float_without_a_limit_must_still_be_finite():
+    spec = figure("98.free", title="t", caption="c", params={"tiny": {"x": 1.0}, "full": {"x": 1.0}})(
+        lambda p, run: Result())
+    try:
+        assert spec.resolve("tiny", {"x": -1e300})["x"] == -1e300
+        with pytest.raises(ValueError, match="must be a finite float. Got nan"):
+            spec.resolve("tiny", {"x": float("nan")})
+    finally:
+        from udl.registry import REGISTRY
+        REGISTRY.pop("98.free", None)
+
+
+def test_limit_declarations_are_validated():
+    with pytest.raises(ValueError, match="limits name unknown parameters: m"):
+        figure("98.x", title="t", caption="c", params={"tiny": {"n": 1}, "full": {"n": 1}}, limits={"m": (0, 1)})
+    with pytest.raises(ValueError, match=r"The 'n' parameter of figure 98\.x must be an int in \[2, 3\]\. Got 1"):
+        figure("98.x", title="t", caption="c", params={"tiny": {"n": 1}, "full": {"n": 2}}, limits={"n": (2, 3)})(
+            lambda p, run: Result())
+    with pytest.raises(TypeError, match="a Limit or a"):
+        figure("98.x", title="t", caption="c", params={"tiny": {"n": 1}, "full": {"n": 1}}, limits={"n": (1, 2, 3)})
+    from udl.registry import REGISTRY
+    REGISTRY.pop("98.x", None)
+
+
+# --------------------------------------------------------------------------- untested checks
+def test_an_untested_check_is_never_a_pass():
+    untested = Check.untested("the peak sits at P = N", "needs widths on both sides of P = N")
+    assert untested.status == "not tested" and not untested.ok and not untested.tested
+    assert untested.to_dict() == {"claim": "the peak sits at P = N", "measured": "not tested",
+                                  "expected": "needs widths on both sides of P = N", "ok": None, "tested": False}
+    passed = Check.less("error is small", 0.1, 1.0)
+    assert passed.status == "passed" and "tested" not in passed.to_dict()
+    assert Check.greater("x", 0, 1).status == "failed"
+    assert Result(checks=[passed, untested]).ok  # an untested claim does not fail the figure...
+    assert not Result(checks=[untested]).ok  # ...but a figure must test something
+    assert not Result(checks=[Check.greater("x", 0, 1), untested]).ok

@@ -168,12 +168,18 @@ def cmd_figure(args) -> int:
 
 
 def _report(rec: dict) -> int:
-    passed = sum(c["ok"] for c in rec["checks"])
+    from udl.registry import tally
+
+    counts = tally(rec["checks"])
     verdict = "ok" if rec["ok"] else "FAILED"
     cached = ", cached" if rec.get("cached") else ""
-    print(f"{rec['id']:<14} {verdict:<6} {passed}/{len(rec['checks'])} checks  {rec['seconds']:.2f} s{cached}")
+    untested = f", {counts['not_tested']} not tested at this preset" if counts["not_tested"] else ""
+    print(f"{rec['id']:<14} {verdict:<6} {counts['passed']}/{counts['passed'] + counts['failed']} checks"
+          f"{untested}  {rec['seconds']:.2f} s{cached}")
     for check in rec["checks"]:
-        if not check["ok"]:
+        if check.get("tested") is False:
+            print(f"    not tested: {check['claim']}: {check['expected']}")
+        elif not check["ok"]:
             print(f"    failed: {check['claim']}: measured {check['measured']}, expected {check['expected']}")
     if rec.get("error"):
         print(f"    error: {rec['error']}")

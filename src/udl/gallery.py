@@ -12,7 +12,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from pathlib import Path
 
-from udl.registry import load_all, sort_key, to_jsonable
+from udl.registry import load_all, sort_key, tally, to_jsonable
 from udl.runner import run_and_write
 from udl.validate import check_int
 
@@ -70,8 +70,7 @@ def build_gallery(preset: str = "full", out: str | Path = "udl-out", *, jobs: in
     records.sort(key=lambda r: sort_key(r["id"]))
     summary = {
         "figures": len(records),
-        "passed": sum(c["ok"] for r in records for c in r["checks"]),
-        "failed": sum(not c["ok"] for r in records for c in r["checks"]),
+        **{k: sum(tally(r["checks"])[k] for r in records) for k in ("passed", "failed", "not_tested")},
         "failed_figures": [r["id"] for r in records if not r["ok"]],
         "seconds": seconds,
         "compute_seconds": sum(r["seconds"] for r in records),

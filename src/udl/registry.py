@@ -44,7 +44,8 @@ class Check:
     claim: str  # the statement, in words
     measured: Any  # what the computation gave
     expected: Any  # what the claim says (a value, a bound, or a short description)
-    ok: bool  # whether the measurement supports the claim
+    ok: bool  # whether the measurement supports the claim (False when not tested)
+    tested: bool = True  # False: this run's parameters cannot test the claim (see ``untested``)
 
     @classmethod
     def close(cls, claim: str, measured: float, expected: float, tol: float, rel: bool = False) -> Check:
@@ -77,9 +78,35 @@ class Check:
         """A claim whose truth was established by the caller; ``measured`` says what was seen."""
         return cls(claim, to_jsonable(measured), to_jsonable(expected), bool(ok))
 
+    @classmethod
+    def untested(cls, claim: str, why: str) -> Check:
+        """A claim that this run's parameters cannot test (too few points, a sweep that
+        misses the regime the claim is about...): recorded as "not tested", never passed.
+
+        ``why`` says what is missing, e.g. ``"needs widths on both sides of P = N"``.
+        """
+        return cls(claim, "not tested", why, False, tested=False)
+
+    @property
+    def status(self) -> str:
+        """``"passed"``, ``"failed"`` or ``"not tested"``."""
+        return "not tested" if not self.tested else ("passed" if self.ok else "failed")
+
     def to_dict(self) -> dict:
-        return {"claim": self.claim, "measured": to_jsonable(self.measured),
-                "expected": to_jsonable(self.expected), "ok": bool(self.ok)}
+        """The record's form: an untested check has ``"ok": null`` and ``"tested": false``."""
+        out = {"claim": self.claim, "measured": to_jsonable(self.measured),
+               "expected": to_jsonable(self.expected), "ok": bool(self.ok) if self.tested else None}
+        if not self.tested:
+            out["tested"] = False
+        return out
+
+
+def tally(checks: list[dict]) -> dict[str, int]:
+    """Count a record's checks (their ``to_dict`` form): ``{"passed", "failed", "not_tested"}``."""
+    counts = {"passed": 0, "failed": 0, "not_tested": 0}
+    for c in checks:
+        counts["not_tested" if c.get("tested") is False else "passed" if c["ok"] else "failed"] += 1
+    return counts
 
 
 # --------------------------------------------------------------------------- results
@@ -111,7 +138,9 @@ class Result:
 
     @property
     def ok(self) -> bool:
-        return bool(self.checks) and all(c.ok for c in self.checks)
+        """Every tested check holds, and at least one check was tested."""
+        tested = [c for c in self.checks if c.tested]
+        return bool(tested) and all(c.ok for c in tested)
 
     def plot(self):
         """Draw the figure (a :class:`matplotlib.figure.Figure`, shown inline in Jupyter)."""
@@ -172,6 +201,92 @@ class Params:
         return f"Params({self._values})"
 
 
+@dataclass(frozen=True)
+class Limit:
+    """The values a figure parameter may take; the runner checks them before computing.
+
+    A number, or each element of a list, lies in [``low``, ``high``] (None: no bound;
+    floats must also be finite); a list holds ``min_len`` to ``max_len`` elements; a
+    string is one of ``choices`` (when given). In ``figure(limits=...)`` a pair
+    ``(low, high)`` is short for ``Limit(low, high)``::
+
+        limits={"n_train": (2, 10_000), "widths": Limit(1, 4096, min_len=2), "lr": (1e-6, 10.0)}
+
+    Bounds say what the computation can do, not what the book used: the widest range
+    that still runs in memory and time on a laptop and gives a meaningful figure.
+    """
+
+    low: float | None = None
+    high: float | None = None
+    min_len: int = 1
+    max_len: int | None = None
+    choices: tuple = ()
+
+    def describe(self, default: Any) -> str:
+        """What the parameter must be, in words: ``"a list of 2 to 8 ints in [1, 4096]"``."""
+        if isinstance(default, str):
+            return "one of " + ", ".join(map(repr, self.choices)) if self.choices else "a string"
+        if isinstance(default, (list, tuple)):
+            elem = type(default[0]) if default else float
+            items = self._describe_number(elem, plural=True)
+            if self.max_len is None:
+                count = "a non-empty list of" if self.min_len <= 1 else f"a list of at least {self.min_len}"
+            elif self.max_len == self.min_len:
+                count = f"a list of {self.min_len}"
+            else:
+                count = f"a list of {self.min_len} to {self.max_len}"
+            return f"{count} {items}"
+        return self._describe_number(type(default), plural=False)
+
+    def _describe_number(self, kind: type, plural: bool) -> str:
+        if kind is bool:
+            return "bools" if plural else "a bool"
+        if kind is str:
+            return "strings" if plural else "a string"
+        name = {int: "int", float: "float"}[kind]
+        noun = f"{name}s" if plural else f"an {name}" if name == "int" else f"a {name}"
+        if kind is float and self.low is None and self.high is None:
+            return f"finite {noun}" if plural else f"a finite {name}"
+        if self.low is None and self.high is None:
+            return noun
+        low = "-inf" if self.low is None else f"{self.low:g}"
+        high = "inf" if self.high is None else f"{self.high:g}"
+        return f"{noun} in [{low}, {high}]"
+
+    def _number_ok(self, x: Any) -> bool:
+        if isinstance(x, (bool, str)):
+            return True
+        if isinstance(x, float) and not math.isfinite(x):
+            return False
+        return (self.low is None or x >= self.low) and (self.high is None or x <= self.high)
+
+    def check(self, owner: str, key: str, value: Any, default: Any) -> None:
+        """Raise the udl template ``ValueError`` unless ``value`` lies within the limit."""
+        if isinstance(default, str):
+            ok = not self.choices or value in self.choices
+        elif isinstance(default, (list, tuple)):
+            ok = (len(value) >= self.min_len and (self.max_len is None or len(value) <= self.max_len)
+                  and all(self._number_ok(x) for x in value))
+        else:
+            ok = self._number_ok(value)
+        if not ok:
+            shown = ",".join(map(str, value)) if isinstance(value, (list, tuple)) else repr(value)
+            raise ValueError(f"The {key!r} parameter of {owner} must be {self.describe(default)}. "
+                             f"Got {shown or '(empty)'} instead.")
+
+
+_NO_LIMIT = Limit()
+
+
+def as_limit(value: Any) -> Limit:
+    """A :class:`Limit` from a ``Limit`` or a ``(low, high)`` pair."""
+    if isinstance(value, Limit):
+        return value
+    if isinstance(value, tuple) and len(value) == 2 and all(v is None or is_real(v) for v in value):
+        return Limit(*value)
+    raise TypeError(f"a parameter limit must be a Limit or a (low, high) pair, got {value!r}")
+
+
 def parse_value(key: str, text: str, default: Any) -> Any:
     """Parse ``--set key=text`` to the type of the declared default, or raise ValueError."""
     kind = type(default)
@@ -212,7 +327,11 @@ def check_value(key: str, value: Any, default: Any) -> Any:
     if kind is int and is_int(value):  # NumPy integers too
         return int(value)
     if kind in (list, tuple) and isinstance(value, (list, tuple)):
-        return kind(value)
+        elem = type(default[0]) if default else float
+        try:
+            return kind(check_value(key, v, elem()) for v in value)
+        except TypeError:
+            raise TypeError(f"parameter {key!r} must be a list of {elem.__name__}, got {value!r}") from None
     if type(value) is kind:
         return value
     raise TypeError(f"parameter {key!r} must be {kind.__name__}, got {type(value).__name__} ({value!r})")
@@ -231,6 +350,7 @@ class FigureSpec:
     draw_fn: Callable[[Result], Any] | None = None
     checks_fn: Callable[[Result], list[Check]] | None = None
     gpu: bool = False  # the full preset is faithful only with a GPU (and uses one when present)
+    limits: dict[str, Limit] = field(default_factory=dict)  # the values each parameter may take
 
     @property
     def chapter(self) -> int | str:
@@ -275,7 +395,15 @@ class FigureSpec:
                 names = ", ".join(sorted(values)) or "(none)"
                 raise ValueError(f"figure {self.id} has no parameter {key!r}; its parameters: {names}")
             values[key] = check_value(key, text, values[key])
+        self.check_limits(values, preset)
         return values
+
+    def check_limits(self, values: dict[str, Any], preset: str = "tiny") -> None:
+        """Raise the udl template ``ValueError`` for the first value outside its :class:`Limit`
+        (floats must be finite even where no limit is declared)."""
+        defaults = self.params[preset]
+        for key, value in values.items():
+            self.limits.get(key, _NO_LIMIT).check(f"figure {self.id}", key, value, defaults[key])
 
 
 REGISTRY: dict[str, FigureSpec] = {}
@@ -295,7 +423,8 @@ def sort_key(fig_id: str) -> tuple:
     return (*chapter, (0, int(tail), "") if tail.isdigit() else (1, 0, tail))
 
 
-def figure(fig_id: str, *, title: str, caption: str, params: dict[str, dict[str, Any]], gpu: bool = False):
+def figure(fig_id: str, *, title: str, caption: str, params: dict[str, dict[str, Any]],
+           limits: dict[str, Limit | tuple] | None = None, gpu: bool = False):
     """Register the decorated function as the computation of figure ``fig_id``.
 
     Args:
@@ -305,6 +434,10 @@ def figure(fig_id: str, *, title: str, caption: str, params: dict[str, dict[str,
         params: ``{"tiny": {...}, "full": {...}}`` with the same keys in each preset;
             values are bool, int, float, str or lists of them (their types are the
             types ``--set`` parses to).
+        limits: for each int, float or list parameter, the values it may take
+            (a :class:`Limit`, or a ``(low, high)`` pair); ``udl figure --set`` and
+            ``udl.figure(...)`` refuse other values before computing. Both presets'
+            values must lie within.
         gpu: the ``full`` preset needs a GPU to be faithful and uses one when present.
 
     Returns a decorator that returns the :class:`FigureSpec`; attach the drawing and
@@ -325,10 +458,17 @@ def figure(fig_id: str, *, title: str, caption: str, params: dict[str, dict[str,
                 raise TypeError(f"figure {fig_id}: parameter {key!r} must have one type "
                                 f"(bool, int, float, str or list) in every preset")
 
+    limits = {key: as_limit(value) for key, value in (limits or {}).items()}
+    unknown = sorted(set(limits) - set(params["tiny"]))
+    if unknown:
+        raise ValueError(f"figure {fig_id}: limits name unknown parameters: {', '.join(unknown)}")
+
     def register(compute: Callable) -> FigureSpec:
         if fig_id in REGISTRY and REGISTRY[fig_id].function != compute.__qualname__:
             raise ValueError(f"figure {fig_id} is registered twice")
-        spec = FigureSpec(fig_id, title, caption, params, compute, gpu=gpu)
+        spec = FigureSpec(fig_id, title, caption, params, compute, gpu=gpu, limits=limits)
+        for preset in PRESETS:  # the presets themselves must be valid values
+            spec.check_limits(params[preset], preset)
         REGISTRY[fig_id] = spec
         return spec
 
@@ -372,5 +512,5 @@ class UnknownFigure(KeyError):
         return self.args[0]
 
 
-__all__ = ["Check", "Result", "Params", "FigureSpec", "figure", "REGISTRY", "load_all", "get",
+__all__ = ["Check", "Limit", "Result", "tally", "Params", "FigureSpec", "figure", "REGISTRY", "load_all", "get",
            "chapter_of", "sort_key", "to_jsonable", "parse_value", "UnknownFigure"]
