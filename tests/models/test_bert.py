@@ -233,3 +233,28 @@ def test_classifier_ignores_trailing_padding():
     padded = torch.cat([short, torch.zeros(2, 5, dtype=torch.long)], 1)
     assert torch.allclose(clf(short), clf(padded), atol=1e-6)
     assert torch.allclose(clf(short[1:, :2]), clf(short)[1:], atol=1e-6)  # padding never changes <cls>
+
+
+T, F_ = True, False
+PADDING_LAYOUTS = {  # (B=3, N=6) masks, True = a real token; no row is full, so columns can be dropped
+    "right": [[T, T, T, T, F_, F_], [T, T, T, F_, F_, F_], [T, T, F_, F_, F_, F_]],
+    "left": [[F_, F_, T, T, T, T], [F_, F_, F_, T, T, T], [F_, F_, F_, F_, T, T]],
+    "interior": [[T, T, F_, T, T, F_], [T, F_, F_, T, F_, F_], [T, T, T, F_, F_, F_]],
+    "mixed": [[F_, T, T, T, F_, F_], [T, F_, T, F_, T, F_], [T, T, T, F_, F_, F_]],
+    "an all-padding row": [[T, T, T, F_, F_, F_], [F_, F_, F_, F_, F_, F_], [T, F_, T, F_, F_, F_]],
+    "all padding": [[F_] * 6] * 3,
+}
+
+
+@pytest.mark.parametrize("layout", PADDING_LAYOUTS)
+def test_classifier_equals_the_unshortened_computation_for_any_padding(layout):
+    encoder = BERT(BertConfig.tiny(), generator=torch.Generator().manual_seed(0))
+    clf = BertClassifier(encoder, 3, generator=torch.Generator().manual_seed(1)).eval()
+    mask = torch.tensor(PADDING_LAYOUTS[layout])
+    tokens = torch.where(mask, torch.randint(5, 13, mask.shape, generator=torch.Generator().manual_seed(2)), 0)
+    segments = (torch.arange(6) >= 3).long().expand(3, 6)
+    for kwargs in (dict(padding_mask=mask), dict(padding_mask=mask, segments=segments)):
+        expected = clf.out(encoder.pool(encoder(tokens, **kwargs)))  # (B, K), nothing dropped
+        assert torch.allclose(clf(tokens, **kwargs), expected, atol=1e-6, rtol=0)
+    if layout not in ("interior", "mixed"):  # where padding is token 0, the default mask is the same
+        assert torch.allclose(clf(tokens), clf(tokens, padding_mask=mask), atol=1e-6, rtol=0)

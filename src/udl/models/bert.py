@@ -390,12 +390,28 @@ class BertClassifier(nn.Module):
 
     def forward(self, tokens: torch.Tensor, *, segments: torch.Tensor | None = None,
                 padding_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """The class logits of each sequence.
+
+        Args:
+            tokens: ``(B, N)`` token ids, ``<cls>`` first.
+            segments: ``(B, N)`` segment ids. Default: all 0.
+            padding_mask: ``(B, N)`` booleans, True where a real token stands, in any layout
+                (padding at the end, the start or in between). Default: ``tokens != pad_id``.
+
+        Returns:
+            ``(B, K)`` logits; in evaluation mode ``out(encoder.pool(encoder(tokens, ...)))``.
+        """
         if padding_mask is None:
             padding_mask = self.encoder.padding_mask(tokens)
-        if padding_mask is not None:  # drop the columns that are padding in every row: same <cls> output
-            n = int(padding_mask.sum(1).max())
-            tokens, padding_mask = tokens[:, :n], padding_mask[:, :n]
-            segments = None if segments is None else segments[:, :n]
+        if padding_mask is not None:
+            # Drop the trailing columns that are padding in every row: no query attends to them
+            # and positions are absolute, so every kept output (<cls> included) is unchanged.
+            # Only trailing ones: dropping any other column would shift the tokens after it.
+            N = tokens.shape[1]
+            n = int((padding_mask.any(0) * torch.arange(1, N + 1, device=tokens.device)).max())  # last real column + 1
+            if 0 < n < N:  # n = 0: no real token anywhere, nothing worth saving
+                tokens, padding_mask = tokens[:, :n], padding_mask[:, :n]
+                segments = None if segments is None else segments[:, :n]
         hidden = self.encoder(tokens, segments=segments, padding_mask=padding_mask)  # (B, N, D)
         pooled = self.encoder.pool(hidden)  # (B, D)
         p = self.encoder.config.dropout
