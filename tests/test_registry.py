@@ -158,3 +158,28 @@ def test_an_untested_check_is_never_a_pass():
     assert Result(checks=[passed, untested]).ok  # an untested claim does not fail the figure...
     assert not Result(checks=[untested]).ok  # ...but a figure must test something
     assert not Result(checks=[Check.greater("x", 0, 1), untested]).ok
+
+
+def test_requires_relates_parameters_before_computing():
+    spec = figure("98.rel", title="t", caption="c", params={"tiny": {"a": 1, "b": 2}, "full": {"a": 1, "b": 2}},
+                  limits={"a": (0, 9), "b": (0, 9)})(lambda p, run: Result())
+
+    @spec.requires
+    def _(p):
+        if p.a >= p.b:
+            raise ValueError(f"The 'a' parameter of figure 98.rel must be less than b ({p.b}). Got {p.a} instead.")
+
+    try:
+        assert spec.resolve("tiny", {"a": "1"}) == {"a": 1, "b": 2}
+        with pytest.raises(ValueError, match=r"must be less than b \(2\)\. Got 3 instead"):
+            spec.resolve("tiny", {"a": "3"})
+    finally:
+        from udl.registry import REGISTRY
+        REGISTRY.pop("98.rel", None)
+
+
+def test_every_preset_meets_its_figures_requirements():
+    from udl.registry import PRESETS, load_all
+    for spec in load_all().values():
+        for preset in PRESETS:
+            spec.resolve(preset)

@@ -351,6 +351,7 @@ class FigureSpec:
     checks_fn: Callable[[Result], list[Check]] | None = None
     gpu: bool = False  # the full preset is faithful only with a GPU (and uses one when present)
     limits: dict[str, Limit] = field(default_factory=dict)  # the values each parameter may take
+    requires_fn: Callable[[Params], None] | None = None  # checks that relate parameters
 
     @property
     def chapter(self) -> int | str:
@@ -371,6 +372,13 @@ class FigureSpec:
 
     def checks(self, fn: Callable[[Result], list[Check]]) -> Callable[[Result], list[Check]]:
         self.checks_fn = fn
+        return fn
+
+    def requires(self, fn: Callable[[Params], None]) -> Callable[[Params], None]:
+        """Attach a check of how parameters relate (``warmup < steps``): ``fn(p)`` raises
+        ``ValueError`` in udl's template, naming the parameters, when they do not fit.
+        Limits on single parameters belong in ``figure(limits=...)``."""
+        self.requires_fn = fn
         return fn
 
     def draw(self, result: Result):
@@ -404,6 +412,8 @@ class FigureSpec:
         defaults = self.params[preset]
         for key, value in values.items():
             self.limits.get(key, _NO_LIMIT).check(f"figure {self.id}", key, value, defaults[key])
+        if self.requires_fn is not None:
+            self.requires_fn(Params(values))
 
 
 REGISTRY: dict[str, FigureSpec] = {}
@@ -468,7 +478,7 @@ def figure(fig_id: str, *, title: str, caption: str, params: dict[str, dict[str,
             raise ValueError(f"figure {fig_id} is registered twice")
         spec = FigureSpec(fig_id, title, caption, params, compute, gpu=gpu, limits=limits)
         for preset in PRESETS:  # the presets themselves must be valid values
-            spec.check_limits(params[preset], preset)
+            spec.check_limits(params[preset], preset)  # (``requires`` is checked by the tests)
         REGISTRY[fig_id] = spec
         return spec
 
