@@ -183,3 +183,16 @@ def test_every_preset_meets_its_figures_requirements():
     for spec in load_all().values():
         for preset in PRESETS:
             spec.resolve(preset)
+
+
+def test_a_result_prints_in_one_short_line():
+    import udl
+    with fake_figures():
+        result = udl.figure("99.square", "tiny", cache=False)
+    text = repr(result)
+    assert "\n" not in text and len(text) < 200, text
+    assert text.startswith("Result('99.square', preset='tiny', seed=0: 1/1 checks passed, ")
+    assert text.endswith("metrics: n, mean_square, first)")
+    many = Result(metrics={f"m{i}": i for i in range(9)}, checks=[Check.untested("c", "why")])
+    assert repr(many) == "Result(not run: 0/0 checks passed, 1 not tested, 0.00 s; metrics: m0, m1, m2, m3, m4, m5, " \
+                         "... (9 in all))"

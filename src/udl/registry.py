@@ -142,6 +142,17 @@ class Result:
         tested = [c for c in self.checks if c.tested]
         return bool(tested) and all(c.ok for c in tested)
 
+    def __repr__(self) -> str:
+        """One line: which figure, whether its claims hold, and the names of its numbers."""
+        counts = tally([c.to_dict() for c in self.checks])
+        checks = f"{counts['passed']}/{counts['passed'] + counts['failed']} checks passed"
+        if counts["not_tested"]:
+            checks += f", {counts['not_tested']} not tested"
+        names = list(self.metrics)
+        shown = ", ".join(names[:6]) + (f", ... ({len(names)} in all)" if len(names) > 6 else "")
+        where = f"{self.id!r}, preset={self.preset!r}, seed={self.seed}" if self.id else "not run"
+        return f"Result({where}: {checks}, {self.seconds:.2f} s; metrics: {shown or 'none'})"
+
     def plot(self):
         """Draw the figure (a :class:`matplotlib.figure.Figure`, shown inline in Jupyter)."""
         return self.spec.draw(self)
