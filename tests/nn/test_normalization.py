@@ -1,5 +1,7 @@
 """udl.nn.normalization: the five schemes of fig. 11.14 against torch, and the measured statistics groups."""
 
+import copy
+
 import pytest
 import torch
 from torch import nn
@@ -41,7 +43,7 @@ def same_random_affine(mine, ref, dtype, seed=1):
     mine.to(dtype), ref.to(dtype)
     with torch.no_grad():
         for name in ("weight", "bias"):
-            value = randn(4, seed + len(name), dtype) * 0.5 + (1.0 if name == "weight" else 0.0)
+            value = randn(len(mine.weight), seed + len(name), dtype) * 0.5 + (1.0 if name == "weight" else 0.0)
             getattr(mine, name).copy_(value)
             getattr(ref, name).copy_(value)
 
@@ -248,6 +250,63 @@ def test_ghost_batch_means_vary_more_by_the_square_root_of_the_batch_ratio():
     chunks = torch.stack([GhostBatchNorm(2, ghost).statistics(b)[0][::ghost, :, 0] for b in x])  # (repeats, 4, C)
     assert full.std().item() == pytest.approx(1 / (n * 8) ** 0.5, rel=0.1)
     assert chunks.std().item() / full.std().item() == pytest.approx((n / ghost) ** 0.5, rel=0.1)
+
+
+# --------------------------------------------------------------------------- half precision
+class _TorchGhostBatchNorm(nn.Module):
+    """Torch's batch norm applied to each ghost batch in turn (torch has no ghost batch norm)."""
+
+    def __init__(self, channels, ghost_batch_size):
+        super().__init__()
+        self.bn, self.ghost_batch_size = nn.BatchNorm2d(channels), ghost_batch_size
+
+    def forward(self, x):
+        return torch.cat([self.bn(chunk) for chunk in torch.split(x, self.ghost_batch_size)])
+
+    @property
+    def weight(self):
+        return self.bn.weight
+
+    @property
+    def bias(self):
+        return self.bn.bias
+
+
+HALF_PAIRS = {"batch": lambda: (BatchNorm(8), nn.BatchNorm2d(8)),
+              "ghost": lambda: (GhostBatchNorm(8, 4), _TorchGhostBatchNorm(8, 4)),
+              "layer": lambda: (LayerNorm(8), nn.GroupNorm(1, 8)),
+              "group": lambda: (GroupNorm(4, 8), nn.GroupNorm(4, 8)),
+              "instance": lambda: (InstanceNorm(8), nn.InstanceNorm2d(8, affine=True))}
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("scheme", list(HALF_PAIRS))
+def test_half_precision_is_as_accurate_as_torch(scheme, dtype):
+    # Inputs around 100: a bfloat16 has 8 significant bits, so h - m computed in bfloat16
+    # keeps about 2 of them; statistics in float32 (as torch) leave only the output's rounding.
+    mine, ref = HALF_PAIRS[scheme]()
+    exact = copy.deepcopy(mine)  # the same function in float64 on the same (rounded) numbers
+    same_random_affine(mine, ref, dtype)
+    exact.to(torch.float64).load_state_dict(mine.state_dict())
+    x = (100 + randn((16, 8, 6, 6), 21, torch.float64)).to(dtype)
+    for mode in ("train", "eval"):  # eval: batch norm's running estimates, the same numbers in all three
+        mine.train(mode == "train"), ref.train(mode == "train"), exact.train(mode == "train")
+        y, y_ref, y_exact = mine(x), ref(x), exact(x.double())
+        assert y.dtype == dtype
+        error, torch_error = (y.double() - y_exact).abs().max().item(), (y_ref.double() - y_exact).abs().max().item()
+        rounding = (y_exact.to(dtype).double() - y_exact).abs().max().item()  # the best a dtype output can do
+        assert error <= 1.5 * torch_error and error <= 2 * rounding, (mode, error, torch_error, rounding)
+        exact.load_state_dict(mine.state_dict())  # the running estimates as the half module stores them
+
+
+def test_half_precision_statistics_are_float32_and_float32_parameters_give_float32():
+    x = (100 + randn((4, 6, 5), 22, torch.float64)).to(torch.bfloat16)
+    m, s2 = GroupNorm(3, 6).statistics(x)
+    m64, s264 = GroupNorm(3, 6).statistics(x.double())
+    assert m.dtype == s2.dtype == torch.float32
+    assert (m - m64).abs().max() < 1e-4 and (s2 - s264).abs().max() < 1e-4
+    assert LayerNorm(6)(x).dtype == torch.float32  # γ, δ in float32: type promotion, as before
+    assert LayerNorm(6, affine=False)(x).dtype == torch.bfloat16
 
 
 def test_bad_inputs_are_refused():

@@ -28,6 +28,9 @@ three normalize each batch member on its own and behave the same in both modes.
 
 - :meth:`statistics` of each module returns the mean and variance it uses in
   training mode, broadcastable to the input; :meth:`group_of` returns 𝒢 by definition.
+- float16 and bfloat16 inputs are normalized in float32 (the statistics, eq. 11.9 and
+  eq. 11.10) and the output rounded once to the input's type, as torch's layers do: in
+  bfloat16 the mean of activations around 100 would be rounded to a multiple of 0.5.
 - :func:`shared_statistics` *measures* 𝒢 for any normalization module (these or
   torch's) by automatic differentiation, without knowing how it is written.
 """
@@ -48,8 +51,16 @@ __all__ = ["BatchNorm", "GhostBatchNorm", "LayerNorm", "GroupNorm", "InstanceNor
 
 
 # --------------------------------------------------------------------------- helpers
+_LOW_PRECISION = (torch.float16, torch.bfloat16)
+
+
 def _mean_var(x: torch.Tensor, dims: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
-    """The mean and the biased variance of ``x`` over ``dims`` (kept as size-1 axes), eq. 11.8."""
+    """The mean and the biased variance of ``x`` over ``dims`` (kept as size-1 axes), eq. 11.8.
+
+    Half-precision ``x`` is summed in float32 and gives float32 statistics.
+    """
+    if x.dtype in _LOW_PRECISION:
+        x = x.float()
     m = x.mean(dims, keepdim=True)
     s2 = (x - m).square().mean(dims, keepdim=True)
     return m, s2
@@ -155,6 +166,12 @@ class _Normalization(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self._check_input(x, f"{type(self).__name__}.forward")
+        if x.dtype in _LOW_PRECISION:  # statistics, eq. 11.9 and eq. 11.10 in float32; one rounding at the end
+            dtype = x.dtype if self.weight is None else torch.promote_types(x.dtype, self.weight.dtype)
+            return self._normalize(x.float()).to(dtype)
+        return self._normalize(x)
+
+    def _normalize(self, x: torch.Tensor) -> torch.Tensor:
         m, s2 = self._forward_statistics(x)
         x_hat = (x - m) / torch.sqrt(s2 + self.eps)  # eq. 11.9
         return self._scale_and_offset(x_hat)
@@ -249,7 +266,10 @@ class BatchNorm(_Normalization):
     def _forward_statistics(self, x):
         if self.training:
             return self._batch_statistics(x)
-        return _channel_view(self.running_mean, x.ndim), _channel_view(self.running_var, x.ndim)
+        mean, var = self.running_mean, self.running_var
+        if var.dtype in _LOW_PRECISION:  # a half-precision module: s² + ε and its root in float32 too
+            mean, var = mean.float(), var.float()
+        return _channel_view(mean, x.ndim), _channel_view(var, x.ndim)
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, momentum={self.momentum}"
