@@ -268,6 +268,36 @@ def check_tensor(value: Any, name: str, owner: str, *, ndim: int | tuple[int, ..
     return value
 
 
+def check_input(value: Any, name: str, owner: str, *, shape: tuple, dtype):
+    """The input of a module whose weights have ``dtype``: a tensor of that dtype and ``shape`` (as :func:`check_tensor`).
+
+    Under ``torch.autocast`` on the tensor's device any floating-point dtype is accepted:
+    autocast casts the operands of each operation itself. A forward pass calls this only
+    when its own quick comparison of shape and dtype fails, so the fast path pays nothing.
+
+    Example::
+
+        >>> import torch
+        >>> check_input(torch.zeros(2, 3, dtype=torch.float64), "x", "DeepNetwork", shape=(..., 3), dtype=torch.float32)
+        Traceback (most recent call last):
+        TypeError: The 'x' parameter of DeepNetwork must be a torch.float32 tensor. Got dtype torch.float64 instead.
+    """
+    check_tensor(value, name, owner)
+    if value.dtype != dtype and not (value.dtype.is_floating_point and is_autocasting(value.device.type)):
+        check_tensor(value, name, owner, dtype=dtype)
+    return check_tensor(value, name, owner, shape=shape)
+
+
+def is_autocasting(device_type: str) -> bool:
+    """Whether ``torch.autocast`` is on for ``device_type`` ("cpu", "cuda"...); False for a device it does not know."""
+    import torch
+
+    try:
+        return torch.is_autocast_enabled(device_type)
+    except RuntimeError:  # a device autocast does not know, such as "meta"
+        return False
+
+
 def check_array(value: Any, name: str, owner: str, *, ndim: int = 1, min_size: int = 1, increasing: bool = False):
     """Finite numbers in ``ndim`` dimensions (a NumPy array, list, tuple or tensor), as a float64 NumPy array.
 

@@ -123,6 +123,93 @@ def test_written_out_weights_are_a_distribution_and_respect_the_mask():
     assert (w[..., ~lower] == 0).all() and (w[..., lower] > 0).all()
 
 
+def _masks(n_q=4, n_k=5):
+    """The mask table: (name, boolean mask or None, causal) with B = 2, H = 3, N_q = 4, N_k = 5."""
+    padding = torch.ones(2, 1, 1, n_k, dtype=torch.bool)
+    padding[1, ..., 3:] = False  # the second sequence's last two keys are padding
+    one_row = torch.ones(n_q, n_k, dtype=torch.bool)
+    one_row[2] = False  # query 2 may attend to nothing
+    blind_batch = torch.ones(2, 1, 1, n_k, dtype=torch.bool)
+    blind_batch[1] = False  # every query of the second sequence
+    return [("none", None, False), ("causal", None, True), ("padding", padding, False),
+            ("padding and causal", padding, True), ("a fully masked row", one_row, False),
+            ("a fully masked row and causal", one_row, True), ("a fully masked sequence", blind_batch, False),
+            ("all masked", torch.zeros(n_q, n_k, dtype=torch.bool), False)]
+
+
+def _additive(mask: torch.Tensor, dtype=F64) -> torch.Tensor:
+    return torch.zeros(mask.shape, dtype=dtype).masked_fill(~mask, float("-inf"))
+
+
+@pytest.mark.parametrize("additive", [False, True], ids=["boolean", "additive"])
+@pytest.mark.parametrize("name, mask, causal", _masks(), ids=[m[0] for m in _masks()])
+def test_both_paths_equal_sdpa_on_every_mask(name, mask, causal, additive):
+    g = _gen(5)
+    q, k, v = (torch.randn(2, 3, n, 8, dtype=F64, generator=g, requires_grad=True) for n in (4, 5, 5))
+    allowed = mask if mask is not None else torch.ones(4, 5, dtype=torch.bool)
+    if causal:
+        allowed = allowed & causal_mask(4, 5)
+    expected = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=_additive(allowed))
+    given = None if mask is None else (_additive(mask) if additive else mask)
+    fused = attention(q, k, v, given, causal=causal)
+    out, w = attention(q, k, v, given, causal=causal, need_weights=True)
+    for got in (fused, out):
+        torch.testing.assert_close(got, expected, rtol=0, atol=1e-12)
+    # each query's weights: a distribution over the keys it may see, or all zero when it may see none
+    seen = allowed.expand(2, 3, 4, 5)
+    assert (w[~seen] == 0).all() and (w[seen] > 0).all()
+    torch.testing.assert_close(w.sum(-1), seen.any(-1).to(F64), rtol=0, atol=1e-14)
+    out.square().sum().backward()  # no NaN flows back from a query that sees nothing
+    assert all(torch.isfinite(t.grad).all() for t in (q, k, v))
+
+
+def test_a_fully_masked_row_gives_zero_not_nan():
+    # the issue's case: SDPA gives 0 for query 1, which may attend to no key
+    q = torch.randn(1, 1, 2, 4, generator=_gen(0))
+    mask = torch.tensor([[True, True], [False, False]])
+    out, w = attention(q, q, q, mask, need_weights=True)
+    assert out[0, 0, 1].abs().max() == 0 and w[0, 0, 1].abs().max() == 0
+    torch.testing.assert_close(out, torch.nn.functional.scaled_dot_product_attention(q, q, q, attn_mask=mask),
+                               rtol=0, atol=1e-6)
+    # the layer: a sequence that is all padding comes out as the output bias alone, as torch's layer gives
+    # it through SDPA (torch's own written-out path, need_weights=True, and its inference fast path give NaN)
+    m = MultiHeadAttention(8, 2, generator=0).double()
+    x = torch.randn(2, 3, 8, dtype=F64, generator=_gen(1))
+    keep = torch.tensor([[True, True, True], [False, False, False]])
+    y, w = m(x, key_padding_mask=keep, need_weights=True)
+    torch.testing.assert_close(y[1], m.out_proj.bias.expand(3, 8), rtol=0, atol=0)
+    y_ref = m.to_torch()(x, x, x, key_padding_mask=~keep, need_weights=False)[0]
+    torch.testing.assert_close(y, y_ref, rtol=0, atol=1e-12)
+    assert w[1].abs().max() == 0
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_written_out_path_is_as_accurate_as_sdpa_in_low_precision(dtype):
+    # large logits (entries of Q and K about 3, scores Q·K/√D_q about 9 and up to ~40): in bfloat16 a
+    # score near 40 keeps 8 bits, off by 0.125, so scores and softmax must not be formed in the input dtype
+    errors = {"ours": [], "sdpa": []}
+    for seed in range(3):
+        g = _gen(seed)
+        q, k = (3 * torch.randn(2, 4, 64, 32, generator=g) for _ in range(2))
+        q, k, v = q.to(dtype), k.to(dtype), torch.randn(2, 4, 64, 32, generator=g).to(dtype)
+        exact = torch.nn.functional.scaled_dot_product_attention(q.double(), k.double(), v.double())
+        exact_w = torch.softmax(q.double() @ k.double().transpose(-2, -1) / math.sqrt(32), -1)
+        out, w = attention(q, k, v, need_weights=True)
+        assert out.dtype == w.dtype == dtype
+        errors["ours"].append(float((out.double() - exact).abs().max()))
+        errors["sdpa"].append(float((torch.nn.functional.scaled_dot_product_attention(q, k, v).double()
+                                     - exact).abs().max()))
+        # each weight is the float64 one rounded once (half an ulp of a number <= 1)
+        assert float((w.double() - exact_w).abs().max()) <= torch.finfo(dtype).eps / 2
+    for ours, sdpa in zip(errors["ours"], errors["sdpa"]):
+        assert ours <= 1.5 * sdpa, errors
+    # under autocast the written-out path computes the same numbers
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out_autocast, w_autocast = attention(q, k, v, need_weights=True)
+    torch.testing.assert_close(out_autocast, out, rtol=0, atol=0)
+    torch.testing.assert_close(w_autocast, w, rtol=0, atol=0)
+
+
 def test_causal_output_does_not_depend_on_later_inputs():
     m = MultiHeadAttention(8, 2, generator=0).double()
     x = torch.randn(1, 6, 8, dtype=torch.float64, requires_grad=True)
@@ -160,7 +247,8 @@ def test_a_square_mask_is_never_read_as_key_padding():
     causal = torch.ones(3, 3, dtype=torch.bool).tril()
     torch.testing.assert_close(m(x, mask=causal), m(x, causal=True), rtol=0, atol=1e-14)
     torch.testing.assert_close(m(x, mask=causal), m(x, mask=causal[None, None]), rtol=0, atol=0)
-    with pytest.raises(ValueError, match="key_padding_mask must have shape"):
+    with pytest.raises(ValueError, match=r"^The 'key_padding_mask' parameter of MultiHeadAttention must be a tensor "
+                                         r"of shape \(3, 3\)\. Got shape \(3, 4\) instead\.$"):
         m(x, key_padding_mask=torch.ones(3, 4, dtype=torch.bool))
 
 

@@ -33,7 +33,9 @@ outputs with Ω_c (eq. 12.11).
   collects the weights of layers deep inside a model.
 
 Masks are boolean, ``True`` where a query may attend to a key (SDPA's convention),
-broadcastable to ``(B, H, N_q, N_k)``.
+broadcastable to ``(B, H, N_q, N_k)``; :func:`attention` also takes an additive float
+mask (0 where a query may attend, -∞ where not), as SDPA does. A query that may attend to
+no key at all gets zero weights and a zero output on both paths, as SDPA gives.
 """
 
 from __future__ import annotations
@@ -46,7 +48,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from udl.nn.init import initialised_from
-from udl.validate import as_generator, check_float, check_int
+from udl.validate import (as_generator, check_float, check_input, check_int, check_tensor,
+                          is_autocasting)
 
 __all__ = ["book_self_attention", "per_token_self_attention", "book_multi_head_attention", "attention",
            "causal_mask", "MultiHeadAttention", "record_attention_weights"]
@@ -167,8 +170,18 @@ def causal_mask(n_queries: int, n_keys: int | None = None, *, device=None) -> to
 
     With ``N_k > N_q`` (queries are the last N_q of N_k tokens, as when decoding with
     a key/value cache) the mask is aligned at the bottom right.
+
+    Args:
+        n_queries: N_q, a positive int.
+        n_keys: N_k, a positive int. Default: N_q.
+        device: where to build the mask. Default: the CPU.
     """
-    n_keys = n_queries if n_keys is None else n_keys
+    n_queries = check_int(n_queries, "n_queries", "causal_mask")
+    n_keys = n_queries if n_keys is None else check_int(n_keys, "n_keys", "causal_mask")
+    return _causal_mask(n_queries, n_keys, device)
+
+
+def _causal_mask(n_queries: int, n_keys: int, device) -> torch.Tensor:
     offset = n_keys - n_queries
     i = torch.arange(n_queries, device=device)[:, None]
     j = torch.arange(n_keys, device=device)[None, :]
@@ -181,34 +194,96 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Ten
     """Scaled dot-product attention in row form: ``softmax(Q Kᵀ / √D_q) V`` over the keys.
 
     Args:
-        q: queries ``(..., N_q, D_q)``; k: keys ``(..., N_k, D_q)``; v: values ``(..., N_k, D_v)``.
-        mask: optional boolean, broadcastable to ``(..., N_q, N_k)``, True = may attend.
+        q: queries ``(..., N_q, D_q)``; k: keys ``(..., N_k, D_q)``; v: values ``(..., N_k, D_v)``,
+            all of one floating-point dtype.
+        mask: optional, broadcastable to ``(..., N_q, N_k)``: boolean, True = may attend, or
+            additive (float32 or the queries' dtype), added to the scores (0 = may attend,
+            -inf = may not). A query that may attend to no key gets a zero output.
         causal: also forbid query i from seeing keys after it (bottom-right aligned).
         dropout: dropout on the attention weights (training only; 0 by default).
         need_weights: also return the attention weights, computed by the written-out
-            softmax. Default False: :func:`torch.nn.functional.scaled_dot_product_attention`
-            (fused kernels), which does not form them.
+            softmax (in float32 at least, whatever the inputs' dtype). Default False:
+            :func:`torch.nn.functional.scaled_dot_product_attention` (fused kernels),
+            which does not form them.
         generator: randomness for attention dropout on the written-out path.
 
     Returns:
         The output ``(..., N_q, D_v)``; with ``need_weights``, ``(output, weights (..., N_q, N_k))``.
     """
+    if not (isinstance(q, torch.Tensor) and isinstance(k, torch.Tensor) and isinstance(v, torch.Tensor)
+            and q.dtype.is_floating_point and k.dtype == q.dtype and v.dtype == q.dtype and q.dim() >= 2
+            and k.shape[:-2] == q.shape[:-2] and k.shape[-1] == q.shape[-1] and v.shape[:-1] == k.shape[:-1]):
+        _refuse_qkv(q, k, v)
+    if mask is not None:
+        _check_mask(mask, (*q.shape[:-1], k.shape[-2]), q.dtype, "mask", "attention")
+    return _attend(q, k, v, mask, causal=causal, dropout=dropout, need_weights=need_weights, generator=generator)
+
+
+def _refuse_qkv(q, k, v) -> None:
+    """Raise the message that names what is wrong with ``q``, ``k`` or ``v`` (called when a quick check failed)."""
+    check_tensor(q, "q", "attention", shape=(..., "N_q", "D_q"), dtype="float")
+    batch = tuple(q.shape[:-2])
+    check_tensor(k, "k", "attention", shape=(*batch, "N_k", q.shape[-1]), dtype=q.dtype)  # keys: the queries' D_q
+    check_tensor(v, "v", "attention", shape=(*k.shape[:-1], "D_v"), dtype=q.dtype)  # one value per key
+    raise AssertionError("attention: inputs refused by the quick check but not by the full one")
+
+
+def _check_mask(mask, shape: tuple[int, ...], dtype: torch.dtype, name: str, owner: str) -> None:
+    """A boolean or additive mask broadcastable to ``shape`` = ``(..., N_q, N_k)``, the scores' shape."""
+    if not isinstance(mask, torch.Tensor) or mask.dtype not in (torch.bool, torch.float32, dtype):
+        shown = f"dtype {mask.dtype}" if isinstance(mask, torch.Tensor) else type(mask).__name__
+        raise TypeError(f"The {name!r} parameter of {owner} must be a boolean tensor or an additive "
+                        f"{'torch.float32' if dtype == torch.float32 else f'torch.float32 or {dtype}'} tensor. "
+                        f"Got {shown} instead.")
+    if mask.dim() > len(shape) or any(m not in (1, n) for m, n in zip(reversed(mask.shape), reversed(shape))):
+        raise ValueError(f"The {name!r} parameter of {owner} must be broadcastable to (..., N_q, N_k) = "
+                         f"{tuple(shape)}. Got shape {tuple(mask.shape)} instead.")
+
+
+def _restrict(mask: torch.Tensor | None, allowed: torch.Tensor) -> torch.Tensor:
+    """``mask`` (boolean or additive) further limited to the keys where the boolean ``allowed`` is True."""
+    if mask is None:
+        return allowed
+    if mask.dtype == torch.bool:
+        return mask & allowed
+    return torch.where(allowed, mask, float("-inf"))
+
+
+def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None, *, causal: bool,
+            dropout: float, need_weights: bool, generator: torch.Generator | None = None):
+    """:func:`attention` on arguments known to fit together."""
     n_q, n_k = q.shape[-2], k.shape[-2]
     if not need_weights and causal and mask is None and n_q == n_k:
         return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True)
     if causal:
-        c = causal_mask(n_q, n_k, device=q.device)
-        mask = c if mask is None else (mask & c)
+        mask = _restrict(mask, _causal_mask(n_q, n_k, q.device))
     if not need_weights:
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)
-    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])  # (..., N_q, N_k)
-    if mask is not None:
-        scores = scores.masked_fill(~mask, float("-inf"))
-    weights = torch.softmax(scores, dim=-1)  # each row (query) sums to one over the keys
-    if dropout > 0:
-        keep = torch.rand(weights.shape, generator=generator, device=weights.device) >= dropout
-        weights = weights * keep / (1 - dropout)
-    return weights @ v, weights  # (..., N_q, D_v)
+    # bfloat16 keeps 8 bits of a score: a logit near 50 would be off by 0.25 and its
+    # weight by a quarter, so the scores, the softmax and the weighted sum run in float32
+    # (float64 stays float64), as SDPA's kernels accumulate, and only the results are cast
+    work = torch.promote_types(q.dtype, torch.float32)
+    with _without_autocast(q.device.type):  # autocast would run the products in bfloat16 again
+        scores = q.to(work) @ k.to(work).transpose(-2, -1) / math.sqrt(q.shape[-1])  # (..., N_q, N_k)
+        blind = None
+        if mask is not None:
+            scores = scores.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else scores + mask
+            # a query that may see no key: its softmax would be 0/0; its weights and output are 0, as SDPA's
+            blind = scores.amax(-1, keepdim=True) == float("-inf")  # (..., N_q, 1)
+            scores = scores.masked_fill(blind, 0.0)
+        weights = torch.softmax(scores, dim=-1)  # each row (query) sums to one over the keys
+        if blind is not None:
+            weights = weights.masked_fill(blind, 0.0)
+        if dropout > 0:
+            keep = torch.rand(weights.shape, generator=generator, device=weights.device) >= dropout
+            weights = weights * keep / (1 - dropout)
+        out = weights @ v.to(work)  # (..., N_q, D_v)
+    return out.to(v.dtype), weights.to(q.dtype)
+
+
+def _without_autocast(device_type: str):
+    """A block in which autocast is off on ``device_type`` (a no-op where it is off already)."""
+    return torch.autocast(device_type, enabled=False) if is_autocasting(device_type) else contextlib.nullcontext()
 
 
 class MultiHeadAttention(nn.Module):
@@ -287,8 +362,8 @@ class MultiHeadAttention(nn.Module):
         Args:
             x: the queries' sequence ``(B, N, D)``.
             context: the keys' and values' sequence ``(B, M, D)``; None for self-attention.
-            mask: boolean attention mask, broadcastable to ``(B, H, N, M)`` (a 2-D mask
-                is ``(N, M)``), True = may attend.
+            mask: attention mask, broadcastable to ``(B, H, N, M)`` (a 2-D mask is
+                ``(N, M)``): boolean, True = may attend, or additive as in :func:`attention`.
             key_padding_mask: boolean ``(B, M)``, True for real keys and False for
                 padding that no query may attend to.
             causal: forbid attending to later positions (decoder self-attention).
@@ -303,8 +378,16 @@ class MultiHeadAttention(nn.Module):
 
         Returns:
             The output ``(B, N, D)``; with ``need_weights``, ``(output, weights (B, H, N, M))``,
-            each row of the weights (a query) summing to one over the keys.
+            each row of the weights (a query) summing to one over the keys (or zero, for a
+            query that may attend to no key).
         """
+        owner, dtype = "MultiHeadAttention", self.out_proj.weight.dtype
+        if not (isinstance(x, torch.Tensor) and x.dim() == 3 and x.shape[2] == self.d_model and x.dtype == dtype):
+            check_input(x, "x", owner, shape=("B", "N", self.d_model), dtype=dtype)
+        if context is not None and not (isinstance(context, torch.Tensor) and context.dim() == 3
+                                        and context.shape[0] == x.shape[0] and context.shape[2] == self.d_model
+                                        and context.dtype == dtype):
+            check_input(context, "context", owner, shape=(x.shape[0], "M", self.d_model), dtype=dtype)
         if context is None:  # self-attention: Q, K and V from one matrix product
             q, k, v = map(self._split, self._project_qkv(x))
             if cache is not None:
@@ -320,16 +403,17 @@ class MultiHeadAttention(nn.Module):
                 k, v = self._split(self.k_proj(context)), self._split(self.v_proj(context))
                 if cache is not None:
                     cache["k"], cache["v"] = k, v
+        b, n, m = x.shape[0], x.shape[1], k.shape[2]
+        if mask is not None:
+            _check_mask(mask, (b, self.n_heads, n, m), q.dtype, "mask", owner)
         if key_padding_mask is not None:
-            if key_padding_mask.shape != (x.shape[0], k.shape[2]):
-                raise ValueError(f"MultiHeadAttention: key_padding_mask must have shape (B, M) = "
-                                 f"{(x.shape[0], k.shape[2])}. Got {tuple(key_padding_mask.shape)} instead.")
+            if not (isinstance(key_padding_mask, torch.Tensor) and key_padding_mask.shape == (b, m)):
+                check_tensor(key_padding_mask, "key_padding_mask", owner, shape=(b, m))  # (B, M)
             padding = key_padding_mask.bool()[:, None, None, :]  # (B, M) -> (B, 1, 1, M)
-            mask = padding if mask is None else (mask & padding)
+            mask = _restrict(mask, padding)
         dropout = self.dropout if self.training else 0.0
-        result = attention(q, k, v, mask, causal=causal, dropout=dropout, need_weights=need_weights)
+        result = _attend(q, k, v, mask, causal=causal, dropout=dropout, need_weights=need_weights)
         out, weights = result if need_weights else (result, None)
-        b, _, n, _ = out.shape
         out = self.out_proj(out.transpose(1, 2).reshape(b, n, self.d_model))  # concat heads: (B, N, D)
         return (out, weights) if need_weights else out
 
