@@ -130,8 +130,12 @@ def test_decoding_with_a_cache_equals_the_full_pass():
 
 
 def test_context_must_match_the_layer():
-    with pytest.raises(ValueError, match="context exactly when"):
+    with pytest.raises(ValueError, match=r"^The 'context' parameter of TransformerLayer must be None \(the layer "
+                                         r"has no cross-attention\)\. Got Tensor instead\.$"):
         TransformerLayer(8, 2)(torch.zeros(1, 2, 8), torch.zeros(1, 3, 8))
+    with pytest.raises(ValueError, match=r"'context' parameter of TransformerLayer must be a tensor \(B, M, D\) "
+                                         r"\(the layer has cross-attention\)\. Got None instead"):
+        TransformerLayer(8, 2, cross_attention=True)(torch.zeros(1, 2, 8))
 
 
 def test_embedding_is_one_hot_times_matrix_and_equals_nn_embedding():
@@ -149,8 +153,11 @@ def test_positions():
     pos = LearnedPositions(8, 4)
     x = torch.zeros(2, 3, 4)
     torch.testing.assert_close(pos(x, offset=2), pos.weight[2:5].expand(2, 3, 4))
-    with pytest.raises(ValueError, match="exceed the context"):
+    with pytest.raises(ValueError, match=r"^The 'x' parameter of LearnedPositions must hold at most 8 positions "
+                                         r"\(the context of 8, from offset 0\)\. Got 9 instead\.$"):
         pos(torch.zeros(1, 9, 4))
+    with pytest.raises(ValueError, match=r"at most 2 positions \(the context of 8, from offset 6\)\. Got 3 instead"):
+        pos(x, offset=6)
     pe = sinusoidal_positions(50, 6)
     assert pe.shape == (50, 6)
     torch.testing.assert_close(pe[:, 0::2] ** 2 + pe[:, 1::2] ** 2, torch.ones(50, 3))  # sin² + cos² = 1

@@ -33,10 +33,10 @@ from torch import nn
 
 from udl.nn.attention import MultiHeadAttention
 from udl.nn.init import initialised_from
-from udl.validate import as_generator, check_bool, check_choice, check_float, check_int
+from udl.validate import as_generator, check_bool, check_choice, check_float, check_input, check_int, check_tensor
 
 __all__ = ["TransformerLayer", "TokenEmbedding", "LearnedPositions", "sinusoidal_positions",
-           "check_transformer_config"]
+           "check_transformer_config", "check_token_ids"]
 
 _ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu, "gelu_tanh": lambda x: F.gelu(x, approximate="tanh")}
 
@@ -114,8 +114,14 @@ class TransformerLayer(nn.Module):
             context_padding_mask: ``(B, M)``, False at the context's padding tokens.
             cache: a dict for step-by-step decoding; keys "self" and "cross" are filled in.
         """
+        owner, dtype, d = "TransformerLayer", self.linear1.weight.dtype, self.linear1.in_features
+        if not (isinstance(x, torch.Tensor) and x.dim() == 3 and x.shape[2] == d and x.dtype == dtype):
+            check_input(x, "x", owner, shape=("B", "N", d), dtype=dtype)
         if (context is None) != (self.cross_attn is None):
-            raise ValueError("TransformerLayer: pass a context exactly when the layer has cross-attention.")
+            wanted = "None (the layer has no cross-attention)" if self.cross_attn is None \
+                else "a tensor (B, M, D) (the layer has cross-attention)"
+            raise ValueError(f"The 'context' parameter of {owner} must be {wanted}. "
+                             f"Got {'None' if context is None else type(context).__name__} instead.")
         self_cache = cache.setdefault("self", {}) if cache is not None else None
         cross_cache = cache.setdefault("cross", {}) if cache is not None else None
 
@@ -216,7 +222,16 @@ class TokenEmbedding(_NormalTable):
         self.vocab_size, self.d_model = vocab_size, d_model
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        return F.embedding(tokens, self.weight)
+        """The rows of Ω_e (stored as ``weight``) that ``tokens`` name: ``(...)`` ids -> ``(..., D)``."""
+        owner = "TokenEmbedding"
+        if not (isinstance(tokens, torch.Tensor) and tokens.dtype in _ID_DTYPES):
+            check_token_ids(tokens, owner)
+        try:
+            return F.embedding(tokens, self.weight)
+        except IndexError:  # on the CPU the lookup checks every id; nothing is scanned beforehand
+            lo, hi = (int(t) for t in torch.aminmax(tokens))
+            raise ValueError(f"The 'tokens' parameter of {owner} must hold ids in [0, {self.vocab_size}). "
+                             f"Got values in [{lo}, {hi}] instead.") from None
 
     def one_hot_forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """The book's form: one-hot vectors ``(B, N, |V|)`` times the embedding matrix."""
@@ -249,8 +264,8 @@ class LearnedPositions(_NormalTable):
     def forward(self, x: torch.Tensor, offset: int = 0) -> torch.Tensor:
         n = x.shape[-2]
         if offset + n > self.context:
-            raise ValueError(f"LearnedPositions: positions {offset}..{offset + n - 1} exceed the context "
-                             f"of {self.context}.")
+            raise ValueError(f"The 'x' parameter of LearnedPositions must hold at most {self.context - offset} "
+                             f"positions (the context of {self.context}, from offset {offset}). Got {n} instead.")
         return x + self.weight[offset:offset + n]
 
 
@@ -270,6 +285,26 @@ def sinusoidal_positions(n: int, d_model: int, *, base: float = 10_000.0) -> tor
     pe[:, 0::2] = torch.sin(t * freq)
     pe[:, 1::2] = torch.cos(t * freq[: d_model // 2])
     return pe.float()
+
+
+_ID_DTYPES = (torch.long, torch.int)  # the index dtypes torch.nn.functional.embedding takes
+
+
+def check_token_ids(tokens, owner: str, *, shape: tuple | None = None) -> torch.Tensor:
+    """Token ids for an embedding lookup: an int64 (or int32) tensor, of ``shape`` (as in ``check_tensor``) when given.
+
+    Forward passes call it when their own quick check fails, for the one-line message.
+    Whether each id is below |V| is checked by the lookup itself (:class:`TokenEmbedding`).
+
+    Example::
+
+        >>> check_token_ids(torch.zeros(5, dtype=torch.long), "GPT", shape=("B", "N"))
+        Traceback (most recent call last):
+        ValueError: The 'tokens' parameter of GPT must be a tensor of shape (B, N). Got shape (5,) instead.
+    """
+    if not isinstance(tokens, torch.Tensor) or tokens.dtype not in _ID_DTYPES:
+        check_tensor(tokens, "tokens", owner, dtype=torch.long)
+    return check_tensor(tokens, "tokens", owner, shape=shape)
 
 
 def check_transformer_config(config, owner: str, ints: tuple[str, ...], bools: tuple[str, ...] = ()) -> None:
