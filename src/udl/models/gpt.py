@@ -42,7 +42,7 @@ from torch import nn
 
 from udl.nn.attention import record_attention_weights
 from udl.nn.init import initialised_from
-from udl.nn.transformer import (LearnedPositions, TokenEmbedding, TransformerLayer,
+from udl.nn.transformer import (LearnedPositions, TokenEmbedding, TransformerLayer, check_token_ids,
                                  check_transformer_config)
 from udl.validate import as_generator, check_int
 
@@ -204,7 +204,7 @@ class GPT(nn.Module):
         """Next-token logits at every position.
 
         Args:
-            tokens: ``(B, N)`` token ids.
+            tokens: ``(B, N)`` token ids (int64 or int32) in [0, |V|), N <= context.
             cache: for step-by-step decoding, a dict (start with ``{}``) that keeps every
                 layer's keys and values and the number of positions seen ("length");
                 each call appends ``tokens`` after those positions. Default: None.
@@ -213,6 +213,13 @@ class GPT(nn.Module):
             Logits ``(B, N, |V|)``.
         """
         offset = 0 if cache is None else cache.get("length", 0)
+        if not (isinstance(tokens, torch.Tensor) and tokens.dim() == 2 and tokens.dtype in (torch.long, torch.int)):
+            check_token_ids(tokens, "GPT", shape=("B", "N"))
+        if tokens.shape[1] > self.config.context - offset:
+            cached = f", {offset} of them in the cache" if offset else ""
+            raise ValueError(f"The 'tokens' parameter of GPT must hold at most {self.config.context - offset} tokens "
+                             f"per sequence (the context is {self.config.context}{cached}). "
+                             f"Got {tokens.shape[1]} instead.")
         x = self.positions(self.embed(tokens), offset)  # (B, N, D)
         if self.config.dropout > 0:
             x = F.dropout(x, self.config.dropout, self.training)
