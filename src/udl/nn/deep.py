@@ -27,7 +27,7 @@ from torch import nn
 
 from udl.nn.init import fan_in_uniform_, initialised_from
 from udl.nn.shallow import ShallowNetwork
-from udl.validate import as_generator, check_sizes, check_tensor
+from udl.validate import as_generator, check_input, check_sizes
 
 __all__ = ["DeepNetwork", "compose", "compose_as_deep"]  # DeepPass: a return type
 
@@ -95,8 +95,15 @@ class DeepNetwork(nn.Module):
         return sum((a + 1) * b for a, b in zip(widths[:-1], widths[1:]))
 
     def forward_with_activations(self, x: torch.Tensor) -> DeepPass:
-        """The output with every hidden layer's pre-activations and activations."""
-        h = check_tensor(x, "x", "DeepNetwork.forward", shape=(..., self.widths[0]))
+        """The output with every hidden layer's pre-activations and activations.
+
+        Args:
+            x: inputs ``(..., Di)`` in the parameters' dtype (any float dtype under ``torch.autocast``).
+        """
+        dtype = self.layers[0].weight.dtype
+        if not (isinstance(x, torch.Tensor) and x.dim() >= 1 and x.shape[-1] == self.widths[0] and x.dtype == dtype):
+            check_input(x, "x", "DeepNetwork.forward", shape=(..., self.widths[0]), dtype=dtype)
+        h = x
         pres, acts = [], []
         for omega, beta in zip(self.omegas[:-1], self.betas[:-1]):
             pre = beta + h @ omega.T  # (..., D_k) @ (D_k, D_{k+1}) -> (..., D_{k+1})  (eqs. 4.15-4.16)
