@@ -105,9 +105,10 @@ class Seq2SeqConfig:
         if self.pad_id >= self.src_vocab_size:
             raise ValueError(f"The 'pad_id' parameter of {owner} must be a source token id "
                              f"(< {self.src_vocab_size}). Got {self.pad_id} instead.")
-        if len({self.pad_id, self.bos_id, self.eos_id}) < 3:
-            raise ValueError(f"The 'eos_id' parameter of {owner} must differ from pad_id and bos_id. "
-                             f"Got {(self.pad_id, self.bos_id, self.eos_id)} instead.")
+        for name, other in (("bos_id", "pad_id"), ("eos_id", "pad_id"), ("eos_id", "bos_id")):
+            if getattr(self, name) == getattr(self, other):  # the three special tokens are distinct
+                raise ValueError(f"The {name!r} parameter of {owner} must differ from {other} = "
+                                 f"{getattr(self, other)}. Got {getattr(self, name)} instead.")
 
     @property
     def d_head(self) -> int:
