@@ -126,3 +126,38 @@ def test_fit_stopped_by_a_failed_write_keeps_the_last_good_checkpoint(tmp_path, 
     assert calls == [3, 6]
     assert load_checkpoint(tmp_path / "run.pt")["step"] == 3
     assert [p.name for p in tmp_path.iterdir()] == ["run.pt"]
+
+
+def test_a_checkpoint_records_the_settings_of_its_run(tmp_path):
+    fit_until_interrupt(tmp_path / "run.pt", stop_at=None)
+    assert load_checkpoint(tmp_path / "run.pt")["settings"] == {
+        "steps": 13, "batch_size": None, "seed": 0, "shuffle": True, "len(data)": 5, "clip_grad_norm": None,
+        "optimizer": "SGD", "scheduler": None}
+
+
+def test_a_checkpoint_without_settings_still_resumes(tmp_path):
+    # Checkpoints written before fit recorded its settings resume as before.
+    ckpt = tmp_path / "run.pt"
+    with pytest.raises(KeyboardInterrupt):
+        fit_until_interrupt(ckpt, stop_at=8)
+    state = load_checkpoint(ckpt)
+    del state["settings"]
+    save_checkpoint(state, ckpt)
+    resumed = fit_until_interrupt(ckpt, stop_at=None, resume=True)
+    assert_same_weights(resumed, fit_until_interrupt(tmp_path / "full.pt", stop_at=None))
+
+
+def test_resuming_another_model_or_optimizer_is_refused(tmp_path):
+    ckpt = tmp_path / "run.pt"
+    fit_until_interrupt(ckpt, stop_at=None)
+    batches = [(torch.randn(8, 3), torch.randn(8, 2))] * 5
+    model = nn.Linear(3, 2)
+    with pytest.raises(ValueError, match=r"^The checkpoint '.*run\.pt' holds the weights of another model: "
+                                         r"\(1, 3\) for 'weight' where this model has \(2, 3\)\.$"):
+        fit(model, batches, nn.MSELoss(), torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9),
+            steps=13, device="cpu", progress=False, checkpoint_path=ckpt, checkpoint_every=3, resume=True)
+    model = nn.Linear(3, 1)
+    with pytest.raises(ValueError, match=r"with optimizer='SGD'; resume it with the same\. "
+                                         r"Got optimizer='Adam' instead\.$"):
+        fit(model, [(torch.randn(8, 3), torch.randn(8, 1))] * 5, nn.MSELoss(), torch.optim.Adam(model.parameters()),
+            steps=13, device="cpu", progress=False, checkpoint_path=ckpt, checkpoint_every=3, resume=True)

@@ -140,14 +140,14 @@ def test_a_model_that_returns_its_own_loss():
 
 BAD_ARGUMENTS = [
     (dict(steps=0), ValueError, "The 'steps' parameter of fit must be a positive int. Got 0 instead."),
-    (dict(steps=2.5), TypeError, "The 'steps' parameter of fit must be a positive int. Got 2.5 instead."),
-    (dict(steps=True), TypeError, "The 'steps' parameter of fit must be a positive int. Got True instead."),
+    (dict(steps=2.5), TypeError, "The 'steps' parameter of fit must be an int. Got 2.5 instead."),
+    (dict(steps=True), TypeError, "The 'steps' parameter of fit must be an int. Got True instead."),
     (dict(epochs=-1, steps=None), ValueError, "The 'epochs' parameter of fit must be a positive int. Got -1 instead."),
     (dict(batch_size=0), ValueError, "The 'batch_size' parameter of fit must be a positive int. Got 0 instead."),
     (dict(batch_size=33), ValueError, "must be at most the number of samples. Got 33 instead."),
     (dict(clip_grad_norm=-1.0), ValueError,
-     "The 'clip_grad_norm' parameter of fit must be a positive number. Got -1.0 instead."),
-    (dict(clip_grad_norm=float("nan")), ValueError, "must be a positive number. Got nan instead."),
+     "The 'clip_grad_norm' parameter of fit must be a float in (0, inf). Got -1.0 instead."),
+    (dict(clip_grad_norm=float("nan")), ValueError, "must be a float in (0, inf). Got nan instead."),
     (dict(device="gpu"), ValueError,
      "The 'device' parameter of fit must be 'auto', 'cpu', 'cuda' or a torch.device. Got 'gpu' instead."),
     (dict(checkpoint_every=0, checkpoint_path="x.pt"), ValueError,
@@ -158,7 +158,9 @@ BAD_ARGUMENTS = [
     (dict(epochs=2), ValueError, "fit needs exactly one of 'steps' and 'epochs'."),
     (dict(steps=None), ValueError, "fit needs exactly one of 'steps' and 'epochs'."),
     (dict(batch_size=None), ValueError, "The 'batch_size' parameter of fit must be set when data is a tuple"),
-    (dict(model="mlp"), TypeError, "The 'model' parameter of fit must be an nn.Module. Got 'mlp' instead."),
+    (dict(model="mlp"), TypeError, "The 'model' parameter of fit must be a torch.nn.Module. Got 'mlp' instead."),
+    (dict(loss_fn=3), TypeError, "The 'loss_fn' parameter of fit must be callable or None. Got 3 instead."),
+    (dict(checkpoint_path=3), TypeError, "The 'checkpoint_path' parameter of fit must be a str or a PathLike. Got 3 instead."),
     (dict(optimizer=3), TypeError, "The 'optimizer' parameter of fit must be a torch Optimizer"),
     (dict(data=(torch.zeros(4, 3), torch.zeros(5, 1))), TypeError, "with the same first dimension"),
 ]
@@ -170,3 +172,32 @@ def test_bad_arguments_are_named(bad, error, message):
                      steps=3, batch_size=8, device="cpu", progress=False)
     with pytest.raises(error, match=re.escape(message)):
         fit(**{**arguments, **bad})
+
+
+def test_targets_of_other_shapes_that_do_not_broadcast_wrongly_still_train():
+    # Class indices against (N, C) logits with N == C broadcast, yet are the right shape for cross-entropy;
+    # (N, 2) outputs against (N, 1) targets broadcast to the output's own shape: a loss may read them its way.
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(8, 3, generator=g)
+    labels = torch.arange(8) % 8
+    losses = fit(nn.Linear(3, 8), (x, labels), nn.functional.cross_entropy, sgd(0.5), steps=20, batch_size=8,
+                 device="cpu", progress=False)
+    assert losses[-1] < 0.5 * losses[0]
+
+    def gaussian_nll(output, target):  # output: (N, 2) mean and log-variance; target (N, 1)
+        mean, log_var = output[:, :1], output[:, 1:]
+        return (0.5 * (log_var + (target - mean) ** 2 / log_var.exp())).mean()
+
+    x, y = regression(n=32)
+    losses = fit(nn.Linear(3, 2), (x, y), gaussian_nll, sgd(0.01), steps=30, batch_size=8, device="cpu",
+                 progress=False)
+    assert len(losses) == 30 and losses[-1] < losses[0]
+
+
+def test_divergence_keeps_the_losses_before_the_failing_step():
+    with pytest.raises(LossNotFiniteError) as error:
+        fit(nn.Linear(3, 1), regression(), nn.MSELoss(), sgd(5.0), steps=500, batch_size=32, device="cpu",
+            progress=False)
+    step = int(re.search(r"at step (\d+);", str(error.value)).group(1))
+    assert len(error.value.losses) == step - 1
+    assert error.value.losses[-1] > 1e6 * error.value.losses[0]  # it grew geometrically before overflowing

@@ -16,7 +16,7 @@ from udl.train.batches import epoch_order
 from udl.train.checkpoint import load_checkpoint, save_checkpoint
 from udl.train.early_stopping import EarlyStopping
 from udl.devices import resolve_device
-from udl.train.loop import LossNotFiniteError, autocast_dtype, fit
+from udl.train.loop import CheckpointWriteError, LossNotFiniteError, autocast_dtype, fit
 
-__all__ = ["EarlyStopping", "LossNotFiniteError", "autocast_dtype", "distributed", "epoch_order", "fit",
-           "load_checkpoint", "resolve_device", "save_checkpoint"]
+__all__ = ["CheckpointWriteError", "EarlyStopping", "LossNotFiniteError", "autocast_dtype", "distributed",
+           "epoch_order", "fit", "load_checkpoint", "resolve_device", "save_checkpoint"]

@@ -10,8 +10,8 @@ checkpoints that resume exactly, a progress bar, and DDP over ``torchrun`` proce
 from __future__ import annotations
 
 import math
-import numbers
 import os
+import warnings
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -26,11 +26,37 @@ from tqdm.auto import tqdm
 from udl.devices import resolve_device, using_cpu_threads
 from udl.train import distributed
 from udl.train.batches import batch_stream, batches_per_epoch
-from udl.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from udl.train.checkpoint import check_writable, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from udl.validate import check_callable, check_float, check_instance, check_int
 
 
 class LossNotFiniteError(FloatingPointError):
-    """The loss became nan or inf: training diverged (often a learning rate too large)."""
+    """The loss became nan or inf: training diverged (often a learning rate too large), or the batch held nan/inf.
+
+    Attributes:
+        losses: the loss of every step before the one that failed (those before a resume included).
+    """
+
+    def __init__(self, message: str, losses: Iterable[float] = ()):
+        super().__init__(message)
+        self.losses = list(losses)
+
+
+class CheckpointWriteError(OSError):
+    """A checkpoint of a running ``fit`` could not be written (a full disk, its folder removed...).
+
+    The run stops at that step; the model keeps that step's weights in place, the
+    previous checkpoint is left intact, and the error carries the history.
+
+    Attributes:
+        path: the checkpoint file. step: the step whose checkpoint failed.
+        losses: the loss of every step up to ``step`` (those before a resume included).
+    """
+
+    def __init__(self, message: str, path: str | os.PathLike | None = None, step: int | None = None,
+                 losses: Iterable[float] = ()):
+        super().__init__(message)
+        self.path, self.step, self.losses = path, step, list(losses)
 
 
 def autocast_dtype(device: torch.device) -> torch.dtype:
@@ -89,11 +115,16 @@ def fit(model: nn.Module, data: Dataset | tuple[torch.Tensor, ...] | Iterable,
         callback: ``callback(step, loss, model)`` after each step (on every process),
             e.g. to record snapshots for a figure. Default: None.
         checkpoint_path: where to write checkpoints (model, optimizer, scheduler,
-            random states, data position, losses); written at the end and every
-            ``checkpoint_every`` steps. Default: None (no checkpoints).
+            random states, data position, losses and the settings of the run);
+            written at the end and every ``checkpoint_every`` steps. A path that
+            cannot be written (a folder, under a file, an unwritable folder) is
+            refused before the first step. Default: None (no checkpoints).
         checkpoint_every: steps between checkpoints. Default: None (only at the end).
         resume: ``True`` continues from ``checkpoint_path`` if that file exists (else
-            starts afresh), a path continues from that file. Default: False.
+            starts afresh), a path continues from that file. The run must be the
+            one that wrote it: the same ``steps`` (or epochs), ``batch_size``,
+            ``seed``, ``shuffle``, number of samples, ``clip_grad_norm``, optimizer
+            and scheduler types, and model. Default: False.
         progress: show a tqdm bar; None shows it only on a terminal. Default: None.
 
     On the CPU the loop runs with :func:`udl.devices.cpu_threads` torch threads (one,
@@ -104,7 +135,17 @@ def fit(model: nn.Module, data: Dataset | tuple[torch.Tensor, ...] | Iterable,
         included).
 
     Raises:
-        LossNotFiniteError: the loss became nan or inf; the message names the step.
+        TypeError, ValueError: a bad argument, refused before the first step: among
+            them data tensors holding nan or inf, a checkpoint path that cannot be
+            written, a checkpoint to resume that is damaged, not written by ``fit``
+            or written by a run with other settings, and (checked on the first batch)
+            floating-point targets whose shape differs from the output's in a way that
+            broadcasts, e.g. ``(N,)`` against ``(N, 1)``.
+        LossNotFiniteError: the loss became nan or inf; the message names the step and,
+            if the batch held nan or inf, where. Its ``losses`` hold the steps before.
+        CheckpointWriteError: a checkpoint could not be written mid-run (an ``OSError``;
+            the previous checkpoint stays intact). Its ``losses`` hold every step so far,
+            and the model keeps the weights of the last step.
 
     Example:
         >>> model = nn.Sequential(nn.Linear(1, 16), nn.ReLU(), nn.Linear(16, 1))
@@ -138,14 +179,15 @@ def _fit(model, data, loss_fn, optimizer, steps, epochs, batch_size, shuffle, se
     if steps is None:
         steps = epochs * batches_per_epoch(data, batch_size)
 
+    settings = {"steps": steps, "batch_size": batch_size, "seed": seed, "shuffle": shuffle,
+                "len(data)": len(data) if hasattr(data, "__len__") else None, "clip_grad_norm": clip_grad_norm,
+                "optimizer": type(optimizer).__name__,
+                "scheduler": None if scheduler is None else type(scheduler).__name__}
     step, epoch, consumed, losses = 0, 0, 0, []
     if resume is True:
         resume = checkpoint_path if Path(checkpoint_path).exists() else False
     if resume:
-        state = load_checkpoint(resume)
-        if len(state["rng"]) != distributed.world_size():
-            raise ValueError(f"The checkpoint {str(resume)!r} was written by {len(state['rng'])} processes; "
-                             f"resume it with as many. Got {distributed.world_size()} instead.")
+        state = _resumable(resume, settings, model)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         if scheduler is not None:
@@ -159,6 +201,7 @@ def _fit(model, data, loss_fn, optimizer, steps, epochs, batch_size, shuffle, se
     amp_dtype = autocast_dtype(device)
     batches = batch_stream(data, batch_size, seed=seed, shuffle=shuffle, epoch=epoch, start=consumed)
     quiet = None if progress is None else not progress  # None: tqdm shows the bar on a terminal only
+    first = step + 1
     with tqdm(total=steps, initial=step, desc="fit", leave=False,
               disable=quiet if distributed.is_main() else True) as bar:
         for step in range(step + 1, steps + 1):
@@ -167,11 +210,15 @@ def _fit(model, data, loss_fn, optimizer, steps, epochs, batch_size, shuffle, se
             model.train()  # again every step: a callback may have switched to eval mode
             optimizer.zero_grad(set_to_none=True)
             with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype != torch.float32):
-                loss = net(*batch) if loss_fn is None else loss_fn(net(batch[0]), batch[1])
+                if loss_fn is None:
+                    loss = net(*batch)
+                elif step == first:  # before the first update: targets that broadcast give a wrong loss
+                    loss = _checked_loss(loss_fn, net(batch[0]), batch[1])
+                else:
+                    loss = loss_fn(net(batch[0]), batch[1])
             loss_value = distributed.average(loss.detach().float()).item()  # same on every process
             if not math.isfinite(loss_value):
-                raise LossNotFiniteError(f"loss became {loss_value} at step {step}; "
-                                         "try a smaller learning rate or clip_grad_norm.")
+                raise LossNotFiniteError(_not_finite(loss_value, step, batch, loss_fn), losses)
             loss.backward()  # ∂L/∂φ; under DDP also averaged over processes
             if clip_grad_norm is not None:
                 nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
@@ -183,31 +230,136 @@ def _fit(model, data, loss_fn, optimizer, steps, epochs, batch_size, shuffle, se
                 callback(step, loss_value, model)
             due = step == steps or (checkpoint_every is not None and step % checkpoint_every == 0)
             if checkpoint_path is not None and due:
-                _checkpoint(checkpoint_path, model, optimizer, scheduler, step, epoch, consumed, losses)
+                _checkpoint(checkpoint_path, model, optimizer, scheduler, step, epoch, consumed, losses, settings)
             bar.update()
             bar.set_postfix(loss=f"{loss_value:.4g}", refresh=False)
     return losses
 
 
-def _checkpoint(path, model, optimizer, scheduler, step, epoch, consumed, losses) -> None:
+def _checkpoint(path, model, optimizer, scheduler, step, epoch, consumed, losses, settings) -> None:
     """Write everything a resumed run needs to continue exactly where this one stands."""
     rngs = distributed.gather(rng_state())  # every process's dropout generator, rank order
     if distributed.is_main():
-        save_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                         "scheduler": None if scheduler is None else scheduler.state_dict(),
-                         "step": step, "epoch": epoch, "consumed": consumed,
-                         "losses": list(losses), "rng": rngs}, path)
+        try:
+            save_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                             "scheduler": None if scheduler is None else scheduler.state_dict(),
+                             "step": step, "epoch": epoch, "consumed": consumed,
+                             "losses": list(losses), "rng": rngs, "settings": settings}, path)
+        except OSError as error:  # its strerror alone: the full error names the temporary file
+            raise CheckpointWriteError(
+                f"The checkpoint {str(path)!r} could not be written at step {step} ({error.strerror}); the model "
+                f"holds the weights of step {step}, and this error's .losses the losses of steps 1-{step}.",
+                path, step, losses) from None
+
+
+# --------------------------------------------------------------------------- resuming
+_CHECKPOINT_KEYS = ("model", "optimizer", "scheduler", "step", "epoch", "consumed", "losses", "rng")
+
+
+def _resumable(path, settings: dict, model: nn.Module) -> dict:
+    """The checkpoint at ``path``, refused unless ``fit`` wrote it for this run: its settings and model."""
+    state = load_checkpoint(path)
+    shown = repr(str(path))
+    missing = [key for key in _CHECKPOINT_KEYS if key not in state]
+    if missing:
+        raise ValueError(f"The checkpoint {shown} cannot be loaded: it was not written by fit "
+                         f"(it lacks {', '.join(map(repr, missing))}).")
+    if len(state["rng"]) != distributed.world_size():
+        raise ValueError(f"The checkpoint {shown} was written by {len(state['rng'])} processes; "
+                         f"resume it with as many. Got {distributed.world_size()} instead.")
+    saved = state.get("settings", settings)  # checkpoints of udl before 12 did not record them
+    changed = [key for key in settings if saved.get(key) != settings[key]]
+    if changed:
+        raise ValueError(f"The checkpoint {shown} was written by a run with "
+                         f"{', '.join(f'{key}={saved.get(key)!r}' for key in changed)}; resume it with the same. "
+                         f"Got {', '.join(f'{key}={settings[key]!r}' for key in changed)} instead.")
+    ours, theirs = model.state_dict(), state["model"]
+    for key in [*ours, *theirs]:
+        if _shape(ours, key) != _shape(theirs, key):
+            raise ValueError(f"The checkpoint {shown} holds the weights of another model: {_shape(theirs, key)} "
+                             f"for {key!r} where this model has {_shape(ours, key)}.")
+    return state
+
+
+def _shape(weights: dict, key: str) -> tuple[int, ...] | str:
+    """The shape of ``weights[key]`` in a message, "nothing" where there is no such entry."""
+    return tuple(getattr(weights[key], "shape", ())) if key in weights else "nothing"
+
+
+# --------------------------------------------------------------------------- the data
+def _role(k: int, loss_fn) -> str:
+    """What tensor ``k`` of a batch is, in messages."""
+    return ("inputs", "targets")[k] if loss_fn is not None and k < 2 else f"data[{k}]"
+
+
+def _first_not_finite(t: torch.Tensor) -> tuple[float, object] | None:
+    """The first nan or inf of ``t`` and its index (an int for 1-D), or None when all are finite."""
+    if not t.is_floating_point():
+        return None
+    finite = torch.isfinite(t)
+    if bool(finite.all()):
+        return None
+    where = tuple(int(i) for i in (~finite).nonzero()[0])
+    return t[where].item(), where[0] if len(where) == 1 else where
+
+
+def _check_finite(data, loss_fn) -> None:
+    """Refuse data tensors (a tuple or a TensorDataset) holding nan or inf: one scan, before training."""
+    tensors = data if isinstance(data, tuple) else data.tensors if isinstance(data, TensorDataset) else ()
+    for k, t in enumerate(tensors):
+        bad = _first_not_finite(t)
+        if bad is not None:
+            raise ValueError(f"The 'data' parameter of fit must hold finite numbers. "
+                             f"Got {bad[0]} in the {_role(k, loss_fn)} at index {bad[1]} instead.")
+
+
+def _not_finite(loss_value: float, step: int, batch: tuple[torch.Tensor, ...], loss_fn) -> str:
+    """Why the loss of ``step`` is nan or inf: a batch that holds nan/inf, else divergence."""
+    for k, t in enumerate(batch):
+        bad = _first_not_finite(t)
+        if bad is not None:
+            return (f"loss became {loss_value} at step {step}: the {_role(k, loss_fn)} of its batch hold {bad[0]} "
+                    f"at index {bad[1]}; the data are not finite (a smaller learning rate will not help).")
+    return f"loss became {loss_value} at step {step}; try a smaller learning rate or clip_grad_norm."
+
+
+def _checked_loss(loss_fn, output, target) -> torch.Tensor:
+    """``loss_fn(output, target)``, refusing floating-point targets that broadcast against the output.
+
+    Such a loss is computed, silently wrong: ``(N,)`` targets against ``(N, 1)``
+    outputs compare every target with every output, an (N, N) grid. Refused are a
+    broadcast that changes the output's shape, and the mismatch torch's element-wise
+    losses warn about ("Using a target size ... different to the input size").
+    Integer targets (class indices) have their own shapes and are left alone.
+    """
+    if not (isinstance(output, torch.Tensor) and isinstance(target, torch.Tensor)) or output.shape == target.shape \
+            or not target.is_floating_point():
+        return loss_fn(output, target)
+    try:
+        shape = tuple(torch.broadcast_shapes(output.shape, target.shape))
+    except RuntimeError:  # no broadcast: the loss compares them its own way, or fails loudly
+        return loss_fn(output, target)
+    refusal = ValueError(f"The 'data' parameter of fit must hold targets of the model's output shape "
+                         f"{tuple(output.shape)}. Got targets of shape {tuple(target.shape)}, which would broadcast "
+                         f"to {shape}, instead.")
+    if shape != tuple(output.shape):
+        raise refusal
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="Using a target size", category=UserWarning)
+        try:
+            return loss_fn(output, target)
+        except UserWarning:
+            pass
+    raise refusal
 
 
 # --------------------------------------------------------------------------- argument checks
 def _check_arguments(model, data, loss_fn, optimizer, steps, epochs, batch_size, seed, clip_grad_norm,
                      scheduler, callback, checkpoint_path, checkpoint_every, resume) -> None:
     """Raise the TypeError/ValueError that names the first bad argument of fit."""
-    if not isinstance(model, nn.Module):
-        _fail(TypeError, "model", "an nn.Module", model)
-    for name, value in (("loss_fn", loss_fn), ("callback", callback)):
-        if value is not None and not callable(value):
-            _fail(TypeError, name, "a callable or None", value)
+    check_instance(model, "model", "fit", nn.Module)
+    check_callable(loss_fn, "loss_fn", "fit", optional=True)
+    check_callable(callback, "callback", "fit", optional=True)
     if not (isinstance(optimizer, Optimizer) or callable(optimizer)):
         _fail(TypeError, "optimizer", "a torch Optimizer or a function params -> Optimizer", optimizer)
     if scheduler is not None and not (isinstance(scheduler, LRScheduler) or callable(scheduler)):
@@ -215,10 +367,12 @@ def _check_arguments(model, data, loss_fn, optimizer, steps, epochs, batch_size,
     if (steps is None) == (epochs is None):
         raise ValueError(f"fit needs exactly one of 'steps' and 'epochs'. Got steps={steps!r}, epochs={epochs!r}.")
     for name, value in (("steps", steps), ("epochs", epochs), ("batch_size", batch_size),
-                        ("checkpoint_every", checkpoint_every), ("clip_grad_norm", clip_grad_norm)):
+                        ("checkpoint_every", checkpoint_every)):
         if value is not None:
-            _check_number(name, value, integer=name != "clip_grad_norm")
-    _check_number("seed", seed, positive=False)
+            check_int(value, name, "fit")
+    if clip_grad_norm is not None:
+        check_float(clip_grad_norm, "clip_grad_norm", "fit", low=0, low_open=True)
+    check_int(seed, "seed", "fit", minimum=0)
 
     if isinstance(data, tuple) and not (data and all(isinstance(t, torch.Tensor) for t in data)
                                         and len({len(t) for t in data}) == 1):
@@ -240,22 +394,19 @@ def _check_arguments(model, data, loss_fn, optimizer, steps, epochs, batch_size,
                              f"{distributed.world_size()} processes. Got {batch_size} instead.")
     if epochs is not None and not hasattr(data, "__len__"):
         _fail(TypeError, "data", "sized (have a len) when epochs is set", data)
+    _check_finite(data, loss_fn)
 
     if checkpoint_path is None and (checkpoint_every is not None or resume is True):
         raise ValueError("The 'checkpoint_path' parameter of fit must be set with checkpoint_every or "
                          "resume=True. Got None instead.")
     if not isinstance(resume, (bool, str, os.PathLike)):
         _fail(TypeError, "resume", "a bool or a path", resume)
-
-
-def _check_number(name: str, value, *, integer: bool = True, positive: bool = True) -> None:
-    wanted = f"a {'positive' if positive else 'non-negative'} {'int' if integer else 'number'}"
-    if not isinstance(value, numbers.Integral if integer else numbers.Real) or isinstance(value, bool):
-        _fail(TypeError, name, wanted, value)
-    if not (value > 0 if positive else value >= 0):  # also refuses nan
-        _fail(ValueError, name, wanted, value)
+    if checkpoint_path is not None:
+        check_instance(checkpoint_path, "checkpoint_path", "fit", (str, os.PathLike))
+        if distributed.is_main():  # the one process that writes it
+            check_writable(checkpoint_path, "checkpoint_path", "fit")
 
 
 def _fail(error: type[Exception], name: str, wanted: str, value) -> None:
-    shown = repr(value) if isinstance(value, (str, numbers.Number)) else f"an object of type {type(value).__name__}"
+    shown = repr(value) if isinstance(value, (str, int, float)) else f"an object of type {type(value).__name__}"
     raise error(f"The {name!r} parameter of fit must be {wanted}. Got {shown} instead.")
