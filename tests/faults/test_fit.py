@@ -146,14 +146,17 @@ def test_nan_in_a_batch_is_named_when_the_loss_becomes_nan():
     assert len(error.value.losses) == 1  # the history before the failing step
 
 
-@pytest.mark.parametrize("targets, shape", [(lambda y: y[:, 0], r"\(4,\), which would broadcast to \(4, 4\)"),
-                                            (lambda y: y.repeat(1, 3), r"\(4, 3\), which would broadcast to \(4, 3\)")])
-def test_targets_that_broadcast_against_the_output_are_refused(targets, shape):
+@pytest.mark.parametrize("outputs, targets, shape", [
+    (1, lambda y: y[:, 0], r"\(4, 1\)\. Got targets of shape \(4,\), which would broadcast to \(4, 4\)"),
+    (1, lambda y: y.repeat(1, 3), r"\(4, 1\)\. Got targets of shape \(4, 3\), which would broadcast to \(4, 3\)"),
+    (3, lambda y: y, r"\(4, 3\)\. Got targets of shape \(4, 1\), which would broadcast to \(4, 3\)"),  # torch warns
+])
+def test_targets_that_broadcast_against_the_output_are_refused(outputs, targets, shape):
     x, y = data()
-    model = nn.Linear(3, 1)
+    model = nn.Linear(3, outputs)
     before = model.weight.detach().clone()
     with pytest.raises(ValueError) as error:
         train((x, targets(y)), model=model)
-    assert re.fullmatch(rf"The 'data' parameter of fit must hold targets of the model's output shape \(4, 1\)\. "
-                        rf"Got targets of shape {shape}, instead\.", one_line(error))
+    assert re.fullmatch(rf"The 'data' parameter of fit must hold targets of the model's output shape {shape}, "
+                        rf"instead\.", one_line(error))
     assert torch.equal(model.weight, before)  # refused before the first update

@@ -124,7 +124,9 @@ def fit(model: nn.Module, data: Dataset | tuple[torch.Tensor, ...] | Iterable,
             starts afresh), a path continues from that file. The run must be the
             one that wrote it: the same ``steps`` (or epochs), ``batch_size``,
             ``seed``, ``shuffle``, number of samples, ``clip_grad_norm``, optimizer
-            and scheduler types, and model. Default: False.
+            and scheduler types, and model. The optimizer's hyperparameters (``lr``,
+            momentum...) are those saved, as ``Optimizer.load_state_dict`` restores
+            them. Default: False.
         progress: show a tqdm bar; None shows it only on a terminal. Default: None.
 
     On the CPU the loop runs with :func:`udl.devices.cpu_threads` torch threads (one,
