@@ -117,3 +117,61 @@ def test_bad_hyper_parameters(kwargs, name):
 def test_bracket_bad_arguments(kwargs, name):
     with pytest.raises(ValueError, match=f"'{name}' parameter of bracket_minimize"):
         bracket_minimize(**{**dict(f=abs, a=0.0, d=1.0), **kwargs})
+
+
+def _notebook_line_search(f, a, d, first_inner, n_iter):
+    """Notebook 6.1's bracketing written out from its three rules, for ``n_iter`` iterations."""
+    b, c = a + first_inner[0] * (d - a), a + first_inner[1] * (d - a)
+    brackets = [(a, b, c, d)]
+    for _ in range(n_iter):
+        losses = [float(f(x)) for x in (a, b, c, d)]
+        if int(np.argmin(losses)) == 0:  # rule 1: b, c and d halfway towards a
+            b, c, d = a + (b - a) / 2, a + (c - a) / 2, a + (d - a) / 2
+        elif losses[1] < losses[2]:  # rule 2: d becomes c, b and c at the thirds of [a, d]
+            d = c
+            b, c = a + (d - a) / 3, a + 2 * (d - a) / 3
+        else:  # rule 3: a becomes b
+            a = b
+            b, c = a + (d - a) / 3, a + 2 * (d - a) / 3
+        brackets.append((a, b, c, d))
+    return (b + c) / 2, brackets
+
+
+def _two_valleys(x):  # a narrow valley near 0.05 (where rule 1 leads) and a deeper one near 0.8
+    return -math.exp(-((x - 0.05) / 0.03) ** 2) - 2 * math.exp(-((x - 0.8) / 0.05) ** 2)
+
+
+@pytest.mark.parametrize("f, d", [(line_search_loss, 1.0), (_two_valleys, 1.0), (line_search_loss, 0.5)])
+def test_notebook_start_reproduces_the_notebooks_brackets(f, d):
+    phi, history = bracket_minimize(f, 0.0, d, tol=1e-12, max_iter=12, shrink_to_start=True,
+                                    first_inner=(0.33, 0.66))
+    phi_notebook, brackets = _notebook_line_search(f, 0.0, d, (0.33, 0.66), 12)
+    assert history[0] == Bracket(0.0, 0.33 * d, 0.66 * d, d)  # the notebook's a, b, c, d = 0, 0.33, 0.66, 1
+    assert [tuple(b) for b in history] == brackets
+    assert phi == pytest.approx(phi_notebook, abs=1e-12)  # the last cut put b, c at thirds: the same centre
+
+
+def test_first_inner_moves_only_the_first_inner_points():
+    thirds = bracket_minimize(line_search_loss, 0.0, 1.0, tol=1e-4)[1]
+    phi, history = bracket_minimize(line_search_loss, 0.0, 1.0, tol=1e-4, first_inner=(0.25, 0.5))
+    assert history[0] == Bracket(0.0, 0.25, 0.5, 1.0)
+    assert history[1] == Bracket(0.25, 0.5, 0.75, 1.0)  # L[0.25] > L[0.5]: a ← b, then the thirds of [b, d]
+    assert all(math.isclose(b.b - b.a, b.width / 3, rel_tol=1e-9) for b in history[1:])  # thirds after each cut
+    assert abs(phi - bracket_minimize(line_search_loss, 0.0, 1.0, tol=1e-6)[0]) < 1e-4
+    assert thirds[0] == bracket_minimize(line_search_loss, 0.0, 1.0, first_inner=None)[1][0] == \
+        Bracket(0.0, 1 / 3, 2 / 3, 1.0)
+
+
+def test_line_search_gd_passes_the_notebook_start_on():
+    phi = torch.tensor([1.0, -2.0], requires_grad=True)
+    opt = LineSearchGD([phi], max_step=2.0, first_inner=(0.33, 0.66))
+
+    def closure():
+        opt.zero_grad()
+        loss = (phi ** 2).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    assert opt.last_history[0] == Bracket(0.0, 0.66, 1.32, 2.0)
+    assert opt.last_alpha == pytest.approx(0.5, abs=1e-4)

@@ -18,7 +18,7 @@ from typing import Callable, NamedTuple
 import torch
 from torch.optim import Optimizer
 
-from udl.validate import check_float, check_int
+from udl.validate import check_float, check_int, is_real
 
 __all__ = ["Bracket", "bracket_minimize", "LineSearchGD"]
 
@@ -42,30 +42,57 @@ def _as_float(value) -> float:
 
 
 def _thirds(a: float, d: float) -> Bracket:
-    # b, c at a third and two thirds of [a, d], as the book's notebook 6.1 places them
+    # b, c at a third and two thirds of [a, d], as notebook 6.1 places them after each cut
     return Bracket(a, a + (d - a) / 3, a + 2 * (d - a) / 3, d)
 
 
+def _first_bracket(a: float, d: float, first_inner: tuple[float, float] | None) -> Bracket:
+    if first_inner is None:
+        return _thirds(a, d)
+    return Bracket(a, a + first_inner[0] * (d - a), a + first_inner[1] * (d - a), d)
+
+
+def _check_first_inner(first_inner, owner: str) -> tuple[float, float] | None:
+    if first_inner is None:
+        return None
+    if not isinstance(first_inner, (tuple, list)) or len(first_inner) != 2 or \
+            not all(is_real(f) for f in first_inner) or \
+            not 0 < first_inner[0] < first_inner[1] < 1:
+        error = ValueError if isinstance(first_inner, (tuple, list)) else TypeError
+        raise error(f"The 'first_inner' parameter of {owner} must be None or two fractions 0 < f_b < f_c < 1 "
+                    f"(where b and c start in [a, d]). Got {first_inner!r} instead.")
+    return float(first_inner[0]), float(first_inner[1])
+
+
 def bracket_minimize(f: Callable[[float], float], a: float, d: float, *, tol: float = 1e-4,
-                     max_iter: int = 100, shrink_to_start: bool = False) -> tuple[float, list[Bracket]]:
+                     max_iter: int = 100, shrink_to_start: bool = False,
+                     first_inner: tuple[float, float] | None = None) -> tuple[float, list[Bracket]]:
     """Minimise ``f`` on ``[a, d]`` by bracketing (UDL §6.1.2, fig. 6.10).
 
-    Each iteration places ``b`` and ``c`` at the thirds of ``[a, d]`` (the book's
-    notebook 6.1; not the golden-section points, so each iteration costs two new
-    evaluations) and keeps the part of the bracket that must hold a minimum of a
-    unimodal function::
+    Each iteration keeps the part of the bracket that must hold a minimum of a
+    unimodal function and places the new ``b`` and ``c`` at its exact thirds, as the
+    book's notebook 6.1 does (not the golden-section points, so each iteration costs
+    two new evaluations)::
 
         L[b] > L[c]:  drop [a, b]   (a ← b)
         otherwise:    drop [c, d]   (d ← c)
 
-    so the bracket shrinks by exactly 2/3 per iteration, until ``d - a < tol``. The
-    result is the centre of the last bracket. On a unimodal function this is the
-    minimiser within ``tol / 2``; otherwise it is *a* local minimum (or an end point).
+    until ``d - a < tol``. The result is the centre of the last bracket. On a unimodal
+    function this is the minimiser within ``tol / 2``; otherwise it is *a* local
+    minimum (or an end point).
+
+    Where the first ``b`` and ``c`` stand is ``first_inner``: by default at the exact
+    thirds too, so the bracket shrinks by exactly 2/3 per iteration. The notebook
+    starts at ``b = 0.33`` and ``c = 0.66`` of ``[a, d]``: ``first_inner=(0.33, 0.66)``
+    reproduces its brackets (its first cut keeps 0.66 or 0.67 of the bracket).
+    Unlike this function, the notebook stops once ``|c - b| <= thresh`` and returns
+    ``(b + c)/2``, the same centre whenever ``b`` and ``c`` are at the thirds.
 
     With ``shrink_to_start=True`` the notebook's first rule applies as well: when
     ``L[a]`` is the lowest of the four values, the minimum is presumably close to ``a``
-    and the bracket becomes ``[a, a + (d - a)/2]``. Gradient descent uses it to stay in
-    the valley it starts from rather than jump to a far one.
+    and ``b``, ``c`` and ``d`` move halfway towards ``a`` (the bracket
+    ``[a, a + (d - a)/2]``, the inner points at the same fractions of it). Gradient
+    descent uses it to stay in the valley it starts from rather than jump to a far one.
 
     Args:
         f: the function of one variable; it takes a Python float and returns anything
@@ -74,10 +101,14 @@ def bracket_minimize(f: Callable[[float], float], a: float, d: float, *, tol: fl
         tol: stop once the bracket is narrower than this. Default: 1e-4.
         max_iter: at most this many iterations (two evaluations each). Default: 100.
         shrink_to_start: also apply the "a is lowest" rule. Default: False.
+        first_inner: the fractions ``(f_b, f_c)`` of ``[a, d]`` where the first inner
+            points stand, ``0 < f_b < f_c < 1``: ``b = a + f_b (d - a)``,
+            ``c = a + f_c (d - a)``. ``(0.33, 0.66)`` is the notebook's start.
+            Default: None (exact thirds, ``a + (d - a)/3`` and ``a + 2(d - a)/3``).
 
     Returns:
         ``(phi_min, history)``: the centre of the final bracket and the list of
-        brackets, ``history[0] == (a, b, c, d)`` as given, ``history[k]`` the bracket
+        brackets, ``history[0] == (a, b, c, d)`` the first one, ``history[k]`` the bracket
         after ``k`` iterations (the last one is narrower than ``tol`` unless
         ``max_iter`` ran out).
 
@@ -95,8 +126,9 @@ def bracket_minimize(f: Callable[[float], float], a: float, d: float, *, tol: fl
     max_iter = check_int(max_iter, "max_iter", owner)
     if not isinstance(shrink_to_start, bool):
         raise TypeError(f"The 'shrink_to_start' parameter of {owner} must be a bool. Got {shrink_to_start!r} instead.")
+    first_inner = _check_first_inner(first_inner, owner)
 
-    bracket = _thirds(a, d)
+    bracket = _first_bracket(a, d, first_inner)
     history = [bracket]
     loss_a = _as_float(f(a)) if shrink_to_start else None
     for _ in range(max_iter):
@@ -105,7 +137,7 @@ def bracket_minimize(f: Callable[[float], float], a: float, d: float, *, tol: fl
         a, b, c, d = bracket
         loss_b, loss_c = _as_float(f(b)), _as_float(f(c))
         if shrink_to_start and loss_a < min(loss_b, loss_c, _as_float(f(d))):
-            bracket = _thirds(a, a + (d - a) / 2)  # notebook rule 1: stay near a
+            bracket = Bracket(a, a + (b - a) / 2, a + (c - a) / 2, a + (d - a) / 2)  # notebook rule 1: stay near a
         elif loss_b > loss_c:
             bracket = _thirds(b, d)  # the minimum is not in [a, b]
             loss_a = loss_b
@@ -140,6 +172,9 @@ class LineSearchGD(Optimizer):
         max_iter: at most this many bracketing iterations per step. Default: 100.
         shrink_to_start: also use the notebook's "a is lowest" rule, see
             :func:`bracket_minimize`. Default: False.
+        first_inner: where the first inner points stand, as fractions of
+            ``[0, max_step]``, see :func:`bracket_minimize`; ``(0.33, 0.66)`` is the
+            notebook's. Default: None (exact thirds).
 
     Attributes:
         last_alpha: the step size α* of the last step.
@@ -159,7 +194,7 @@ class LineSearchGD(Optimizer):
     """
 
     def __init__(self, params, *, max_step: float = 1.0, tol: float = 1e-4, max_iter: int = 100,
-                 shrink_to_start: bool = False):
+                 shrink_to_start: bool = False, first_inner: tuple[float, float] | None = None):
         owner = "LineSearchGD"
         max_step = check_float(max_step, "max_step", owner, low=0, low_open=True)
         tol = check_float(tol, "tol", owner, low=0, low_open=True)
@@ -167,8 +202,9 @@ class LineSearchGD(Optimizer):
         if not isinstance(shrink_to_start, bool):
             raise TypeError(f"The 'shrink_to_start' parameter of {owner} must be a bool. "
                             f"Got {shrink_to_start!r} instead.")
+        first_inner = _check_first_inner(first_inner, owner)
         super().__init__(params, dict(max_step=max_step, tol=tol, max_iter=max_iter,
-                                      shrink_to_start=shrink_to_start))
+                                      shrink_to_start=shrink_to_start, first_inner=first_inner))
         if len(self.param_groups) != 1:
             raise ValueError(f"The 'params' parameter of {owner} must be one parameter group "
                              f"(one α moves them all). Got {len(self.param_groups)} groups instead.")
@@ -199,7 +235,8 @@ class LineSearchGD(Optimizer):
                 return _as_float(closure())
 
         alpha, history = bracket_minimize(loss_along_line, 0.0, group["max_step"], tol=group["tol"],
-                                          max_iter=group["max_iter"], shrink_to_start=group["shrink_to_start"])
+                                          max_iter=group["max_iter"], shrink_to_start=group["shrink_to_start"],
+                                          first_inner=group.get("first_inner"))  # absent in older state_dicts
         for p, phi_p, g_p in zip(params, phi, g):
             p.copy_(phi_p - alpha * g_p)  # φ ← φ - α*·g  (UDL eq. 6.3)
             if p.grad is not None:
