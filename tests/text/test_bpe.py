@@ -1,6 +1,8 @@
 """udl.text.bpe: byte-pair encoding as in UDL §12.5.1 and fig. 12.8."""
 
 import json
+import random
+import re
 
 import pytest
 from hypothesis import given, settings
@@ -193,3 +195,128 @@ def test_save_and_load_any_alphabet(tmp_path):
     tok = BPETokenizer.train(text, n_merges=5, min_count=1)
     back = BPETokenizer.load(tok.save(tmp_path / "odd.json"))
     assert back.vocab == tok.vocab and back.decode(back.encode(text)) == text
+
+
+# ---------------------------------------------------------------------- the rule, written out plainly
+RESERVED = set(SPECIAL_TOKENS) | {byte_token(b) for b in range(256)}
+
+
+def _plain_train(text, n_merges, min_count, end_of_word):
+    """The module docstring's training rule with every pair recounted after each merge (quadratic, obviously right).
+
+    Returns the merges, their counts and the history ``(tokens in use, encoded length)``.
+    """
+    runs = list(re.finditer(r"\S+|\s+", text))
+    table = {}  # piece -> [frequency, symbols, the text offset where each symbol starts], in order of first appearance
+    for i, m in enumerate(runs):
+        run = m.group()
+        if run == " " and 0 < i < len(runs) - 1:
+            continue  # the end-of-word marker stands for it
+        is_word = not run[0].isspace()
+        piece = run + end_of_word if is_word else run
+        if piece not in table:
+            symbols, starts = [], []
+            for k, ch in enumerate(run):
+                spelled = [byte_token(b) for b in ch.encode("utf-8", "surrogatepass")] if ch == end_of_word else [ch]
+                symbols += spelled
+                starts += [m.start() + k] * len(spelled)
+            if is_word:
+                symbols.append(end_of_word)
+                starts.append(m.end())
+            table[piece] = [0, symbols, starts]
+        table[piece][0] += 1
+
+    def state():
+        used = {}
+        for f, symbols, _ in table.values():
+            for s in symbols:
+                used[s] = used.get(s, 0) + f
+        return len(used), sum(used.values())
+
+    merges, counts, history = [], [], [state()]
+    while len(merges) < n_merges:
+        count, first = {}, {}
+        for f, symbols, starts in table.values():
+            for i, (a, b) in enumerate(zip(symbols, symbols[1:])):
+                if a in RESERVED or b in RESERVED or a + b in RESERVED:
+                    continue
+                count[a, b] = count.get((a, b), 0) + f
+                first[a, b] = min(first.get((a, b), starts[i]), starts[i])
+        if not count:
+            break
+        best = min(count, key=lambda p: (-count[p], first[p]))
+        if count[best] < min_count:
+            break
+        for entry in table.values():
+            _, symbols, starts = entry
+            out, out_starts, i = [], [], 0
+            while i < len(symbols):
+                if tuple(symbols[i:i + 2]) == best:
+                    out.append(best[0] + best[1])
+                    out_starts.append(starts[i])
+                    i += 2
+                else:
+                    out.append(symbols[i])
+                    out_starts.append(starts[i])
+                    i += 1
+            entry[1:] = out, out_starts
+        merges.append(best)
+        counts.append(count[best])
+        history.append(state())
+    return merges, counts, history
+
+
+def _plain_tokenize(tok, text):
+    """Encoding by the rule: while a learned pair is present, merge the earliest-learned one everywhere."""
+    rank = {m: r for r, m in enumerate(tok.merges)}
+    tokens = []
+    for piece in split_words(text, tok.end_of_word):
+        body = piece[:-1] if not piece[0].isspace() else piece
+        symbols = [s for ch in body for s in ([ch] if ch in tok.alphabet else
+                                              [byte_token(b) for b in ch.encode("utf-8", "surrogatepass")])]
+        if not piece[0].isspace():
+            symbols.append(tok.end_of_word)
+        while True:
+            present = [rank[p] for p in zip(symbols, symbols[1:]) if p in rank]
+            if not present:
+                break
+            a, b = tok.merges[min(present)]
+            out, i = [], 0
+            while i < len(symbols):
+                if i + 1 < len(symbols) and symbols[i] == a and symbols[i + 1] == b:
+                    out.append(a + b)
+                    i += 2
+                else:
+                    out.append(symbols[i])
+                    i += 1
+            symbols = out
+        tokens += symbols
+    return tokens
+
+
+def _agrees_with_the_plain_rule(text, n_merges, min_count=2, end_of_word="_"):
+    tok = BPETokenizer.train(text, n_merges, min_count=min_count, end_of_word=end_of_word)
+    merges, counts, history = _plain_train(text, n_merges, min_count, end_of_word)
+    assert tok.merges == merges and tok.merge_counts == counts and tok.history == history
+    assert tok.tokenize(text) == _plain_tokenize(tok, text)
+    return tok
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("aaabbc  \n_é")), max_size=80), st.integers(0, 40),
+       st.sampled_from([1, 2]))
+def test_training_and_encoding_follow_the_plain_rule(text, n_merges, min_count):
+    _agrees_with_the_plain_rule(text, n_merges, min_count)
+
+
+@pytest.mark.parametrize("text", ["aaaa aaa aaaaaaa", "abababa bab", "<pad> <pad> <0x41> <0x41> <pa", "a_b a_b é_ é_",
+                                  RHYME])
+def test_overlaps_reserved_spellings_and_the_literal_marker_follow_the_plain_rule(text):
+    _agrees_with_the_plain_rule(text, 100, min_count=1)
+
+
+def test_one_long_word_follows_the_plain_rule():
+    rng = random.Random(0)
+    word = "".join(rng.choice("abcd") for _ in range(3000))  # one word: every merge rewrites it in the plain rule
+    tok = _agrees_with_the_plain_rule(word, 10_000)
+    assert len(tok.merges) > 100 and tok.decode(tok.encode(word)) == word

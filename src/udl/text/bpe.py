@@ -15,7 +15,9 @@ Training (Sennrich et al. 2016, as the book describes it):
    a single token).
 
 The counts are kept incrementally over a table of distinct words and their
-frequencies: a merge only revisits the words that contain the merged pair.
+frequencies: a merge only visits the places where the merged pair occurs, so training
+and encoding take near-linear time in the length of the text, even when it is one
+long word.
 
 Encoding applies the learned merges to each word in the order they were learned (the
 lowest-ranked pair present first), which reproduces the training segmentation.
@@ -50,8 +52,8 @@ Example::
 
 from __future__ import annotations
 
+import heapq
 import json
-import math
 import os
 import re
 from collections import defaultdict
@@ -108,20 +110,10 @@ def split_words(text: str, end_of_word: str = END_OF_WORD) -> list[str]:
         >>> split_words("to sea  sea\\n", "_")
         ['to_', 'sea_', '  ', 'sea_', '\\n']
     """
-    return [piece for piece, _ in _pieces_with_offsets(text, end_of_word)]
-
-
-def _pieces_with_offsets(text: str, end_of_word: str):
-    """(piece, offset of the piece in the text) for the pieces of :func:`split_words`."""
-    runs = list(_PIECES.finditer(text))
-    for i, m in enumerate(runs):
-        run = m.group()
-        if run[0].isspace():
-            if run == " " and 0 < i < len(runs) - 1:  # between two words: implied by the marker
-                continue
-            yield run, m.start()
-        else:
-            yield run + end_of_word, m.start()
+    runs = _PIECES.findall(text)
+    last = len(runs) - 1
+    return [run if run[0].isspace() else run + end_of_word for i, run in enumerate(runs)
+            if not (run == " " and 0 < i < last)]  # a single space between two words is implied by the marker
 
 
 def _check_text(text, name: str, owner: str) -> str:
@@ -152,10 +144,18 @@ def _check_special_tokens(special_tokens, owner: str) -> tuple[str, ...]:
 class _Corpus:
     """The training text as BPE sees it, with the three steps of training (UDL §12.5.1, fig. 12.8).
 
-    The text is kept as a table of its distinct pieces (words and whitespace runs) in
-    order of first appearance, each with its frequency, its current symbols and where
-    each symbol starts in the text. Pair counts are kept incrementally: a merge revisits
-    only the pieces that hold the merged pair, and changes the counts by difference.
+    The text is kept as its distinct pieces (words and whitespace runs) with their
+    frequencies. The symbols of all pieces are the nodes of linked lists laid end to end
+    in order of first appearance, so a node's number orders it by where it first occurs
+    in the text. Each pair keeps its count and a heap of the nodes where it starts, and
+    one heap of ``(-count, first node, pair)`` names the next merge. Both heaps keep
+    stale entries and drop them when they reach the top.
+
+    A merge visits only the occurrences of the merged pair and their two neighbours, so
+    training costs O(N log N) for N symbols in the distinct pieces however many merges
+    are made: every merged occurrence removes a node. (Rewriting whole words instead
+    costs the length of each word that holds the pair, at every merge: quadratic for one
+    long word, issue 12.)
 
     Args:
         reserved: token spellings that no merge may use or produce (special and byte tokens).
@@ -163,17 +163,16 @@ class _Corpus:
 
     def __init__(self, reserved: set[str]):
         self.reserved = reserved
-        self.words: list[list[str]] = []  # current symbols of each distinct piece
-        self.starts: list[list[int]] = []  # character offset of each symbol within its piece
-        self.offset: list[int] = []  # where each piece first occurs in the text
-        self.freq: list[int] = []  # how often each piece occurs
+        self.symbol: list[str | None] = []  # node -> its token; None once merged into the node on its left
+        self.next: list[int] = []  # node -> the next node of its piece, -1 at the end
+        self.prev: list[int] = []  # node -> the previous node of its piece, -1 at the start
+        self.weight: list[int] = []  # node -> how often its piece occurs in the text
         self.use_count: dict[str, int] = defaultdict(int)  # occurrences of each token in the text
-        self.pair_count: dict[tuple[str, str], int] = defaultdict(int)
-        self.where: dict[tuple[str, str], set[int]] = defaultdict(set)  # pair -> pieces that hold it
-        self.by_count: dict[int, set] = defaultdict(set)  # count -> pairs with that count
-        self.top = 0  # no pair occurs more often than this
-        self.banned: set[tuple[str, str]] = set()  # pairs that would spell a reserved token
-        self._first: dict[tuple[str, str], int] = {}  # pair -> its first offset in the text (cache)
+        self.pair_count: dict[tuple[str, str], int] = {}  # occurrences of each pair, overlaps counted twice
+        self.starts: dict[tuple[str, str], list[int]] = {}  # pair -> heap of nodes where it may start
+        self.queue: list[tuple[int, int, tuple[str, str]]] = []  # heap of (-count, first node, pair)
+        self._banned: dict[tuple[str, str], bool] = {}  # pair -> whether it would use or spell a reserved token
+        self._changed: set[tuple[str, str]] = set()  # pairs whose count changed during the current merge
 
     def split_into_characters(self, text: str, base: BPETokenizer) -> None:
         """Step 1: every word becomes its characters followed by the end-of-word marker.
@@ -181,18 +180,18 @@ class _Corpus:
         The initial vocabulary is the characters and the marker (fig. 12.8a); characters
         outside ``base``'s alphabet fall back to their UTF-8 bytes.
         """
-        index: dict[str, int] = {}
-        for piece, start in _pieces_with_offsets(text, base.end_of_word):
-            w = index.get(piece)
-            if w is None:
-                w = index[piece] = len(self.words)
-                symbols, symbol_starts = base._symbols_with_starts(piece)
-                self.words.append(symbols)
-                self.starts.append(symbol_starts)
-                self.offset.append(start)
-                self.freq.append(0)
-            self.freq[w] += 1
-        for symbols, f in zip(self.words, self.freq):
+        freq: dict[str, int] = {}  # in order of first appearance
+        for piece in split_words(text, base.end_of_word):
+            freq[piece] = freq.get(piece, 0) + 1
+        for piece, f in freq.items():
+            symbols = base._symbols(piece)
+            first, n = len(self.symbol), len(symbols)
+            self.symbol.extend(symbols)
+            self.next.extend(range(first + 1, first + n))
+            self.next.append(-1)
+            self.prev.append(-1)
+            self.prev.extend(range(first, first + n - 1))
+            self.weight.extend([f] * n)
             for s in symbols:
                 self.use_count[s] += f
         self.in_use = sum(c > 0 for c in self.use_count.values())
@@ -200,107 +199,116 @@ class _Corpus:
 
     def count_pairs(self) -> None:
         """Step 2: count every adjacent pair of symbols; a piece that occurs f times adds f."""
-        for w, symbols in enumerate(self.words):
-            for pair in zip(symbols, symbols[1:]):
-                self.pair_count[pair] += self.freq[w]
-                self.where[pair].add(w)
-        for pair, c in self.pair_count.items():
-            self.by_count[c].add(pair)
-        self.top = max(self.pair_count.values(), default=0)
+        symbol, starts = self.symbol, self.starts
+        for node, after in enumerate(self.next):
+            if after != -1:
+                pair = (symbol[node], symbol[after])
+                nodes = starts.get(pair)
+                if nodes is None:
+                    starts[pair] = [node]
+                else:
+                    nodes.append(node)  # increasing: already a heap
+        for pair in [p for p in starts if self._is_banned(p)]:
+            del starts[pair]
+        weight = self.weight
+        self.pair_count = {pair: sum(weight[node] for node in nodes) for pair, nodes in starts.items()}
+        self.queue = [(-c, self.starts[pair][0], pair) for pair, c in self.pair_count.items()]
+        heapq.heapify(self.queue)
 
     def merge_most_frequent_pair(self, min_count: int) -> tuple[tuple[str, str], int] | None:
         """Step 3: merge the most frequent pair everywhere (fig. 12.8b) and update the counts.
 
         Ties go to the pair whose first occurrence starts earliest in the text. A pair
-        that would use or spell a reserved token is set aside, never merged.
+        that would use or spell a reserved token is never counted, so never merged.
 
         Returns:
             The merged pair and its count, or None when no pair occurs ``min_count`` times.
         """
-        while True:
-            while self.top >= min_count and not self.by_count.get(self.top):
-                self.top -= 1
-            if self.top < min_count:
-                return None
-            tied = self.by_count[self.top]
-            best = min(tied, key=self._first_position) if len(tied) > 1 else next(iter(tied))
-            a, b = best
-            if a in self.reserved or b in self.reserved or a + b in self.reserved:  # bytes never merge; no clashes
-                tied.discard(best)
-                self.banned.add(best)
+        queue = self.queue
+        while queue:
+            minus_count, first, pair = queue[0]
+            if self.pair_count.get(pair) != -minus_count or self._first_node(pair) != first:
+                heapq.heappop(queue)  # the pair has changed since: a newer entry holds it
                 continue
-            count = self.top
-            self._replace(best)
-            return best, count
+            if -minus_count < min_count:
+                return None
+            heapq.heappop(queue)
+            self._replace(pair)
+            return pair, -minus_count
+        return None
 
     def state(self) -> BPEState:
         """The distinct tokens in use and the length of the segmented text (fig. 12.8f)."""
         return BPEState(self.in_use, self.length)
 
-    def _first_position(self, pair: tuple[str, str]) -> int | float:
-        if pair not in self._first:
+    def _is_banned(self, pair: tuple[str, str]) -> bool:
+        banned = self._banned.get(pair)
+        if banned is None:
             a, b = pair
-            best = math.inf
-            for w in self.where[pair]:
-                if self.offset[w] >= best:
-                    continue
-                s = self.words[w]
-                for i in range(len(s) - 1):
-                    if s[i] == a and s[i + 1] == b:
-                        best = min(best, self.offset[w] + self.starts[w][i])
-                        break
-            self._first[pair] = best
-        return self._first[pair]
+            banned = self._banned[pair] = a in self.reserved or b in self.reserved or a + b in self.reserved
+        return banned
+
+    def _starts_at(self, node: int, pair: tuple[str, str]) -> bool:
+        after = self.next[node]
+        return self.symbol[node] == pair[0] and after != -1 and self.symbol[after] == pair[1]
+
+    def _first_node(self, pair: tuple[str, str]) -> int:
+        """The first node where ``pair`` starts (stale heap entries are dropped on the way)."""
+        heap = self.starts[pair]
+        while not self._starts_at(heap[0], pair):  # a pair never returns to a node it left: tokens only grow
+            heapq.heappop(heap)
+        return heap[0]
+
+    def _add(self, pair: tuple[str, str], node: int, f: int) -> None:
+        if not self._is_banned(pair):
+            self.pair_count[pair] = self.pair_count.get(pair, 0) + f
+            heapq.heappush(self.starts.setdefault(pair, []), node)
+            self._changed.add(pair)
+
+    def _remove(self, pair: tuple[str, str], f: int) -> None:
+        if not self._is_banned(pair):
+            self.pair_count[pair] -= f  # its node leaves the heap when it reaches the top
+            self._changed.add(pair)
+
+    def _use(self, token: str, d: int) -> None:
+        before = self.use_count[token]
+        self.use_count[token] = before + d
+        self.in_use += (before + d > 0) - (before > 0)
 
     def _replace(self, pair: tuple[str, str]) -> None:
-        """Rewrite every piece that holds ``pair`` (left to right) and update the counts by difference."""
+        """Merge every occurrence of ``pair`` (left to right) and update the counts by difference."""
         a, b = pair
         new = a + b
-        where, pair_count, by_count, use_count = self.where, self.pair_count, self.by_count, self.use_count
-        delta: dict[tuple[str, str], int] = defaultdict(int)
-        for w in list(where[pair]):
-            s, st, f = self.words[w], self.starts[w], self.freq[w]
-            ns, nst, i, k = [], [], 0, 0
-            while i < len(s):
-                if i + 1 < len(s) and s[i] == a and s[i + 1] == b:
-                    ns.append(new)
-                    nst.append(st[i])
-                    i += 2
-                    k += 1
-                else:
-                    ns.append(s[i])
-                    nst.append(st[i])
-                    i += 1
-            old_pairs, new_pairs = list(zip(s, s[1:])), list(zip(ns, ns[1:]))
-            for p in old_pairs:
-                delta[p] -= f
-            for p in new_pairs:
-                delta[p] += f
-            for p in set(old_pairs) - set(new_pairs):
-                where[p].discard(w)
-            for p in new_pairs:
-                where[p].add(w)
-            self.words[w], self.starts[w] = ns, nst
-            for t, d in ((a, -f * k), (b, -f * k), (new, f * k)):
-                before = use_count[t]
-                use_count[t] = before + d
-                self.in_use += (use_count[t] > 0) - (before > 0)
-            self.length -= f * k
-        for p, d in delta.items():
-            if d == 0:
-                continue
-            self._first.pop(p, None)
-            c = pair_count[p]
-            if p not in self.banned:
-                by_count[c].discard(p)
-            c += d
-            pair_count[p] = c
-            if c > 0 and p not in self.banned:
-                by_count[c].add(p)
-                self.top = max(self.top, c)
-            elif c <= 0:
-                del pair_count[p]
-                where.pop(p, None)
+        symbol, nxt, prv = self.symbol, self.next, self.prev
+        for node in sorted(self.starts.pop(pair)):  # text order: "a a a" merges as "aa a"
+            if not self._starts_at(node, pair):
+                continue  # stale, or taken by the overlapping occurrence just merged
+            right, f = nxt[node], self.weight[node]
+            before, after = prv[node], nxt[right]
+            if before != -1:
+                self._remove((symbol[before], a), f)
+            self._remove(pair, f)
+            if after != -1:
+                self._remove((b, symbol[after]), f)
+            symbol[node], symbol[right] = new, None
+            nxt[node] = after
+            if after != -1:
+                prv[after] = node
+                self._add((new, symbol[after]), node, f)
+            if before != -1:
+                self._add((symbol[before], new), before, f)
+            self._use(a, -f)
+            self._use(b, -f)
+            self._use(new, f)
+            self.length -= f
+        for p in self._changed:
+            c = self.pair_count[p]
+            if c == 0:
+                del self.pair_count[p]
+                self.starts.pop(p, None)
+            else:
+                heapq.heappush(self.queue, (-c, self._first_node(p), p))
+        self._changed.clear()
 
 
 class BPETokenizer:
@@ -473,42 +481,55 @@ class BPETokenizer:
             return [ch]
         return [_BYTE_TOKENS[b] for b in ch.encode("utf-8", "surrogatepass")]  # byte fallback (lone surrogates too)
 
-    def _symbols_with_starts(self, piece: str) -> tuple[list[str], list[int]]:
-        """Base symbols of one piece and the character offset where each starts."""
+    def _symbols(self, piece: str) -> list[str]:
+        """Base symbols of one piece: its characters (or their bytes), and the marker closing a word."""
         is_word = not piece[0].isspace()
         body = piece[:-1] if is_word else piece
-        symbols, starts = [], []
-        for i, ch in enumerate(body):
-            s = self._char_symbols(ch)
-            symbols.extend(s)
-            starts.extend([i] * len(s))
+        symbols = list(body) if self._alphabet.issuperset(body) else [s for ch in body for s in self._char_symbols(ch)]
         if is_word:
             symbols.append(self.end_of_word)
-            starts.append(len(body))
-        return symbols, starts
+        return symbols
+
+    def _merge_symbols(self, symbols: list[str]) -> list[str]:
+        """Apply the learned merges to one piece: the earliest-learned pair present first, everywhere.
+
+        Each round merges every occurrence of that pair, left to right, as training did.
+        The symbols form a linked list and a heap holds ``(rank, node)`` for every pair
+        that has a rank, so the cost is O(n log n) for n symbols (rescanning the piece
+        for each merge would be O(n) per merge: quadratic for one long word).
+        """
+        n, ranks = len(symbols), self._ranks
+        symbol = list(symbols)
+        nxt = [*range(1, n), -1]
+        prv = list(range(-1, n - 1))
+        heap = [(ranks[p], node) for node, p in enumerate(zip(symbol, symbol[1:])) if p in ranks]
+        heapq.heapify(heap)
+        while heap:
+            rank = heap[0][0]
+            nodes = []
+            while heap and heap[0][0] == rank:
+                nodes.append(heapq.heappop(heap)[1])  # in text order
+            a, b = self.merges[rank]
+            new = a + b  # no new pair made here is (a, b): the round sees only the pairs present before it
+            for node in nodes:
+                right = nxt[node]
+                if symbol[node] != a or right == -1 or symbol[right] != b:
+                    continue  # stale, or taken by the overlapping occurrence just merged
+                after, before = nxt[right], prv[node]
+                symbol[node], symbol[right] = new, None
+                nxt[node] = after
+                if after != -1:
+                    prv[after] = node
+                    if (new, symbol[after]) in ranks:
+                        heapq.heappush(heap, (ranks[new, symbol[after]], node))
+                if before != -1 and (symbol[before], new) in ranks:
+                    heapq.heappush(heap, (ranks[symbol[before], new], before))
+        return [s for s in symbol if s is not None]
 
     def _encode_piece(self, piece: str) -> tuple[int, ...]:
         ids = self._cache.get(piece)
         if ids is None:
-            symbols, _ = self._symbols_with_starts(piece)
-            ranks = self._ranks
-            while len(symbols) > 1:
-                # the earliest-learned merge present applies next, as during training
-                rank, pair = min(((ranks.get(p, math.inf), p) for p in zip(symbols, symbols[1:])),
-                                 key=lambda x: x[0])
-                if rank == math.inf:
-                    break
-                a, b = pair
-                merged, i = [], 0
-                while i < len(symbols):
-                    if i + 1 < len(symbols) and symbols[i] == a and symbols[i + 1] == b:
-                        merged.append(a + b)
-                        i += 2
-                    else:
-                        merged.append(symbols[i])
-                        i += 1
-                symbols = merged
-            ids = tuple(self.vocab[s] for s in symbols)
+            ids = tuple(self.vocab[s] for s in self._merge_symbols(self._symbols(piece)))
             if len(self._cache) < 1_000_000:
                 self._cache[piece] = ids
         return ids
@@ -647,16 +668,22 @@ class BPETokenizer:
     @classmethod
     def from_dict(cls, data: dict) -> BPETokenizer:
         """The tokenizer described by :meth:`to_dict`; the stored vocabulary is verified."""
-        if not isinstance(data, dict) or data.get("format") != _FORMAT:
-            raise ValueError(f"The 'data' parameter of BPETokenizer.from_dict must be a {_FORMAT} description. "
-                             f"Got {str(data)[:80]!r} instead.")
-        tok = cls(data["alphabet"], [tuple(m) for m in data["merges"]], merge_counts=data["merge_counts"],
-                  special_tokens=data["special_tokens"], end_of_word=data["end_of_word"],
-                  history=data.get("history", ()))
+        problem = _description_problem(data)
+        if problem is not None:
+            ours = isinstance(data, dict) and data.get("format") == _FORMAT
+            raise ValueError(f"The 'data' parameter of BPETokenizer.from_dict must be a {_FORMAT} description"
+                             f"{f' ({problem})' if ours else ''}. Got {str(data)[:80]!r} instead.")
+        tok = cls._assemble(data)
         if "vocab" in data and data["vocab"] != tok.vocab:
             raise ValueError("The 'data' parameter of BPETokenizer.from_dict has a vocabulary that its merges "
                              "do not rebuild. Got a damaged or edited file instead.")
         return tok
+
+    @classmethod
+    def _assemble(cls, data: dict) -> BPETokenizer:
+        return cls(data["alphabet"], [tuple(m) for m in data["merges"]], merge_counts=data["merge_counts"],
+                   special_tokens=data["special_tokens"], end_of_word=data["end_of_word"],
+                   history=data.get("history", ()))
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the tokenizer as JSON (atomically); returns the path."""
@@ -664,8 +691,94 @@ class BPETokenizer:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> BPETokenizer:
-        """Read a tokenizer written by :meth:`save`."""
-        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+        """Read a tokenizer written by :meth:`save`.
+
+        Raises:
+            FileNotFoundError: no file at ``path``.
+            ValueError: the file is not one :meth:`save` wrote (a folder, unreadable,
+                empty, not UTF-8, not JSON, cut short, JSON of another kind, an entry
+                missing or of the wrong type, a vocabulary its merges do not rebuild):
+                one line naming the file and what is wrong.
+        """
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"The 'path' parameter of BPETokenizer.load must be a path. Got {path!r} instead.")
+        file = f"The tokenizer file {str(path)!r}"
+
+        def refuse(why: str):
+            raise ValueError(f"{file} cannot be loaded: {why}.") from None  # one line, no chained traceback
+
+        try:
+            raw = Path(path).read_bytes()
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{file} does not exist.") from None
+        except IsADirectoryError:
+            refuse("it is a folder, not a file")
+        except OSError as error:
+            refuse(f"the file cannot be read ({error.strerror})")
+        if not raw.strip():
+            refuse("the file is empty")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            refuse("it is not UTF-8 text")
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as error:  # an unterminated string runs to the end of the text
+            if error.pos >= len(text.rstrip()) or error.msg.startswith("Unterminated string"):
+                refuse("the JSON ends early (the file is cut short)")
+            refuse(f"it is not JSON ({error.msg} at line {error.lineno} column {error.colno})")
+        except RecursionError:
+            refuse("it is not JSON udl can read (nested too deeply)")
+        problem = _description_problem(data)
+        if problem is not None:
+            refuse(problem)
+        try:
+            tok = cls._assemble(data)
+        except (TypeError, ValueError) as error:  # the constructor's own one-line message
+            raise ValueError(f"{file} describes no tokenizer: {error}") from None
+        if "vocab" in data and data["vocab"] != tok.vocab:
+            refuse("its vocabulary is not the one its merges rebuild (a damaged or edited file)")
+        return tok
+
+
+def _is_list_of(value, item) -> bool:
+    return isinstance(value, (list, tuple)) and all(item(v) for v in value)
+
+
+def _is_pair_of(value, item) -> bool:
+    return isinstance(value, (list, tuple)) and len(value) == 2 and all(item(v) for v in value)
+
+
+# what each entry of a saved tokenizer holds; the constructor checks the values themselves
+_ENTRIES = {
+    "alphabet": ("a list of characters", lambda v: _is_list_of(v, lambda c: isinstance(c, str))),
+    "merges": ("a list of pairs of token strings",
+               lambda v: _is_list_of(v, lambda m: _is_pair_of(m, lambda t: isinstance(t, str)))),
+    "merge_counts": ("a list of ints", lambda v: _is_list_of(v, is_int)),
+    "special_tokens": ("a list of strings", lambda v: _is_list_of(v, lambda t: isinstance(t, str))),
+    "end_of_word": ("a character", lambda v: isinstance(v, str)),
+    "history": ("a list of pairs of ints", lambda v: _is_list_of(v, lambda h: _is_pair_of(h, is_int))),
+    "vocab": ("an object of token ids", lambda v: isinstance(v, dict)),
+}
+_OPTIONAL_ENTRIES = ("history", "vocab")
+_JSON_KINDS = {dict: "a JSON object", list: "a JSON list", str: "a JSON string", bool: "JSON true or false",
+               int: "a JSON number", float: "a JSON number", type(None): "JSON null"}
+
+
+def _description_problem(data) -> str | None:
+    """What keeps ``data`` from being a description written by :meth:`BPETokenizer.to_dict`; None when nothing."""
+    if not isinstance(data, dict):
+        return f"it is not a {_FORMAT} tokenizer ({_JSON_KINDS.get(type(data), type(data).__name__)})"
+    if data.get("format") != _FORMAT:
+        return f"it is not a {_FORMAT} tokenizer (format {data.get('format')!r})"
+    for key, (wanted, holds) in _ENTRIES.items():
+        if key not in data:
+            if key not in _OPTIONAL_ENTRIES:
+                return f"it has no {key!r} entry"
+        elif not holds(data[key]):
+            shown = repr(data[key])
+            return f"its {key!r} entry must be {wanted}, not {shown if len(shown) <= 60 else shown[:57] + '...'}"
+    return None
 
 
 # ---------------------------------------------------------------------- comparison with a peer
