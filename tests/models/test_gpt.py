@@ -140,8 +140,20 @@ def test_cache_in_chunks_equals_the_full_pass():
 
 
 def test_positions_beyond_the_context_are_refused():
-    with pytest.raises(ValueError, match="context"):
+    with pytest.raises(ValueError, match=r"^The 'tokens' parameter of GPT must be at most 16 tokens per sequence "
+                                         r"\(the context is 16\)\. Got 17 instead\.$"):
         _model()(_tokens((1, 17)))
+    cache = {}
+    _model()(_tokens((1, 10)), cache=cache)
+    with pytest.raises(ValueError, match=r"at most 6 tokens per sequence \(the context is 16, 10 of them in the "
+                                         r"cache\)\. Got 7 instead"):
+        _model()(_tokens((1, 7)), cache=cache)
+
+
+def test_int32_ids_are_taken_as_torch_takes_them():
+    model = _model(seed=1)
+    tokens = _tokens((2, 9))
+    torch.testing.assert_close(model(tokens.int()), model(tokens), rtol=0, atol=0)
 
 
 # --------------------------------------------------------------------------- probabilities

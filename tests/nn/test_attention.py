@@ -210,6 +210,22 @@ def test_written_out_path_is_as_accurate_as_sdpa_in_low_precision(dtype):
     torch.testing.assert_close(w_autocast, w, rtol=0, atol=0)
 
 
+def test_layers_take_any_float_input_under_autocast_and_additive_masks():
+    from udl.nn.transformer import TransformerLayer
+
+    m, layer = MultiHeadAttention(8, 2, generator=0), TransformerLayer(8, 2, generator=0)
+    x = torch.randn(2, 3, 8, generator=_gen(1))
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # a bfloat16 input beside float32 weights is autocast's job
+        assert m(x.bfloat16()).dtype == torch.bfloat16 and layer(x.bfloat16()).shape == (2, 3, 8)
+    allowed = torch.ones(3, 3, dtype=torch.bool).tril()
+    additive = torch.zeros(3, 3).masked_fill(~allowed, float("-inf"))
+    keep = torch.tensor([[True, True, True], [True, True, False]])
+    for need_weights in (False, True):
+        torch.testing.assert_close(m(x, mask=additive, key_padding_mask=keep, need_weights=need_weights),
+                                   m(x, mask=allowed, key_padding_mask=keep, need_weights=need_weights),
+                                   rtol=0, atol=1e-6)
+
+
 def test_causal_output_does_not_depend_on_later_inputs():
     m = MultiHeadAttention(8, 2, generator=0).double()
     x = torch.randn(1, 6, 8, dtype=torch.float64, requires_grad=True)

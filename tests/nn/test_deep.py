@@ -101,6 +101,15 @@ def test_bad_arguments():
         DeepNetwork([2, 2], generator=1.5)
     with pytest.raises(ValueError, match=r"\(\.\.\., 3\)"):
         DeepNetwork([3, 2])(torch.zeros(2, 4))
+
+
+def test_inputs_in_the_networks_dtype_or_under_autocast():
+    net = DeepNetwork([3, 4, 2], generator=0)
+    x = torch.randn(5, 3, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(net.double()(x.double()), net.float()(x).double(), rtol=1e-6, atol=1e-6)
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # autocast casts each product: a bfloat16 input is fine
+        y = net(x.bfloat16())
+    assert (y.float() - net(x)).abs().max() < 0.05
     with pytest.raises(ValueError, match="net2"):
         compose(ShallowNetwork(1, 2, 2), ShallowNetwork(1, 2, 1))
     with pytest.raises(TypeError, match="net1"):

@@ -153,10 +153,10 @@ def test_positions():
     pos = LearnedPositions(8, 4)
     x = torch.zeros(2, 3, 4)
     torch.testing.assert_close(pos(x, offset=2), pos.weight[2:5].expand(2, 3, 4))
-    with pytest.raises(ValueError, match=r"^The 'x' parameter of LearnedPositions must hold at most 8 positions "
+    with pytest.raises(ValueError, match=r"^The 'x' parameter of LearnedPositions must be at most 8 positions long "
                                          r"\(the context of 8, from offset 0\)\. Got 9 instead\.$"):
         pos(torch.zeros(1, 9, 4))
-    with pytest.raises(ValueError, match=r"at most 2 positions \(the context of 8, from offset 6\)\. Got 3 instead"):
+    with pytest.raises(ValueError, match=r"at most 2 positions long \(the context of 8, from offset 6\)\. Got 3 instead"):
         pos(x, offset=6)
     pe = sinusoidal_positions(50, 6)
     assert pe.shape == (50, 6)

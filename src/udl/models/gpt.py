@@ -217,7 +217,7 @@ class GPT(nn.Module):
             check_token_ids(tokens, "GPT", shape=("B", "N"))
         if tokens.shape[1] > self.config.context - offset:
             cached = f", {offset} of them in the cache" if offset else ""
-            raise ValueError(f"The 'tokens' parameter of GPT must hold at most {self.config.context - offset} tokens "
+            raise ValueError(f"The 'tokens' parameter of GPT must be at most {self.config.context - offset} tokens "
                              f"per sequence (the context is {self.config.context}{cached}). "
                              f"Got {tokens.shape[1]} instead.")
         x = self.positions(self.embed(tokens), offset)  # (B, N, D)

@@ -230,7 +230,7 @@ class TokenEmbedding(_NormalTable):
             return F.embedding(tokens, self.weight)
         except IndexError:  # on the CPU the lookup checks every id; nothing is scanned beforehand
             lo, hi = (int(t) for t in torch.aminmax(tokens))
-            raise ValueError(f"The 'tokens' parameter of {owner} must hold ids in [0, {self.vocab_size}). "
+            raise ValueError(f"The 'tokens' parameter of {owner} must be ids in [0, {self.vocab_size}). "
                              f"Got values in [{lo}, {hi}] instead.") from None
 
     def one_hot_forward(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -264,8 +264,8 @@ class LearnedPositions(_NormalTable):
     def forward(self, x: torch.Tensor, offset: int = 0) -> torch.Tensor:
         n = x.shape[-2]
         if offset + n > self.context:
-            raise ValueError(f"The 'x' parameter of LearnedPositions must hold at most {self.context - offset} "
-                             f"positions (the context of {self.context}, from offset {offset}). Got {n} instead.")
+            raise ValueError(f"The 'x' parameter of LearnedPositions must be at most {self.context - offset} "
+                             f"positions long (the context of {self.context}, from offset {offset}). Got {n} instead.")
         return x + self.weight[offset:offset + n]
 
 
