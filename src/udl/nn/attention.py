@@ -211,12 +211,16 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Ten
         The output ``(..., N_q, D_v)``; with ``need_weights``, ``(output, weights (..., N_q, N_k))``.
     """
     if not (isinstance(q, torch.Tensor) and isinstance(k, torch.Tensor) and isinstance(v, torch.Tensor)
-            and q.dtype.is_floating_point and k.dtype == q.dtype and v.dtype == q.dtype and q.dim() >= 2
-            and k.shape[:-2] == q.shape[:-2] and k.shape[-1] == q.shape[-1] and v.shape[:-1] == k.shape[:-1]):
+            and _fit(q.shape, k.shape, v.shape) and q.dtype == k.dtype == v.dtype and q.is_floating_point()):
         _refuse_qkv(q, k, v)
     if mask is not None:
         _check_mask(mask, (*q.shape[:-1], k.shape[-2]), q.dtype, "mask", "attention")
     return _attend(q, k, v, mask, causal=causal, dropout=dropout, need_weights=need_weights, generator=generator)
+
+
+def _fit(qs: torch.Size, ks: torch.Size, vs: torch.Size) -> bool:
+    """Whether queries, keys and values of these shapes fit: ``(..., N_q, D_q)``, ``(..., N_k, D_q)``, ``(..., N_k, D_v)``."""
+    return len(qs) >= 2 and qs[-1] == ks[-1] and qs[:-2] == ks[:-2] and ks[:-1] == vs[:-1]
 
 
 def _refuse_qkv(q, k, v) -> None:
@@ -259,12 +263,14 @@ def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tenso
         mask = _restrict(mask, _causal_mask(n_q, n_k, q.device))
     if not need_weights:
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)
-    # bfloat16 keeps 8 bits of a score: a logit near 50 would be off by 0.25 and its
-    # weight by a quarter, so the scores, the softmax and the weighted sum run in float32
-    # (float64 stays float64), as SDPA's kernels accumulate, and only the results are cast
-    work = torch.promote_types(q.dtype, torch.float32)
+    # bfloat16 keeps 8 bits of a score: one near 50 is rounded by up to 0.125, which moves its
+    # weight by up to 13 %; so scores, softmax and weighted sum run in float32 (float64 stays
+    # float64), as SDPA's kernels accumulate, and only the results are cast back
+    dtype = q.dtype
+    if dtype in (torch.bfloat16, torch.float16):
+        q, k, v = q.float(), k.float(), v.float()
     with _without_autocast(q.device.type):  # autocast would run the products in bfloat16 again
-        scores = q.to(work) @ k.to(work).transpose(-2, -1) / math.sqrt(q.shape[-1])  # (..., N_q, N_k)
+        scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])  # (..., N_q, N_k)
         blind = None
         if mask is not None:
             scores = scores.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else scores + mask
@@ -277,8 +283,8 @@ def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tenso
         if dropout > 0:
             keep = torch.rand(weights.shape, generator=generator, device=weights.device) >= dropout
             weights = weights * keep / (1 - dropout)
-        out = weights @ v.to(work)  # (..., N_q, D_v)
-    return out.to(v.dtype), weights.to(q.dtype)
+        out = weights @ v  # (..., N_q, D_v)
+    return out.to(dtype), weights.to(dtype)
 
 
 def _without_autocast(device_type: str):
