@@ -81,6 +81,16 @@ def test_a_truncated_file_is_named(saved, tmp_path):
     _refused(path, r"cannot be loaded: the JSON ends early \(the file is cut short\)")
 
 
+def test_a_file_cut_anywhere_is_named_as_cut_short(tmp_path):
+    tok = BPETokenizer.train("sea sea see sea éé😀 é😀 \t\t", n_merges=5, min_count=1)
+    raw = tok.save(tmp_path / "whole.json").read_bytes()  # ASCII: the marker is written "\\u2581"
+    path = tmp_path / "cut.json"
+    escapes = [m.start() + k for m in re.finditer(rb"\\u", raw) for k in range(1, 6)]  # cut inside "\\u2581"
+    for end in sorted({*range(1, len(raw), 17), *escapes}):
+        path.write_bytes(raw[:end])
+        _refused(path, r"cannot be loaded: the JSON ends early \(the file is cut short\)")
+
+
 def test_a_file_that_is_not_json_is_named(tmp_path):
     path = tmp_path / "notes.json"
     path.write_text("merges: a b\n")

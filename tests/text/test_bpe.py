@@ -320,3 +320,24 @@ def test_one_long_word_follows_the_plain_rule():
     word = "".join(rng.choice("abcd") for _ in range(3000))  # one word: every merge rewrites it in the plain rule
     tok = _agrees_with_the_plain_rule(word, 10_000)
     assert len(tok.merges) > 100 and tok.decode(tok.encode(word)) == word
+
+
+def test_the_scaling_benchmark_prints_a_table(capsys):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "bpe_scaling.py"
+    spec = importlib.util.spec_from_file_location("bpe_scaling", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    word = bench.blob(300)
+    assert len(word) == 300 and not any(c.isspace() for c in word) and word == bench.blob(300)
+    rows = bench.main(["--sizes", "300", "1200", "--merges", "all"])
+    printed = capsys.readouterr().out
+    assert "train us/char" in printed and printed.count("\n") == 4  # title, header, two rows
+    assert [r.chars for r in rows] == [300, 1200]
+    for r in rows:
+        tok = BPETokenizer.train(bench.blob(r.chars), n_merges=10**9)
+        assert r.merges == len(tok.merges) and r.tokens == len(tok.encode(bench.blob(r.chars)))
+        assert r.train_s > 0 and r.encode_s > 0
+    assert bench.main(["--sizes", "300", "--merges", "7"])[0].merges == 7

@@ -723,8 +723,8 @@ class BPETokenizer:
             refuse("it is not UTF-8 text")
         try:
             data = json.loads(text)
-        except json.JSONDecodeError as error:  # an unterminated string runs to the end of the text
-            if error.pos >= len(text.rstrip()) or error.msg.startswith("Unterminated string"):
+        except json.JSONDecodeError as error:
+            if _ends_early(text, error):
                 refuse("the JSON ends early (the file is cut short)")
             refuse(f"it is not JSON ({error.msg} at line {error.lineno} column {error.colno})")
         except RecursionError:
@@ -739,6 +739,13 @@ class BPETokenizer:
         if "vocab" in data and data["vocab"] != tok.vocab:
             refuse("its vocabulary is not the one its merges rebuild (a damaged or edited file)")
         return tok
+
+
+def _ends_early(text: str, error: json.JSONDecodeError) -> bool:
+    """Whether ``error`` comes from JSON that stops too soon (a file cut short), not from wrong JSON."""
+    end = len(text.rstrip())
+    return (error.pos >= end or error.msg.startswith("Unterminated string")  # a string runs to the end
+            or (error.msg.startswith("Invalid \\uXXXX escape") and end - error.pos < 6))  # \u2581 cut in two
 
 
 def _is_list_of(value, item) -> bool:
