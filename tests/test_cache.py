@@ -1,6 +1,7 @@
 """udl.cache: folders from the environment, atomic writes, source digests, models trained once."""
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -20,6 +21,44 @@ def test_folders_honour_the_environment(tmp_path, monkeypatch):
     monkeypatch.delenv("UDL_CACHE_DIR")
     assert cache.data_dir() == Path.home() / ".cache" / "udl" / "data"
     assert cache.cache_dir() == Path.home() / ".cache" / "udl" / "figures"
+
+
+def test_writable_folder_creates_the_folder_and_tries_a_file(tmp_path):
+    folder = tmp_path / "a" / "b"
+    assert cache.writable_folder(folder, "out", "f") == folder and folder.is_dir()
+    assert os.listdir(folder) == []  # the trial file is gone
+    assert cache.writable_folder(str(folder), "out", "f") == folder  # an existing folder is fine
+
+
+@pytest.mark.parametrize("where, why", [
+    ("file", r"\(.*/file is a file\)"),
+    ("file/sub/dir", r"\(.*/file is a file\)"),
+    ("/proc/udl-out", r"\(it cannot be created: No such file or directory\)"),
+    ("/proc", r"\(no file can be created in it: "),
+])
+def test_writable_folder_refuses_in_one_line(tmp_path, where, why):
+    (tmp_path / "file").write_text("x")
+    path = tmp_path / where
+    with pytest.raises(ValueError, match=rf"^The 'out' parameter of build_gallery must be a folder where files can be "
+                                         rf"written\. Got '{re.escape(str(path))}' instead {why}"):
+        cache.writable_folder(path, "out", "build_gallery")
+    with pytest.raises(TypeError, match=r"^The 'out' parameter of f must be a path\. Got 3 instead\.$"):
+        cache.writable_folder(3, "out", "f")
+
+
+def test_an_unusable_cache_warns_once_per_folder_and_verb(tmp_path, monkeypatch):
+    monkeypatch.setattr(cache, "_WARNED", set())
+    (tmp_path / "file").write_text("x")
+    entry = tmp_path / "file" / "x.npz"
+    error = NotADirectoryError(20, "Not a directory")
+    with pytest.warns(UserWarning) as caught:
+        cache.warn_unusable("figure cache", "written", entry, error)
+        cache.warn_unusable("figure cache", "written", entry.with_name("y.npz"), error)  # same folder: silent
+        cache.warn_unusable("figure cache", "read", entry, PermissionError(13, "Permission denied"))
+    folder = tmp_path / "file"
+    assert [str(w.message) for w in caught] == [
+        f"the figure cache {folder} cannot be written ({folder} is a file); results are not stored",
+        f"the figure cache {folder} cannot be read ({folder} is a file); computing afresh"]
 
 
 # --------------------------------------------------------------------------- atomic writes
@@ -185,6 +224,31 @@ def test_without_the_disk_nothing_is_written(memo, tmp_path):
     _get(memo, disk=False)
     _get(memo, disk=False)
     assert memo.calls == 1 and not (tmp_path / "models").exists()
+
+
+def test_an_unwritable_cache_is_a_warning_and_the_model_is_still_returned(memo, tmp_path, monkeypatch):
+    monkeypatch.setattr(cache, "_WARNED", set())
+    monkeypatch.setenv("UDL_DATA_DIR", "/proc/udl-data")  # /proc refuses new folders, even to root
+    with pytest.warns(UserWarning, match=r"^the model cache /proc/udl-data/models cannot be written "
+                                         r"\(No such file or directory\); results are not stored$"):
+        model, record = _get(memo)
+    assert memo.calls == 1 and record == {"losses": [2.0, 1.0]}
+    assert torch.equal(model.weight, memo.build().weight + 1.0)
+
+
+def test_an_unreadable_file_is_a_warning_and_trained_again(memo, tmp_path, monkeypatch):
+    monkeypatch.setattr(cache, "_WARNED", set())
+    a, _ = _get(memo)
+    (path,) = (tmp_path / "models").glob("counter-*.pt")
+    path.unlink()
+    path.mkdir()  # an entry replaced by a folder: cannot be read, nor replaced
+    cache._MEMORY.clear()
+    with pytest.warns(UserWarning) as caught:
+        b, record = _get(memo)
+    assert memo.calls == 2 and torch.equal(a.weight, b.weight) and record == {"losses": [2.0, 1.0]}
+    assert [str(w.message) for w in caught] == [
+        f"the model cache {path.parent} cannot be {verb} ({path} is a folder); {then}"
+        for verb, then in (("read", "computing afresh"), ("written", "results are not stored"))]
 
 
 def test_trained_refuses_bad_arguments(memo):

@@ -1,12 +1,13 @@
 """Running figures: seeds, records, and the result cache."""
 
 import json
+import os
 
 import pytest
 from fakes import CALLS, fake_figures
 
 import udl
-from udl import runner
+from udl import cache, runner
 
 
 @pytest.fixture()
@@ -59,6 +60,37 @@ def test_corrupted_cache_is_recomputed(fakes, damage):
     again = udl.figure("99.square", "tiny")
     assert CALLS["count"] == 2 and not again.cached and again.ok
     assert udl.figure("99.square", "tiny").cached  # the entry was rewritten
+
+
+def test_an_unwritable_cache_is_a_warning_and_the_result_stands(fakes, monkeypatch):
+    monkeypatch.setattr(cache, "_WARNED", set())
+
+    def read_only(src, dst):  # what a read-only disk says when the entry is put in place
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(os, "replace", read_only)
+    CALLS["count"] = 0
+    with pytest.warns(UserWarning, match=r"^the figure cache .*cache cannot be written \(Permission denied\); "
+                                         r"results are not stored$") as caught:
+        first = udl.figure("99.square", "tiny")
+        second = udl.figure("99.square", "tiny", n=6)  # the same folder: no second warning
+    assert len(caught) == 1 and first.ok and second.ok and CALLS["count"] == 2
+    assert first.metrics["n"] == 5 and second.metrics["n"] == 6 and not list((fakes / "cache").glob("*.npz"))
+
+
+def test_an_entry_replaced_by_a_folder_is_recomputed_with_a_warning(fakes, monkeypatch):
+    monkeypatch.setattr(cache, "_WARNED", set())
+    CALLS["count"] = 0
+    first = udl.figure("99.square", "tiny")
+    (entry,) = (fakes / "cache").glob("99.square-*.npz")
+    entry.unlink()
+    entry.mkdir()
+    with pytest.warns(UserWarning) as caught:
+        again = udl.figure("99.square", "tiny")
+    assert CALLS["count"] == 2 and again.ok and not again.cached and again.metrics == first.metrics
+    assert [str(w.message).split(" (")[0] for w in caught] == [
+        f"the figure cache {fakes / 'cache'} cannot be read", f"the figure cache {fakes / 'cache'} cannot be written"]
+    assert all(f"({entry} is a folder)" in str(w.message) for w in caught)
 
 
 def test_record_schema(fakes):

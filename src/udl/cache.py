@@ -7,6 +7,11 @@
 - :func:`source_digest` and :func:`settings_digest`: names that change with the code
   and the settings that produced a file, so that a stale file is never read.
 - :func:`trained`: a model that several figures share is trained once per machine.
+- :func:`writable_folder`: an output folder, created and tried before any work.
+
+A cache is a saving, never a condition: a cache folder that cannot be read or written
+(a file in its place, a read-only disk, an entry replaced by a folder) costs a warning,
+once per process and folder, and the computation goes on without it.
 
 The rule of :func:`trained`: a caller always gets a *fresh* model, its own to modify or
 train further; nothing it does reaches another caller. Files are read with
@@ -31,6 +36,7 @@ import json
 import os
 import re
 import tempfile
+import warnings
 from collections import OrderedDict
 from pathlib import Path
 from types import ModuleType
@@ -48,6 +54,7 @@ _FORMAT = 1  # of the trained-model files: {"model": state_dict, "record": dict}
 _MEMORY_SIZE = 8  # trained models whose weights stay in memory (least recently used dropped first)
 _MEMORY: OrderedDict[str, tuple[dict, dict]] = OrderedDict()  # key -> (CPU state_dict, record)
 _NAME = re.compile(r"[a-z0-9][a-z0-9._-]*")
+_WARNED: set[tuple[str, str]] = set()  # (folder, "read" or "write") already warned about in this process
 
 
 # --------------------------------------------------------------------------- folders
@@ -61,6 +68,87 @@ def data_dir() -> Path:
     """Where generated data, tokenizers and trained models live: ``$UDL_DATA_DIR``, else ``~/.cache/udl/data``."""
     env = os.environ.get("UDL_DATA_DIR")
     return Path(env) if env else Path.home() / ".cache" / "udl" / "data"
+
+
+def _in_the_way(path: Path, *, folder: bool) -> str | None:
+    """What stands where udl needs ``path`` (a folder if ``folder``, else a file), in words; None if nothing."""
+    try:
+        if not folder and path.is_dir():
+            return f"{path} is a folder"
+        for above in (path, *path.parents) if folder else path.parents:
+            if above.exists() and not above.is_dir():
+                return f"{above} is a file"
+    except OSError:  # a folder we may not look into: the system's reason will do
+        pass
+    return None
+
+
+def writable_folder(path: str | os.PathLike, name: str, owner: str) -> Path:
+    """Create the folder ``path`` (and its parents) if missing and check that a file can be written in it.
+
+    Called before any computation whose results go there, so that a bad folder costs one
+    line at once instead of a traceback after the work.
+
+    Args:
+        path: the folder.
+        name, owner: the parameter and the function or command that received it, for the message.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        ValueError: the folder cannot be created or written (it is a file, lies under a
+            file, or the system refuses), in udl's one-line template.
+    """
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"The {name!r} parameter of {owner} must be a path. Got {path!r} instead.")
+    folder = Path(path)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        why = _in_the_way(folder, folder=True) or f"it cannot be created: {error.strerror or error}"
+    else:
+        try:
+            with tempfile.TemporaryFile(dir=folder):  # writing a file is the only sure test (root ignores modes)
+                return folder
+        except OSError as error:
+            why = f"no file can be created in it: {error.strerror or error}"
+    raise ValueError(f"The {name!r} parameter of {owner} must be a folder where files can be written. "
+                     f"Got {str(path)!r} instead ({why}).")
+
+
+def warn_unusable(kind: str, verb: str, path: Path, error: OSError) -> None:
+    """Warn that a cache cannot be read or written, once per process for each folder and verb.
+
+    Args:
+        kind: what the cache holds, e.g. ``"figure cache"``.
+        verb: ``"read"`` or ``"written"``.
+        path: the file that could not be read or written.
+        error: the system's error.
+    """
+    key = (str(path.parent), verb)
+    if key in _WARNED:
+        return
+    _WARNED.add(key)
+    why = _in_the_way(path, folder=False) or error.strerror or str(error)
+    then = "computing afresh" if verb == "read" else "results are not stored"
+    warnings.warn(f"the {kind} {path.parent} cannot be {verb} ({why}); {then}", stacklevel=2)
+
+
+def read_entry(path: Path, kind: str) -> bytes | None:
+    """The bytes of the cache file ``path``; None when it is missing, or unreadable (with a warning).
+
+    Args:
+        path: the file.
+        kind: what the cache holds, for the warning, e.g. ``"figure cache"``.
+    """
+    try:
+        return path.read_bytes()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as error:  # a folder in its place, no permission...: compute afresh
+        warn_unusable(kind, "read", path, error)
+        return None
 
 
 # --------------------------------------------------------------------------- writing
@@ -220,8 +308,8 @@ def trained(name: str, settings: dict, build: Callable[[], nn.Module], train: Ca
                 if disk:
                     try:
                         atomic_save({"model": entry[0], "record": entry[1]}, path)
-                    except OSError:  # a read-only cache only costs the next process a retraining
-                        pass
+                    except OSError as error:  # an unwritable cache only costs the next process a retraining
+                        warn_unusable("model cache", "written", path, error)
     _MEMORY[key] = entry
     _MEMORY.move_to_end(key)
     while len(_MEMORY) > _MEMORY_SIZE:
@@ -269,11 +357,12 @@ def _exclusive(path: Path):
 
 
 def _read(path: Path, build: Callable[[], nn.Module]) -> tuple[dict, dict] | None:
-    """The stored ``(state_dict, record)``, or None when the file is missing or unusable."""
-    if not path.exists():
+    """The stored ``(state_dict, record)``, or None when the file is missing, unreadable (a warning) or damaged."""
+    data = read_entry(path, "model cache")
+    if data is None:
         return None
     try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
+        saved = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
         state, record = saved["model"], saved["record"]
         with torch.random.fork_rng(devices=[]):
             build().load_state_dict(state)  # the weights fit the model: names and shapes

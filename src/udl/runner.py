@@ -6,14 +6,18 @@ writes ``<id>.json`` and ``<id>.png``.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import io
 import json
+import os
 import platform
 import random
+import sys
 import time
 import traceback
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
@@ -22,7 +26,7 @@ import numpy as np
 import torch
 
 from udl import __version__
-from udl.cache import atomic_write, cache_dir, source_digest
+from udl.cache import atomic_write, cache_dir, read_entry, source_digest, warn_unusable
 from udl.devices import resolve_device, using_cpu_threads
 from udl.registry import PRESETS, Check, Params, Result, UnknownFigure, get, to_jsonable
 from udl.validate import check_choice, check_int
@@ -84,7 +88,7 @@ def _cache_path(fig_id: str, key: str) -> Path:
 
 
 def save_cached(result: Result, key: str) -> bool:
-    """Store metrics and arrays (no pickles) atomically; False if they cannot be stored."""
+    """Store metrics and arrays (no pickles) atomically; False if they cannot be stored (a warning says why)."""
     meta = {"metrics": to_jsonable(result.metrics), "notes": result.notes,
             "seconds": result.seconds, "device": result.device}
     arrays = {f"a_{k}": np.asarray(v) for k, v in result.arrays.items()}
@@ -92,23 +96,30 @@ def save_cached(result: Result, key: str) -> bool:
         return False
     buffer = io.BytesIO()
     np.savez(buffer, __meta__=np.array(json.dumps(meta)), **arrays)
-    atomic_write(_cache_path(result.id, key), buffer.getvalue())
+    path = _cache_path(result.id, key)
+    try:
+        atomic_write(path, buffer.getvalue())
+    except OSError as error:  # the result is what matters; the cache only saves time
+        warn_unusable("figure cache", "written", path, error)
+        return False
     return True
 
 
 def load_cached(fig_id: str, key: str) -> Result | None:
-    """The stored result, or None when absent; a corrupted entry is removed."""
+    """The stored result, or None when absent or unreadable (a warning); a corrupted entry is removed."""
     path = _cache_path(fig_id, key)
-    if not path.exists():
+    blob = read_entry(path, "figure cache")
+    if blob is None:
         return None
     try:
-        with np.load(path, allow_pickle=False) as data:
+        with np.load(io.BytesIO(blob), allow_pickle=False) as data:
             meta = json.loads(str(data["__meta__"]))
             arrays = {k[2:]: data[k] for k in data.files if k.startswith("a_")}
         return Result(metrics=meta["metrics"], arrays=arrays, notes=meta["notes"],
                       seconds=float(meta["seconds"]), device=meta["device"], cached=True)
     except Exception:  # any damage: recompute instead of crashing
-        path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # if it stays, the new entry replaces it (or a warning says why not)
+            path.unlink()
         return None
 
 
@@ -208,6 +219,30 @@ def write_outputs(result: Result, out: str | Path, dpi: int = 110) -> dict:
     rec = record(result)
     atomic_write(out / f"{result.id}.json", json.dumps(rec, indent=1).encode())
     return rec
+
+
+_PACKAGE = os.path.dirname(os.path.realpath(__file__)) + os.sep
+
+
+def one_line_warnings() -> None:
+    """Show the warnings raised by udl's own code as one line, ``udl: warning: <message>``.
+
+    For the command line and its worker processes: a warning from udl (an unusable
+    cache, more processes than CPUs) is news for the user, not a location in the code.
+    Warnings from other libraries keep Python's format. Calling it again changes nothing.
+    """
+    shown_by = warnings.showwarning
+    if getattr(shown_by, "udl_one_line", False):
+        return
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if os.path.realpath(filename).startswith(_PACKAGE):
+            print(f"udl: warning: {message}", file=file or sys.stderr)
+        else:
+            shown_by(message, category, filename, lineno, file, line)
+
+    show.udl_one_line = True
+    warnings.showwarning = show
 
 
 def run_and_write(fig_id: str, preset: str, seed: int, device: str, overrides: dict | None,
