@@ -6,8 +6,9 @@ import subprocess
 import sys
 
 import pytest
-from fakes import fake_figures
+from fakes import CALLS, fake_figures
 
+from udl import gallery
 from udl.cli import main
 
 
@@ -57,7 +58,9 @@ def test_set_overrides_are_typed(fakes, capsys):
     (["figure", "99.square", "--preset", "huge"], "invalid choice: 'huge'"),
     (["figure", "99.square", "--seed", "-3"], "non-negative int"),
     (["figure", "99.square", "--device", "tpu"], "invalid choice: 'tpu'"),
-    (["gallery", "--jobs", "0"], "positive int"),
+    (["gallery", "--jobs", "0"], "argument --jobs: expected a positive int, got '0'"),
+    (["gallery", "--jobs", "-3"], "argument --jobs: expected a positive int, got '-3'"),
+    (["gallery", "--jobs", "two"], "argument --jobs: expected a positive int, got 'two'"),
     (["gallery", "--chapter", "17"], "no figures in chapter 17"),
     (["list", "--chapter", "x"], "chapter number"),
     (["frobnicate"], "invalid choice"),
@@ -120,6 +123,62 @@ def test_gallery_survives_a_failing_figure(fakes, capsys):
     summary = json.loads((fakes / "g" / "summary.json").read_text())
     assert summary["figures"] == 3 and sorted(summary["failed_figures"]) == ["99.broken", "99.false"]
     assert summary["passed"] == 1 and summary["failed"] == 2
+
+
+@pytest.mark.parametrize("command", ["list", "gallery"])
+def test_chapters_in_errors_are_listed_in_book_order(capsys, command):
+    status, _, err = run(capsys, command, "--chapter", "17")
+    listed = one_line_error(err).split("chapters with figures: ")[1].split(", ")
+    assert status == 2 and listed[:3] == ["1", "3", "4"] and listed[-1] == "C"
+    assert listed.index("9") < listed.index("10") < listed.index("12") < listed.index("C")
+
+
+class _InlinePool:
+    """A stand-in for ProcessPoolExecutor that runs each task at once and remembers its size."""
+
+    sizes = []
+
+    def __init__(self, max_workers, mp_context=None, initializer=None):
+        self.sizes.append(max_workers)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def submit(self, fn, *args):
+        from concurrent.futures import Future
+
+        future = Future()
+        future.set_result(fn(*args))
+        return future
+
+
+@pytest.mark.parametrize("jobs, cpus, processes, warned", [(1000, 2, 3, True), (2, 2, 2, False), (3, 8, 3, False)])
+def test_jobs_are_capped_at_the_figures_and_warned_above_the_cpus(fakes, capsys, monkeypatch, jobs, cpus,
+                                                                   processes, warned):
+    monkeypatch.setattr(gallery, "ProcessPoolExecutor", _InlinePool)
+    monkeypatch.setattr(os, "cpu_count", lambda: cpus)
+    _InlinePool.sizes.clear()
+    status, out, err = run(capsys, "gallery", "--preset", "tiny", "--chapter", "99", "--jobs", str(jobs), "--out", "g")
+    assert status == 1 and out.startswith("3 figures") and _InlinePool.sizes == [processes]  # 99.broken fails
+    assert err == (f"udl: warning: jobs={jobs} runs {processes} processes on {cpus} CPUs: they share the CPUs, so the "
+                   f"gallery is no faster than with jobs={cpus}, and each process holds its own memory\n"
+                   if warned else "")
+
+
+@pytest.mark.parametrize("command", [["figure", "99.square"], ["gallery", "--chapter", "99"]])
+def test_an_out_that_is_a_file_is_refused_before_any_work(fakes, capsys, command):
+    (fakes / "taken").write_text("a file")
+    CALLS["count"] = 0
+    status, out, err = run(capsys, *command, "--preset", "tiny", "--out", "taken")
+    assert status == 2 and out == "" and CALLS["count"] == 0
+    assert one_line_error(err) == (f"udl: error: The '--out' parameter of udl {command[0]} must be a folder where "
+                                   f"files can be written. Got 'taken' instead (taken is a file).")
+    with pytest.raises(ValueError, match=r"^The 'out' parameter of build_gallery must be a folder .*\(taken is a file"):
+        gallery.build_gallery("tiny", "taken", chapters=[99])
+    assert CALLS["count"] == 0
 
 
 def test_python_dash_m_and_exit_codes():

@@ -6,19 +6,22 @@
     udl gallery [--preset tiny|full] [--out DIR] [--jobs N] [--chapter N] [--no-cache]
 
 Exit status: 0 when every figure ran and every check held, 1 when a figure or a
-check failed, 2 on bad usage (one line on stderr naming the valid choices).
+check failed, 2 on bad usage (one line on stderr naming the valid choices), 130 when
+interrupted, 141 when the reader of the output went away (``udl list | head -1``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
-from udl.registry import PRESETS, UnknownFigure, get, load_all
+from udl.registry import PRESETS, UnknownFigure, get, load_all, sort_key
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 130, 141  # 128 + SIGINT, 128 + SIGPIPE: what a shell reports for either
 
 
 class UsageError(Exception):
@@ -50,9 +53,12 @@ def _seed(text: str) -> int:
 
 
 def _positive(text: str) -> int:
-    value = _seed(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError("expected a positive int, got 0")
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive int, got {text!r}")
     return value
 
 
@@ -111,11 +117,18 @@ def _state(out: Path, fig_id: str) -> str:
         return "not run"
 
 
+def _check_chapters(chapters: list) -> None:
+    """A usage error naming the first chapter without figures and, in book order, those with figures."""
+    known = list(dict.fromkeys(get(i).chapter for i in sorted(load_all(), key=sort_key)))
+    missing = [c for c in chapters if c not in known]
+    if missing:
+        raise UsageError(f"no figures in chapter {missing[0]}; chapters with figures: {', '.join(map(str, known))}")
+
+
 def cmd_list(args) -> int:
+    if args.chapter is not None:
+        _check_chapters([args.chapter])
     specs = [s for s in load_all().values() if args.chapter is None or s.chapter == args.chapter]
-    if args.chapter is not None and not specs:
-        chapters = sorted({str(s.chapter) for s in load_all().values()}, key=lambda c: (not c.isdigit(), c.zfill(3)))
-        raise UsageError(f"no figures in chapter {args.chapter}; chapters with figures: {', '.join(chapters)}")
     out = Path(args.out)
     rows = [{"id": s.id, "title": s.title, "chapter": s.chapter, "state": _state(out, s.id), "gpu": s.gpu,
              "module": s.module, "function": s.function} for s in specs]
@@ -139,6 +152,16 @@ def _validate_ids(ids: list[str]) -> list[str]:
     return list(dict.fromkeys(ids))
 
 
+def _check_out(out: str, command: str) -> None:
+    """The output folder exists (created if missing) and takes files: checked before any work."""
+    from udl.cache import writable_folder
+
+    try:
+        writable_folder(out, "--out", f"udl {command}")
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+
+
 def _check_device(device: str) -> None:
     from udl.devices import cpu_threads, resolve_device
 
@@ -150,8 +173,9 @@ def _check_device(device: str) -> None:
 
 
 def cmd_figure(args) -> int:
-    from udl.runner import run_and_write
+    from udl.runner import one_line_warnings, run_and_write
 
+    one_line_warnings()
     ids = _validate_ids(args.ids)
     overrides = _parse_sets(args.set)
     _check_device(args.device)
@@ -160,6 +184,7 @@ def cmd_figure(args) -> int:
             get(fig_id).resolve(args.preset, overrides)
         except ValueError as error:
             raise UsageError(str(error)) from None
+    _check_out(args.out, "figure")
     status = EXIT_OK
     for fig_id in ids:
         rec = run_and_write(fig_id, args.preset, args.seed, args.device, overrides, not args.no_cache, args.out)
@@ -188,15 +213,14 @@ def _report(rec: dict) -> int:
 
 def cmd_gallery(args) -> int:
     from udl.gallery import build_gallery
+    from udl.runner import one_line_warnings
 
+    one_line_warnings()
     _check_device(args.device)
     chapters = args.chapter or None
     if chapters:
-        known = {s.chapter for s in load_all().values()}
-        missing = [c for c in chapters if c not in known]
-        if missing:
-            raise UsageError(f"no figures in chapter {missing[0]}; chapters with figures: "
-                             f"{', '.join(str(c) for c in sorted(known, key=str))}")
+        _check_chapters(chapters)
+    _check_out(args.out, "gallery")
     summary = build_gallery(preset=args.preset, out=args.out, jobs=args.jobs, chapters=chapters,
                             seed=args.seed, device=args.device, cache=not args.no_cache)
     print(f"{summary['figures']} figures, {summary['passed']} checks passed, {summary['failed']} failed, "
@@ -208,13 +232,29 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``udl`` console script; returns the exit status."""
     try:
         args = build_parser().parse_args(argv)
-        return {"list": cmd_list, "figure": cmd_figure, "gallery": cmd_gallery}[args.command](args)
+        status = {"list": cmd_list, "figure": cmd_figure, "gallery": cmd_gallery}[args.command](args)
+        sys.stdout.flush()  # a reader that went away shows here, not as a message at exit
+        return status
     except UsageError as error:
         print(f"udl: error: {error}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("udl: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # `udl list | head -1`: stop quietly, as `cat` or `ls` would (the signal module's
+        # note on SIGPIPE). What was computed is written; what is left unsaid goes nowhere.
+        _discard_stdout()
+        return EXIT_BROKEN_PIPE
+
+
+def _discard_stdout() -> None:
+    """Point stdout at the null device, so that Python's flush at exit finds no closed pipe."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # stdout replaced by something without a descriptor
+        pass
 
 
 if __name__ == "__main__":

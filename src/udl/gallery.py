@@ -7,13 +7,16 @@ written beside it and holds everything else inline.
 from __future__ import annotations
 
 import json
+import os
 import time
+import warnings
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from pathlib import Path
 
+from udl.cache import writable_folder
 from udl.registry import load_all, sort_key, tally, to_jsonable
-from udl.runner import run_and_write
+from udl.runner import one_line_warnings, run_and_write
 from udl.validate import check_int
 
 CHAPTERS = {
@@ -38,29 +41,38 @@ def build_gallery(preset: str = "full", out: str | Path = "udl-out", *, jobs: in
         out: the output folder.
         jobs: figures computed in parallel, each in its own process (each process uses
             :func:`udl.devices.cpu_threads` torch threads: one unless ``$UDL_NUM_THREADS``
-            says otherwise, so ``jobs`` = the number of cores keeps them all busy).
+            says otherwise, so ``jobs`` = the number of cores keeps them all busy). At
+            most one process per figure; more than the CPUs is allowed, with a warning.
         chapters: chapter numbers (or ``"C"``) to include; all when None.
         seed, device, cache: as for :func:`udl.runner.run_figure`.
 
     Returns:
         A summary: figures, passed and failed checks, failed figures, seconds, ok.
+
+    Raises:
+        ValueError: ``out`` is not a folder where files can be written (before any work).
     """
     jobs = check_int(jobs, "jobs", "build_gallery")
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = writable_folder(out, "out", "build_gallery")
     ids = [i for i, s in load_all().items() if chapters is None or s.chapter in chapters]
+    processes = min(jobs, max(len(ids), 1))  # one per figure at most
+    cpus = os.cpu_count() or 1
+    if processes > cpus:
+        warnings.warn(f"jobs={jobs} runs {processes} processes on {cpus} CPUs: they share the CPUs, so the "
+                      f"gallery is no faster than with jobs={cpus}, and each process holds its own memory",
+                      stacklevel=1)
     start = time.perf_counter()
     records = []
     from tqdm.auto import tqdm
 
     with tqdm(total=len(ids), desc=f"udl gallery ({preset})", unit="fig", disable=None) as bar:
-        if jobs == 1:
+        if processes == 1:
             for fig_id in ids:
                 bar.set_postfix_str(fig_id)
                 records.append(run_and_write(fig_id, preset, seed, device, None, cache, out))
                 bar.update()
         else:
-            with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
+            with ProcessPoolExecutor(processes, mp_context=get_context("spawn"), initializer=one_line_warnings) as pool:
                 futures = [pool.submit(run_and_write, i, preset, seed, device, None, cache, out)
                            for i in ids]
                 for future in as_completed(futures):
