@@ -267,7 +267,8 @@ def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tenso
     # weight by up to 13 %; so scores, softmax and weighted sum run in float32 (float64 stays
     # float64), as SDPA's kernels accumulate, and only the results are cast back
     dtype = q.dtype
-    if dtype in (torch.bfloat16, torch.float16):
+    low = dtype in (torch.bfloat16, torch.float16)
+    if low:
         q, k, v = q.float(), k.float(), v.float()
     with _without_autocast(q.device.type):  # autocast would run the products in bfloat16 again
         scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])  # (..., N_q, N_k)
@@ -284,7 +285,7 @@ def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tenso
             keep = torch.rand(weights.shape, generator=generator, device=weights.device) >= dropout
             weights = weights * keep / (1 - dropout)
         out = weights @ v  # (..., N_q, D_v)
-    return out.to(dtype), weights.to(dtype)
+    return (out.to(dtype), weights.to(dtype)) if low else (out, weights)
 
 
 def _without_autocast(device_type: str):

@@ -100,17 +100,18 @@ class DeepNetwork(nn.Module):
         Args:
             x: inputs ``(..., Di)`` in the parameters' dtype (any float dtype under ``torch.autocast``).
         """
-        dtype = self.layers[0].weight.dtype
+        omegas, betas = self.omegas, self.betas
+        dtype = omegas[0].dtype
         if not (isinstance(x, torch.Tensor) and x.dim() >= 1 and x.shape[-1] == self.widths[0] and x.dtype == dtype):
             check_input(x, "x", "DeepNetwork.forward", shape=(..., self.widths[0]), dtype=dtype)
         h = x
         pres, acts = [], []
-        for omega, beta in zip(self.omegas[:-1], self.betas[:-1]):
+        for omega, beta in zip(omegas[:-1], betas[:-1]):
             pre = beta + h @ omega.T  # (..., D_k) @ (D_k, D_{k+1}) -> (..., D_{k+1})  (eqs. 4.15-4.16)
             h = torch.relu(pre)
             pres.append(pre)
             acts.append(h)
-        y = self.betas[-1] + h @ self.omegas[-1].T  # (..., D_K) @ (D_K, Do) -> (..., Do)  (eq. 4.17)
+        y = betas[-1] + h @ omegas[-1].T  # (..., D_K) @ (D_K, Do) -> (..., Do)  (eq. 4.17)
         return DeepPass(y, pres, acts)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -114,13 +114,14 @@ class TransformerLayer(nn.Module):
             context_padding_mask: ``(B, M)``, False at the context's padding tokens.
             cache: a dict for step-by-step decoding; keys "self" and "cross" are filled in.
         """
-        owner, dtype, d = "TransformerLayer", self.linear1.weight.dtype, self.linear1.in_features
-        if not (isinstance(x, torch.Tensor) and x.dim() == 3 and x.shape[2] == d and x.dtype == dtype):
-            check_input(x, "x", owner, shape=("B", "N", d), dtype=dtype)
+        linear1 = self.linear1
+        if not (isinstance(x, torch.Tensor) and x.dim() == 3 and x.shape[2] == linear1.in_features
+                and x.dtype == linear1.weight.dtype):
+            check_input(x, "x", "TransformerLayer", shape=("B", "N", linear1.in_features), dtype=linear1.weight.dtype)
         if (context is None) != (self.cross_attn is None):
             wanted = "None (the layer has no cross-attention)" if self.cross_attn is None \
                 else "a tensor (B, M, D) (the layer has cross-attention)"
-            raise ValueError(f"The 'context' parameter of {owner} must be {wanted}. "
+            raise ValueError(f"The 'context' parameter of TransformerLayer must be {wanted}. "
                              f"Got {'None' if context is None else type(context).__name__} instead.")
         self_cache = cache.setdefault("self", {}) if cache is not None else None
         cross_cache = cache.setdefault("cross", {}) if cache is not None else None
