@@ -56,7 +56,11 @@ def test_set_overrides_are_typed(fakes, capsys):
     (["figure", "99.square", "--set", "scale=big"], "expected a float"),
     (["figure", "99.square", "--set", "n"], "KEY=VALUE"),
     (["figure", "99.square", "--preset", "huge"], "invalid choice: 'huge'"),
-    (["figure", "99.square", "--seed", "-3"], "non-negative int"),
+    (["figure", "99.square", "--seed", "-3"], "expected an int in [0, 4294967295], got '-3'"),
+    (["figure", "99.square", "--seed", str(2**70)], "expected an int in [0, 4294967295], got '1180591620717411303424'"),
+    (["figure", "99.square", "--set", "n=-5"], "The 'n' parameter of figure 99.square must be an int in [1, 1000]. "
+                                               "Got -5 instead."),
+    (["figure", "99.square", "--set", "sizes="], "must be a list of 1 to 4 ints in [1, 8]. Got (empty) instead."),
     (["figure", "99.square", "--device", "tpu"], "invalid choice: 'tpu'"),
     (["gallery", "--jobs", "0"], "argument --jobs: expected a positive int, got '0'"),
     (["gallery", "--jobs", "-3"], "argument --jobs: expected a positive int, got '-3'"),

@@ -112,9 +112,12 @@ def test_failure_becomes_a_failed_record(fakes):
 
 
 def test_bad_seed_and_device():
-    with pytest.raises(ValueError, match=r"^The 'seed' parameter of run_figure must be a non-negative int\. "
+    with pytest.raises(ValueError, match=r"^The 'seed' parameter of run_figure must be an int in \[0, 4294967295\]\. "
                                          r"Got -1 instead\.$"):
         runner.run_figure("3.1", "tiny", seed=-1)
+    with pytest.raises(ValueError, match=r"^The 'seed' parameter of run_figure must be an int in \[0, 4294967295\]\. "
+                                         r"Got 1180591620717411303424 instead\.$"):
+        runner.run_figure("3.1", "tiny", seed=2**70)
     with pytest.raises(ValueError, match=r"^The 'fig_id' parameter of run_figure must be a figure id that `udl list` "
                                          r"shows, such as 3\.1 .*\. Got '3\.1000' instead\.$"):
         runner.run_figure("3.1000", "tiny")

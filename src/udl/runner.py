@@ -62,6 +62,9 @@ class Run:
         return tqdm(iterable, **kwargs)
 
 
+MAX_SEED = 2**32 - 1  # a figure derives further seeds as seed + offset; torch takes up to 2**64 - 1
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch global generators (for code that uses them)."""
     random.seed(seed)
@@ -147,7 +150,7 @@ def run_figure(fig_id: str, preset: str = "full", *, seed: int = 0, device: str 
         near = f", such as {' or '.join(error.suggestions)}" if error.suggestions else ""
         raise ValueError(f"The 'fig_id' parameter of {owner} must be a figure id that `udl list` shows{near}. "
                          f"Got {fig_id!r} instead.") from None
-    seed = check_int(seed, "seed", owner, minimum=0)
+    seed = check_int(seed, "seed", owner, minimum=0, maximum=MAX_SEED)
     check_choice(preset, "preset", owner, PRESETS)
     values = spec.resolve(preset, overrides)
     dev = resolve_device(device, owner=owner)
