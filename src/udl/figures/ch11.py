@@ -14,9 +14,10 @@ from udl.analysis.receptive_field import gradient_support, support_interval
 from udl.data.images import load_photo
 from udl.models.densenet import DenseBlock, Transition
 from udl.models.resnet import ResNet, ResNetConfig, resnet200
+from udl.nn.conv import conv_output_length
 from udl.nn.residual import (VARIANCE_KINDS, BottleneckBlock, ResidualBlock, count_parameters, mean_squares,
                              variance_network)
-from udl.registry import Check, Result, figure
+from udl.registry import Check, Limit, Result, figure
 
 
 def _square_photo(size: int) -> torch.Tensor:
@@ -61,7 +62,8 @@ _KIND_TITLES = {"plain": "plain: h ← f[h]", "residual": "residual: h ← h + f
                 "the last blocks change the signal little: they are close to the identity. Dashed: the "
                 "prediction.",
         params={"tiny": dict(width=256, n_samples=512, depth=8, n_networks=3),
-                "full": dict(width=512, n_samples=1024, depth=10, n_networks=4)})
+                "full": dict(width=512, n_samples=1024, depth=10, n_networks=4)},
+        limits={"width": (128, 4096), "n_samples": (128, 8192), "depth": (2, 40), "n_networks": (1, 16)})
 def variance_through_depth(p, run):
     g = run.generator(0)
     metrics, arrays = {"depth": p.depth, "width": p.width, "n_samples": p.n_samples, "n_networks": p.n_networks}, {}
@@ -122,22 +124,41 @@ def _(r):
     return fig
 
 
+# A rate per block is measured on width x depth x n_networks block outputs: its spread over seeds is
+# about 1.7 / sqrt(that number) (measured, 20 seeds: 0.053 at 1,024, 0.020 at 6,144), under a quarter
+# of the checks' tolerance of 0.1 only from 4,096 on.
+_RATIO_SAMPLE = 4096
+# From this depth linear growth, 1 + depth, is under a fifteenth of 2^depth: "far below" can be measured.
+_FAR_DEPTH = 7
+
+
 @variance_through_depth.checks
 def _(r):
     m = r.metrics
-    return [Check.close("a plain He-initialised stack keeps the variance (ratio per block)", m["per_block_plain"], 1.0,
-                        0.1),
-            Check.close("a residual block doubles the variance (ratio per block)", m["per_block_residual"], 2.0, 0.2),
-            Check.greater("the residual network's growth is exponential (R² of log₂ variance against k)",
-                          m["residual_log2_r2"], 0.99),
-            Check.close("scaling each block by 1/√2 keeps the variance (ratio per block)", m["per_block_scaled"], 1.0,
-                        0.1),
-            Check.greater("with batch norm first the variance grows linearly (R² of a line)", m["bn_r2"], 0.98),
-            Check.close("... by one unit per block (the slope of the line)", m["bn_slope"], 1.0, 0.15),
-            Check.less("... far below the exponential growth (final variance, BN / plain residual)",
-                       m["bn_over_residual_final"], 0.1),
-            Check.close("the last BN block is close to the identity: E[f²] / E[h²] ≈ 1 / depth",
-                        m["bn_last_block_change"], 1.0 / m["depth"], 0.25, rel=True)]
+    depth = m["depth"]
+    checks = [Check.close("a plain He-initialised stack keeps the variance (ratio per block)", m["per_block_plain"],
+                          1.0, 0.1),
+              Check.close("a residual block doubles the variance (ratio per block)", m["per_block_residual"], 2.0,
+                          0.2),
+              Check.greater("the residual network's growth is exponential (R² of log₂ variance against k)",
+                            m["residual_log2_r2"], 0.99),
+              Check.close("scaling each block by 1/√2 keeps the variance (ratio per block)", m["per_block_scaled"],
+                          1.0, 0.1),
+              Check.greater("with batch norm first the variance grows linearly (R² of a line)", m["bn_r2"], 0.98),
+              Check.close("... by one unit per block (the slope of the line)", m["bn_slope"], 1.0, 0.15),
+              Check.less("... far below the exponential growth (final variance, BN / plain residual)",
+                         m["bn_over_residual_final"], 0.1),
+              Check.close("the last BN block is close to the identity: E[f²] / E[h²] ≈ 1 / depth",
+                          m["bn_last_block_change"], 1.0 / depth, 0.25, rel=True)]
+    sample = m["width"] * depth * m["n_networks"]
+    if sample < _RATIO_SAMPLE:  # the rates per block (0, 1, 3, 5) drown in sampling noise
+        why = (f"needs width x depth x n_networks >= {_RATIO_SAMPLE} to measure a rate per block to ±0.1 "
+               f"(here {sample})")
+        checks = [Check.untested(c.claim, why) if i in (0, 1, 3, 5) else c for i, c in enumerate(checks)]
+    if depth < _FAR_DEPTH:  # 1 + depth and 2^depth are still close
+        checks[6] = Check.untested(checks[6].claim, f"needs depth >= {_FAR_DEPTH}, where 1 + depth is under a "
+                                                    f"fifteenth of 2^depth (here depth = {depth})")
+    return checks
 
 
 # --------------------------------------------------------------------------- 11.7
@@ -172,7 +193,8 @@ def _trace(block: nn.Module, x: torch.Tensor) -> list[dict]:
                 "the B channels, and a second 1×1 convolution restores C so that the input can be added. It still "
                 "sees a 3×3 neighbourhood (measured from the gradients), with a fraction of the parameters "
                 "(C = 256, B = 64: 70,400 against 1,180,672).",
-        params={"tiny": dict(channels=32, bottleneck=8, size=8), "full": dict(channels=256, bottleneck=64, size=56)})
+        params={"tiny": dict(channels=32, bottleneck=8, size=8), "full": dict(channels=256, bottleneck=64, size=56)},
+        limits={"channels": (2, 1024), "bottleneck": (1, 1023), "size": (1, 128)})
 def resnet_blocks(p, run):
     c, b = p.channels, p.bottleneck
     standard = ResidualBlock(c, generator=run.generator(1))
@@ -196,6 +218,13 @@ def resnet_blocks(p, run):
                                                                  metrics["bottleneck_layers"]) if "3×3" in n]
     return Result(metrics=metrics,
                   notes="" if c == 256 else f"C = {c}, B = {b} (the book's example is C = 256, B = 64).")
+
+
+@resnet_blocks.requires
+def _(p):
+    if p.bottleneck >= p.channels:  # a bottleneck narrows: B < C
+        raise ValueError(f"The 'bottleneck' parameter of figure 11.7 must be less than channels ({p.channels}). "
+                         f"Got {p.bottleneck} instead.")
 
 
 _BLOCK_STYLE = "round,pad=0.02,rounding_size=0.1"  # the layer boxes of figs. 11.7 and 11.8
@@ -279,7 +308,9 @@ def _(r):
                 "PyTorch's meta device. Below each stage: the mean absolute activation of its output for the "
                 "photograph (untrained weights).",
         params={"tiny": dict(blocks=[1, 1, 1, 1], widths=[4, 8, 16, 32], stem_channels=8, image_size=64),
-                "full": dict(blocks=[3, 24, 36, 3], widths=[64, 128, 256, 512], stem_channels=64, image_size=224)})
+                "full": dict(blocks=[3, 24, 36, 3], widths=[64, 128, 256, 512], stem_channels=64, image_size=224)},
+        limits={"blocks": Limit(1, 64, max_len=6), "widths": Limit(1, 512, max_len=6), "stem_channels": (1, 256),
+                "image_size": (8, 512)})
 def resnet_200(p, run):
     with torch.device("meta"):  # count without allocating 64.7 million parameters
         counted = resnet200()
@@ -317,6 +348,36 @@ def resnet_200(p, run):
         notes="" if cfg == cfg200 else
         f"The forward pass runs a small network of the same design (blocks {p.blocks}, widths {p.widths}) on a "
         f"{p.image_size}×{p.image_size} image; ResNet-200 itself is only built on the meta device and counted.")
+
+
+_MAX_PARAMETERS = 100_000_000  # the network run: ResNet-200 (64.7 million) and a margin, a few hundred MB
+
+
+def _stage_sizes(size: int, n_stages: int) -> list[int]:
+    """The side of each stage's output for a size × size image: the 7×7 stride-2 convolution (padding 3) and the
+    3×3 stride-2 max pooling (padding 1), then a stride-2 3×3 convolution (padding 1) opening stages 2, 3..."""
+    side = conv_output_length(conv_output_length(size, 7, 2, 3), 3, 2, 1)
+    sides = [side]
+    for _ in range(n_stages - 1):
+        sides.append(conv_output_length(sides[-1], 3, 2, 1))
+    return sides
+
+
+@resnet_200.requires
+def _(p):
+    if len(p.widths) != len(p.blocks):
+        raise ValueError(f"The 'widths' parameter of figure 11.8 must be a list of one width per stage of blocks "
+                         f"({len(p.blocks)}). Got {','.join(map(str, p.widths))} instead.")
+    count = ResNetConfig(stages=tuple(p.blocks), widths=tuple(p.widths), stem_channels=p.stem_channels,
+                         n_classes=1000).parameter_count  # closed form: nothing is built
+    if count > _MAX_PARAMETERS:
+        raise ValueError(f"The 'blocks' parameter of figure 11.8 must be few enough for a network of at most "
+                         f"{_MAX_PARAMETERS:,} parameters with these widths. Got {','.join(map(str, p.blocks))} "
+                         f"({count:,} parameters) instead.")
+    if _stage_sizes(p.image_size, len(p.blocks))[-1] < 2:  # batch norm needs more than one value per channel
+        smallest = 2 ** (len(p.blocks) + 1) + 1
+        raise ValueError(f"The 'image_size' parameter of figure 11.8 must be at least {smallest} for "
+                         f"{len(p.blocks)} stages (the last stage needs 2×2 pixels). Got {p.image_size} instead.")
 
 
 @resnet_200.plot
@@ -360,7 +421,7 @@ def _(r):
 def _(r):
     m = r.metrics
     size = m["image_size"]
-    expected_sizes = [size // 4 // 2 ** s for s in range(len(m["blocks"]))]
+    expected_sizes = _stage_sizes(size, len(m["blocks"]))
     return [Check.equal("ResNet-200 has 200 weight layers (1 + 3·66 + 1)", m["resnet200_layers"], 200),
             Check.close("ResNet-200 has about 64.7 million parameters (within 1%)", m["resnet200_parameters"], 64.7e6,
                         0.01, rel=True),
@@ -387,7 +448,8 @@ def _(r):
                 "by the layer that made each channel; a transition layer (1×1 convolution and 2×2 average "
                 "pooling) then halves the channels and the resolution.",
         params={"tiny": dict(downscale=8, n_layers=4, growth_rate=32),
-                "full": dict(downscale=2, n_layers=5, growth_rate=32)})
+                "full": dict(downscale=2, n_layers=5, growth_rate=32)},
+        limits={"downscale": (2, 100), "n_layers": (1, 8), "growth_rate": (1, 64)})  # every stack kept: < 1 GB
 def densenet_block(p, run):
     img = torch.from_numpy(load_photo("china", downscale=p.downscale)).permute(2, 0, 1)[None]  # (1, 3, H, W)
     x = _standardise(img)
