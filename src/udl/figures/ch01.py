@@ -99,7 +99,10 @@ _TRAINERS = {"supervised": _train_supervised, "unsupervised": _train_unsupervise
         params={"tiny": dict(clf_n_train=300, clf_n_test=1000, clf_steps=300, clf_lr=0.02,
                              ae_epochs=60, ae_batch_size=128, ae_lr=0.005, rl_iterations=150, rl_episodes=32),
                 "full": dict(clf_n_train=1000, clf_n_test=5000, clf_steps=1500, clf_lr=0.01,
-                             ae_epochs=200, ae_batch_size=128, ae_lr=0.005, rl_iterations=300, rl_episodes=32)})
+                             ae_epochs=200, ae_batch_size=128, ae_lr=0.005, rl_iterations=300, rl_episodes=32)},
+        limits={"clf_n_train": (10, 100_000), "clf_n_test": (10, 1_000_000), "clf_steps": (1, 100_000),
+                "clf_lr": (1e-6, 10.0), "ae_epochs": (1, 5000), "ae_batch_size": (1, 4096), "ae_lr": (1e-6, 10.0),
+                "rl_iterations": (1, 5000), "rl_episodes": (1, 1000)})
 def taxonomy(p, run):
     rows = survey(SYSTEMS)
     metrics = {"systems": rows, "paradigms": list(PARADIGMS),

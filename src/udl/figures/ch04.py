@@ -9,7 +9,7 @@ from udl import drawing, style
 from udl.analysis.regions import count_regions_1d, count_regions_sampled_1d, linear_regions_1d
 from udl.nn.deep import DeepNetwork, compose, compose_as_deep
 from udl.nn.shallow import ShallowNetwork
-from udl.registry import Check, Result, figure
+from udl.registry import Check, Limit, Result, figure
 
 
 # --------------------------------------------------------------------------- 4.3
@@ -31,7 +31,10 @@ def _set_shallow(theta_0, theta_1, phi_0, phi):
                 "space onto itself. b) The second network has three linear regions on [-1, 1]. c) Their "
                 "composition applies the second function within every fold, so its 3 x 3 = 9 linear "
                 "regions (shaded alternately) are counted on the composed function itself.",
-        params={"tiny": dict(n=2001), "full": dict(n=20001)})
+        params={"tiny": dict(n=2001), "full": dict(n=20001)},
+        # the sampled count is exact when every region spans three grid steps (2/(n-1) each):
+        # the narrowest of the composition's nine regions is 1/6 wide, hence n >= 37
+        limits={"n": (37, 2_000_000)})
 def folding(p, run):
     # the book's fig. 4.1 construction: joints at -1, -1/3, 1/3; slopes +3, -3, +3 on [-1, 1]
     net1 = _set_shallow([1.0, 1 / 3, -1 / 3], [1.0, 1.0, 1.0], -1.0, [3.0, -6.0, 6.0])
@@ -103,7 +106,8 @@ def _(r):
                 "2-dimensional output, with the shapes read from a DeepNetwork instance. The weight "
                 "matrix Ω_k takes layer k to layer k+1, so it has D_{k+1} rows and D_k columns (Ω_1 is "
                 "2 x 4); the bias β_k has the size of the layer it feeds (β_2 has length 3).",
-        params={"tiny": dict(widths=[3, 4, 2, 3, 2]), "full": dict(widths=[3, 4, 2, 3, 2])})
+        params={"tiny": dict(widths=[3, 4, 2, 3, 2]), "full": dict(widths=[3, 4, 2, 3, 2])},
+        limits={"widths": Limit(1, 16, min_len=2, max_len=10)})  # input and output at least; a readable diagram
 def matrix_notation(p, run):
     net = DeepNetwork(list(p.widths), generator=run.generator())
     x = torch.randn(5, p.widths[0], generator=run.generator(1))

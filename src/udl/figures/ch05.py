@@ -10,7 +10,7 @@ from udl.analysis.calibration import calibration_gaps, expected_calibration_erro
 from udl.data.toy import make_classification_1d
 from udl.models.classifier import BernoulliClassifier
 from udl.nn.activations import sigmoid
-from udl.registry import Check, Result, figure
+from udl.registry import Check, Limit, Result, figure
 
 
 @figure("5.7", title="The logistic sigmoid and a Bernoulli classifier",
@@ -23,7 +23,10 @@ from udl.registry import Check, Result, figure
                 "probabilities are calibrated on the training data and close to the true ones.",
         params={"tiny": dict(span=10.0, n_grid=201, n_train=400, hidden=[16, 16], steps=600, lr=0.02, n_bins=10),
                 "full": dict(span=10.0, n_grid=2001, n_train=1000, hidden=[16, 16], steps=2000, lr=0.01,
-                             n_bins=10)})
+                             n_bins=10)},
+        # n_grid >= 2 and span > 0: the grid holds negative and positive inputs
+        limits={"span": (1e-3, 1e4), "n_grid": (2, 1_000_000), "n_train": (10, 100_000),
+                "hidden": Limit(1, 1024, max_len=8), "steps": (1, 100_000), "lr": (1e-6, 10.0), "n_bins": (1, 100)})
 def sigmoid_and_classifier(p, run):
     # a) the sigmoid curve, and its properties on a wide grid in float64
     z = torch.linspace(-p.span, p.span, p.n_grid, dtype=torch.float64)
