@@ -27,7 +27,9 @@ FC_COLOR = style.EXTRA[0]
                 "kernels suit sequences whose class does not depend on where a pattern sits. c) Final test "
                 "errors against the book's (about 17% and 40% after 100,000 steps at learning rate 0.01).",
         params={"tiny": dict(steps=500, lr=0.2, batch_size=100, eval_every=50),
-                "full": dict(steps=100_000, lr=0.01, batch_size=100, eval_every=1000)})
+                "full": dict(steps=100_000, lr=0.01, batch_size=100, eval_every=1000)},
+        # batches come from the 4,000 training sequences; the errors are measured at least at 0 and at the end
+        limits={"steps": (10, 200_000), "lr": (1e-6, 10.0), "batch_size": (1, 4000), "eval_every": (1, 200_000)})
 def mnist1d_comparison(p, run):
     data = load_mnist1d()  # the book's 5,000 sequences: 4,000 train, 1,000 test
     x_train, y_train, x_test, y_test = data.tensors()
@@ -123,15 +125,18 @@ def _(r):
                    "the run minus the convolutional network's", m["mean_train_error_fc"] - m["mean_train_error_conv"],
                    0.0),
     ]
-    if m["book_setup"]:  # the book's numbers are claims about the book's training budget only
-        checks += [
-            Check.close("convolutional test error near the book's 17%", m["test_error_conv"],
-                        m["book_test_error"]["conv"], 0.05),
-            Check.close("fully connected test error near the book's 40%", m["test_error_fc"],
-                        m["book_test_error"]["fc"], 0.05),
-            Check.greater("the convolutional network wins by at least 15 points",
-                          m["conv_advantage"], 0.15 - 1e-12),
-            Check.less("both fit the training data almost perfectly: the larger final training error",
-                       max(m["train_error_conv"], m["train_error_fc"]), 0.02),
-        ]
-    return checks
+    book = [  # the book's numbers are claims about the book's training budget only
+        Check.close("convolutional test error near the book's 17%", m["test_error_conv"],
+                    m["book_test_error"]["conv"], 0.05),
+        Check.close("fully connected test error near the book's 40%", m["test_error_fc"],
+                    m["book_test_error"]["fc"], 0.05),
+        Check.greater("the convolutional network wins by at least 15 points",
+                      m["conv_advantage"], 0.15 - 1e-12),
+        Check.less("both fit the training data almost perfectly: the larger final training error",
+                   max(m["train_error_conv"], m["train_error_fc"]), 0.02),
+    ]
+    if not m["book_setup"]:
+        why = (f"needs the book's training ({BOOK_SETUP['steps']:,} steps at learning rate {BOOK_SETUP['lr']:g}, "
+               f"batches of {BOOK_SETUP['batch_size']}); this run: {m['steps']:,} at {m['lr']:g}, {m['batch_size']}")
+        book = [Check.untested(c.claim, why) for c in book]
+    return checks + book
