@@ -11,7 +11,7 @@ from torch import nn
 
 from udl import style
 from udl.nn.normalization import BatchNorm, GhostBatchNorm, GroupNorm, InstanceNorm, LayerNorm, shared_statistics
-from udl.registry import Check, Result, figure
+from udl.registry import Check, Limit, Result, figure
 
 SCHEMES = ("batch", "ghost", "layer", "group", "instance")
 _NAMES = {"batch": "BatchNorm", "ghost": "Ghost BatchNorm", "layer": "LayerNorm", "group": "GroupNorm",
@@ -125,12 +125,13 @@ def _ghost_spread(p, g: torch.Generator) -> tuple[dict, dict]:
         params={"tiny": dict(batch=4, ghost=2, channels=4, groups=2, height=2, width=3, element=[2, 0, 3],
                              steps=3, spread_batches=150, spread_tol=0.15, tol=1e-10, norm_tol=1e-5),
                 "full": dict(batch=8, ghost=2, channels=6, groups=2, height=4, width=4, element=[2, 0, 9],
-                             steps=5, spread_batches=2000, spread_tol=0.05, tol=1e-10, norm_tol=1e-5)})
+                             steps=5, spread_batches=2000, spread_tol=0.05, tol=1e-10, norm_tol=1e-5)},
+        # every activation is a drawn cell: small layers; tolerances small enough that the comparisons mean something
+        limits={"batch": (2, 8), "ghost": (1, 4), "channels": (1, 8), "groups": (1, 8), "height": (1, 6),
+                "width": (1, 6), "element": Limit(0, 35, min_len=3, max_len=3), "steps": (1, 100),
+                "spread_batches": (10, 100_000), "spread_tol": (0.0, 0.5), "tol": (0.0, 1e-6),
+                "norm_tol": (0.0, 1e-3)})
 def normalization_schemes(p, run):
-    for name, value in (("channels", p.channels), ("batch", p.batch)):
-        divisor = p.groups if name == "channels" else p.ghost
-        if value % divisor:
-            raise ValueError(f"figure 11.14: {name}={value} must be a multiple of {divisor}")
     shape = (p.batch, p.channels, p.height, p.width)
     n, c, hw = p.element
     index = (n, c, hw // p.width, hw % p.width)
@@ -165,6 +166,23 @@ def normalization_schemes(p, run):
               f"float64 over {p.steps} training steps; the spread of f) uses {p.spread_batches} batches of iid "
               f"standard normal values. ε is added to the variance, as torch does, not to the standard deviation "
               f"as in the book's eq. 11.9.")
+
+
+@normalization_schemes.requires
+def _(p):
+    def refuse(key, words):
+        raise ValueError(f"The {key!r} parameter of figure 11.14 must be {words}. Got {getattr(p, key)} instead.")
+
+    if p.ghost >= p.batch or p.batch % p.ghost:  # a ghost batch of the whole batch is BatchNorm itself
+        refuse("ghost", f"a divisor of batch ({p.batch}) smaller than batch")
+    if p.channels % p.groups:
+        refuse("groups", f"a divisor of channels ({p.channels})")
+    if p.height * p.width < 2:  # InstanceNorm's statistics need two positions
+        refuse("width", f"at least 2 when height is {p.height} (InstanceNorm needs two positions)")
+    sizes = (p.batch, p.channels, p.height * p.width)
+    if any(value >= size for value, size in zip(p.element, sizes)):
+        raise ValueError(f"The 'element' parameter of figure 11.14 must be a (batch, channel, position) index below "
+                         f"{sizes}. Got {','.join(map(str, p.element))} instead.")
 
 
 def _cube(ax, mask: np.ndarray, element: tuple[int, int, int], title: str) -> None:
