@@ -46,6 +46,13 @@ def _predict(model, x: torch.Tensor, device, batch: int = 16) -> torch.Tensor:
                           for i in range(0, len(x), batch)])
 
 
+def _batch_fits(batch_size: int, available: int, what: str, fig_id: str) -> None:
+    """Refuse a batch larger than the training set (fit draws batches without replacement)."""
+    if batch_size > available:
+        raise ValueError(f"The 'batch_size' parameter of figure {fig_id} must be at most {what} ({available}). "
+                         f"Got {batch_size} instead.")
+
+
 # --------------------------------------------------------------------------- figure 11.10
 @figure("11.10", title="U-Net segmenting cells",
         caption="A U-Net trained to segment udl's synthetic cell images (irregular, partly touching cells with "
@@ -62,7 +69,11 @@ def _predict(model, x: torch.Tensor, device, batch: int = 16) -> torch.Tensor:
         params={"tiny": dict(size=32, min_radius=4.0, max_radius=7.0, levels=2, width=8, batch_norm=True, n_train=24,
                              n_test=8, steps=40, batch_size=4, lr=0.02, iou_target=0.7),
                 "full": dict(size=68, min_radius=6.0, max_radius=12.0, levels=4, width=8, batch_norm=True,
-                             n_train=200, n_test=24, steps=80, batch_size=8, lr=0.01, iou_target=0.85)})
+                             n_train=200, n_test=24, steps=80, batch_size=8, lr=0.01, iou_target=0.85)},
+        # levels >= 2: one level has no decoder, so nothing to concatenate or crop
+        limits={"size": (16, 128), "min_radius": (2.0, 64.0), "max_radius": (2.0, 64.0), "levels": (2, 5),
+                "width": (2, 32), "n_train": (1, 5_000), "n_test": (1, 1_000), "steps": (2, 100_000),
+                "batch_size": (1, 32), "lr": (1e-6, 1.0), "iou_target": (0.0, 1.0)})
 def unet_cells(p, run):
     n_in, n_out = unet_tile_sizes(p.size, levels=p.levels, padding="valid")
     margin = (n_in - n_out) // 2  # pixels the valid convolutions eat on each side
@@ -125,6 +136,14 @@ def unet_cells(p, run):
               f"channels (31 M parameters, measured on the meta device and checked), trained for {p.steps} Adam "
               f"steps on {p.n_train} mirror-padded {n_in}x{n_in} tiles with plain cross-entropy (no elastic "
               f"deformations, no border weight map).")
+
+
+@unet_cells.requires
+def _(p):
+    if not p.min_radius <= p.max_radius <= p.size / 2:
+        raise ValueError(f"The 'max_radius' parameter of figure 11.10 must be in [min_radius, size / 2] = "
+                         f"[{p.min_radius:g}, {p.size / 2:g}]. Got {p.max_radius:g} instead.")
+    _batch_fits(p.batch_size, p.n_train, "n_train", "11.10")
 
 
 def _draw_unet(ax, m) -> None:
@@ -298,7 +317,13 @@ def _spurious_components(pred: np.ndarray, truth: np.ndarray) -> int:
         params={"tiny": dict(size=16, tile=8, n_train=6, n_test=2, levels=2, width=6, n_blobs=3, noise=0.15,
                              steps=25, batch_size=4, lr=0.01, fg_weight=2.0, n_nets=5, recall_floor=0.3),
                 "full": dict(size=32, tile=16, n_train=20, n_test=8, levels=3, width=8, n_blobs=8, noise=0.15,
-                             steps=100, batch_size=8, lr=0.01, fg_weight=2.0, n_nets=5, recall_floor=0.5)})
+                             steps=100, batch_size=8, lr=0.01, fg_weight=2.0, n_nets=5, recall_floor=0.5)},
+        # size >= 14: room for make_tubes' blobs (radius 3.5 <= size / 4); a recall floor of 0 would hold whatever
+        # the ensemble finds; an ensemble needs two networks
+        limits={"size": (14, 64), "tile": (2, 32), "n_train": (1, 200), "n_test": (1, 50), "levels": (2, 4),
+                "width": (2, 32), "n_blobs": (0, 50), "noise": (0.0, 1.0), "steps": (2, 100_000),
+                "batch_size": (2, 32), "lr": (1e-6, 1.0), "fg_weight": (0.01, 100.0), "n_nets": (2, 10),
+                "recall_floor": (0.01, 1.0)})
 def unet_3d_ensemble(p, run):
     tube_args = dict(size=p.size, n_blobs=p.n_blobs, noise=p.noise)
     train = make_tubes(p.n_train, seed=run.seed, **tube_args)
@@ -351,6 +376,18 @@ def unet_3d_ensemble(p, run):
               f"cut from {p.n_train} volumes, with the tube class weighted {p.fg_weight:g}x in the cross-entropy.")
 
 
+@unet_3d_ensemble.requires
+def _(p):
+    if p.size % p.tile:
+        raise ValueError(f"The 'tile' parameter of figure 11.11 must be a divisor of size ({p.size}). "
+                         f"Got {p.tile} instead.")
+    halvings = 2 ** (p.levels - 1)  # each level below the first halves the tile
+    if p.tile % halvings:
+        raise ValueError(f"The 'tile' parameter of figure 11.11 must be a multiple of 2^(levels - 1) = {halvings}. "
+                         f"Got {p.tile} instead.")
+    _batch_fits(p.batch_size, p.n_train * (p.size // p.tile) ** 3, "the number of training tiles", "11.11")
+
+
 def _draw_components(ax, labels: np.ndarray, title: str) -> None:
     """Voxels of each connected component, coloured by component, as a 3D scatter of cubes."""
     colours = plt.get_cmap("tab20")(np.arange(20))
@@ -382,8 +419,8 @@ def _(r):
     ax_slices[0].set_title("three slices", fontsize=9)
     _draw_components(ax_single, a["single"], f"one network: precision {m['precision_single'][0]:.2f}, "
                                              f"recall {m['recall_single'][0]:.2f}")
-    _draw_components(ax_ens, a["ensemble"], f"all five agree: precision {m['precision_ensemble']:.2f}, "
-                                            f"recall {m['recall_ensemble']:.2f}")
+    _draw_components(ax_ens, a["ensemble"], f"all {len(m['precision_single'])} agree: precision "
+                                            f"{m['precision_ensemble']:.2f}, recall {m['recall_ensemble']:.2f}")
     _draw_components(ax_truth, a["truth"], "true tubes")
     style.panel_labels(np.array([ax_slices[0], ax_single, ax_ens, ax_truth]))
     return fig
@@ -393,15 +430,14 @@ def _(r):
 def _(r):
     m, p = r.metrics, r.params
     best = max(m["precision_single"])
+    # The all-agree mask lies inside every member's by its definition, so its recall can only be at most each
+    # member's: claims that follow from the rule alone would pass by construction and are not checked.
     return [
         Check.greater("the all-agree ensemble's held-out precision beats the best single network's (margin)",
                       m["precision_ensemble"] - best, 0.0),
-        Check.equal("the all-agree mask lies inside every member's mask (ensemble voxels outside each member)",
-                    m["outside_member_voxels"], [0] * p["n_nets"]),
-        Check.holds(f"recall drops but stays useful: the ensemble's recall is at most every member's and at least "
+        Check.holds(f"recall stays useful (the all-agree rule can only lower it): the ensemble's recall is at least "
                     f"{p['recall_floor']}",
-                    m["recall_ensemble"] <= min(m["recall_single"]) and m["recall_ensemble"] >= p["recall_floor"],
-                    [m["recall_ensemble"], min(m["recall_single"])], f"[{p['recall_floor']}, min single]"),
+                    m["recall_ensemble"] >= p["recall_floor"], m["recall_ensemble"], f">= {p['recall_floor']}"),
         Check.less("the task is hard for one network: single networks mark non-tube voxels (best precision)",
                    best, 0.98),
     ]
