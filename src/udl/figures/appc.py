@@ -19,6 +19,7 @@ X_RANGE, Y_RANGE = (-2.0, 12.0), (-6.0, 10.0)
 VIEW_X, VIEW_Y = (0.0, 10.0), (-4.0, 8.0)  # the part of the box the drawings show
 SLICES = (3.0, -1.0)  # the book's conditioning values y = 3.0 and y = -1.0 (fig. C.2)
 PARAMS = {"tiny": dict(spacing=0.125), "full": dict(spacing=0.025)}
+LIMITS = {"spacing": (0.01, 1.0)}  # 2.2 million grid points at the finest
 
 
 def _grid(spacing: float):
@@ -63,7 +64,7 @@ def _curve_panel(ax, t, curve, reference, labels, **axes_settings):
                 "more probable, so (x, y) = (5, 0) is far more likely than (6, 6). b) Integrating the joint over "
                 "y gives the marginal Pr(x); c) integrating over x gives Pr(y). Both marginals, computed by the "
                 "trapezoid rule on the grid, integrate to one and agree with their closed forms (dashed).",
-        params=PARAMS)
+        params=PARAMS, limits=LIMITS)
 def joint_and_marginals(p, run):
     x, y, joint, px, py = _joint_on_grid(p.spacing)
     return Result(
@@ -111,7 +112,7 @@ def _(r):
                 "Pr(x | y = y0), which integrates to one; the two conditionals differ in shape. Bayes' rule "
                 "Pr(x|y) Pr(y) = Pr(y|x) Pr(x) holds on the whole grid, and the slices agree with the "
                 "closed-form conditionals (dashed).",
-        params=PARAMS)
+        params=PARAMS, limits=LIMITS)
 def conditionals(p, run):
     x, y, joint, px, py = _joint_on_grid(p.spacing)
     x_given_y, y_given_x = conditional_x_given_y(joint, x, y), conditional_y_given_x(joint, x, y)
@@ -130,6 +131,16 @@ def conditionals(p, run):
     metrics["conditionals_differ_by"] = float(np.abs(arrays["upper_cond"] - arrays["lower_cond"]).max())
     return Result(metrics=metrics, arrays=arrays,
                   notes="The joint is udl's three-component normal mixture (see C.1), not the book's.")
+
+
+@conditionals.requires
+def _(p):
+    # the slices are compared with closed forms at y = 3 and y = -1 exactly: they must be grid rows, as they
+    # are when the spacing divides 1 (the box's corners are whole numbers); between rows they are interpolated
+    if abs(1 / p.spacing - round(1 / p.spacing)) > 1e-9 * (1 / p.spacing):
+        raise ValueError(f"The 'spacing' parameter of figure C.2 must divide 1 (1 / spacing a whole number: 0.5, "
+                         f"0.25, 0.2, 0.125, 0.1...) so that y = {SLICES[0]:g} and y = {SLICES[1]:g} are grid rows. "
+                         f"Got {p.spacing:g} instead.")
 
 
 @conditionals.plot
@@ -168,7 +179,7 @@ def _(r):
                 "fig. C.1. b-c) Every conditional Pr(x | y = y0) (cyan) is then the same curve, the marginal "
                 "Pr(x) (dashed): knowing y says nothing about x. For contrast, the dependent joint of C.1 has "
                 "conditionals far from its marginal and a positive mutual information.",
-        params=PARAMS)
+        params=PARAMS, limits=LIMITS)
 def independence(p, run):
     x, y, dependent, px, py = _joint_on_grid(p.spacing)
     px, py = px / integrate(px, x), py / integrate(py, y)  # exactly normalised on the grid
