@@ -184,7 +184,8 @@ def _(r):
     left = f"a larger φ0 ({lo0:g} → {hi0:g}) moves the function left: centre at {hi0:g} - centre at {lo0:g}"
     shift = abs(m["formula_centres"][1] - m["formula_centres"][0])
     checks.append(Check.less(left, c_hi - c_lo, 0.0) if shift > 2 * tol else
-                  Check.untested(left, f"the centres lie {shift:.3g} apart, within the grid's resolution {2 * tol:.3g}"))
+                  Check.untested(left, f"the centres lie {shift:.3g} apart, within the grid's resolution "
+                                       f"{2 * tol:.3g}"))
     narrow = f"a larger φ1 ({lo1:g} → {hi1:g}) narrows it: width at {hi1:g} / width at {lo1:g}"
     resolution = 2 * m["dx"] * (1 / w_a + 1 / w_c)  # relative error of the measured ratio (band edges ± dx)
     checks.append(Check.less(narrow, w_hi / w_lo, 1.0) if 1 - lo1 / hi1 > resolution else

@@ -155,7 +155,8 @@ def _arrival_ratio(m, params):
     if (small_arrived and adam_arrived) or (adam_arrived and ratio > 2.0) or (small_arrived and ratio <= 2.0):
         return Check.greater(claim, ratio, 2.0)
     if adam_arrived:
-        return Check.untested(claim, f"the small steps did not arrive in {params['small_steps']} steps, too few to tell")
+        return Check.untested(claim, f"the small steps did not arrive in {params['small_steps']} steps: too few "
+                                     "to tell")
     return Check.untested(claim, f"Adam did not arrive in {params['adam_steps']} steps")
 
 
