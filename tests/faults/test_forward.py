@@ -119,6 +119,9 @@ def test_keys_and_values_of_different_lengths_are_refused():
     with pytest.raises(ValueError, match=_template("v", "attention", r"a tensor of shape \(1, 2, 3, D_v\)",
                                                    r"shape \(1, 2, 5, 4\)")):
         attention(_Q, _Q, torch.zeros(1, 2, 5, 4))
+    with pytest.raises(ValueError, match=_template("k", "attention", r"a tensor of shape \(N_k, 4\)",
+                                                   r"shape \(4,\)")):
+        attention(torch.zeros(3, 4), torch.zeros(4), torch.zeros(4))
 
 
 # --------------------------------------------------------------------------- item 13

@@ -220,7 +220,7 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Ten
 
 def _fit(qs: torch.Size, ks: torch.Size, vs: torch.Size) -> bool:
     """Whether queries, keys and values of these shapes fit: ``(..., N_q, D_q)``, ``(..., N_k, D_q)``, ``(..., N_k, D_v)``."""
-    return len(qs) >= 2 and qs[-1] == ks[-1] and qs[:-2] == ks[:-2] and ks[:-1] == vs[:-1]
+    return len(qs) == len(ks) >= 2 and qs[-1] == ks[-1] and qs[:-2] == ks[:-2] and ks[:-1] == vs[:-1]
 
 
 def _refuse_qkv(q, k, v) -> None:
