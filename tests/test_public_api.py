@@ -532,7 +532,7 @@ CASES = [
 # Public classes that are plain records of results or data (no behaviour to misuse), and
 # the figure framework's own types (tests/test_registry.py tries them).
 RECORDS = {"MNIST1D", "ToyData", "MDP", "LossNotFiniteError",
-           "Check", "FigureSpec", "Params", "Result", "UnknownFigure"}
+           "Check", "FigureSpec", "Limit", "Params", "Result", "UnknownFigure"}
 
 
 def _bad_calls():
