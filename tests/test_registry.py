@@ -196,3 +196,12 @@ def test_a_result_prints_in_one_short_line():
     many = Result(metrics={f"m{i}": i for i in range(9)}, checks=[Check.untested("c", "why")])
     assert repr(many) == "Result(not run: 0/0 checks passed, 1 not tested, 0.00 s; metrics: m0, m1, m2, m3, m4, m5, " \
                          "... (9 in all))"
+
+
+def test_a_number_limited_to_choices():
+    from udl.registry import Limit
+    with pytest.raises(ValueError, match=r"^The 'stride' parameter of figure X must be one of 1, 2, 4\. Got 3 instead\.$"):
+        Limit(choices=(1, 2, 4)).check("figure X", "stride", 3, 1)
+    with pytest.raises(ValueError, match=r"must be a non-empty list of values each one of 1, 2, 4\. Got 1,3 instead"):
+        Limit(choices=(1, 2, 4)).check("figure X", "strides", [1, 3], [1])
+    Limit(choices=(1, 2, 4)).check("figure X", "stride", 4, 1)

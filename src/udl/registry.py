@@ -218,7 +218,7 @@ class Limit:
 
     A number, or each element of a list, lies in [``low``, ``high``] (None: no bound;
     floats must also be finite); a list holds ``min_len`` to ``max_len`` elements; a
-    string is one of ``choices`` (when given). In ``figure(limits=...)`` a pair
+    string or number is one of ``choices`` (when given). In ``figure(limits=...)`` a pair
     ``(low, high)`` is short for ``Limit(low, high)``::
 
         limits={"n_train": (2, 10_000), "widths": Limit(1, 4096, min_len=2), "lr": (1e-6, 10.0)}
@@ -250,6 +250,8 @@ class Limit:
         return self._describe_number(type(default), plural=False)
 
     def _describe_number(self, kind: type, plural: bool) -> str:
+        if self.choices:
+            return ("values each " if plural else "") + "one of " + ", ".join(map(str, self.choices))
         if kind is bool:
             return "bools" if plural else "a bool"
         if kind is str:
@@ -267,6 +269,8 @@ class Limit:
     def _number_ok(self, x: Any) -> bool:
         if isinstance(x, (bool, str)):
             return True
+        if self.choices and x not in self.choices:
+            return False
         if isinstance(x, float) and not math.isfinite(x):
             return False
         return (self.low is None or x >= self.low) and (self.high is None or x <= self.high)
