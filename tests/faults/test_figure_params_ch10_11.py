@@ -21,51 +21,10 @@ import sys
 
 import pytest
 
-from udl.registry import Limit, get
+from udl.registry import get
 from udl.runner import run_figure
 
-FIGURES = ("10.2", "10.3", "10.5", "10.6", "10.9", "10.10", "10.11", "10.12", "10.18", "10.mnist1d", "11.10",
-           "11.11", "11.12", "11.13", "11.14")
 TEMPLATE = r"^The '{key}' parameter of figure {id} must be .+\. Got .+ instead\.$"
-
-
-def _bad_values(limit: Limit, default):
-    """Values just outside ``limit`` for a parameter whose preset value is ``default``."""
-    if isinstance(default, list):
-        element = type(default[0])
-        bad = [[]] if limit.min_len >= 1 else []
-        if limit.min_len > 1:
-            bad.append(default[:limit.min_len - 1])
-        if limit.max_len is not None:
-            bad.append([default[0]] * (limit.max_len + 1))
-        bad += [[*default[:-1], v] for v in _bad_values(Limit(limit.low, limit.high), element(default[0]))]
-        return bad
-    step = 1 if isinstance(default, int) else 1e-3 * max(1.0, abs(limit.high or 1.0))
-    bad = [] if limit.low is None else [limit.low - step]
-    bad += [] if limit.high is None else [limit.high + step, 10 ** 9]
-    if isinstance(default, float):
-        bad.append(math.nan)
-    return [type(default)(v) if not isinstance(v, float) or math.isfinite(v) else v for v in bad]
-
-
-def _limit_cases():
-    for fig_id in FIGURES:
-        spec = get(fig_id)
-        for key, limit in spec.limits.items():
-            for value in _bad_values(limit, spec.params["tiny"][key]):
-                yield pytest.param(fig_id, key, value, id=f"{fig_id}-{key}={value}")
-
-
-def test_every_number_and_list_parameter_has_a_limit():
-    missing = [f"{fig_id}: {key}" for fig_id in FIGURES for key, value in get(fig_id).params["tiny"].items()
-               if not isinstance(value, (bool, str)) and key not in get(fig_id).limits]
-    assert not missing, missing
-
-
-@pytest.mark.parametrize("fig_id, key, value", list(_limit_cases()))
-def test_values_outside_the_limits_are_refused(fig_id, key, value):
-    with pytest.raises(ValueError, match=TEMPLATE.format(key=key, id=re.escape(fig_id))):
-        get(fig_id).resolve("tiny", {key: value})
 
 
 # values the command line used to accept (issue 12, item 8), and values that do not fit together
@@ -89,7 +48,7 @@ REFUSED = [
     ("11.11", {"tile": 6}, "tile", r"a divisor of size \(16\)\. Got 6"),
     ("11.11", {"levels": 3, "tile": 2}, "tile", r"a multiple of 2\^\(levels - 1\) = 4\. Got 2"),
     ("11.11", {"n_train": 1, "tile": 16, "batch_size": 4}, "batch_size", r"at most the number of training tiles"),
-    ("11.12", {"stride": 3}, "stride", r"must be 1, 2 or 4\. Got 3"),
+    ("11.12", {"stride": 3}, "stride", r"must be one of 1, 2, 4\. Got 3"),
     ("11.12", {"channels": 18}, "channels", r"a multiple of 4\. Got 18"),
     ("11.12", {"depth": 5}, "image_size", r"a multiple of stride · 2\^depth = 128\. Got 64"),
     ("11.12", {"stack_tolerance": 1.0}, "stack_tolerance", r"a float in \[0, 0\.5\]"),
