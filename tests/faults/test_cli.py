@@ -9,6 +9,7 @@ line that explains it and that no traceback reaches the user:
 - 7: an unusable figure cache (under /proc, a file, an entry replaced by a folder, read
   only): one warning line, the figure succeeds and its record and picture are written;
   the same for the model cache of :func:`udl.cache.trained`;
+- 8: a ``--seed`` beyond what torch takes: one line, exit 2, nothing computed;
 - 9: ``--jobs`` above the figures is capped and above the CPUs warned about; ``--jobs -3``
   asks for a positive int; chapters in errors are in book order.
 """
@@ -190,3 +191,11 @@ def test_chapters_in_errors_are_in_book_order():
     numbers = [int(c) for c in listed if c.isdigit()]
     assert numbers == sorted(numbers) and max(numbers) >= 10 and min(numbers) < 10
     assert listed == [str(n) for n in numbers] + sorted(c for c in listed if not c.isdigit())
+
+
+# --------------------------------------------------------------------------- 8: --seed
+def test_a_seed_beyond_what_torch_takes_is_refused_before_computing(tmp_path):
+    status, out, err = udl("figure", "3.1", "--preset", "tiny", "--seed", str(2**70), "--out", str(tmp_path / "o"))
+    assert status == 2 and out == ""
+    one_line(err, r"argument --seed: expected an int in \[0, 4294967295\], got '1180591620717411303424'")
+    assert not (tmp_path / "o").exists()
