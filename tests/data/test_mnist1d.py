@@ -119,3 +119,9 @@ def test_a_valid_file_for_other_arguments_is_not_trusted(tmp_path):
     path9.write_bytes(path10.read_bytes())  # a whole, readable file, but made with seed 10
     again = m1d.load_mnist1d(num_samples=SMALL, seed=9, cache_dir=tmp_path)
     assert _equal(again, fresh) and not _equal(again, other)
+
+
+@pytest.mark.parametrize("num_samples, train_split", [(5000, 0.8), (105, 0.8), (1234, 0.7), (100, 0.33)])
+def test_split_sizes_are_the_loaded_splits(num_samples, train_split):
+    data = m1d.load_mnist1d(num_samples=num_samples, train_split=train_split)
+    assert m1d.split_sizes(num_samples, train_split) == (len(data.y_train), len(data.y_test))

@@ -65,6 +65,17 @@ class MNIST1D:
                      for k in ("x_train", "y_train", "x_test", "y_test"))
 
 
+def split_sizes(num_samples: int = 5000, train_split: float = 0.8) -> tuple[int, int]:
+    """``(n_train, n_test)``: how ``load_mnist1d`` splits ``num_samples`` sequences.
+
+    The generator makes ``num_samples // 10`` sequences per class and trains on the first
+    ``train_split`` of them: ``split_sizes(5000) == (4000, 1000)``, ``split_sizes(105) == (80, 20)``.
+    """
+    total = num_samples // 10 * 10
+    n_train = int(total * train_split)
+    return n_train, total - n_train
+
+
 def dataset_args(num_samples: int = 5000, train_split: float = 0.8, seed: int = 42, **overrides) -> dict:
     """The arguments of ``mnist1d``'s ``make_dataset``: its defaults with these changes.
 
@@ -83,8 +94,8 @@ def dataset_args(num_samples: int = 5000, train_split: float = 0.8, seed: int = 
         raise ValueError(f"The {unknown[0]!r} parameter of {owner} is not an MNIST-1D argument; "
                          f"choose from {', '.join(sorted(args))}. Got {overrides[unknown[0]]!r} instead.")
     args.update(overrides, num_samples=num_samples, train_split=train_split, seed=seed)
-    n_train = int(num_samples // 10 * 10 * train_split)
-    if n_train < 1 or n_train >= num_samples // 10 * 10:
+    n_train, n_test = split_sizes(num_samples, train_split)
+    if n_train < 1 or n_test < 1:
         raise ValueError(f"The 'train_split' parameter of {owner} must leave at least one training and one "
                          f"test sequence. Got {train_split!r} instead.")
     return args
@@ -131,7 +142,7 @@ def _read(path: Path, args: dict) -> dict[str, np.ndarray] | None:
     n_train, n_test = arrays["x_train"].shape[0], arrays["x_test"].shape[0]
     ok = (arrays["x_train"].ndim == 2 and arrays["y_train"].shape == (n_train,)
           and arrays["y_test"].shape == (n_test,) and arrays["x_test"].shape[1:] == arrays["x_train"].shape[1:]
-          and n_train + n_test == args["num_samples"] // 10 * 10
+          and (n_train, n_test) == split_sizes(args["num_samples"], args["train_split"])
           and np.isfinite(arrays["x_train"]).all() and np.isfinite(arrays["x_test"]).all())
     return arrays if ok else None
 
@@ -190,4 +201,4 @@ def load_mnist1d(num_samples: int = 5000, train_split: float = 0.8, seed: int = 
     return MNIST1D(**arrays)
 
 
-__all__ = ["MNIST1D", "load_mnist1d", "dataset_args", "cache_path"]
+__all__ = ["MNIST1D", "load_mnist1d", "dataset_args", "split_sizes", "cache_path"]

@@ -12,7 +12,7 @@ from torch import nn
 
 from udl import style
 from udl.data.gabor import load_gabor_data
-from udl.data.mnist1d import load_mnist1d
+from udl.data.mnist1d import load_mnist1d, split_sizes
 from udl.models.gabor import (GaborModel, gabor, gabor_loss_grad, loss_surface, optimize_path, path_turning, valley_of,
                               valleys)
 from udl.nn.init import initialised_from
@@ -618,7 +618,7 @@ def hyperparameter_search(p, run):
 
 @hyperparameter_search.requires
 def _(p):
-    n_train_set = int(p.num_samples // 10 * 10 * 0.8)  # load_mnist1d's training split (train_split 0.8)
+    n_train_set = split_sizes(p.num_samples)[0]  # load_mnist1d's training split
     n_train = n_train_set - int(round(p.val_fraction * n_train_set))
     if max(p.batches) > n_train:
         raise ValueError(f"The 'batches' parameter of figure 6.hparams must be at most the {n_train} training rows "

@@ -9,7 +9,7 @@ from torch import nn
 from udl import style
 from udl.analysis.cross_validation import cross_validate
 from udl.analysis.double_descent import double_descent
-from udl.data.mnist1d import load_mnist1d
+from udl.data.mnist1d import load_mnist1d, split_sizes
 from udl.data.toy import make_regression_1d, regression_truth
 from udl.nn.deep import DeepNetwork
 from udl.nn.fixed_joints import FixedJointNetwork
@@ -80,7 +80,7 @@ def mnist1d_training(p, run):
 
 @mnist1d_training.requires
 def _(p):
-    n_train = int(p.num_samples // 10 * 10 * 0.8)  # load_mnist1d's training split (train_split 0.8)
+    n_train = split_sizes(p.num_samples)[0]  # load_mnist1d's training split
     if p.batch_size > n_train:
         raise ValueError(f"The 'batch_size' parameter of figure 8.mnist1d must be at most the {n_train} training "
                          f"sequences of num_samples={p.num_samples}. Got {p.batch_size} instead.")
