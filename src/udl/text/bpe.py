@@ -667,7 +667,13 @@ class BPETokenizer:
 
     @classmethod
     def from_dict(cls, data: dict) -> BPETokenizer:
-        """The tokenizer described by :meth:`to_dict`; the stored vocabulary is verified."""
+        """The tokenizer described by :meth:`to_dict`; the stored vocabulary is verified.
+
+        Raises:
+            ValueError: ``data`` is not such a description (another format, an entry
+                missing or of the wrong type, a vocabulary its merges do not rebuild);
+                the message says which.
+        """
         problem = _description_problem(data)
         if problem is not None:
             ours = isinstance(data, dict) and data.get("format") == _FORMAT
