@@ -49,6 +49,17 @@ def test_set_overrides_are_typed(fakes, capsys):
     assert rec["seed"] == 5 and rec["metrics"]["n"] == 7
 
 
+def test_an_untested_claim_is_reported_as_such(fakes, capsys):
+    status, out, _ = run(capsys, "figure", "99.square", "--preset", "tiny", "--out", "o")
+    rec = json.loads((fakes / "o" / "99.square.json").read_text())
+    assert status == 0 and rec["ok"]
+    assert rec["checks"][1] == {"claim": "the mean square grows with the scale", "measured": "not tested",
+                                "expected": "needs runs at several scales", "ok": None, "tested": False}
+    lines = out.splitlines()
+    assert "1/1 checks, 1 not tested at this preset" in lines[0]
+    assert lines[1] == "    not tested: the mean square grows with the scale: needs runs at several scales"
+
+
 @pytest.mark.parametrize("argv, fragment", [
     (["figure", "99.squar"], "did you mean 99.square"),
     (["figure", "99.square", "--set", "m=1"], "its parameters: flag, n, name, scale, sizes"),
@@ -126,7 +137,9 @@ def test_gallery_survives_a_failing_figure(fakes, capsys):
     assert 'src="99.square.png"' in html
     summary = json.loads((fakes / "g" / "summary.json").read_text())
     assert summary["figures"] == 3 and sorted(summary["failed_figures"]) == ["99.broken", "99.false"]
-    assert summary["passed"] == 1 and summary["failed"] == 2
+    assert summary["passed"] == 1 and summary["failed"] == 2 and summary["not_tested"] == 1
+    assert "1 not tested at this preset" in html and html.count(">not tested at this preset<") == 1
+    assert out.startswith("3 figures, 1 checks passed, 2 failed, 1 not tested at this preset, ")
 
 
 @pytest.mark.parametrize("command", ["list", "gallery"])

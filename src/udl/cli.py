@@ -225,7 +225,8 @@ def cmd_gallery(args) -> int:
     _check_out(args.out, "gallery")
     summary = build_gallery(preset=args.preset, out=args.out, jobs=args.jobs, chapters=chapters,
                             seed=args.seed, device=args.device, cache=not args.no_cache)
-    print(f"{summary['figures']} figures, {summary['passed']} checks passed, {summary['failed']} failed, "
+    untested = f", {summary['not_tested']} not tested at this preset" if summary["not_tested"] else ""
+    print(f"{summary['figures']} figures, {summary['passed']} checks passed, {summary['failed']} failed{untested}, "
           f"{summary['seconds']:.1f} s -> {Path(args.out) / 'index.html'}")
     return EXIT_OK if summary["ok"] else EXIT_FAILED
 
