@@ -45,6 +45,7 @@ from udl.analysis import detection
 from udl.analysis import cross_validation, double_descent
 from udl.models import transfer
 from udl.nn import attention, transformer
+from udl.nn import sparse_attention as sparse_attn
 from udl.nn import residual
 from udl.analysis import ngram
 from udl.nn import normalization
@@ -291,6 +292,19 @@ CASES = [
     (attention.MultiHeadAttention, dict(d_model=8, n_heads=2),
      {"d_model": BAD_INT, "n_heads": [0, 3, 2.5], "dropout": [1.0, -0.1], "generator": ["x", -1, 1.5]}),
     (attention.book_multi_head_attention, dict(X=torch.zeros(4, 3), **BOOK_MHA, n_heads=2), {"n_heads": [3, 0, 2.5]}),
+    (attention.full_mask, dict(n=4), {"n": BAD_INT, "queries": [torch.tensor([4]), torch.zeros(2), [0]]}),
+    (attention.convolutional_mask, dict(n=6, kernel_size=3),
+     {"n": BAD_INT, "kernel_size": [0, 4, 2.5], "dilation": BAD_INT, "causal": [1, "yes"],
+      "queries": [torch.tensor([-1])]}),
+    (attention.selected_tokens_mask, dict(n=5, selected=[1, 3]),
+     {"n": BAD_INT, "selected": [[5], [-1], [1.5], "ab", 3], "causal": [1]}),
+    (attention.global_tokens_mask, dict(n=5, n_global=2), {"n": BAD_INT, "n_global": [-1, 6, 2.5]}),
+    (sparse_attn.SparsePattern, dict(mask=torch.ones(3, 4, dtype=torch.bool), chunk=2),
+     {"mask": [torch.ones(3, 4), torch.ones(3, dtype=torch.bool), "ab"], "chunk": BAD_INT}),
+    (sparse_attn.sparse_attention, dict(q=torch.zeros(4, 2), k=torch.zeros(4, 2), v=torch.zeros(4, 3),
+                                        pattern=sparse_attn.SparsePattern(torch.eye(4, dtype=torch.bool))),
+     {"pattern": [None, sparse_attn.SparsePattern(torch.eye(3, dtype=torch.bool))],
+      "k": [torch.zeros(4, 3), torch.zeros(4, 2, dtype=torch.float64)]}),
     (transformer.TransformerLayer, dict(d_model=8, n_heads=2),
      {"d_model": BAD_INT, "n_heads": [3, 0], "d_mlp": BAD_INT, "dropout": [1.5], "activation": ["tanh"],
       "norm_first": [1], "cross_attention": ["yes"], "generator": ["x"]}),

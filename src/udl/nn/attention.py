@@ -36,6 +36,16 @@ Masks are boolean, ``True`` where a query may attend to a key (SDPA's convention
 broadcastable to ``(B, H, N_q, N_k)``; :func:`attention` also takes an additive float
 mask (0 where a query may attend, -∞ where not), as SDPA does. A query that may attend to
 no key at all gets zero weights and a zero output on both paths, as SDPA gives.
+
+For long sequences (§12.9, fig. 12.15) the interaction matrix is made sparse:
+:func:`full_mask` (an encoder), :func:`causal_mask` (a decoder), :func:`convolutional_mask`
+(a band of keys around each query, optionally dilated, encoder or decoder),
+:func:`selected_tokens_mask` (chosen queries see every key, or every earlier key) and
+:func:`global_tokens_mask` (the first k tokens see and are seen by all). They combine with
+``|``: ``convolutional_mask(n, 3) | global_tokens_mask(n, 2)`` is fig. 12.15h. Each can
+build the rows of chosen queries alone (``queries=``), so that
+:class:`udl.nn.sparse_attention.SparsePattern` reads a long pattern chunk by chunk without
+ever forming the N×N matrix.
 """
 
 from __future__ import annotations
@@ -48,11 +58,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from udl.nn.init import initialised_from
-from udl.validate import (as_generator, check_float, check_input, check_int, check_tensor,
-                          is_autocasting)
+from udl.validate import (as_generator, check_bool, check_float, check_input, check_int, check_tensor,
+                          is_autocasting, is_int)
 
 __all__ = ["book_self_attention", "per_token_self_attention", "book_multi_head_attention", "attention",
-           "causal_mask", "MultiHeadAttention", "record_attention_weights"]
+           "causal_mask", "full_mask", "convolutional_mask", "selected_tokens_mask", "global_tokens_mask",
+           "MultiHeadAttention", "record_attention_weights"]
 
 
 def book_self_attention(X: torch.Tensor, omega_v: torch.Tensor, beta_v: torch.Tensor, omega_q: torch.Tensor,
@@ -188,6 +199,132 @@ def _causal_mask(n_queries: int, n_keys: int, device) -> torch.Tensor:
     return j <= i + offset
 
 
+def _query_key_grid(n: int, queries, device, owner: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Positions ``i`` ``(N_q, 1)`` of the queries asked for (all n by default) and ``j`` ``(1, n)`` of the keys."""
+    if queries is None:
+        i = torch.arange(n, device=device)
+    else:
+        if not (isinstance(queries, torch.Tensor) and queries.dim() == 1 and not queries.is_floating_point()
+                and queries.dtype != torch.bool):
+            check_tensor(queries, "queries", owner, ndim=1, dtype="int")
+        if queries.numel() and (int(queries.min()) < 0 or int(queries.max()) >= n):
+            raise ValueError(f"The 'queries' parameter of {owner} must hold positions in [0, {n}). "
+                             f"Got values from {int(queries.min())} to {int(queries.max())} instead.")
+        i = queries.to(device=device if device is not None else queries.device, dtype=torch.long)
+    return i[:, None], torch.arange(n, device=i.device)[None, :]
+
+
+def full_mask(n: int, *, queries: torch.Tensor | None = None, device=None) -> torch.Tensor:
+    """Boolean ``(N, N)`` mask of an encoder: every token interacts with every token (fig. 12.15a).
+
+    Args:
+        n: N, the number of tokens, a positive int.
+        queries: optional 1-D int tensor of query positions: only their rows, ``(len(queries), N)``.
+        device: where to build the mask. Default: the CPU (or ``queries``' device).
+    """
+    n = check_int(n, "n", "full_mask")
+    i, j = _query_key_grid(n, queries, device, "full_mask")
+    return (i >= 0) & (j >= 0)  # (N_q, N): all True
+
+
+def convolutional_mask(n: int, kernel_size: int, *, dilation: int = 1, causal: bool = False,
+                       queries: torch.Tensor | None = None, device=None) -> torch.Tensor:
+    """Boolean ``(N, N)`` band: query i sees the keys a convolution's kernel centred on it covers (fig. 12.15c-f).
+
+    A decoder (``causal=True``) sees itself and the ``kernel_size - 1`` keys before it,
+    every ``dilation``-th one: ``j = i - dilation·m`` for ``m = 0 ... kernel_size - 1``.
+    An encoder sees as many on each side: ``j = i + dilation·m`` for
+    ``|m| <= (kernel_size - 1) / 2`` (an odd kernel, centred on the query). Keys past
+    either end are dropped, as zero padding does, so query i has
+    ``min(K, ⌊i/d⌋ + 1)`` keys in a decoder and ``min(h, ⌊i/d⌋) + min(h, ⌊(N-1-i)/d⌋) + 1``
+    in an encoder (K = kernel_size, d = dilation, h = (K - 1) / 2): at most K, so the
+    cost grows linearly with N instead of quadratically.
+
+    Args:
+        n: N, the number of tokens, a positive int.
+        kernel_size: K, the keys each query sees at most; odd unless ``causal``.
+        dilation: d, the step between the keys a query sees (1: a solid band). Default 1.
+        causal: the decoder's one-sided band (default False: the encoder's centred one).
+        queries: optional 1-D int tensor of query positions: only their rows, ``(len(queries), N)``.
+        device: where to build the mask. Default: the CPU (or ``queries``' device).
+
+    Example::
+
+        >>> convolutional_mask(5, 2, dilation=2, causal=True).int()
+        tensor([[1, 0, 0, 0, 0],
+                [0, 1, 0, 0, 0],
+                [1, 0, 1, 0, 0],
+                [0, 1, 0, 1, 0],
+                [0, 0, 1, 0, 1]], dtype=torch.int32)
+    """
+    owner = "convolutional_mask"
+    n = check_int(n, "n", owner)
+    kernel_size = check_int(kernel_size, "kernel_size", owner)
+    dilation = check_int(dilation, "dilation", owner)
+    causal = check_bool(causal, "causal", owner)
+    if not causal and kernel_size % 2 == 0:
+        raise ValueError(f"The 'kernel_size' parameter of {owner} must be an odd int when causal is False "
+                         f"(a kernel centred on the query). Got {kernel_size} instead.")
+    i, _ = _query_key_grid(n, queries, device, owner)
+    half = kernel_size // 2
+    m = torch.arange(kernel_size, device=i.device) if causal else torch.arange(-half, half + 1, device=i.device)
+    keys = i - dilation * m if causal else i + dilation * m  # (N_q, K): the kernel's taps around each query
+    inside = (keys >= 0) & (keys < n)  # taps past either end are dropped (zero padding)
+    rows = torch.arange(len(i), device=i.device)[:, None].expand_as(keys)  # (N_q, K)
+    mask = torch.zeros(len(i), n, dtype=torch.bool, device=i.device)  # written tap by tap: O(N_q·K), no N² arithmetic
+    mask[rows[inside], keys[inside]] = True
+    return mask
+
+
+def selected_tokens_mask(n: int, selected, *, causal: bool = False, queries: torch.Tensor | None = None,
+                         device=None) -> torch.Tensor:
+    """Boolean ``(N, N)`` mask whose selected rows are full: those queries see every key (fig. 12.15g).
+
+    The other rows are empty; combine with a band (``convolutional_mask(...) | ...``) for
+    the book's picture. With ``causal`` a selected query sees every key up to itself.
+
+    Args:
+        n: N, the number of tokens, a positive int.
+        selected: the selected query positions, ints in [0, N) (a list or a 1-D int tensor).
+        causal: selected queries see only earlier keys and themselves (the decoder case). Default False.
+        queries: optional 1-D int tensor of query positions: only their rows, ``(len(queries), N)``.
+        device: where to build the mask. Default: the CPU (or ``queries``' device).
+    """
+    owner = "selected_tokens_mask"
+    n = check_int(n, "n", owner)
+    causal = check_bool(causal, "causal", owner)
+    if isinstance(selected, torch.Tensor):
+        chosen = selected.tolist() if selected.dim() == 1 and not selected.is_floating_point() else None
+    else:
+        chosen = list(selected) if isinstance(selected, (list, tuple, range)) else None
+    if chosen is None or not all(is_int(s) and 0 <= s < n for s in chosen):
+        shown = selected if isinstance(selected, (list, tuple, range, int, str)) else type(selected).__name__
+        raise ValueError(f"The 'selected' parameter of {owner} must be a list of positions in [0, {n}). "
+                         f"Got {shown!r} instead.")
+    i, j = _query_key_grid(n, queries, device, owner)
+    rows = torch.isin(i, torch.tensor(chosen, dtype=torch.long, device=i.device))  # (N_q, 1)
+    return rows & (j <= i) if causal else rows & (j >= 0)
+
+
+def global_tokens_mask(n: int, n_global: int, *, queries: torch.Tensor | None = None, device=None) -> torch.Tensor:
+    """Boolean ``(N, N)`` mask of ``n_global`` global tokens: the first rows and columns are full (fig. 12.15h).
+
+    The global tokens (positions 0 ... n_global - 1) see every token, every token sees
+    them, and they see each other; the other entries are False. Combine with a band
+    for the book's picture: ``convolutional_mask(n, 3) | global_tokens_mask(n, 2)``.
+
+    Args:
+        n: N, the number of tokens, a positive int.
+        n_global: how many leading tokens are global, an int in [0, N].
+        queries: optional 1-D int tensor of query positions: only their rows, ``(len(queries), N)``.
+        device: where to build the mask. Default: the CPU (or ``queries``' device).
+    """
+    n = check_int(n, "n", "global_tokens_mask")
+    n_global = check_int(n_global, "n_global", "global_tokens_mask", minimum=0, maximum=n)
+    i, j = _query_key_grid(n, queries, device, "global_tokens_mask")
+    return (i < n_global) | (j < n_global)
+
+
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None, *,
               causal: bool = False, dropout: float = 0.0, need_weights: bool = False,
               generator: torch.Generator | None = None) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
@@ -223,13 +360,13 @@ def _fit(qs: torch.Size, ks: torch.Size, vs: torch.Size) -> bool:
     return len(qs) == len(ks) >= 2 and qs[-1] == ks[-1] and qs[:-2] == ks[:-2] and ks[:-1] == vs[:-1]
 
 
-def _refuse_qkv(q, k, v) -> None:
+def _refuse_qkv(q, k, v, owner: str = "attention") -> None:
     """Raise the message that names what is wrong with ``q``, ``k`` or ``v`` (called when a quick check failed)."""
-    check_tensor(q, "q", "attention", shape=(..., "N_q", "D_q"), dtype="float")
+    check_tensor(q, "q", owner, shape=(..., "N_q", "D_q"), dtype="float")
     batch = tuple(q.shape[:-2])
-    check_tensor(k, "k", "attention", shape=(*batch, "N_k", q.shape[-1]), dtype=q.dtype)  # keys: the queries' D_q
-    check_tensor(v, "v", "attention", shape=(*k.shape[:-1], "D_v"), dtype=q.dtype)  # one value per key
-    raise AssertionError("attention: inputs refused by the quick check but not by the full one")
+    check_tensor(k, "k", owner, shape=(*batch, "N_k", q.shape[-1]), dtype=q.dtype)  # keys: the queries' D_q
+    check_tensor(v, "v", owner, shape=(*k.shape[:-1], "D_v"), dtype=q.dtype)  # one value per key
+    raise AssertionError(f"{owner}: inputs refused by the quick check but not by the full one")
 
 
 def _check_mask(mask, shape: tuple[int, ...], dtype: torch.dtype, name: str, owner: str) -> None:
