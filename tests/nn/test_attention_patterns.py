@@ -128,3 +128,28 @@ def test_cross_attention_pattern_and_bad_inputs():
         convolutional_mask(8, 4)
     with pytest.raises(ValueError, match=r"^The 'queries' parameter of full_mask must hold positions in \[0, 3\)"):
         full_mask(3, queries=torch.tensor([3]))
+
+
+def test_the_quick_benchmark_prints_dense_and_sparse_rows_for_each_size(capsys):
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "attention_patterns.py"
+    spec = importlib.util.spec_from_file_location("attention_patterns", path)
+    bench = importlib.util.module_from_spec(spec)
+    sys.modules["attention_patterns"] = bench  # NamedTuple and the forked processes look the module up there
+    spec.loader.exec_module(bench)
+    rows = bench.main(["--quick", "--device", "cpu"])
+    printed = capsys.readouterr().out
+    assert "dense/sparse time" in printed and printed.count("\n") == 2 + 4  # title, header, four rows
+    assert [(r.tokens, r.path) for r in rows] == [(64, "dense"), (64, "sparse"), (128, "dense"), (128, "sparse")]
+    for r in rows:
+        assert r.device == "cpu" and r.seconds > 0 and r.build_s > 0 and r.peak_mb >= 0
+    dense_mb = {r.tokens: r.structure_mb for r in rows if r.path == "dense"}
+    assert dense_mb == {64: 64 * 64 / 2**20, 128: 128 * 128 / 2**20}  # the boolean T x T mask
+    # a band of 8 keys in chunks of 16 queries: the first chunk sees keys 0-15, the 7 others 16 + 7 keys each;
+    # int64 key positions and a (16, keys) boolean table per chunk
+    keys = 16 + 7 * 23
+    sparse = next(r for r in rows if r.path == "sparse" and r.tokens == 128)
+    assert sparse.structure_mb == (8 * keys + 16 * keys) / 2**20
