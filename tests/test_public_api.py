@@ -55,6 +55,7 @@ from udl.text import bpe
 from udl.data import text as text_data
 from udl.models import decoding, gpt
 from udl.models import unet
+from udl.models import vit
 from udl.data import cells
 from udl.models import hourglass
 from udl.data import poses
@@ -67,6 +68,9 @@ from udl.data import text_tasks
 from udl import cache
 from udl.train import classifiers, recipes, transformers
 from udl.text import BPETokenizer
+from udl.nn import recurrent
+from udl.models import recurrent as recurrent_model
+from udl.data import sequences
 
 X1 = torch.linspace(0, 1, 20)[:, None]
 Y1 = torch.sin(6 * X1)
@@ -480,6 +484,17 @@ CASES = [
     (loss_landscape.surface_roughness, dict(surface=np.zeros((3, 3))), {"surface": [np.zeros(5), "x", np.zeros((2, 2))]}),
     (loss_landscape.nonconvexity, dict(surface=np.zeros((3, 3))), {"tolerance": [1.0, -0.1, "a"], "surface": [[1.0]]}),
     (loss_landscape.local_minima, dict(surface=np.zeros((3, 3))), {"surface": [[1, 2, 3], None]}),
+    # udl.models.vit
+    (vit.ViTConfig, dict(image_size=8, patch_size=2, in_channels=1, n_classes=10, n_layers=1, d_model=8, n_heads=2),
+     {"image_size": BAD_INT, "patch_size": BAD_INT + [3], "in_channels": BAD_INT, "n_classes": [1, 2.5],
+      "n_layers": BAD_INT, "d_model": BAD_INT, "n_heads": [0, 3], "d_mlp": [0, 2.5], "dropout": [1.0, -0.1],
+      "activation": ["tanh"], "norm_first": [1], "eps": [0.0], "init_std": [0.0, "a"]}),
+    (vit.ViT, dict(config=vit.ViTConfig.tiny()), {"config": ["vit_base", None], "generator": [1.5, -1]}),
+    (vit.PatchEmbedding, dict(patch_size=2, in_channels=1, d_model=4),
+     {"patch_size": BAD_INT, "in_channels": BAD_INT, "d_model": BAD_INT, "generator": ["a"]}),
+    (vit.image_patches, dict(images=torch.zeros(2, 1, 4, 4), patch_size=2),
+     {"images": [torch.zeros(4, 4), [[1.0]]], "patch_size": BAD_INT + [3]}),
+    (vit.parameter_count, dict(config=vit.ViTConfig.tiny()), {"config": ["vit_base", None]}),
     # udl.models.bert and udl.data.text_tasks
     (bert.BertConfig, dict(vocab_size=13, context=8, n_layers=1, d_model=8, n_heads=2),
      {"vocab_size": BAD_INT, "context": BAD_INT, "n_layers": BAD_INT, "d_model": BAD_INT, "n_heads": BAD_INT + [3],
@@ -542,6 +557,29 @@ CASES = [
       "max_tokens": [5]}),
     (text_tasks.shuffle_inner_words, dict(sentence="a b c d", rng=np.random.default_rng(0)),
      {"sentence": [3, "a b b c"], "rng": [0]}),
+    (recurrent.RNNCell, dict(d_in=3, d_hidden=4),
+     {"d_in": BAD_INT, "d_hidden": BAD_INT, "nonlinearity": ["sigmoid"], "bias": [1], "generator": ["x", -1]}),
+    (recurrent.LSTMCell, dict(d_in=3, d_hidden=4),
+     {"d_in": BAD_INT, "d_hidden": BAD_INT, "bias": ["no"], "forget_bias": ["1", float("inf")], "generator": [1.5]}),
+    (recurrent.GRUCell, dict(d_in=3, d_hidden=4), {"d_in": BAD_INT, "d_hidden": BAD_INT, "generator": [2.5]}),
+    (recurrent.RNN, dict(d_in=3, d_hidden=4, n_layers=2),
+     {"d_in": BAD_INT, "d_hidden": BAD_INT, "n_layers": BAD_INT, "nonlinearity": ["gelu"], "batch_first": [0],
+      "bias": [None], "generator": ["x"]}),
+    (recurrent.LSTM, dict(d_in=3, d_hidden=4, n_layers=2),
+     {"n_layers": BAD_INT, "batch_first": ["yes"], "forget_bias": [float("nan")], "generator": [-1]}),
+    (recurrent.GRU, dict(d_in=3, d_hidden=4), {"d_hidden": BAD_INT, "n_layers": BAD_INT, "batch_first": [1]}),
+    (recurrent.LSTM.from_torch, dict(module=torch.nn.LSTM(2, 3)), {"module": [torch.nn.GRU(2, 3), 3]}),
+    (recurrent.GRUCell.from_torch, dict(cell=torch.nn.GRUCell(2, 3)), {"cell": [torch.nn.GRU(2, 3)]}),
+    (recurrent_model.RecurrentNetwork, dict(vocab_size=5, d_embed=2, d_hidden=3, d_out=2),
+     {"vocab_size": BAD_INT, "d_embed": BAD_INT, "d_hidden": BAD_INT, "d_out": BAD_INT, "kind": ["transformer"],
+      "n_layers": BAD_INT, "forget_bias": ["a"], "generator": [1.5]}),
+    (recurrent_model.step_gradient_norms, dict(model=recurrent_model.RecurrentNetwork(5, 2, 3, 2, generator=0),
+                                               tokens=torch.zeros(2, 4, dtype=torch.long),
+                                               labels=torch.zeros(2, dtype=torch.long)),
+     {"model": [torch.nn.LSTM(2, 3)], "tokens": [torch.zeros(2, 4), torch.zeros(8, dtype=torch.long)],
+      "labels": [torch.zeros(3, dtype=torch.long)]}),
+    (sequences.first_token_task, dict(n=4, length=3),
+     {"n": BAD_INT, "length": BAD_INT, "n_classes": [1, 2.5], "vocab_size": [2], "seed": [-1, "a"]}),
 ]
 # Public classes that are plain records of results or data (no behaviour to misuse), and
 # the figure framework's own types (tests/test_registry.py tries them).

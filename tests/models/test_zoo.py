@@ -37,10 +37,12 @@ from udl.models.gabor import GaborModel
 from udl.models.gpt import GPT, GPTConfig
 from udl.models.hourglass import Hourglass, StackedHourglass
 from udl.models.mnist1d_nets import ConvNet1D, ConvNet1DConfig, FullyConnected1D, FullyConnected1DConfig
+from udl.models.recurrent import RecurrentNetwork
 from udl.models.resnet import ResNet, ResNetConfig
 from udl.models.seq2seq import EncoderDecoder, Seq2SeqConfig
 from udl.models.transfer import replace_head
 from udl.models.unet import UNet, unet_parameter_count
+from udl.models.vit import PatchEmbedding, ViT, ViTConfig
 from udl.models.yolo import YOLO, YOLOConfig
 from udl.nn.conv import Conv1d, Conv2d
 from udl.nn.deep import DeepNetwork
@@ -109,6 +111,10 @@ ROWS = [
     Row("EncoderDecoder", partial(EncoderDecoder, config=Seq2SeqConfig.tiny()),
         lambda: (_tokens((2, 6), 3, 13)()[0], _tokens((2, 5), 3, 11)()[0]), (2, 5, 11),
         {"config": ["tiny", None]}, "EncoderDecoder"),
+    Row("ViT", partial(ViT, config=ViTConfig.tiny()), _images(2, 1, 8, 8), (2, 3),
+        {"config": ["vit_base", None, ViTConfig.tiny().to_dict()]}, "ViT", count=ViTConfig.tiny().parameter_count),
+    Row("PatchEmbedding", partial(PatchEmbedding, patch_size=2, in_channels=3, d_model=5), _images(2, 3, 4, 6),
+        (2, 6, 5), {"patch_size": [0, 1.5], "d_model": [0]}, "PatchEmbedding", count=lambda: 3 * 4 * 5 + 5),
     Row("ResNet", partial(ResNet, config=ResNetConfig.tiny()), _images(2, 3, 32, 32), (2, 10),
         {"config": ["resnet1", 3, None]}, "ResNet", count=lambda: ResNetConfig.tiny().parameter_count),
     Row("DenseNet", partial(DenseNet, config=DenseNetConfig.tiny()), _images(2, 3, 16, 16), (2, 10),
@@ -137,6 +143,12 @@ ROWS = [
         count=lambda: FullyConnected1DConfig.tiny().parameter_count()),
     Row("replace_head", _new_head, _images(5, 4), (5, 3), {"d_out": [0, 1.5]}, "replace_head",
         count=lambda: 4 * 6 + 6 + 6 * 3 + 3),
+    Row("RecurrentNetwork-LSTM", partial(RecurrentNetwork, vocab_size=7, d_embed=3, d_hidden=4, d_out=2, n_layers=2),
+        _tokens((2, 5), 0, 7), (2, 5, 2), {"kind": ["rnn", 3], "d_hidden": [0, 2.5], "forget_bias": ["1"]},
+        "RecurrentNetwork", count=lambda: RecurrentNetwork.parameter_count(7, 3, 4, 2, n_layers=2)),
+    Row("RecurrentNetwork-Elman", partial(RecurrentNetwork, vocab_size=7, d_embed=3, d_hidden=4, d_out=2, kind="elman"),
+        _tokens((2, 5), 0, 7), (2, 5, 2), {"n_layers": [0], "forget_bias": [1.0]}, "RecurrentNetwork",
+        count=lambda: RecurrentNetwork.parameter_count(7, 3, 4, 2, kind="elman")),
     Row("GaborModel", GaborModel, lambda: (torch.linspace(-5, 5, 7, dtype=torch.float64),), (7,),
         {"phi0": ["a", float("nan")], "phi1": [None], "dtype": [torch.int64]}, "GaborModel", count=lambda: 2,
         random=False),
