@@ -85,7 +85,7 @@ def _compare(rows_of, n: int, d: int, chunk: int, g: torch.Generator) -> float:
         params={"tiny": dict(n=12, kernel_size=3, dilations=[2, 3], selected=[4, 9], n_global=2,
                              sizes=[1, 7, 40], d=8, chunk=8),
                 "full": dict(n=16, kernel_size=3, dilations=[2, 3], selected=[6, 12], n_global=2,
-                             sizes=[1, 7, 40, 130, 600], d=16, chunk=32)},
+                             sizes=[1, 7, 40, 130, 600, 2048], d=32, chunk=32)},
         limits={"n": (2, 48), "kernel_size": (1, 15), "dilations": Limit(1, 8, min_len=2, max_len=2),
                 "selected": Limit(0, 47, min_len=1, max_len=8), "n_global": (0, 48),
                 "sizes": Limit(1, 2048, min_len=1, max_len=8), "d": (1, 64), "chunk": (1, 512)})
