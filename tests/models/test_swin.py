@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from udl.models.swin import (PatchEmbedding, PatchMerging, Swin, SwinConfig, SwinLayer, WindowAttention,
+from udl.models.swin import (PatchMerging, PatchPartition, Swin, SwinConfig, SwinLayer, WindowAttention,
                              relative_offsets, shift_mask, window_ids, window_partition, window_reverse)
 
 hf_swin = pytest.importorskip("transformers.models.swin.modeling_swin")
@@ -199,7 +199,7 @@ def test_the_configuration_shifts_alternate_layers_except_in_a_single_window():
     assert [config.shifts(s) for s in range(3)] == [[0, 1], [0, 1], [0, 0]]
     model = Swin(config, generator=0)
     assert [[layer.shift for layer in stage.layers] for stage in model.stages] == [[0, 1], [0, 1], [0, 0]]
-    assert PatchEmbedding(1, 16, 2, generator=0)(torch.zeros(3, 1, 8, 8)).shape == (3, 4, 4, 16)
+    assert PatchPartition(2, 1, 16, generator=0)(torch.zeros(3, 1, 8, 8)).shape == (3, 4, 4, 16)
 
 
 # --------------------------------------------------------------------------- refusals

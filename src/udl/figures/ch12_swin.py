@@ -48,7 +48,8 @@ def _images(x: np.ndarray, upsample: int) -> torch.Tensor:
     return F.interpolate(x, scale_factor=upsample, mode="bilinear") if upsample > 1 else x
 
 
-def _support(module: nn.Module, channels: int, side: int, unit: tuple[int, int], n_probes: int, seed: int) -> np.ndarray:
+def _support(module: nn.Module, channels: int, side: int, unit: tuple[int, int], n_probes: int,
+             seed: int) -> np.ndarray:
     """Which input tokens of a ``side`` x ``side`` map the output token ``unit`` depends on: ``(side, side)`` bool."""
     return gradient_support(_ChannelsFirst(module) if not isinstance(module, _ChannelsFirst) else module,
                             (channels, side, side), (0, *unit), n_probes=n_probes, generator=seed).numpy()

@@ -49,7 +49,7 @@ from udl.nn.init import initialised_from
 from udl.validate import (as_generator, check_choice, check_float, check_input, check_instance, check_int,
                           check_sizes)
 
-__all__ = ["SwinConfig", "Swin", "SwinLayer", "WindowAttention", "PatchMerging", "PatchEmbedding",
+__all__ = ["SwinConfig", "Swin", "SwinLayer", "WindowAttention", "PatchMerging", "PatchPartition",
            "window_partition", "window_reverse", "relative_offsets", "shift_mask", "window_ids"]
 
 _ACTIVATIONS = {"gelu": F.gelu, "relu": F.relu}
@@ -225,7 +225,7 @@ class WindowAttention(nn.Module):
 
     @torch.no_grad()
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
-        """The bias table from N(0, 0.02²) truncated at ±2σ, as the original (the projections keep torch's default)."""
+        """The bias table from N(0, 0.02²) truncated at ±2σ, as the original (projections: torch's default)."""
         nn.init.trunc_normal_(self.bias_table, std=0.02, a=-0.04, b=0.04, generator=generator)
 
     def position_bias(self) -> torch.Tensor:
@@ -361,17 +361,19 @@ class PatchMerging(nn.Module):
                 and not x.shape[2] % 2 and x.dtype == self.reduction.weight.dtype):
             check_input(x, "x", "PatchMerging", shape=("B", "H", "W", c), dtype=self.reduction.weight.dtype)
             _check_map(x, "x", "PatchMerging", 2)
-        x = torch.cat([x[:, 0::2, 0::2], x[:, 1::2, 0::2], x[:, 0::2, 1::2], x[:, 1::2, 1::2]], dim=-1)  # (B, H/2, W/2, 4C)
+        # top-left, bottom-left, top-right, bottom-right token of each 2 x 2 block
+        blocks = [x[:, 0::2, 0::2], x[:, 1::2, 0::2], x[:, 0::2, 1::2], x[:, 1::2, 1::2]]  # 4 x (B, H/2, W/2, C)
+        x = torch.cat(blocks, dim=-1)  # (B, H/2, W/2, 4C)
         return self.reduction(self.norm(x))  # (B, H/2, W/2, 2C)
 
 
-class PatchEmbedding(nn.Module):
-    """Each P x P patch of pixels to C channels (a linear map, as a convolution with stride P), then LayerNorm.
+class PatchPartition(nn.Module):
+    """Swin's stem: each P x P patch of pixels to C channels (a linear map: a stride-P convolution), then LayerNorm.
 
     Args:
+        patch_size: P.
         in_channels: the image's channels.
         d_model: C.
-        patch_size: P.
         eps: LayerNorm's ε. Default 1e-5.
         generator: the initial weights' randomness. Default: torch's global generator.
 
@@ -379,13 +381,13 @@ class PatchEmbedding(nn.Module):
         ``images``: ``(B, C_in, H, W)`` with H, W multiples of P -> ``(B, H/P, W/P, C)``.
     """
 
-    def __init__(self, in_channels: int, d_model: int, patch_size: int, *, eps: float = 1e-5,
+    def __init__(self, patch_size: int, in_channels: int, d_model: int, *, eps: float = 1e-5,
                  generator: torch.Generator | int | None = None):
         super().__init__()
-        owner = "PatchEmbedding"
+        owner = "PatchPartition"
+        self.patch_size = check_int(patch_size, "patch_size", owner)
         in_channels = check_int(in_channels, "in_channels", owner)
         d_model = check_int(d_model, "d_model", owner)
-        self.patch_size = check_int(patch_size, "patch_size", owner)
         eps = check_float(eps, "eps", owner, low=0.0, low_open=True)
         generator = as_generator(generator, owner)
         with initialised_from(self, generator):
@@ -396,8 +398,9 @@ class PatchEmbedding(nn.Module):
         p, c_in = self.patch_size, self.proj.in_channels
         if not (isinstance(images, torch.Tensor) and images.dim() == 4 and images.shape[1] == c_in
                 and not images.shape[2] % p and not images.shape[3] % p and images.dtype == self.proj.weight.dtype):
-            check_input(images, "images", "PatchEmbedding", shape=("B", c_in, "H", "W"), dtype=self.proj.weight.dtype)
-            raise ValueError(f"The 'images' parameter of PatchEmbedding must have a height and width that are "
+            check_input(images, "images", "PatchPartition", shape=("B", c_in, "H", "W"), dtype=self.proj.weight.dtype)
+        if images.shape[2] % p or images.shape[3] % p:
+            raise ValueError(f"The 'images' parameter of PatchPartition must have a height and width that are "
                              f"multiples of the patch size {p}. Got shape {tuple(images.shape)} instead.")
         return self.norm(self.proj(images).permute(0, 2, 3, 1))  # (B, C, H/P, W/P) -> (B, H/P, W/P, C)
 
@@ -467,7 +470,7 @@ class SwinConfig:
 
     @classmethod
     def digits(cls, **changes) -> SwinConfig:
-        """For 8 x 8 digits: 1-pixel patches, C = 16, depths (2, 2, 2), heads (1, 2, 4), 2 x 2 windows, MLP 2C, 10 classes."""
+        """For 8 x 8 digits: 1-pixel patches, C = 16, depths (2, 2, 2), heads (1, 2, 4), 2 x 2 windows, MLP 2C."""
         return cls(**{**dict(image_size=8, in_channels=1, patch_size=1, d_model=16, depths=(2, 2, 2),
                              n_heads=(1, 2, 4), window=2, mlp_ratio=2, n_classes=10), **changes})
 
@@ -561,7 +564,7 @@ class Swin(nn.Module):
         generator = as_generator(generator, "Swin")
         widths, last = c.widths(), len(c.depths) - 1
         with initialised_from(self, generator):
-            self.embed = PatchEmbedding(c.in_channels, c.d_model, c.patch_size, eps=c.eps)
+            self.embed = PatchPartition(c.patch_size, c.in_channels, c.d_model, eps=c.eps)
             self.stages = nn.ModuleList(
                 SwinStage([SwinLayer(widths[s], c.n_heads[s], c.window, shift, mlp_ratio=c.mlp_ratio,
                                      dropout=c.dropout, activation=c.activation, eps=c.eps)
