@@ -47,6 +47,7 @@ def test_full_selected_and_global_masks_by_their_definitions():
 
 @pytest.mark.parametrize("build", [
     lambda n, **kw: full_mask(n, **kw),
+    lambda n, **kw: causal_mask(n, **kw),
     lambda n, **kw: convolutional_mask(n, 5, dilation=2, causal=True, **kw),
     lambda n, **kw: convolutional_mask(n, 3, dilation=3, **kw),
     lambda n, **kw: selected_tokens_mask(n, [0, 4, 10], causal=True, **kw),
@@ -57,6 +58,11 @@ def test_the_rows_of_chosen_queries_are_the_rows_of_the_whole_mask(build):
     queries = torch.tensor([10, 0, 3, 3, 7])
     torch.testing.assert_close(build(n, queries=queries), build(n)[queries])
     assert build(n, queries=torch.zeros(0, dtype=torch.long)).shape == (0, n)
+
+
+def test_the_rows_of_a_causal_mask_with_more_keys_stay_bottom_right_aligned():
+    queries = torch.tensor([3, 0, 2])
+    torch.testing.assert_close(causal_mask(4, 7, queries=queries), causal_mask(4, 7)[queries])
 
 
 def _patterns(n):
@@ -128,6 +134,11 @@ def test_cross_attention_pattern_and_bad_inputs():
         convolutional_mask(8, 4)
     with pytest.raises(ValueError, match=r"^The 'queries' parameter of full_mask must hold positions in \[0, 3\)"):
         full_mask(3, queries=torch.tensor([3]))
+    with pytest.raises(ValueError, match=r"^The 'queries' parameter of causal_mask must hold positions in \[0, 4\)"):
+        causal_mask(4, 7, queries=torch.tensor([4]))
+    with pytest.raises(ValueError, match=r"^The 'pattern' parameter of sparse_attention must be on the queries' "
+                                         r"device \(meta\)\. Got cpu instead\.$"):
+        sparse_attention(q.to("meta"), k.to("meta"), v.to("meta"), pattern)
 
 
 def test_the_quick_benchmark_prints_dense_and_sparse_rows_for_each_size(capsys):

@@ -28,7 +28,7 @@ def _rows(panel: str, n: int, s: dict):
     """Panel ``panel``'s interaction matrix for n tokens, as a function of the query positions (its rows)."""
     k, sel = s["k"], s["selected"]
     return {"a": lambda q: full_mask(n, queries=q),
-            "b": lambda q: causal_mask(n)[q],
+            "b": lambda q: causal_mask(n, queries=q),
             "c": lambda q: convolutional_mask(n, k, queries=q),
             "d": lambda q: convolutional_mask(n, k, causal=True, queries=q),
             "e": lambda q: convolutional_mask(n, k, dilation=s["d2"], causal=True, queries=q),

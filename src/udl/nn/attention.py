@@ -176,8 +176,9 @@ def book_multi_head_attention(X: torch.Tensor, omega_v: torch.Tensor, beta_v: to
     return beta_c[:, None] + omega_c @ concat, Sa, A  # (D, N)
 
 
-def causal_mask(n_queries: int, n_keys: int | None = None, *, device=None) -> torch.Tensor:
-    """Boolean ``(N_q, N_k)`` mask letting query i see keys j <= i + (N_k - N_q).
+def causal_mask(n_queries: int, n_keys: int | None = None, *, queries: torch.Tensor | None = None,
+                device=None) -> torch.Tensor:
+    """Boolean ``(N_q, N_k)`` mask letting query i see keys j <= i + (N_k - N_q) (a decoder, fig. 12.15b).
 
     With ``N_k > N_q`` (queries are the last N_q of N_k tokens, as when decoding with
     a key/value cache) the mask is aligned at the bottom right.
@@ -185,11 +186,16 @@ def causal_mask(n_queries: int, n_keys: int | None = None, *, device=None) -> to
     Args:
         n_queries: N_q, a positive int.
         n_keys: N_k, a positive int. Default: N_q.
-        device: where to build the mask. Default: the CPU.
+        queries: optional 1-D int tensor of query positions in [0, N_q): only their rows,
+            ``(len(queries), N_k)``.
+        device: where to build the mask. Default: the CPU (or ``queries``' device).
     """
     n_queries = check_int(n_queries, "n_queries", "causal_mask")
     n_keys = n_queries if n_keys is None else check_int(n_keys, "n_keys", "causal_mask")
-    return _causal_mask(n_queries, n_keys, device)
+    if queries is None:
+        return _causal_mask(n_queries, n_keys, device)
+    i, j = _query_key_grid(n_queries, queries, device, "causal_mask", n_keys=n_keys)
+    return j <= i + (n_keys - n_queries)
 
 
 def _causal_mask(n_queries: int, n_keys: int, device) -> torch.Tensor:
@@ -199,8 +205,10 @@ def _causal_mask(n_queries: int, n_keys: int, device) -> torch.Tensor:
     return j <= i + offset
 
 
-def _query_key_grid(n: int, queries, device, owner: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Positions ``i`` ``(N_q, 1)`` of the queries asked for (all n by default) and ``j`` ``(1, n)`` of the keys."""
+def _query_key_grid(n: int, queries, device, owner: str, *, n_keys: int | None = None
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Positions ``i`` ``(N_q, 1)`` of the queries asked for (all n by default) and ``j`` ``(1, N_k)`` of the
+    keys (N_k = n unless given)."""
     if queries is None:
         i = torch.arange(n, device=device)
     else:
@@ -211,7 +219,7 @@ def _query_key_grid(n: int, queries, device, owner: str) -> tuple[torch.Tensor, 
             raise ValueError(f"The 'queries' parameter of {owner} must hold positions in [0, {n}). "
                              f"Got values from {int(queries.min())} to {int(queries.max())} instead.")
         i = queries.to(device=device if device is not None else queries.device, dtype=torch.long)
-    return i[:, None], torch.arange(n, device=i.device)[None, :]
+    return i[:, None], torch.arange(n if n_keys is None else n_keys, device=i.device)[None, :]
 
 
 def full_mask(n: int, *, queries: torch.Tensor | None = None, device=None) -> torch.Tensor:

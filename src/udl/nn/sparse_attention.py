@@ -125,7 +125,7 @@ def sparse_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, pattern:
         pattern: which keys each query may see, a :class:`SparsePattern` of ``N_q × N_k``.
 
     Returns:
-        The output ``(..., N_q, D_v)``; a query that may see no key gets zeros.
+        The output ``(..., N_q, D_v)``, computed in the inputs' dtype; a query that may see no key gets zeros.
     """
     owner = "sparse_attention"
     if not (isinstance(q, torch.Tensor) and isinstance(k, torch.Tensor) and isinstance(v, torch.Tensor)
@@ -137,6 +137,9 @@ def sparse_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, pattern:
     if (pattern.n_queries, pattern.n_keys) != (q.shape[-2], k.shape[-2]):
         raise ValueError(f"The 'pattern' parameter of {owner} must be of N_q x N_k = {q.shape[-2]}x{k.shape[-2]}. "
                          f"Got {pattern.n_queries}x{pattern.n_keys} instead.")
+    if pattern.keys and pattern.keys[0].device != q.device:
+        raise ValueError(f"The 'pattern' parameter of {owner} must be on the queries' device ({q.device}). "
+                         f"Got {pattern.keys[0].device} instead.")
     scale = 1 / math.sqrt(q.shape[-1])
     outputs = []
     for start, keys, allowed, blind in zip(pattern.starts, pattern.keys, pattern.allowed, pattern._blind):
