@@ -55,6 +55,7 @@ from udl.text import bpe
 from udl.data import text as text_data
 from udl.models import decoding, gpt
 from udl.models import unet
+from udl.models import swin
 from udl.models import vit
 from udl.models import vit
 from udl.data import cells
@@ -507,6 +508,30 @@ CASES = [
     (vit.image_patches, dict(images=torch.zeros(2, 1, 4, 4), patch_size=2),
      {"images": [torch.zeros(4, 4), [[1.0]]], "patch_size": BAD_INT + [3]}),
     (vit.parameter_count, dict(config=vit.ViTConfig.tiny()), {"config": ["vit_base", None]}),
+    # udl.models.swin
+    (swin.SwinConfig, dict(image_size=8, in_channels=1, patch_size=1, d_model=8, depths=(2, 2), n_heads=(1, 2),
+                           window=4, n_classes=10),
+     {"image_size": BAD_INT, "in_channels": BAD_INT, "patch_size": BAD_INT + [3], "d_model": BAD_INT,
+      "depths": [(), (2, 0), 2], "n_heads": [(1,), (3, 2)], "window": [0, 3], "mlp_ratio": BAD_INT,
+      "n_classes": BAD_INT, "dropout": [1.0, -0.1], "activation": ["tanh"], "eps": [0.0]}),
+    (swin.Swin, dict(config=swin.SwinConfig.tiny()), {"config": ["tiny", None], "generator": [1.5, -1]}),
+    (swin.SwinLayer, dict(d_model=8, n_heads=2, window=2),
+     {"d_model": BAD_INT, "n_heads": [0, 3], "window": BAD_INT, "shift": [2, -1, 1.5], "mlp_ratio": [0],
+      "dropout": [1.0], "activation": ["tanh"], "eps": [0.0], "generator": ["a"]}),
+    (swin.WindowAttention, dict(d_model=8, n_heads=2, window=2),
+     {"d_model": [0], "n_heads": [0, 3], "window": BAD_INT, "dropout": [1.0], "generator": [1.5]}),
+    (swin.PatchMerging, dict(d_model=4), {"d_model": BAD_INT, "eps": [0.0, "a"], "generator": [1.5]}),
+    (swin.PatchPartition, dict(patch_size=2, in_channels=1, d_model=4),
+     {"patch_size": BAD_INT, "in_channels": BAD_INT, "d_model": BAD_INT, "eps": [0.0], "generator": ["a"]}),
+    (swin.window_partition, dict(x=torch.zeros(1, 4, 4, 2), window=2),
+     {"x": [torch.zeros(4, 4), torch.zeros(1, 3, 4, 2), [1.0]], "window": BAD_INT}),
+    (swin.window_reverse, dict(windows=torch.zeros(1, 4, 4, 2), height=4, width=4),
+     {"windows": [torch.zeros(1, 3, 4, 2), torch.zeros(4, 2)], "height": BAD_INT, "width": BAD_INT}),
+    (swin.relative_offsets, dict(window=3), {"window": BAD_INT}),
+    (swin.shift_mask, dict(height=4, width=4, window=2, shift=1),
+     {"height": BAD_INT, "width": BAD_INT, "window": BAD_INT + [3], "shift": [-1, 2, 1.5]}),
+    (swin.window_ids, dict(height=4, width=6, window=2, shift=1),
+     {"height": BAD_INT, "width": BAD_INT, "window": BAD_INT, "shift": [-1, 2, 1.5]}),
     # udl.models.bert and udl.data.text_tasks
     (bert.BertConfig, dict(vocab_size=13, context=8, n_layers=1, d_model=8, n_heads=2),
      {"vocab_size": BAD_INT, "context": BAD_INT, "n_layers": BAD_INT, "d_model": BAD_INT, "n_heads": BAD_INT + [3],

@@ -40,6 +40,7 @@ from udl.models.mnist1d_nets import ConvNet1D, ConvNet1DConfig, FullyConnected1D
 from udl.models.recurrent import RecurrentNetwork
 from udl.models.resnet import ResNet, ResNetConfig
 from udl.models.seq2seq import EncoderDecoder, Seq2SeqConfig
+from udl.models.swin import PatchMerging, PatchPartition, Swin, SwinConfig, SwinLayer, WindowAttention
 from udl.models.transfer import replace_head
 from udl.models.unet import UNet, unet_parameter_count
 from udl.models.vit import PatchEmbedding, ViT, ViTConfig
@@ -120,6 +121,17 @@ ROWS = [
         {"config": ["vit_base", None, ViTConfig.tiny().to_dict()]}, "ViT", count=ViTConfig.tiny().parameter_count),
     Row("PatchEmbedding", partial(PatchEmbedding, patch_size=2, in_channels=3, d_model=5), _images(2, 3, 4, 6),
         (2, 6, 5), {"patch_size": [0, 1.5], "d_model": [0]}, "PatchEmbedding", count=lambda: 3 * 4 * 5 + 5),
+    Row("Swin", partial(Swin, config=SwinConfig.tiny()), _images(2, 1, 8, 8), (2, 10),
+        {"config": [None, "tiny", SwinConfig.tiny().to_dict()]}, "Swin", count=SwinConfig.tiny().parameter_count),
+    Row("SwinLayer", partial(SwinLayer, d_model=8, n_heads=2, window=2, shift=1), _images(2, 4, 4, 8), (2, 4, 4, 8),
+        {"shift": [2, -1], "window": [0, 1.5], "activation": ["tanh"]}, "SwinLayer",
+        count=lambda: 4 * 8 + (4 * 8 * 8 + 4 * 8) + 2 * 3 * 3 + (2 * 8 * 32 + 32 + 8)),
+    Row("WindowAttention", partial(WindowAttention, d_model=8, n_heads=2, window=2), _images(2, 3, 4, 8),
+        (2, 3, 4, 8), {"window": [0, 2.5]}, "WindowAttention", count=lambda: 4 * 8 * 8 + 4 * 8 + 2 * 3 * 3),
+    Row("PatchMerging", partial(PatchMerging, d_model=8), _images(2, 4, 6, 8), (2, 2, 3, 16),
+        {"d_model": [0, 2.5], "eps": [0.0]}, "PatchMerging", count=lambda: 2 * 32 + 32 * 16),
+    Row("PatchPartition", partial(PatchPartition, patch_size=2, in_channels=1, d_model=4), _images(2, 1, 4, 6),
+        (2, 2, 3, 4), {"patch_size": [0], "d_model": [1.5]}, "PatchPartition", count=lambda: 4 * 4 + 4 + 2 * 4),
     Row("ResNet", partial(ResNet, config=ResNetConfig.tiny()), _images(2, 3, 32, 32), (2, 10),
         {"config": ["resnet1", 3, None]}, "ResNet", count=lambda: ResNetConfig.tiny().parameter_count),
     Row("DenseNet", partial(DenseNet, config=DenseNetConfig.tiny()), _images(2, 3, 16, 16), (2, 10),
