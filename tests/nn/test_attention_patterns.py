@@ -164,3 +164,30 @@ def test_the_quick_benchmark_prints_dense_and_sparse_rows_for_each_size(capsys):
     keys = 16 + 7 * 23
     sparse = next(r for r in rows if r.path == "sparse" and r.tokens == 128)
     assert sparse.structure_mb == (8 * keys + 16 * keys) / 2**20
+
+
+@pytest.mark.parametrize("overrides, key, words", [
+    ({"kernel_size": 4}, "kernel_size", r"must be odd .+\. Got 4 instead\.$"),
+    ({"n": 8, "selected": [4, 9]}, "selected", r"must hold positions below n = 8\. Got 4,9 instead\.$"),
+    ({"n": 4, "selected": [1], "n_global": 5}, "n_global", r"must be at most n = 4\. Got 5 instead\.$"),
+])
+def test_figure_12_15_refuses_parameters_that_do_not_fit_together(overrides, key, words):
+    from udl import registry
+
+    with pytest.raises(ValueError, match=rf"^The '{key}' parameter of figure 12\.15 {words}"):
+        registry.get("12.15").resolve("tiny", overrides)
+
+
+def test_figure_12_15_claims_hold_for_other_parameters_or_are_not_tested():
+    from udl.runner import run_figure
+
+    r = run_figure("12.15", preset="tiny", overrides={"kernel_size": "5", "dilations": "3,4", "selected": "0,11",
+                                                       "n_global": "0", "sizes": "2,50", "chunk": "5"},
+                   cache=False)
+    tested = [c for c in r.checks if c.tested]
+    assert len(tested) == len(r.checks) - 1 and all(c.ok for c in tested), [c for c in tested if not c.ok]
+    assert [c.claim for c in r.checks if not c.tested] == ["h) the global tokens see every token and are seen by "
+                                                           "every token"]
+    assert r.metrics["keys_per_query"]["f"][:6] == [1, 1, 1, 1, 2, 2]  # dilation 4: a second key from i = 4 on
+    small = run_figure("12.15", preset="tiny", overrides={"kernel_size": "15", "sizes": "3"}, cache=False)
+    assert [c.tested for c in small.checks][-1] is False  # no size above K: the band cannot be told from full
