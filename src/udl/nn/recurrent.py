@@ -94,6 +94,15 @@ class _Cell(nn.Module):
         """β_x + Ω_x x for any number of leading axes: ``(..., D) -> (..., G·H)``; no dependence on time."""
         return nn.functional.linear(x, self.omega_x, self.beta_x)
 
+    def forward(self, x: torch.Tensor, h: torch.Tensor | None = None) -> torch.Tensor:
+        """One step, h_t from x_t and h_{t-1} (zeros by default); the LSTM's state is the pair (h, c)."""
+        self._check_x(x)
+        if h is None:
+            h = self._zeros(x)
+        else:
+            self._check_state(h, "h", x.shape[0])
+        return self.recur(self.project_input(x), h)
+
     def _project_hidden(self, h: torch.Tensor) -> torch.Tensor:
         return nn.functional.linear(h, self.omega_h, self.beta_h)  # β_h + Ω_h h_{t-1}: (B, G·H)
 
@@ -168,14 +177,6 @@ class RNNCell(_Cell):
         nonlinearity = check_choice(nonlinearity, "nonlinearity", type(self).__name__, ("tanh", "relu"))
         super().__init__(d_in, d_hidden, bias=bias, generator=generator)
         self.nonlinearity = nonlinearity
-
-    def forward(self, x: torch.Tensor, h: torch.Tensor | None = None) -> torch.Tensor:
-        self._check_x(x)
-        if h is None:
-            h = self._zeros(x)
-        else:
-            self._check_state(h, "h", x.shape[0])
-        return self.recur(self.project_input(x), h)
 
     def recur(self, x_proj: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         """h_t from the projected input β_x + Ω_x x_t ``(B, H)`` and h_{t-1} ``(B, H)`` (eq. R.1)."""
@@ -279,14 +280,6 @@ class GRUCell(_Cell):
     """
 
     n_gates, kind = 3, "GRU"
-
-    def forward(self, x: torch.Tensor, h: torch.Tensor | None = None) -> torch.Tensor:
-        self._check_x(x)
-        if h is None:
-            h = self._zeros(x)
-        else:
-            self._check_state(h, "h", x.shape[0])
-        return self.recur(self.project_input(x), h)
 
     def recur(self, x_proj: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         """h_t from β_x + Ω_x x_t ``(B, 3H)`` and h_{t-1} ``(B, H)`` (eqs. R.8-R.11)."""
