@@ -197,8 +197,11 @@ def swin_digits(p, run):
               f"stages of {list(config.depths)} blocks with {resolutions[0]}..{resolutions[-1]}-token maps, "
               f"{m}x{m} windows and {widths[0]}..{widths[-1]} channels ({sum(q.numel() for q in model.parameters()):,} "
               f"parameters) instead of Swin-T's 4 stages of 56..7 tokens, 7x7 windows and 96..768 channels; "
-              f"{p.steps} AdamW steps, no augmentation and no stochastic depth. The shift mask is -inf (Swin's "
-              f"reference code uses -100), so supports are exact.")
+              f"{p.steps} AdamW steps, no augmentation and no stochastic depth. "
+              + ("Windows of 2x2 tokens let the 8x8 map shift at two resolutions before it is a single window (with "
+                 "4x4 windows one merge leaves a single window, and that model trains far more slowly on the digits, "
+                 "transformers' Swin from the same weights too). " if m == 2 and side == 8 else "")
+              + "The shift mask is -inf (Swin's reference code uses -100), so supports are exact.")
 
 
 @swin_digits.requires
