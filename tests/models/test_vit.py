@@ -224,3 +224,17 @@ def test_trains_on_held_out_digits():
     fit(model, (x[:, None], y), F.cross_entropy, lambda p: adamw(p, lr=2e-3, weight_decay=0.05), steps=300,
         batch_size=64, device="cpu", progress=False)
     assert 1 - classification_error(model, x_test[:, None], y_test) > 0.85  # 0.88-0.91 for seeds 0-2 (chance: 0.1)
+
+
+# --------------------------------------------------------------------------- fig. 12.17's parameters
+@pytest.mark.parametrize("overrides, message", [
+    ({"batch_size": 128}, r"^The 'batch_size' parameter of figure 12\.17 must be at most small_train \(100\)\. "
+                          r"Got 128 instead\.$"),
+    ({"n_heads": 3}, r"^The 'n_heads' parameter of ViTConfig must divide d_model = 32\. Got 3 instead\.$"),
+    ({"patch_size": 3}, r"^The 'patch_size' parameter of figure 12\.17 must be one of 1, 2, 4, 8\. Got 3 instead\.$"),
+])
+def test_figure_parameters_that_cannot_be_used_are_refused_before_training(overrides, message):
+    from udl import registry
+
+    with pytest.raises(ValueError, match=message):
+        registry.get("12.17").resolve("tiny", overrides)

@@ -75,34 +75,38 @@ def _cnn_config(p) -> DenseNetConfig:
                 "accuracy than the convolutional network when the data are few.",
         params={"tiny": dict(patch_size=2, n_layers=1, d_model=32, n_heads=4, d_mlp=64, init_std=0.2,
                              cnn_growth=4, cnn_layers=2, cnn_stem=8, steps=200, lr=3e-3, weight_decay=0.05,
-                             batch_size=64, small_train=100, accuracy_target=0.7),
+                             batch_size=64, small_train=100, repeats=1, accuracy_target=0.7),
                 "full": dict(patch_size=2, n_layers=2, d_model=64, n_heads=4, d_mlp=128, init_std=0.2,
-                             cnn_growth=8, cnn_layers=3, cnn_stem=16, steps=600, lr=1e-3, weight_decay=0.05,
-                             batch_size=64, small_train=100, accuracy_target=0.95)},
+                             cnn_growth=8, cnn_layers=3, cnn_stem=16, steps=500, lr=1e-3, weight_decay=0.05,
+                             batch_size=64, small_train=100, repeats=3, accuracy_target=0.95)},
         # patches of 1 pixel make 64 tokens, of 8 pixels a single one; the networks stay small enough for a CPU
         limits={"patch_size": Limit(choices=(1, 2, 4, 8)), "n_layers": (1, 8), "d_model": (4, 256),
                 "n_heads": (1, 16), "d_mlp": (4, 1024), "init_std": (1e-3, 2.0), "cnn_growth": (1, 64),
                 "cnn_layers": (1, 8), "cnn_stem": (1, 128), "steps": (10, 20_000), "lr": (1e-5, 0.1),
-                "weight_decay": (0.0, 1.0), "batch_size": (1, 512), "small_train": (10, 1000),
+                "weight_decay": (0.0, 1.0), "batch_size": (1, 512), "small_train": (10, 1000), "repeats": (1, 10),
                 "accuracy_target": (0.0, 1.0)})
 def vision_transformer(p, run):
     x_train, y_train = _digits("train", run.seed)
     x_test, y_test = _digits("test", run.seed)
-    small = _balanced_subset(y_train, p.small_train, run.seed)
-    sets = {"all": (x_train, y_train), "small": (x_train[small], y_train[small])}
-    builders = {"vit": lambda: ViT(_vit_config(p), generator=run.seed),
-                "cnn": lambda: DenseNet(_cnn_config(p), generator=run.seed)}
+    # all images once; the few images `repeats` times, each repeat with its own images, weights and batch order
+    subsets = [_balanced_subset(y_train, p.small_train, run.seed + r) for r in range(p.repeats)]
+    runs = [("all", 0, torch.arange(len(y_train)))] + [("small", r, idx) for r, idx in enumerate(subsets)]
+    builders = {"vit": lambda seed: ViT(_vit_config(p), generator=seed),
+                "cnn": lambda seed: DenseNet(_cnn_config(p), generator=seed)}
 
     accuracy, seconds, losses, models = {}, {}, {}, {}
     for name, build in builders.items():
-        for size, (x, y) in sets.items():
-            model = build()
-            losses[name, size], seconds[name, size] = _train(model, x, y, p, run.seed, run.device)
-            accuracy[name, size] = 1 - classification_error(model, x_test, y_test)
-            models[name, size] = model.cpu().eval()
+        for size, r, idx in runs:
+            model = build(run.seed + r)
+            losses[name, size, r], seconds[name, size, r] = _train(model, x_train[idx], y_train[idx], p, run.seed + r,
+                                                                   run.device)
+            accuracy[name, size, r] = 1 - classification_error(model, x_test, y_test)
+            models[name, size, r] = model.cpu().eval()
+    small = {name: np.array([accuracy[name, "small", r] for r in range(p.repeats)]) for name in builders}
+    gap = small["cnn"] - small["vit"]  # per repeat: how much better the CNN does with the few images
 
     # the trained transformer (all images) on one held-out digit: patches, embeddings, prediction
-    vit = models["vit", "all"]
+    vit = models["vit", "all", 0]
     shown = int(run.rng.integers(len(x_test)))
     image = x_test[shown:shown + 1]  # (1, 1, 8, 8)
     with torch.no_grad():
@@ -112,18 +116,22 @@ def vision_transformer(p, run):
         probs = torch.softmax(vit(image).double(), -1)[0]  # (K,)
         conv = vit.patch_embed.to_conv()(image).flatten(2).transpose(1, 2)  # the same map as a strided convolution
     config = vit.config
-    n_cnn = sum(q.numel() for q in models["cnn", "all"].parameters())
+    n_cnn = sum(q.numel() for q in models["cnn", "all", 0].parameters())
     metrics = {
-        "n_train": len(x_train), "n_test": len(x_test), "small_train": len(small),
-        "small_class_counts": torch.bincount(y_train[small], minlength=N_CLASSES).tolist(),
-        "vit_accuracy": accuracy["vit", "all"], "cnn_accuracy": accuracy["cnn", "all"],
-        "vit_accuracy_small": accuracy["vit", "small"], "cnn_accuracy_small": accuracy["cnn", "small"],
-        "vit_drop": accuracy["vit", "all"] - accuracy["vit", "small"],
-        "cnn_drop": accuracy["cnn", "all"] - accuracy["cnn", "small"],
+        "n_train": len(x_train), "n_test": len(x_test), "small_train": p.small_train, "repeats": p.repeats,
+        "small_class_counts": torch.bincount(y_train[subsets[0]], minlength=N_CLASSES).tolist(),
+        "vit_accuracy": accuracy["vit", "all", 0], "cnn_accuracy": accuracy["cnn", "all", 0],
+        "vit_accuracy_small": float(small["vit"].mean()), "cnn_accuracy_small": float(small["cnn"].mean()),
+        "vit_accuracy_small_runs": small["vit"].tolist(), "cnn_accuracy_small_runs": small["cnn"].tolist(),
+        "vit_drop": accuracy["vit", "all", 0] - float(small["vit"].mean()),
+        "cnn_drop": accuracy["cnn", "all", 0] - float(small["cnn"].mean()),
+        # the standard error of the mean gap over the repeats (None with one repeat)
+        "small_gap_se": float(gap.std(ddof=1) / np.sqrt(len(gap))) if len(gap) > 1 else None,
         "epochs_all": p.steps * p.batch_size / len(x_train),
         "vit_parameters": config.parameter_count(), "cnn_parameters": n_cnn,
         "vit_parameters_counted": sum(q.numel() for q in vit.parameters()),
-        "final_loss": {f"{name}_{size}": float(np.mean(v[-max(1, len(v) // 20):])) for (name, size), v in losses.items()},
+        "final_loss": {f"{name}_{size}_{r}": float(np.mean(v[-max(1, len(v) // 20):]))
+                       for (name, size, r), v in losses.items()},
         "n_patches": config.n_patches, "d_patch": config.d_patch, "d_model": config.d_model, "grid": config.grid,
         "patch_size": config.patch_size, "n_layers": config.n_layers, "n_heads": config.n_heads,
         "patches_shape": list(patches.shape), "embeddings_shape": list(embeddings.shape),
@@ -146,10 +154,13 @@ def vision_transformer(p, run):
                         "faster here. The convolutional baseline is a DenseNet with two blocks of "
                         f"{p.cnn_layers} layers ({n_cnn:,} parameters). Both: AdamW (lr {p.lr:g}, weight decay "
                         f"{p.weight_decay:g} on matrices), warm-up over 10% of {p.steps} steps then cosine decay, "
-                        f"batches of {p.batch_size}, no augmentation, one seed; the {p.small_train} images have "
-                        "every digit about equally often. Training took "
-                        + ", ".join(f"{_NAMES[name]}, {len(sets[size][1]):,} images: {s:.1f} s"
-                                   for (name, size), s in seconds.items())
+                        f"batches of {p.batch_size}, no augmentation. All the images are used once (seed {run.seed}); "
+                        f"{p.small_train} of them (every digit about equally often) {p.repeats} time(s), each "
+                        "with other images, weights and batch order (seeds "
+                        f"{run.seed}..{run.seed + p.repeats - 1}): the bars are means, the dots single runs. "
+                        "Training took "
+                        + ", ".join(f"{_NAMES[name]}, {len(x_train) if size == 'all' else p.small_train:,} "
+                                   f"images: {s:.1f} s" for (name, size, r), s in seconds.items())
                         + " (seconds are not metrics: they differ from run to run).")
 
 
@@ -178,16 +189,21 @@ def _(r):
     ax_prob.set(xticks=k, ylim=(0, 1.05), xlabel="class (digit)", ylabel="probability",
                 title=f"Prediction at <cls>: {m['predicted']} (true: {m['shown_label']})")
 
-    groups = [f"all {m['n_train']:,} images", f"{m['small_train']} images"]
+    groups = [f"all {m['n_train']:,} images",
+              f"{m['small_train']} images" + (f" (mean of {m['repeats']})" if m["repeats"] > 1 else "")]
     x = np.arange(2)
     vit = [m["vit_accuracy"], m["vit_accuracy_small"]]
     cnn = [m["cnn_accuracy"], m["cnn_accuracy_small"]]
-    for offset, values, colour, label in ((-0.18, vit, style.MODEL, f"vision transformer ({m['vit_parameters']:,} "
-                                                                      "parameters)"),
-                                          (0.18, cnn, style.EXTRA[0], f"convolutional network ({m['cnn_parameters']:,})")):
+    for offset, values, runs, colour, label in (
+            (-0.18, vit, m["vit_accuracy_small_runs"], style.MODEL,
+             f"vision transformer ({m['vit_parameters']:,} parameters)"),
+            (0.18, cnn, m["cnn_accuracy_small_runs"], style.EXTRA[0],
+             f"convolutional network ({m['cnn_parameters']:,})")):
         ax_acc.bar(x + offset, values, width=0.34, color=colour, label=label)
-        for xi, v in zip(x + offset, values):
-            ax_acc.text(xi, v + 0.015, f"{v:.3f}", ha="center", fontsize=7)
+        for xi, v, top in zip(x + offset, values, (values[0], max([values[1], *runs]))):
+            ax_acc.text(xi, top + 0.03, f"{v:.3f}", ha="center", fontsize=7)
+        if len(runs) > 1:
+            ax_acc.plot(np.full(len(runs), x[1] + offset), runs, "o", color=style.TRUTH, ms=2.5)
     ax_acc.axhline(0.1, color=style.REGION, ls=":", lw=1.2, label="chance (0.1)")
     ax_acc.set(xticks=x, ylim=(0, 1.4), yticks=np.linspace(0, 1, 6), ylabel=f"held-out accuracy ({m['n_test']} images)",
                title="Same recipe, same steps")
@@ -264,17 +280,18 @@ def _(r):
         Check.equal("the closed-form parameter count equals the model's", m["vit_parameters_counted"],
                     m["vit_parameters"]),
     ]
-    claims = [f"with {m['small_train']} training images the transformer loses more held-out accuracy than the "
-              "convolutional network (accuracy drop from all images)",
-              f"with {m['small_train']} training images the convolutional network is more accurate than the "
+    runs = f" (mean of {m['repeats']} runs)" if m["repeats"] > 1 else ""
+    claims = [f"with {m['small_train']} training images{runs} the transformer loses more held-out accuracy than "
+              "the convolutional network",
+              f"with {m['small_train']} training images{runs} the convolutional network is more accurate than the "
               "transformer"]
     if m["epochs_all"] < MIN_EPOCHS:
         why = (f"the training makes {m['epochs_all']:.1f} passes over all {m['n_train']:,} images; comparing what "
                f"the data size costs needs networks trained to convergence ({MIN_EPOCHS} passes or more)")
         checks += [Check.untested(c, why) for c in claims]
     else:
-        checks += [Check.greater(claims[0] + ": transformer's drop minus the CNN's", m["vit_drop"] - m["cnn_drop"],
-                                 0.0),
-                   Check.greater(claims[1] + ": CNN minus transformer", m["cnn_accuracy_small"] -
-                                 m["vit_accuracy_small"], 0.0)]
+        checks += [Check.greater(claims[0] + ": the transformer's drop in accuracy minus the CNN's",
+                                 m["vit_drop"] - m["cnn_drop"], 0.0),
+                   Check.greater(claims[1] + ": CNN minus transformer",
+                                 m["cnn_accuracy_small"] - m["vit_accuracy_small"], 0.0)]
     return checks
