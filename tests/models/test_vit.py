@@ -223,7 +223,7 @@ def test_trains_on_held_out_digits():
     model = ViT(ViTConfig.digits(n_layers=1), generator=0)
     fit(model, (x[:, None], y), F.cross_entropy, lambda p: adamw(p, lr=2e-3, weight_decay=0.05), steps=300,
         batch_size=64, device="cpu", progress=False)
-    assert 1 - classification_error(model, x_test[:, None], y_test) > 0.85  # 0.88-0.91 for seeds 0-2 (chance: 0.1)
+    assert 1 - classification_error(model, x_test[:, None], y_test) > 0.9  # 0.94-0.95 for seeds 0-2 (chance: 0.1)
 
 
 # --------------------------------------------------------------------------- fig. 12.17's parameters
