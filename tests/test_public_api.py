@@ -57,7 +57,6 @@ from udl.models import decoding, gpt
 from udl.models import unet
 from udl.models import swin
 from udl.models import vit
-from udl.models import vit
 from udl.data import cells
 from udl.models import hourglass
 from udl.data import poses
@@ -486,17 +485,6 @@ CASES = [
     (loss_landscape.surface_roughness, dict(surface=np.zeros((3, 3))), {"surface": [np.zeros(5), "x", np.zeros((2, 2))]}),
     (loss_landscape.nonconvexity, dict(surface=np.zeros((3, 3))), {"tolerance": [1.0, -0.1, "a"], "surface": [[1.0]]}),
     (loss_landscape.local_minima, dict(surface=np.zeros((3, 3))), {"surface": [[1, 2, 3], None]}),
-    # udl.models.vit
-    (vit.ViTConfig, dict(image_size=8, patch_size=2, in_channels=1, n_classes=10, n_layers=1, d_model=8, n_heads=2),
-     {"image_size": BAD_INT, "patch_size": BAD_INT + [3], "in_channels": BAD_INT, "n_classes": [1, 2.5],
-      "n_layers": BAD_INT, "d_model": BAD_INT, "n_heads": [0, 3], "d_mlp": [0, 2.5], "dropout": [1.0, -0.1],
-      "activation": ["tanh"], "norm_first": [1], "eps": [0.0], "init_std": [0.0, "a"]}),
-    (vit.ViT, dict(config=vit.ViTConfig.tiny()), {"config": ["vit_base", None], "generator": [1.5, -1]}),
-    (vit.PatchEmbedding, dict(patch_size=2, in_channels=1, d_model=4),
-     {"patch_size": BAD_INT, "in_channels": BAD_INT, "d_model": BAD_INT, "generator": ["a"]}),
-    (vit.image_patches, dict(images=torch.zeros(2, 1, 4, 4), patch_size=2),
-     {"images": [torch.zeros(4, 4), [[1.0]]], "patch_size": BAD_INT + [3]}),
-    (vit.parameter_count, dict(config=vit.ViTConfig.tiny()), {"config": ["vit_base", None]}),
     # udl.models.vit
     (vit.ViTConfig, dict(image_size=8, patch_size=2, in_channels=1, n_classes=10, n_layers=1, d_model=8, n_heads=2),
      {"image_size": BAD_INT, "patch_size": BAD_INT + [3], "in_channels": BAD_INT, "n_classes": [1, 2.5],

@@ -44,7 +44,6 @@ from udl.models.swin import PatchMerging, PatchPartition, Swin, SwinConfig, Swin
 from udl.models.transfer import replace_head
 from udl.models.unet import UNet, unet_parameter_count
 from udl.models.vit import PatchEmbedding, ViT, ViTConfig
-from udl.models.vit import PatchEmbedding, ViT, ViTConfig
 from udl.models.yolo import YOLO, YOLOConfig
 from udl.nn.conv import Conv1d, Conv2d
 from udl.nn.deep import DeepNetwork
@@ -113,10 +112,6 @@ ROWS = [
     Row("EncoderDecoder", partial(EncoderDecoder, config=Seq2SeqConfig.tiny()),
         lambda: (_tokens((2, 6), 3, 13)()[0], _tokens((2, 5), 3, 11)()[0]), (2, 5, 11),
         {"config": ["tiny", None]}, "EncoderDecoder"),
-    Row("ViT", partial(ViT, config=ViTConfig.tiny()), _images(2, 1, 8, 8), (2, 3),
-        {"config": ["vit_base", None, ViTConfig.tiny().to_dict()]}, "ViT", count=ViTConfig.tiny().parameter_count),
-    Row("PatchEmbedding", partial(PatchEmbedding, patch_size=2, in_channels=3, d_model=5), _images(2, 3, 4, 6),
-        (2, 6, 5), {"patch_size": [0, 1.5], "d_model": [0]}, "PatchEmbedding", count=lambda: 3 * 4 * 5 + 5),
     Row("ViT", partial(ViT, config=ViTConfig.tiny()), _images(2, 1, 8, 8), (2, 3),
         {"config": ["vit_base", None, ViTConfig.tiny().to_dict()]}, "ViT", count=ViTConfig.tiny().parameter_count),
     Row("PatchEmbedding", partial(PatchEmbedding, patch_size=2, in_channels=3, d_model=5), _images(2, 3, 4, 6),
