@@ -190,3 +190,25 @@ def test_schedules_refuse_bad_arguments():
         warmup_cosine(10, 2, floor=1.5)
     with pytest.raises(TypeError, match="The 'model_or_params' parameter of decay_groups must be an nn.Module"):
         recipes.decay_groups(3, 0.1)
+
+
+def test_fit_adamw_is_fit_with_the_recipe():
+    from torch.optim.lr_scheduler import LambdaLR
+
+    from udl.train import fit
+    from udl.train.recipes import adamw, fit_adamw, warmup_cosine
+
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(64, 3, generator=g), torch.randn(64, 1, generator=g)
+    one, two = (torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1)) for _ in range(2))
+    two.load_state_dict(one.state_dict())
+    by_hand = fit(one, (x, y), torch.nn.functional.mse_loss,
+                  lambda params: adamw(params, lr=1e-2, weight_decay=0.1), steps=30, batch_size=16, seed=3,
+                  device="cpu", clip_grad_norm=1.0, progress=False,
+                  scheduler=lambda opt: LambdaLR(opt, warmup_cosine(30, 3, floor=0.1)))
+    recipe = fit_adamw(two, (x, y), torch.nn.functional.mse_loss, steps=30, lr=1e-2, weight_decay=0.1, floor=0.1,
+                       batch_size=16, seed=3, device="cpu", clip_grad_norm=1.0, progress=False)
+    assert recipe == by_hand and recipe[-1] < recipe[0]
+    with pytest.raises(ValueError, match=r"The .warmup. parameter of warmup_cosine must be an int in \[0, 30\]\. Got 31"):
+        fit_adamw(two, (x, y), torch.nn.functional.mse_loss, steps=30, lr=1e-2, weight_decay=0.1, floor=0.1,
+                  warmup=31, batch_size=16, progress=False)

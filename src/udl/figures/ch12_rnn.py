@@ -8,7 +8,6 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib.colors import LinearSegmentedColormap
-from torch.optim.lr_scheduler import LambdaLR
 
 from udl import drawing, style
 from udl.analysis.ngram import UnigramModel
@@ -18,8 +17,7 @@ from udl.models.gpt import language_model_windows, lm_loss
 from udl.models.recurrent import RecurrentNetwork, last_step_cross_entropy, step_gradient_norms
 from udl.nn.recurrent import GRU
 from udl.registry import Check, Limit, Result, figure
-from udl.train import fit
-from udl.train.recipes import adamw, warmup_cosine
+from udl.train.recipes import fit_adamw
 
 KINDS = ("elman", "lstm")
 NAMES = {"elman": "Elman RNN", "lstm": "LSTM"}
@@ -54,9 +52,8 @@ def _sentence_start(tokenizer, n_words: int, rng: np.random.Generator) -> list[i
 
 def _train(model, data, loss, *, steps, batch_size, lr, seed, device) -> list[float]:
     """AdamW (no weight decay) with a 10% warm-up and a cosine decay to lr/10, gradient norm clipped to 1."""
-    return fit(model, data, loss, lambda params: adamw(params, lr=lr, weight_decay=0.0), steps=steps,
-               batch_size=batch_size, seed=seed, device=device, clip_grad_norm=1.0,
-               scheduler=lambda opt: LambdaLR(opt, warmup_cosine(steps, steps // 10, floor=0.1)), progress=False)
+    return fit_adamw(model, data, loss, steps=steps, lr=lr, weight_decay=0.0, floor=0.1, batch_size=batch_size,
+                     seed=seed, device=device, clip_grad_norm=1.0, progress=False)
 
 
 @torch.no_grad()

@@ -7,16 +7,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.optim.lr_scheduler import LambdaLR
 
 from udl import style
 from udl.analysis.receptive_field import gradient_support
 from udl.data.images import DIGITS_SHAPE, load_digits
 from udl.models.swin import Swin, SwinConfig, window_ids
 from udl.registry import Check, Limit, Result, figure
-from udl.train import fit
 from udl.train.classifiers import classification_error
-from udl.train.recipes import adamw, warmup_cosine
+from udl.train.recipes import fit_adamw
 
 _N_TRAIN = 1438  # load_digits("train") with its default 20 % held out
 
@@ -89,11 +87,9 @@ def swin_digits(p, run):
     config = SwinConfig.digits(image_size=side, d_model=p.d_model, depths=tuple(p.depths), n_heads=tuple(p.n_heads),
                                window=p.window)
     model = Swin(config, generator=run.seed)
-    losses = fit(model, (x_train, y_train), F.cross_entropy,
-                 lambda params: adamw(params, lr=p.lr, weight_decay=p.weight_decay),
-                 scheduler=lambda opt: LambdaLR(opt, warmup_cosine(p.steps, p.steps // 10, floor=0.01)),
-                 steps=p.steps, batch_size=p.batch_size, clip_grad_norm=1.0, seed=run.seed, device=run.device,
-                 progress=False)
+    losses = fit_adamw(model, (x_train, y_train), F.cross_entropy, steps=p.steps, lr=p.lr,
+                       weight_decay=p.weight_decay, floor=0.01, batch_size=p.batch_size, clip_grad_norm=1.0,
+                       seed=run.seed, device=run.device, progress=False)
     model = model.cpu().eval()
     accuracy = 1.0 - classification_error(model, x_test, y_test)
 

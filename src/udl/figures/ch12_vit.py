@@ -8,16 +8,14 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.optim.lr_scheduler import LambdaLR
 
 from udl import drawing, style
 from udl.data.images import load_digits
 from udl.models.densenet import DenseNet, DenseNetConfig
 from udl.models.vit import ViT, ViTConfig, image_patches
 from udl.registry import Check, Limit, Result, figure
-from udl.train import fit
 from udl.train.classifiers import classification_error
-from udl.train.recipes import adamw, warmup_cosine
+from udl.train.recipes import fit_adamw
 
 N_CLASSES = 10
 _NAMES = {"vit": "transformer", "cnn": "CNN"}
@@ -44,10 +42,8 @@ def _balanced_subset(y: torch.Tensor, n: int, seed: int) -> torch.Tensor:
 def _train(model, x, y, p, seed: int, device) -> tuple[list[float], float]:
     """The one recipe for both networks: AdamW, linear warm-up over 10% of the steps, cosine decay to zero."""
     start = time.perf_counter()
-    losses = fit(model, (x, y), F.cross_entropy,
-                 lambda params: adamw(params, lr=p.lr, weight_decay=p.weight_decay), steps=p.steps,
-                 batch_size=p.batch_size, seed=seed, device=device, progress=False,
-                 scheduler=lambda opt: LambdaLR(opt, warmup_cosine(p.steps, p.steps // 10, floor=0.0)))
+    losses = fit_adamw(model, (x, y), F.cross_entropy, steps=p.steps, lr=p.lr, weight_decay=p.weight_decay,
+                       floor=0.0, batch_size=p.batch_size, seed=seed, device=device, progress=False)
     return losses, time.perf_counter() - start
 
 

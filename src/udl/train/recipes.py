@@ -33,7 +33,7 @@ from torch import nn
 
 from udl.validate import check_float, check_int
 
-__all__ = ["decay_groups", "adamw", "warmup_cosine", "warmup_linear"]
+__all__ = ["decay_groups", "adamw", "warmup_cosine", "warmup_linear", "fit_adamw"]
 
 
 def _parameters(model_or_params, owner: str) -> list[nn.Parameter]:
@@ -90,7 +90,7 @@ def adamw(model_or_params: nn.Module | Iterable[nn.Parameter], *, lr: float, wei
 def _warmup_then(steps, warmup, floor, owner: str, decay: Callable[[float], float]) -> Callable[[int], float]:
     """``factor(step)``: (step + 1)/warmup during the warm-up, then floor + (1 − floor)·decay(p), p from 0 to 1."""
     steps = check_int(steps, "steps", owner)
-    warmup = check_int(warmup, "warmup", owner, minimum=0)
+    warmup = check_int(warmup, "warmup", owner, minimum=0, maximum=steps)  # a warm-up longer than the run never peaks
     floor = check_float(floor, "floor", owner, low=0.0, high=1.0)
 
     def factor(step: int) -> float:
@@ -138,3 +138,32 @@ def warmup_linear(steps: int, warmup: int, *, floor: float = 0.0) -> Callable[[i
         ``factor(step) -> float`` for ``LambdaLR``.
     """
     return _warmup_then(steps, warmup, floor, "warmup_linear", lambda p: 1.0 - p)
+
+
+def fit_adamw(model: nn.Module, data, loss_fn, *, steps: int, lr: float, weight_decay: float, floor: float,
+              warmup: int | None = None, betas: tuple[float, float] = (0.9, 0.999), **fit_kwargs) -> list[float]:
+    """:func:`udl.train.fit` with the recipe in one call: :func:`adamw`, and a linear warm-up
+    then a half cosine down to ``floor`` times ``lr`` (:func:`warmup_cosine`).
+
+    Args:
+        model, data, loss_fn: as for :func:`udl.train.fit`.
+        steps: optimisation steps.
+        lr: the peak learning rate.
+        weight_decay: λ of the weight matrices (vectors get none).
+        floor: the last learning rate, as a fraction of ``lr``.
+        warmup: steps of linear warm-up. Default: a tenth of ``steps``.
+        betas: Adam's (β_1, β_2). Default: (0.9, 0.999).
+        **fit_kwargs: passed on to :func:`udl.train.fit` (``batch_size``, ``seed``, ``device``,
+            ``clip_grad_norm``, ``progress``, ``checkpoint_path``...).
+
+    Returns:
+        The loss of every step.
+    """
+    from torch.optim.lr_scheduler import LambdaLR
+
+    from udl.train.loop import fit
+
+    warmup = steps // 10 if warmup is None else warmup
+    schedule = warmup_cosine(steps, warmup, floor=floor)  # checks steps, warmup and floor before any work
+    return fit(model, data, loss_fn, lambda params: adamw(params, lr=lr, weight_decay=weight_decay, betas=betas),
+               steps=steps, scheduler=lambda optimizer: LambdaLR(optimizer, schedule), **fit_kwargs)
