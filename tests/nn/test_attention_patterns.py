@@ -191,3 +191,20 @@ def test_figure_12_15_claims_hold_for_other_parameters_or_are_not_tested():
     assert r.metrics["keys_per_query"]["f"][:6] == [1, 1, 1, 1, 2, 2]  # dilation 4: a second key from i = 4 on
     small = run_figure("12.15", preset="tiny", overrides={"kernel_size": "15", "sizes": "3"}, cache=False)
     assert [c.tested for c in small.checks][-1] is False  # no size above K: the band cannot be told from full
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_sparse_attention_is_as_accurate_as_the_dense_path_in_low_precision(dtype):
+    # large logits (entries of Q and K about 3): scores formed in bfloat16 would be off by up to 0.125
+    mask = convolutional_mask(64, 9, causal=True) | global_tokens_mask(64, 2)
+    pattern = SparsePattern(mask, chunk=16)
+    for seed in range(3):
+        g = torch.Generator().manual_seed(seed)
+        q, k = (3 * torch.randn(2, 4, 64, 32, generator=g) for _ in range(2))
+        q, k, v = q.to(dtype), k.to(dtype), torch.randn(2, 4, 64, 32, generator=g).to(dtype)
+        exact = attention(q.double(), k.double(), v.double(), mask)
+        dense = attention(q, k, v, mask)  # SDPA's fused kernel
+        sparse = sparse_attention(q, k, v, pattern)
+        assert sparse.dtype == dtype
+        error, dense_error = float((sparse.double() - exact).abs().max()), float((dense.double() - exact).abs().max())
+        assert error <= 1.5 * dense_error, (error, dense_error)

@@ -125,7 +125,9 @@ def sparse_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, pattern:
         pattern: which keys each query may see, a :class:`SparsePattern` of ``N_q × N_k``.
 
     Returns:
-        The output ``(..., N_q, D_v)``, computed in the inputs' dtype; a query that may see no key gets zeros.
+        The output ``(..., N_q, D_v)`` in the inputs' dtype (formed in float32 for bfloat16 and
+        float16 inputs, as :func:`~udl.nn.attention.attention` does); a query that may see no
+        key gets zeros.
     """
     owner = "sparse_attention"
     if not (isinstance(q, torch.Tensor) and isinstance(k, torch.Tensor) and isinstance(v, torch.Tensor)
@@ -140,6 +142,9 @@ def sparse_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, pattern:
     if pattern.keys and pattern.keys[0].device != q.device:
         raise ValueError(f"The 'pattern' parameter of {owner} must be on the queries' device ({q.device}). "
                          f"Got {pattern.keys[0].device} instead.")
+    dtype = q.dtype
+    if dtype in (torch.bfloat16, torch.float16):  # scores near 40 keep 8 bits in bfloat16: form them in float32
+        q, k, v = q.float(), k.float(), v.float()
     scale = 1 / math.sqrt(q.shape[-1])
     outputs = []
     for start, keys, allowed, blind in zip(pattern.starts, pattern.keys, pattern.allowed, pattern._blind):
@@ -155,5 +160,5 @@ def sparse_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, pattern:
             weights = weights.masked_fill(blind, 0.0)
         outputs.append(weights @ v_c)  # (..., C, D_v)
     if not outputs:
-        return q.new_zeros((*q.shape[:-1], v.shape[-1]))
-    return torch.cat(outputs, dim=-2)  # (..., N_q, D_v)
+        return q.new_zeros((*q.shape[:-1], v.shape[-1]), dtype=dtype)
+    return torch.cat(outputs, dim=-2).to(dtype)  # (..., N_q, D_v)
