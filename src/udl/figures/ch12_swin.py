@@ -84,8 +84,7 @@ def swin_digits(p, run):
     x_train, x_test = _images(x_train, p.upsample), _images(x_test, p.upsample)
     y_train, y_test = torch.from_numpy(y_train), torch.from_numpy(y_test)
     side = DIGITS_SHAPE[0] * p.upsample
-    config = SwinConfig.digits(image_size=side, d_model=p.d_model, depths=tuple(p.depths), n_heads=tuple(p.n_heads),
-                               window=p.window)
+    config = _config(p)
     model = Swin(config, generator=run.seed)
     losses = fit_adamw(model, (x_train, y_train), F.cross_entropy, steps=p.steps, lr=p.lr,
                        weight_decay=p.weight_decay, floor=0.01, batch_size=p.batch_size, clip_grad_norm=1.0,
@@ -200,23 +199,21 @@ def swin_digits(p, run):
               + "The shift mask is -inf (Swin's reference code uses -100), so supports are exact.")
 
 
+def _config(p) -> SwinConfig:
+    """The model's shape; SwinConfig checks it (one head count per stage, heads that divide each stage's channels)."""
+    return SwinConfig.digits(image_size=DIGITS_SHAPE[0] * p.upsample, d_model=p.d_model, depths=tuple(p.depths),
+                             n_heads=tuple(p.n_heads), window=p.window)
+
+
 @swin_digits.requires
 def _(p):
-    owner = "figure 12.18"
-    if len(p.n_heads) != len(p.depths):
-        raise ValueError(f"The 'n_heads' parameter of {owner} must give one count per stage ({len(p.depths)}). "
-                         f"Got {','.join(map(str, p.n_heads))} instead.")
     side = DIGITS_SHAPE[0] * p.upsample
     last = side // 2 ** (len(p.depths) - 1)
     if side % 2 ** (len(p.depths) - 1) or last != p.window or len(p.depths) < 2:
-        raise ValueError(f"The 'window' parameter of {owner} must be the side of the last stage's map, so that "
+        raise ValueError(f"The 'window' parameter of figure 12.18 must be the side of the last stage's map, so that "
                          f"a single window remains after the merges (a {side}x{side} map halved "
                          f"{len(p.depths) - 1} times), with at least one merge. Got {p.window} instead.")
-    for s, h in enumerate(p.n_heads):
-        if (p.d_model * 2 ** s) % h:
-            raise ValueError(f"The 'n_heads' parameter of {owner} must divide each stage's channels "
-                             f"{[p.d_model * 2 ** k for k in range(len(p.depths))]}. "
-                             f"Got {','.join(map(str, p.n_heads))} instead.")
+    _config(p)  # SwinConfig's own checks, before any training
 
 
 def _draw_support(ax, image, support, unit, tokens: int, window: int, shift: int, title: str) -> None:
