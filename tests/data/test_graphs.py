@@ -130,3 +130,125 @@ def test_bad_graphs_get_one_line(build, message):
     with pytest.raises((ValueError, TypeError), match=message) as info:
         build()
     assert "\n" not in str(info.value)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Edges for edge prediction
+# --------------------------------------------------------------------------------------------------------------------
+
+def _pairs(t):
+    return {tuple(p) for p in t.tolist()}
+
+
+def test_split_edges_holds_out_edges_and_non_edges():
+    graph = real_graph("les_miserables")
+    train, positive, negative = split_edges(graph, 0.2, generator=0)
+    edges = _pairs(graph.edges)
+    assert positive.shape == negative.shape == (51, 2)  # round(0.2 * 254)
+    assert _pairs(positive) <= edges and not _pairs(negative) & edges and len(_pairs(negative)) == 51
+    assert _pairs(train.edges) == edges - _pairs(positive) and train.n_edges == 254 - 51
+    assert torch.equal(train.A, train.A.T) and torch.equal(train.X, graph.X)
+    assert all(m < n for m, n in negative.tolist() + positive.tolist())
+    # E's columns follow their edges
+    weight = {tuple(e): w for e, w in zip(graph.edges.tolist(), graph.E[0].tolist())}
+    assert train.E[0].tolist() == [weight[tuple(e)] for e in train.edges.tolist()]
+    again = split_edges(graph, 0.2, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(again[1], positive) and torch.equal(again[2], negative)
+    assert not torch.equal(split_edges(graph, 0.2, generator=1)[1], positive)
+
+
+def test_negative_edges_exclude_and_stay_within_graphs():
+    graph = karate_club()
+    n_free = 34 * 33 // 2 - 78
+    everything = negative_edges(graph.A, n_free, generator=0)
+    assert len(_pairs(everything)) == n_free and not _pairs(everything) & _pairs(graph.edges)
+    held = everything[:10]
+    rest = negative_edges(graph.A, n_free - 10, generator=0, exclude=held.flip(1))  # either order excludes
+    assert _pairs(rest) == _pairs(everything) - _pairs(held)
+    with pytest.raises(ValueError, match=r"^The 'n' parameter of negative_edges must be at most 483"):
+        negative_edges(graph.A, n_free + 1, generator=0)
+    b = batch_graphs([graph, graph])
+    within = negative_edges(b.A, 2 * n_free, generator=0, node_graph=b.node_graph)
+    assert bool((b.node_graph[within[:, 0]] == b.node_graph[within[:, 1]]).all())
+    assert negative_edges(graph.A, 0, generator=0).shape == (0, 2)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Walks and the edge graph
+# --------------------------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_walks_counted_by_enumeration_equal_powers_of_A(seed):
+    A = from_networkx(nx.gnp_random_graph(9, 0.35, seed=seed)).A
+    for k in range(5):
+        assert torch.equal(count_walks(A, k), torch.linalg.matrix_power(A, k).long()), k
+    for walk in walks(A, 3, 4):  # every listed walk is one: consecutive nodes are joined
+        assert walk[0] == 4 and len(walk) == 4 and all(A[a, b] == 1 for a, b in zip(walk, walk[1:]))
+    assert len(set(walks(A, 3, 4))) == len(walks(A, 3, 4)) == int(torch.linalg.matrix_power(A, 3)[4].sum())
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_edge_graph_equals_networkx_line_graph(seed):
+    g = nx.gnp_random_graph(10, 0.3, seed=seed)
+    graph = from_networkx(g, node_data=torch.randn(3, 10, generator=torch.Generator().manual_seed(seed)),
+                          edge_data=None)
+    graph = Graph(graph.A, graph.X, E=torch.arange(2.0 * graph.n_edges).reshape(2, -1))
+    line = edge_graph(graph)
+    reference = nx.line_graph(g)
+    order = [tuple(e) for e in graph.edges.tolist()]  # node j of the edge graph is edge j
+    expected = nx.to_numpy_array(reference, nodelist=[e if e in reference else e[::-1] for e in order])
+    assert torch.equal(line.A, torch.from_numpy(expected).float())
+    assert nx.is_isomorphic(to_networkx(line), reference)
+    assert torch.equal(line.X, graph.E)  # edges become nodes: their data move with them
+    for j, (a, b) in enumerate(line.edges.tolist()):  # edge data = the data of the node the two edges share
+        shared = set(order[a]) & set(order[b])
+        assert len(shared) == 1 and torch.equal(line.E[:, j], graph.X[:, shared.pop()])
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Seeded labelled families
+# --------------------------------------------------------------------------------------------------------------------
+
+def test_graph_classification_label_is_structure_only():
+    from sklearn.linear_model import LogisticRegression
+
+    graphs = graph_classification_set(800, seed=0)
+    y = np.array([int(g.y) for g in graphs])
+    assert abs(y.mean() - 0.5) < 0.05
+    assert {g.n_nodes for g in graphs} == {24} and {g.n_edges for g in graphs} == {44}  # M = m (N - m) in both
+    # structure-blind: pooled node data (mean, max, std) + N + N_E -> chance
+    blind = np.array([np.r_[g.X.mean(1), g.X.amax(1), g.X.std(1), g.n_nodes, g.n_edges] for g in graphs])
+    accuracy = LogisticRegression(max_iter=2000).fit(blind[:500], y[:500]).score(blind[500:], y[500:])
+    assert abs(accuracy - 0.5) < 0.08, accuracy  # measured 0.49
+    # a structural statistic separates: the largest degree (hubs in class 1), one threshold chosen on the training part
+    top = np.array([float(g.A.sum(0).max()) for g in graphs])
+    threshold = max(np.unique(top[:500]), key=lambda t: ((top[:500] > t) == y[:500]).mean())
+    assert ((top[500:] > threshold) == y[500:]).mean() > 0.85  # measured 0.93 (threshold 8)
+
+
+def test_node_classification_neighbourhood_decides():
+    from sklearn.linear_model import LogisticRegression
+
+    graphs = node_classification_graphs(200, seed=0)
+    y = torch.cat([g.y for g in graphs]).numpy()
+    half = len(y) // 2
+    own = torch.cat([g.X for g in graphs], 1).T.numpy()  # (N_total, D): each node's own data
+    alone = LogisticRegression().fit(own[:half], y[:half]).score(own[half:], y[half:])
+    assert 0.6 < alone < 0.72, alone  # Φ(0.4) = 0.655; measured 0.66
+    two_hop = []  # the mean over the 2-hop neighbourhood (A + I normalised, twice): a GCN's view without weights
+    for g in graphs:
+        P = (g.A + torch.eye(g.n_nodes)) / (g.A.sum(0) + 1)  # (N, N): columns sum to 1
+        two_hop.append((g.X @ P @ P).T)
+    two_hop = torch.cat(two_hop).numpy()
+    neighbours = LogisticRegression().fit(two_hop[:half], y[:half]).score(two_hop[half:], y[half:])
+    assert neighbours > alone + 0.15, (alone, neighbours)  # measured 0.89
+
+
+def test_families_are_seeded_per_item():
+    for make in (graph_classification_set, node_classification_graphs):
+        few, many, other = make(3, seed=5), make(10, seed=5), make(3, seed=6)
+        assert all(torch.equal(a.A, b.A) and torch.equal(a.X, b.X) and torch.equal(a.y, b.y)
+                   for a, b in zip(few, many))
+        assert not all(torch.equal(a.A, b.A) for a, b in zip(few, other))
+        for g in few:  # valid graphs
+            Graph(g.A, g.X, y=g.y)

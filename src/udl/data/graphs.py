@@ -626,7 +626,7 @@ def graph_classification_set(n: int, *, seed: int, n_nodes: int = 24, m: int = 2
     return graphs
 
 
-def node_classification_graphs(n: int, *, seed: int, n_nodes: int = 40, p_in: float = 0.25, p_out: float = 0.02,
+def node_classification_graphs(n: int, *, seed: int, n_nodes: int = 40, p_in: float = 0.3, p_out: float = 0.02,
                                hint: float = 0.4, d: int = 4) -> list[Graph]:
     """``n`` two-community graphs whose node labels are the communities (a stochastic block model).
 
@@ -641,7 +641,7 @@ def node_classification_graphs(n: int, *, seed: int, n_nodes: int = 40, p_in: fl
         n: the number of graphs.
         seed: names the data set; graph i is drawn from ``np.random.default_rng([seed, i])``.
         n_nodes: N per graph (at least 2). Default 40.
-        p_in, p_out: edge probabilities inside and between communities, in [0, 1]. Defaults 0.25, 0.02.
+        p_in, p_out: edge probabilities inside and between communities, in [0, 1]. Defaults 0.3, 0.02.
         hint: the mean shift of the first feature, >= 0. Default 0.4.
         d: D (at least 1). Default 4.
 
