@@ -72,6 +72,7 @@ from udl.text import BPETokenizer
 from udl.nn import recurrent
 from udl.models import recurrent as recurrent_model
 from udl.data import sequences
+from udl.nn import graph as graph_nn
 
 X1 = torch.linspace(0, 1, 20)[:, None]
 Y1 = torch.sin(6 * X1)
@@ -605,6 +606,19 @@ CASES = [
       "labels": [torch.zeros(3, dtype=torch.long)]}),
     (sequences.first_token_task, dict(n=4, length=3),
      {"n": BAD_INT, "length": BAD_INT, "n_classes": [1, 2.5], "vocab_size": [2], "seed": [-1, "a"]}),
+    (graph_nn.GraphConv, dict(d_in=3, d_out=4),
+     {"d_in": BAD_INT, "d_out": BAD_INT, "aggregation": ["attention", None], "combine": ["concat"],
+      "activation": ["tanh"], "bias": [1], "generator": [2.5, -1]}),
+    (graph_nn.GraphAttention, dict(d_in=3, d_out=4, heads=2),
+     {"d_in": BAD_INT, "d_out": BAD_INT, "heads": BAD_INT, "concat": [1], "negative_slope": [-0.1, "a"],
+      "activation": ["gelu"], "bias": ["yes"], "generator": ["x"]}),
+    (graph_nn.propagation_matrix, dict(A=torch.zeros(3, 3)),
+     {"A": [torch.zeros(3, 4), torch.zeros(3, 3, dtype=torch.long), np.zeros((3, 3))], "aggregation": ["max"]}),
+    (graph_nn.readout, dict(H=torch.zeros(2, 3), node_graph=torch.tensor([0, 1, 1]), n_graphs=2),
+     {"H": [torch.zeros(3), torch.zeros(2, 3, dtype=torch.long)], "node_graph": [torch.tensor([0, 1]),
+      torch.zeros(3), torch.tensor([0, 1, 2])], "n_graphs": BAD_INT, "mode": ["median"]}),
+    (graph_nn.edge_score, dict(H=torch.zeros(2, 3), pairs=torch.tensor([[0, 1]])),
+     {"H": [torch.zeros(3)], "pairs": [torch.tensor([0, 1]), torch.tensor([[0.0, 1.0]]), torch.tensor([[0, 3]])]}),
 ]
 # Public classes that are plain records of results or data (no behaviour to misuse), and
 # the figure framework's own types (tests/test_registry.py tries them).
