@@ -73,6 +73,8 @@ from udl.nn import recurrent
 from udl.models import recurrent as recurrent_model
 from udl.data import sequences
 from udl.nn import graph as graph_nn
+from udl.data import graphs as graph_data
+import networkx as nx
 
 X1 = torch.linspace(0, 1, 20)[:, None]
 Y1 = torch.sin(6 * X1)
@@ -619,6 +621,39 @@ CASES = [
       torch.zeros(3), torch.tensor([0, 1, 2])], "n_graphs": BAD_INT, "mode": ["median"]}),
     (graph_nn.edge_score, dict(H=torch.zeros(2, 3), pairs=torch.tensor([[0, 1]])),
      {"H": [torch.zeros(3)], "pairs": [torch.tensor([0, 1]), torch.tensor([[0.0, 1.0]]), torch.tensor([[0, 3]])]}),
+    (graph_data.Graph, dict(A=torch.tensor([[0., 1], [1, 0]]), X=torch.eye(2)),
+     {"A": [torch.eye(2), torch.tensor([[0., 1], [0, 0]]), torch.tensor([[0., 2], [2, 0]]), torch.zeros(2, 3),
+            torch.zeros(2, 2, dtype=torch.long), [[0, 1], [1, 0]]],
+      "X": [torch.eye(3), torch.zeros(2), torch.eye(2, dtype=torch.long)], "E": [torch.zeros(1, 2), torch.zeros(1)],
+      "y": [torch.zeros(3), torch.zeros(2, dtype=torch.bool)], "node_graph": [torch.tensor([1, 1]), torch.zeros(2)]}),
+    (graph_data.from_networkx, dict(g=nx.karate_club_graph(), edge_data="weight", label="club"),
+     {"g": [nx.DiGraph([(0, 1)]), nx.Graph([(0, 0)]), "karate"], "node_data": ["club", 3, torch.eye(3)],
+      "edge_data": ["colour", 3], "label": ["colour", 1.5]}),
+    (graph_data.to_networkx, dict(graph=graph_data.karate_club()), {"graph": [nx.Graph(), None]}),
+    (graph_data.to_edge_index, dict(A=torch.tensor([[0., 1], [1, 0]])), {"A": [torch.zeros(2), [[0, 1]]]}),
+    (graph_data.from_edge_index, dict(edge_index=torch.tensor([[0, 1], [1, 2]])),
+     {"edge_index": [torch.tensor([[0., 1], [1, 2]]), torch.tensor([[0, 1, 2]]), torch.tensor([[0], [0]]),
+                     torch.tensor([[-1], [1]])],
+      "X": [torch.eye(3, dtype=torch.long), torch.zeros(3)], "n_nodes": [-1, 1.5]}),
+    (graph_data.batch_graphs, dict(graphs=[graph_data.karate_club()] * 2),
+     {"graphs": [[], graph_data.karate_club(), [graph_data.karate_club(), 3],
+                 [graph_data.karate_club(), graph_data.real_graph("florentine_families")]]}),
+    (graph_data.real_graph, dict(name="les_miserables"), {"name": ["cora", 3]}),
+    (graph_data.negative_edges, dict(A=graph_data.karate_club().A, n=5, generator=0),
+     {"A": [torch.zeros(3, 4), torch.zeros(3)], "n": [-1, 2.5, 10**6], "generator": [None, 1.5],
+      "exclude": [torch.zeros(2, 3, dtype=torch.long), torch.tensor([[0, 99]])],
+      "node_graph": [torch.zeros(3, dtype=torch.long)]}),
+    (graph_data.split_edges, dict(graph=graph_data.karate_club(), fraction=0.1, generator=0),
+     {"graph": [nx.karate_club_graph()], "fraction": [0.0, 1.0, "a"], "generator": [None, "a"]}),
+    (graph_data.walks, dict(A=graph_data.karate_club().A, k=2, start=0),
+     {"A": [torch.zeros(3)], "k": [-1, 1.5], "start": [-1, 34]}),
+    (graph_data.count_walks, dict(A=graph_data.karate_club().A, k=2), {"A": [[[0, 1]]], "k": [-1, 2.5]}),
+    (graph_data.edge_graph, dict(graph=graph_data.karate_club()), {"graph": [nx.karate_club_graph()]}),
+    (graph_data.graph_classification_set, dict(n=3, seed=0),
+     {"n": BAD_INT, "seed": [-1, "a"], "n_nodes": [3, 2.5], "m": [0, 100], "d": BAD_INT}),
+    (graph_data.node_classification_graphs, dict(n=3, seed=0),
+     {"n": BAD_INT, "seed": [-1], "n_nodes": [1, 2.5], "p_in": [-0.1, 1.5], "p_out": [2.0, "a"], "hint": [-1.0],
+      "d": BAD_INT}),
 ]
 # Public classes that are plain records of results or data (no behaviour to misuse), and
 # the figure framework's own types (tests/test_registry.py tries them).
