@@ -73,6 +73,7 @@ from udl.nn import recurrent
 from udl.models import recurrent as recurrent_model
 from udl.data import sequences
 from udl.nn import graph as graph_nn
+from udl.analysis import graph_receptive_field as graph_rf
 from udl.data import graphs as graph_data
 import networkx as nx
 
@@ -654,6 +655,12 @@ CASES = [
     (graph_data.node_classification_graphs, dict(n=3, seed=0),
      {"n": BAD_INT, "seed": [-1], "n_nodes": [1, 2.5], "p_in": [-0.1, 1.5], "p_out": [2.0, "a"], "hint": [-1.0],
       "d": BAD_INT}),
+    (graph_rf.hop_distances, dict(A=torch.eye(3), node=1),
+     {"A": [torch.zeros(3, 4), np.eye(3)], "node": [3, -1, 1.0]}),
+    (graph_rf.k_hop_neighbourhood, dict(A=torch.eye(3), node=0, k=2), {"node": [5], "k": [-1, 1.5]}),
+    (graph_rf.graph_input_sensitivity, dict(model=graph_nn.GraphConv(2, 3, generator=0), A=torch.zeros(3, 3), d_in=2),
+     {"model": [3], "A": [torch.zeros(3, 2), torch.zeros(3, 3, dtype=torch.long)], "d_in": BAD_INT,
+      "nodes": [[3], [], "0"], "n_probes": BAD_INT, "generator": [None, 2.5]}),
 ]
 # Public classes that are plain records of results or data (no behaviour to misuse), and
 # the figure framework's own types (tests/test_registry.py tries them).
