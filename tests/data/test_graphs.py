@@ -44,6 +44,10 @@ def test_networkx_round_trip():
         assert torch.equal(getattr(back, name), getattr(graph, name)), name
     labelled = Graph(graph.A, graph.X, y=torch.tensor(1))
     assert to_networkx(labelled).graph["y"] == 1
+    # no edges: E has no columns
+    empty = from_networkx(nx.empty_graph(3), edge_data="w")
+    assert empty.E.shape == (0, 0) and empty.n_edges == 0 and empty.edges.shape == (0, 2)
+    assert edge_graph(empty).n_nodes == 0
     # string node names: node n is the n-th of g.nodes
     g = nx.Graph([("b", "a"), ("a", "c")])
     assert from_networkx(g).edges.tolist() == [[0, 1], [1, 2]]  # nodes b=0, a=1, c=2

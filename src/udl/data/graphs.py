@@ -171,6 +171,8 @@ def _columns(values: list, name: str, owner: str) -> torch.Tensor:
     """A list of per-item values (numbers or vectors) as a (D, len) float32 matrix."""
     if any(v is None for v in values):
         _refuse(name, owner, "an attribute every node (or edge) has", "one without it")
+    if not values:  # no nodes (or no edges): D is unknown, take 0
+        return torch.zeros(0, 0)
     try:
         rows = torch.stack([torch.as_tensor(v, dtype=torch.float32).reshape(-1) for v in values])
     except (TypeError, ValueError, RuntimeError):
@@ -225,7 +227,6 @@ def from_networkx(g, *, node_data: str | torch.Tensor | None = None, edge_data: 
         if not isinstance(edge_data, str):
             _refuse("edge_data", owner, "an edge attribute name or None", _shown(edge_data), TypeError)
         E = _columns([g.edges[nodes[m], nodes[k]].get(edge_data) for m, k in pairs], "edge_data", owner)
-        E = E.reshape(-1, len(pairs))
     y = None
     if isinstance(label, str):
         y = _codes([g.nodes[v].get(label) for v in nodes], "label", owner)
