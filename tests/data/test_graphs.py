@@ -256,3 +256,20 @@ def test_families_are_seeded_per_item():
         assert not all(torch.equal(a.A, b.A) for a, b in zip(few, other))
         for g in few:  # valid graphs
             Graph(g.A, g.X, y=g.y)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_graphs_on_cuda_give_the_cpu_results_on_cuda():
+    graph = real_graph("les_miserables")
+    cuda = graph.to("cuda", non_blocking=True)
+    assert cuda.A.is_cuda and cuda.E.is_cuda and cuda.n_edges == 254
+    batch = batch_graphs([cuda, cuda])
+    assert batch.A.is_cuda and batch.node_graph.is_cuda and batch.n_graphs == 2
+    for a, b in zip(split_edges(cuda, 0.2, generator=0), split_edges(graph, 0.2, generator=0)):
+        tensor_a, tensor_b = (a.A, b.A) if isinstance(a, Graph) else (a, b)
+        assert tensor_a.is_cuda and torch.equal(tensor_a.cpu(), tensor_b)
+    assert torch.equal(negative_edges(cuda.A, 9, generator=1).cpu(), negative_edges(graph.A, 9, generator=1))
+    line = edge_graph(cuda)
+    assert line.A.is_cuda and torch.equal(line.A.cpu(), edge_graph(graph).A)
+    back = from_edge_index(to_edge_index(cuda.A), cuda.X)
+    assert back.A.is_cuda and torch.equal(back.A.cpu(), graph.A)

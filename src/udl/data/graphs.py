@@ -48,7 +48,7 @@ REAL_GRAPHS = ("karate_club", "les_miserables", "florentine_families", "davis_so
 # The representation
 # --------------------------------------------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # tensors have no single truth value: graphs compare by identity
 class Graph:
     """An undirected graph, or a batch of them, in the book's matrices (UDL §13.2, fig. 13.3).
 
@@ -145,8 +145,8 @@ def _unchecked(**fields) -> Graph:
 
 
 def _adjacency(n: int, edges: torch.Tensor) -> torch.Tensor:
-    """(N, N) float32 symmetric 0/1 adjacency from an (M, 2) list of pairs."""
-    A = torch.zeros(n, n)
+    """(N, N) float32 symmetric 0/1 adjacency from an (M, 2) list of pairs, on the pairs' device."""
+    A = torch.zeros(n, n, device=edges.device)
     if len(edges):
         A[edges[:, 0], edges[:, 1]] = 1.0
         A[edges[:, 1], edges[:, 0]] = 1.0
@@ -311,8 +311,10 @@ def from_edge_index(edge_index: torch.Tensor, X: torch.Tensor | None = None, n_n
                 f"[{int(edge_index.min())}, {largest}]")
     if bool((edge_index[0] == edge_index[1]).any()):
         _refuse("edge_index", owner, "free of self-loops", f"{int((edge_index[0] == edge_index[1]).sum())}")
-    A = _adjacency(n_nodes, edge_index.T.long().cpu())
-    return Graph(A, torch.eye(n_nodes) if X is None else X.cpu() if X.device != A.device else X)
+    A = _adjacency(n_nodes, edge_index.T.long())
+    if X is not None and X.device != A.device:
+        _refuse("X", owner, f"on the device of edge_index ({A.device})", f"a tensor on {X.device}")
+    return Graph(A, torch.eye(n_nodes, device=A.device) if X is None else X)
 
 
 def batch_graphs(graphs: Sequence[Graph]) -> Graph:
@@ -442,7 +444,7 @@ def negative_edges(A: torch.Tensor, n: int, *, generator, exclude: torch.Tensor 
     if n > len(candidates):
         _refuse("n", owner, f"at most {len(candidates)} (the node pairs that are not edges)", str(n))
     pick = torch.randperm(len(candidates), generator=generator)[:n]
-    return candidates[pick.sort().values]
+    return candidates[pick.sort().values].to(A.device)
 
 
 def split_edges(graph: Graph, fraction: float, *, generator) -> tuple[Graph, torch.Tensor, torch.Tensor]:
@@ -471,7 +473,7 @@ def split_edges(graph: Graph, fraction: float, *, generator) -> tuple[Graph, tor
     positive = edges[held]
     negative = negative_edges(graph.A, m, generator=generator, node_graph=graph.node_graph)
     device = graph.A.device
-    A = _adjacency(graph.n_nodes, edges[kept]).to(device=device, dtype=graph.A.dtype)
+    A = _adjacency(graph.n_nodes, edges[kept].to(device)).to(graph.A.dtype)
     E = None if graph.E is None else graph.E[:, kept.to(graph.E.device)]
     train = _unchecked(A=A, X=graph.X, E=E, y=graph.y, node_graph=graph.node_graph)
     return train, positive.to(device), negative.to(device)
@@ -539,9 +541,10 @@ def edge_graph(graph: Graph) -> Graph:
     check_instance(graph, "graph", "edge_graph", Graph)
     edges = graph.edges  # (N_E, 2)
     n_e = len(edges)
-    B = torch.zeros(graph.n_nodes, n_e, device=graph.A.device)  # (N, N_E) incidence
-    B[edges[:, 0], torch.arange(n_e)] = 1.0
-    B[edges[:, 1], torch.arange(n_e)] = 1.0
+    B = torch.zeros(graph.n_nodes, n_e, device=edges.device)  # (N, N_E) incidence
+    columns = torch.arange(n_e, device=edges.device)
+    B[edges[:, 0], columns] = 1.0
+    B[edges[:, 1], columns] = 1.0
     A = B.T @ B - 2 * torch.eye(n_e, device=B.device)  # (N_E, N_E): 1 where two edges share a node
     X = graph.E if graph.E is not None else torch.zeros(0, n_e, device=B.device)
     line_edges = torch.triu(A, diagonal=1).nonzero()  # (N_EE, 2)
