@@ -34,6 +34,7 @@ from udl.models.bert import BERT, BertClassifier, BertConfig, MaskedLanguageMode
 from udl.models.classifier import BernoulliClassifier
 from udl.models.densenet import DenseBlock, DenseLayer, DenseNet, DenseNetConfig, Transition
 from udl.models.gabor import GaborModel
+from udl.models.gnn import EdgePredictor, GNNConfig, GraphClassifier, NodeClassifier, StructureBlind
 from udl.models.gpt import GPT, GPTConfig
 from udl.models.hourglass import Hourglass, StackedHourglass
 from udl.models.mnist1d_nets import ConvNet1D, ConvNet1DConfig, FullyConnected1D, FullyConnected1DConfig
@@ -58,6 +59,21 @@ def _tokens(shape, low, high):
 
 def _images(*shape):
     return lambda: (torch.randn(shape, generator=torch.Generator().manual_seed(0)),)
+
+
+def _graphs():
+    """Two small graphs as one batch (a 4-cycle and a 3-path, D = 3): 7 nodes, 2 graphs."""
+    import networkx as nx
+
+    from udl.data.graphs import batch_graphs, from_networkx
+
+    g = torch.Generator().manual_seed(0)
+    return batch_graphs([from_networkx(nx.cycle_graph(4), node_data=torch.randn(3, 4, generator=g)),
+                         from_networkx(nx.path_graph(3), node_data=torch.randn(3, 3, generator=g))])
+
+
+def _blind_nodes(config=None, *, generator=None):
+    return StructureBlind(NodeClassifier(GNNConfig.tiny() if config is None else config, generator=generator))
 
 
 def _mlm(encoder=None, *, generator=None):
@@ -187,6 +203,18 @@ ROWS = [
         (2, 11, 5, 5), {"n_layers": [0]}, "DenseBlock", count=lambda: (2 * 3 + 9 * 3 * 4) + (2 * 7 + 9 * 7 * 4)),
     Row("Transition", partial(Transition, in_channels=8, out_channels=4), _images(2, 8, 4, 4), (2, 4, 2, 2),
         {"out_channels": [0]}, "Transition", count=lambda: 2 * 8 + 8 * 4),
+    # graph networks (fig. 13.6)
+    Row("GraphClassifier", partial(GraphClassifier, config=GNNConfig.tiny()), lambda: (_graphs(),), (2, 3),
+        {"config": ["huge", 3, GNNConfig.tiny().to_dict()]}, "GraphClassifier",
+        count=lambda: GNNConfig.tiny().parameter_count("graph")),
+    Row("NodeClassifier-attention", partial(NodeClassifier, config=GNNConfig.tiny(layer="attention", heads=2)),
+        lambda: (_graphs(),), (7, 3), {"config": [None, "small"]}, "NodeClassifier",
+        count=lambda: GNNConfig.tiny(layer="attention", heads=2).parameter_count("node")),
+    Row("EdgePredictor", partial(EdgePredictor, config=GNNConfig.tiny(combine="separate")),
+        lambda: (_graphs(), torch.tensor([[0, 1], [0, 2], [4, 6]])), (3,), {"config": ["edges"]}, "EdgePredictor",
+        count=lambda: GNNConfig.tiny(combine="separate").parameter_count("edge")),
+    Row("StructureBlind", _blind_nodes, lambda: (_graphs(),), (7, 3), {"config": ["tiny2"]}, "NodeClassifier",
+        count=lambda: GNNConfig.tiny().parameter_count("node")),
 ]
 RANDOM = [row for row in ROWS if row.random]
 

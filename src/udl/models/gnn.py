@@ -116,6 +116,24 @@ class GNNConfig:
             d = out
         return sizes
 
+    def parameter_count(self, head: str = "node") -> int:
+        """The weights of a network with this config and a ``"graph"``, ``"node"`` or ``"edge"`` head (closed form).
+
+        A GraphConv layer D_in -> D_h holds Ω and β, D_h·D_in + D_h (Ψ adds D_h·D_in, diagonal
+        enhancement one ε); a GraphAttention layer with H heads of D_h/H holds Ω (D_h·D_in),
+        φ (2·D_h) and β (D_h). The head maps D_K to n_classes (graph, node) or d_embed (edge): (D_K + 1)·outputs.
+        """
+        check_choice(head, "head", "GNNConfig.parameter_count", ("graph", "node", "edge"))
+        total = 0
+        for d_in, _ in self.layer_sizes():
+            h = self.d_hidden
+            if self.layer == "attention":
+                total += h * d_in + 2 * h + h
+            else:
+                total += h * d_in + h + (h * d_in if self.combine == "separate" else 0) + (self.combine == "diagonal")
+        outputs = self.d_embed if head == "edge" else self.n_classes
+        return total + (self.layer_sizes()[-1][1] + 1) * outputs
+
     def to_dict(self) -> dict:
         return asdict(self)
 
