@@ -99,6 +99,7 @@ def test_to_moves_every_tensor():
     moved = b.to("meta")
     assert all(t.device.type == "meta" for t in (moved.A, moved.X, moved.E, moved.y, moved.node_graph))
     assert moved.n_nodes == 68
+    assert repr(b) == "Graph(n_nodes=68, n_edges=156, D=34, D_E=1, y=(68,), n_graphs=2, device=cpu)"  # sizes only
 
 
 def test_real_graph_sizes():

@@ -19,9 +19,8 @@ Example::
     >>> g = karate_club()
     >>> g.n_nodes, g.n_edges, tuple(g.X.shape), g.y.bincount().tolist()
     (34, 78, (34, 34), [17, 17])
-    >>> b = batch_graphs([g, g])
-    >>> b.n_nodes, b.n_edges, b.n_graphs
-    (68, 156, 2)
+    >>> batch_graphs([g, g])
+    Graph(n_nodes=68, n_edges=156, D=34, D_E=1, y=(68,), n_graphs=2, device=cpu)
 """
 
 from __future__ import annotations
@@ -127,6 +126,16 @@ class Graph:
     def edges(self) -> torch.Tensor:
         """(N_E, 2) long: each edge once as ``(m, n)`` with m < n, sorted lexicographically (E's column order)."""
         return torch.triu(self.A, diagonal=1).nonzero()  # row-major order of the upper triangle
+
+    def __repr__(self) -> str:  # sizes, not the tensors: A alone has N² entries
+        parts = [f"n_nodes={self.n_nodes}", f"n_edges={self.n_edges}", f"D={self.X.shape[0]}"]
+        if self.E is not None:
+            parts.append(f"D_E={self.E.shape[0]}")
+        if self.y is not None:
+            parts.append(f"y={tuple(self.y.shape)}")
+        if self.node_graph is not None:
+            parts.append(f"n_graphs={self.n_graphs}")
+        return f"Graph({', '.join(parts)}, device={self.A.device})"
 
     def to(self, device, non_blocking: bool = False) -> "Graph":
         """The same graph with every tensor on ``device`` (so ``udl.train.fit`` can move a batch ``(graph, y)``)."""
