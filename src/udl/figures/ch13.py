@@ -5,6 +5,7 @@ from __future__ import annotations
 import networkx as nx
 import numpy as np
 import torch
+from matplotlib.patches import Rectangle
 
 from udl import drawing, style
 from udl.data.graphs import Graph, count_walks, edge_graph, from_networkx, to_networkx, walks
@@ -228,6 +229,8 @@ def _(r):
     labels = [str(i + 1) for i in range(8)]
     _matrix_panel(axes[1], a["A"], color="0.45", fmt="{:g}", col_labels=labels, row_labels=labels, title="A")
     _matrix_panel(axes[2], a["A2"], color="0.45", fmt="{:g}", col_labels=labels, row_labels=labels, title="A²")
+    for ax in axes[1:3]:  # the highlighted node's column: what Ae and A²e pick out
+        ax.add_patch(Rectangle((n - 0.5, -7.5), 1, 8, fill=False, edgecolor=style.DATA, lw=2.0, zorder=5))
     for ax, key, title in zip(axes[3:], ("e", "Ae", "A2e"), (f"e (node {n + 1})", "Ae", "A²e")):
         column = a[key][:, None]
         drawing.grid(ax, column, (0, 0), fmt="{:g}", lw=0.5, color=style.MODEL if key != "e" else style.DATA,
