@@ -75,6 +75,8 @@ from udl.data import sequences
 from udl.nn import graph as graph_nn
 from udl.analysis import graph_receptive_field as graph_rf
 from udl.data import graphs as graph_data
+from udl.models import gnn
+from udl.train import graphs as graph_train
 import networkx as nx
 
 X1 = torch.linspace(0, 1, 20)[:, None]
@@ -661,6 +663,47 @@ CASES = [
     (graph_rf.graph_input_sensitivity, dict(model=graph_nn.GraphConv(2, 3, generator=0), A=torch.zeros(3, 3), d_in=2),
      {"model": [3], "A": [torch.zeros(3, 2), torch.zeros(3, 3, dtype=torch.long)], "d_in": BAD_INT,
       "nodes": [[3], [], "0"], "n_probes": BAD_INT, "generator": [None, 2.5]}),
+    (gnn.GNNConfig, dict(d_in=3),
+     {"d_in": BAD_INT, "d_hidden": BAD_INT, "n_layers": BAD_INT, "n_classes": [1, 2.5], "layer": ["gin"],
+      "aggregation": ["attention"], "combine": ["concat"], "heads": [0, 3], "readout": ["median"], "d_embed": [0]}),
+    (gnn.GraphNetwork, dict(config=gnn.GNNConfig.tiny()), {"config": ["huge", 3], "generator": [2.5]}),
+    (gnn.GraphClassifier, dict(config="tiny"), {"config": ["huge", None], "generator": ["a"]}),
+    (gnn.NodeClassifier, dict(config="karate"), {"config": [gnn.GNNConfig.tiny().to_dict()], "generator": [-1]}),
+    (gnn.EdgePredictor, dict(config="tiny", generator=0), {"config": [3], "generator": [1.5]}),
+    (gnn.StructureBlind, dict(model=gnn.NodeClassifier("tiny", generator=0)), {"model": [torch.nn.Linear(2, 2), None]}),
+    (gnn.without_edges, dict(graph=graph_data.karate_club()), {"graph": [nx.karate_club_graph(), torch.eye(3)]}),
+    (graph_train.node_targets, dict(labels=torch.tensor([0, 1, 1]), labelled=torch.tensor([0])),
+     {"labels": [torch.zeros(3), torch.zeros(3, 1, dtype=torch.long)],
+      "labelled": [torch.tensor([3]), torch.zeros(2, dtype=torch.bool), torch.zeros(3, dtype=torch.bool)]}),
+    (graph_train.train_transductive, dict(model=gnn.NodeClassifier("karate", generator=0),
+                                          graph=graph_data.karate_club(), labelled=torch.tensor([0, 33]), steps=2,
+                                          device="cpu"),
+     {"model": [3], "graph": [graph_data.real_graph("les_miserables")], "labelled": [torch.tensor([34])],
+      "steps": BAD_INT, "lr": [0.0, "a"], "weight_decay": [-1.0], "seed": [-1]}),
+    (graph_train.train_graph_classifier, dict(model=gnn.GraphClassifier(gnn.GNNConfig.tiny(d_in=4), generator=0),
+                                              graphs=graph_data.graph_classification_set(4, seed=0), steps=2,
+                                              batch_size=2, device="cpu"),
+     {"graphs": [[], graph_data.node_classification_graphs(2, seed=0)], "batch_size": [5, 0], "steps": BAD_INT}),
+    (graph_train.train_node_classifier, dict(model=gnn.NodeClassifier(gnn.GNNConfig.tiny(d_in=4), generator=0),
+                                             graphs=graph_data.node_classification_graphs(3, seed=0), steps=2,
+                                             batch_size=2, device="cpu"),
+     {"graphs": [graph_data.graph_classification_set(2, seed=0), [graph_data.karate_club(), 3]],
+      "batch_size": [4], "lr": [-0.1]}),
+    (graph_train.train_edge_predictor, dict(model=gnn.EdgePredictor("karate", generator=0),
+                                            graph=graph_data.karate_club(), steps=2, device="cpu"),
+     {"graph": [nx.karate_club_graph()], "negatives": [0, 100], "steps": BAD_INT}),
+    (graph_train.graph_accuracy, dict(model=gnn.GraphClassifier(gnn.GNNConfig.tiny(d_in=4), generator=0),
+                                      graphs=graph_data.graph_classification_set(3, seed=0)),
+     {"model": [3], "graphs": [[]], "batch_size": BAD_INT}),
+    (graph_train.node_accuracy, dict(model=gnn.NodeClassifier("karate", generator=0), graphs=graph_data.karate_club()),
+     {"model": [None], "graphs": [[graph_data.real_graph("les_miserables")]], "nodes": [torch.tensor([40])]}),
+    (graph_train.edge_logits, dict(model=gnn.EdgePredictor("karate", generator=0), graph=graph_data.karate_club(),
+                                   pairs=torch.tensor([[0, 1]])),
+     {"model": ["m"], "graph": [torch.eye(3)], "pairs": [torch.tensor([0, 1]), torch.tensor([[0.0, 1.0]])]}),
+    (graph_train.common_neighbours, dict(A=graph_data.karate_club().A, pairs=torch.tensor([[0, 1]])),
+     {"A": [torch.zeros(3), torch.zeros(3, 3, dtype=torch.long)], "pairs": [torch.tensor([[0, 34]]), torch.tensor([0])]}),
+    (graph_train.roc_auc, dict(positive=torch.tensor([1.0, 2.0]), negative=torch.tensor([0.0])),
+     {"positive": [torch.zeros(0), torch.zeros(2, 2)], "negative": [np.zeros(3)]}),
 ]
 # Public classes that are plain records of results or data (no behaviour to misuse), and
 # the figure framework's own types (tests/test_registry.py tries them).
