@@ -217,14 +217,14 @@ def _(r):
     ax.axis("off")
     ax = bottom[2]
     splits = len(m["edge_auc_runs"])
-    mean = f"mean AUC of {splits} splits" if splits > 1 else "AUC"
-    ax.plot(*a["roc_gnn"], color=style.MODEL, label=f"graph network, {mean} {m['edge_auc']:.3f}")
-    ax.plot(*a["roc_cn"], color=style.TRUTH, ls="--", label=f"common neighbours, {mean} {m['common_neighbour_auc']:.3f}")
-    ax.plot([0, 1], [0, 1], color=style.REGION, ls=":", label="chance, AUC 0.5")
+    ax.plot(*a["roc_gnn"], color=style.MODEL, label=f"graph network  {m['edge_auc']:.3f}")
+    ax.plot(*a["roc_cn"], color=style.TRUTH, ls="--", label=f"common neighbours  {m['common_neighbour_auc']:.3f}")
+    ax.plot([0, 1], [0, 1], color=style.REGION, ls=":", label="chance  0.5")
     ax.set(xlabel="false positive rate (non-edges)", ylabel="true positive rate (hidden edges)")
     ax.set_title(f"ROC: {m['edge_held_out']} hidden edges vs {m['edge_non_edges']:,} non-edges"
                  + (f" (split 1 of {splits})" if splits > 1 else ""), fontsize=9)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="lower right", title=f"mean AUC of {splits} splits" if splits > 1 else "AUC",
+              title_fontsize=7)
     return fig
 
 
