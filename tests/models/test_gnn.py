@@ -166,3 +166,15 @@ def test_config_sizes_and_refusals():
         NodeClassifier("tiny", generator=0)(torch.zeros(3, 4))
     with pytest.raises(TypeError, match="'model' parameter of StructureBlind"):
         StructureBlind(nn.Linear(2, 2))
+
+
+@pytest.mark.parametrize("config", [dict(aggregation=a) for a in ("sum", "mean", "symmetric", "max", "kipf")]
+                         + [dict(layer="attention", heads=2), dict(aggregation="sum", combine="residual"),
+                            dict(aggregation="mean", combine="separate")], ids=str)
+def test_without_edges_every_layer_kind_maps_each_node_on_its_own(config):
+    """The blind model's output for node n equals the model's output on a one-node graph holding node n alone."""
+    g = karate_club()
+    model = NodeClassifier(GNNConfig.karate(**config), generator=0)
+    with torch.no_grad():
+        alone = torch.cat([model(Graph(torch.zeros(1, 1), g.X[:, [n]])) for n in range(g.n_nodes)])
+        assert torch.allclose(StructureBlind(model)(g), alone, atol=1e-6)

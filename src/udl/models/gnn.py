@@ -23,10 +23,11 @@ its ``node_graph`` tells the readout which nodes belong to which graph. Outputs 
 as PyTorch's losses want them: ``(n_graphs, K)``, ``(N, K)`` and ``(M,)``.
 
 :class:`StructureBlind` runs any of these models on the graph with its edges removed
-(A = 0): a baseline that sees the node data and nothing of the structure. With the sum,
-mean and Kipf layers, a graph layer without edges is a per-node linear layer, so the
-blind node classifier is an MLP of each node's own data, and the blind graph classifier a
-"deep set" of the pooled node data.
+(A = 0): a baseline that sees the node data and nothing of the structure. Without edges
+every layer of :mod:`udl.nn.graph` maps each node on its own (the neighbours' summary is
+zero; Kipf's normalisation and attention are left with the node itself), so the blind
+node classifier is an MLP of each node's own data, and the blind graph classifier pools
+per-node MLP features (a "deep set").
 
 Example::
 
@@ -296,8 +297,8 @@ class StructureBlind(nn.Module):
     """A graph model that is shown each graph without its edges: a baseline that sees only the node data.
 
     ``StructureBlind(model)(graph, ...) = model(without_edges(graph), ...)``. Trained by the
-    same recipe, it measures what the node data alone can tell: with sum, mean or Kipf
-    layers a blind :class:`NodeClassifier` is an MLP of each node's own data, and a blind
+    same recipe, it measures what the node data alone can tell: a blind
+    :class:`NodeClassifier` is an MLP of each node's own data, and a blind
     :class:`GraphClassifier` pools per-node MLP features.
 
     Args:
