@@ -113,8 +113,10 @@ def graph_input_sensitivity(model: Callable[[torch.Tensor, torch.Tensor], torch.
 
     For each of ``n_probes`` random inputs H ~ N(0, 1) ``(d_in, N)``, the model is run once;
     for each node n in ``nodes``, y_n = rᵀ h'_n with a random r ~ N(0, I) (so no two output
-    channels cancel), and |∂ y_n / ∂ H| is summed over the input channels. A module is run
-    in evaluation mode (restored afterwards); its parameters receive no gradients.
+    channels cancel), and |∂ y_n / ∂ H| is summed over the input channels. The gradients of
+    many output nodes are taken in one batched backward pass (``is_grads_batched``, so the
+    model must work under ``torch.vmap``'s backward, as udl.nn.graph's layers do). A module
+    is run in evaluation mode (restored afterwards); its parameters receive no gradients.
 
     Args:
         model: a network ``model(H, A) -> H'``, H ``(d_in, N)`` and H' ``(D_out, N)``
@@ -154,16 +156,22 @@ def graph_input_sensitivity(model: Callable[[torch.Tensor, torch.Tensor], torch.
     if was_training is not None:
         model.eval()
     total = torch.zeros(len(nodes), n_nodes, dtype=torch.float64)
+    index = torch.tensor(list(nodes), dtype=torch.long, device=A.device)
     try:
         for _ in range(n_probes):
             H = torch.randn(d_in, n_nodes, generator=generator, dtype=torch.float64).to(A)
             H.requires_grad_(True)
             out = model(H, A)  # (D_out, N)
             r = torch.randn(out.shape[0], len(nodes), generator=generator, dtype=torch.float64).to(out)
-            for i, n in enumerate(nodes):
-                y = r[:, i] @ out[:, n]  # a random projection of node n's output
-                (grad,) = torch.autograd.grad(y, H, retain_graph=True)
-                total[i] += grad.abs().sum(0).double().cpu()  # summed over input channels: (N,)
+            chunk = max(1, 2 ** 22 // out.numel())  # output nodes per backward pass: at most 4M numbers at once
+            for lo in range(0, len(nodes), chunk):
+                part = torch.arange(lo, min(lo + chunk, len(nodes)))
+                # row i of the batch: ∂/∂H of y_n = r_iᵀ h'_n, n = nodes[i] (one backward pass for all of them)
+                seeds = out.new_zeros(len(part), *out.shape)  # (B, D_out, N)
+                seeds[torch.arange(len(part)), :, index[part]] = r[:, part].T
+                (grad,) = torch.autograd.grad(out, H, grad_outputs=seeds, is_grads_batched=True,
+                                              retain_graph=True)  # (B, d_in, N)
+                total[part] += grad.abs().sum(1).double().cpu()  # summed over input channels: (B, N)
     finally:
         if was_training:
             model.train()
