@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 from udl.nn.graph import GraphAttention, GraphConv, edge_score, propagation_matrix, readout
 
 pyg = pytest.importorskip("torch_geometric")
-from torch_geometric.nn import GATConv, GCNConv, global_add_pool, global_max_pool, global_mean_pool  # noqa: E402
+from torch_geometric.nn import GATConv, GCNConv, GINConv, global_add_pool, global_max_pool, global_mean_pool  # noqa: E402
+from torch_geometric.nn import GraphConv as PygGraphConv  # noqa: E402
 
 F32, F64 = torch.float32, torch.float64
 TOL32 = dict(rtol=1e-5, atol=1e-5)
@@ -152,6 +153,52 @@ def test_the_books_kipf_form_is_not_gcnconv():
     H = _randn(6, 34, seed=7, dtype=F32)
     gap = (book(H, A) - ref(H.T, _edge_index(A)).T).abs().max()
     assert gap > 0.1
+
+
+def _compare_with_pyg(ours, ref, A, pairs, seed):
+    """Values, input gradients and the named parameters' gradients of udl's layer and PyG's (float32)."""
+    H = _randn(ours.d_in, A.shape[0], seed=seed, dtype=F32).requires_grad_()
+    X = H.detach().T.clone().requires_grad_()
+    got, want = ours(H, A), ref(X, _edge_index(A)).T
+    torch.testing.assert_close(got, want, **TOL32)
+    _loss(got, seed + 1).backward()
+    _loss(want, seed + 1).backward()
+    torch.testing.assert_close(H.grad, X.grad.T, **TOL32)
+    for name, theirs in pairs:
+        torch.testing.assert_close(getattr(ours, name).grad.reshape(theirs.grad.shape), theirs.grad, **TOL32)
+
+
+@pytest.mark.parametrize("aggregation", ["sum", "mean", "max"])
+@pytest.mark.parametrize("name", ["random+isolated", "star", "karate"])
+def test_a_separate_map_for_the_node_equals_pygs_graphconv(aggregation, name):
+    """combine="separate": a[β1ᵀ + Ω agg + ΨH] is PyG's GraphConv, lin_rel(agg) + lin_root(x), for sum, mean and max."""
+    A = _adjacency(GRAPHS[name], F32)
+    ours = GraphConv(5, 4, aggregation=aggregation, combine="separate", activation="identity", generator=3)
+    with torch.no_grad():
+        ours.beta.copy_(_randn(4, seed=4, dtype=F32))
+    ref = PygGraphConv(5, 4, aggr={"sum": "add"}.get(aggregation, aggregation))
+    with torch.no_grad():
+        ref.lin_rel.weight.copy_(ours.omega)
+        ref.lin_rel.bias.copy_(ours.beta)
+        ref.lin_root.weight.copy_(ours.psi)
+    _compare_with_pyg(ours, ref, A, [("omega", ref.lin_rel.weight), ("beta", ref.lin_rel.bias),
+                                     ("psi", ref.lin_root.weight)], seed=5)
+
+
+@pytest.mark.parametrize("name", ["random+isolated", "star", "karate"])
+def test_diagonal_enhancement_equals_pygs_ginconv_with_a_linear_map(name):
+    """combine="diagonal": Ω(HA + (1 + ε)H) + β is GIN's update with a learned ε and a linear 'network'."""
+    A = _adjacency(GRAPHS[name], F32)
+    ours = GraphConv(5, 4, combine="diagonal", activation="identity", generator=3)
+    with torch.no_grad():
+        ours.beta.copy_(_randn(4, seed=4, dtype=F32))
+        ours.epsilon.fill_(0.3)
+    ref = GINConv(torch.nn.Linear(5, 4), train_eps=True)
+    with torch.no_grad():
+        ref.nn.weight.copy_(ours.omega)
+        ref.nn.bias.copy_(ours.beta)
+        ref.eps.fill_(0.3)
+    _compare_with_pyg(ours, ref, A, [("omega", ref.nn.weight), ("beta", ref.nn.bias), ("epsilon", ref.eps)], seed=6)
 
 
 def _gat_pair(d_in, d_out, heads, concat, seed):
