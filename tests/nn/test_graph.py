@@ -144,6 +144,16 @@ def test_kipf_layer_equals_gcnconv_in_values_and_gradients(name):
     torch.testing.assert_close(ours.beta.grad, ref.bias.grad, **TOL32)
 
 
+def test_on_a_directed_graph_the_layers_follow_the_edges_as_pyg_does():
+    """A[m, n] = 1 is an edge m -> n; degrees are in-degrees (column sums), as PyG's target-side normalisation."""
+    A = _adjacency(nx.gnp_random_graph(12, 0.25, seed=1, directed=True), F32)
+    assert not torch.equal(A, A.T)
+    ours, ref = _gcn_pair(6, 5, seed=2)
+    _compare_with_pyg(ours, ref, A, [("omega", ref.lin.weight), ("beta", ref.bias)], seed=3)
+    ours, ref = _gat_pair(6, 4, 3, True, seed=2)
+    _compare_with_pyg(ours, ref, A, [("omega", ref.lin.weight), ("beta", ref.bias)], seed=4)
+
+
 def test_the_books_kipf_form_is_not_gcnconv():
     """Ω H (D^-½ A D^-½ + I) weighs the node itself by 1, GCNConv by 1 / (degree + 1)."""
     A = _adjacency(GRAPHS["karate"], F32)
@@ -288,10 +298,11 @@ def _layer(spec, seed):
 
 
 @settings(max_examples=40, deadline=None)
-@given(spec=st.sampled_from(LAYERS), n=st.integers(1, 9), p=st.floats(0.0, 1.0), seed=st.integers(0, 2 ** 16))
-def test_every_layer_is_permutation_equivariant(spec, n, p, seed):
-    """f(H P, Pᵀ A P) = f(H, A) P for every permutation matrix P (§13.4.1)."""
-    g = nx.gnp_random_graph(n, p, seed=seed)
+@given(spec=st.sampled_from(LAYERS), n=st.integers(1, 9), p=st.floats(0.0, 1.0), seed=st.integers(0, 2 ** 16),
+       directed=st.booleans())
+def test_every_layer_is_permutation_equivariant(spec, n, p, seed, directed):
+    """f(H P, Pᵀ A P) = f(H, A) P for every permutation matrix P (§13.4.1), undirected graphs and directed ones."""
+    g = nx.gnp_random_graph(n, p, seed=seed, directed=directed)
     A = _adjacency(g)
     layer = _layer(spec, seed)
     with torch.no_grad():
