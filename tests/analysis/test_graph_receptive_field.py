@@ -99,7 +99,8 @@ def test_max_aggregation_stays_inside_the_k_hop_neighbourhood_and_fills_it_with_
 
 
 def test_sensitivity_of_a_linear_layer_is_its_closed_form():
-    """y_n = rᵀ Ω H (A + I) e_n, so ∂y_n/∂h_m = (A + I)[m, n] Ωᵀ r and the sensitivity is Σ_d |(Ωᵀ r)_d| (A+I)[m, n]."""
+    """y_n = rᵀ Ω H (A + I) e_n, so ∂y_n/∂h_m = (A + I)[m, n] Ωᵀ r and the sensitivity is
+    Σ_d |(Ωᵀ r)_d| · (A + I)[m, n]."""
     A = _adjacency(GRAPHS["karate"])
     layer = GraphConv(3, 5, activation="identity", generator=0).double()
     got = graph_input_sensitivity(layer, A, 3, nodes=[0, 33], n_probes=1, generator=7)

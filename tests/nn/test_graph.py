@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 from udl.nn.graph import GraphAttention, GraphConv, edge_score, propagation_matrix, readout
 
 pyg = pytest.importorskip("torch_geometric")
-from torch_geometric.nn import GATConv, GCNConv, GINConv, global_add_pool, global_max_pool, global_mean_pool  # noqa: E402
+from torch_geometric.nn import GATConv, GCNConv, GINConv  # noqa: E402
+from torch_geometric.nn import global_add_pool, global_max_pool, global_mean_pool  # noqa: E402
 from torch_geometric.nn import GraphConv as PygGraphConv  # noqa: E402
 
 F32, F64 = torch.float32, torch.float64
@@ -181,7 +182,7 @@ def _compare_with_pyg(ours, ref, A, pairs, seed):
 @pytest.mark.parametrize("aggregation", ["sum", "mean", "max"])
 @pytest.mark.parametrize("name", ["random+isolated", "star", "karate"])
 def test_a_separate_map_for_the_node_equals_pygs_graphconv(aggregation, name):
-    """combine="separate": a[β1ᵀ + Ω agg + ΨH] is PyG's GraphConv, lin_rel(agg) + lin_root(x), for sum, mean and max."""
+    """combine="separate", a[β1ᵀ + Ω agg + ΨH], is PyG's GraphConv, lin_rel(agg) + lin_root(x): sum, mean, max."""
     A = _adjacency(GRAPHS[name], F32)
     ours = GraphConv(5, 4, aggregation=aggregation, combine="separate", activation="identity", generator=3)
     with torch.no_grad():

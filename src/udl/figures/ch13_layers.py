@@ -99,7 +99,7 @@ def _gcnconv_gap(pyg, adjacencies, d_in: int, d_out: int, g: torch.Generator) ->
 
 
 def _gatconv_gap(pyg, adjacencies, d_in: int, d_out: int, heads: int, g: torch.Generator) -> float:
-    """udl's ``GraphAttention`` against ``GATConv`` with the same weights: heads stacked and averaged, several graphs."""
+    """udl's ``GraphAttention`` against ``GATConv`` with the same weights, heads stacked and averaged."""
     worst = 0.0
     for i, A in enumerate(adjacencies):
         concat = i % 2 == 0
@@ -331,8 +331,8 @@ def _(r):
     m = r.metrics
     worst_kind = max(m["equivariance_gap"], key=m["equivariance_gap"].get)
     checks = [
-        Check.less("b) each node's update from its neighbour list, ReLU[β₀ + Ω₀(Σ_m x_m + x_n)], equals the layer's "
-                   "matrix form a[β1ᵀ + ΩH(A + I)] (float64, all nodes)", m["node_formula_gap"], EXACT),
+        Check.less("b) each node's update from its neighbour list, ReLU[β₀ + Ω₀(Σ_m x_m + x_n)], equals "
+                   "the layer's matrix form a[β1ᵀ + ΩH(A + I)] (float64, all nodes)", m["node_formula_gap"], EXACT),
         Check.equal("c) every layer keeps one column per node", [s[1] for s in m["shapes"]],
                     [N_EXAMPLE] * len(m["shapes"])),
         Check.less(f"renumbering the nodes renumbers every layer's output the same way, f(XP, PᵀAP) = f(X, A)P, for "
@@ -631,8 +631,8 @@ def _(r):
         Check.greater("b, c) attention weights come from the data: another input changes them (largest change)",
                       m["gat_data_dependence"], 1e-3),
         Check.less("with φ = 0 every score is equal and graph attention is the graph convolution "
-                   "a[β1ᵀ + ΩX(A + I)D̃⁻¹], the mean over the node and its neighbours", m["flat_gat_vs_mean_gap"],
-                   EXACT),
+                   "a[β1ᵀ + ΩX(A + I)D̃⁻¹], the mean over the node and its neighbours",
+                   m["flat_gat_vs_mean_gap"], EXACT),
     ]
     claim = ("udl's graph attention equals torch_geometric's GATConv with the same weights (several heads, stacked "
              "and averaged; values and gradients, float32, relative to entries above one)")
