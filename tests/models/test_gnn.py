@@ -147,6 +147,18 @@ def test_the_receptive_field_of_the_body_is_its_number_of_layers():
         assert reached == list(range(k + 1))
 
 
+def test_a_linear_graph_network_is_linear_in_its_input():
+    g = karate_club()
+    body = GraphNetwork(GNNConfig.karate(activation="identity"), generator=0)
+    with torch.no_grad():
+        for layer in body.layers:
+            layer.beta.zero_()
+        X1, X2 = torch.randn(34, 34, generator=torch.Generator().manual_seed(1)), g.X
+        assert torch.allclose(body(2 * X1 - X2, g.A), 2 * body(X1, g.A) - body(X2, g.A), atol=1e-5)
+        relu = GraphNetwork(GNNConfig.karate(), generator=0)
+        assert (relu(X1, g.A) >= 0).all() and (body(X1, g.A) < 0).any()
+
+
 def test_config_sizes_and_refusals():
     assert GNNConfig.tiny().layer_sizes() == [(3, 8), (8, 8)]
     residual = GNNConfig.tiny(combine="residual", n_layers=3)
@@ -159,7 +171,8 @@ def test_config_sizes_and_refusals():
                          (dict(aggregation="kipf", combine="diagonal"), "'combine' parameter of GNNConfig"),
                          (dict(readout="median"), "'readout' parameter of GNNConfig"),
                          (dict(layer="gin"), "'layer' parameter of GNNConfig"),
-                         (dict(d_embed=0), "'d_embed' parameter of GNNConfig")]:
+                         (dict(d_embed=0), "'d_embed' parameter of GNNConfig"),
+                         (dict(activation="tanh"), "'activation' parameter of GNNConfig")]:
         with pytest.raises(ValueError, match=message):
             GNNConfig(**bad)
     with pytest.raises(TypeError, match="'graph' parameter of NodeClassifier must be a Graph"):

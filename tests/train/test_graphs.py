@@ -58,18 +58,33 @@ def test_the_graph_objective_is_the_mean_cross_entropy_of_the_batch_the_rows_nam
 def test_negatives_are_non_edges_new_each_step_and_the_same_for_the_same_seed_and_step():
     train, _, _ = split_edges(karate_club(), 0.2, generator=0)
     objective = _EdgeObjective(EdgePredictor("karate", generator=0), train, 2, seed=5)
-    pairs, targets = objective.sample(0)
+    pairs, targets, seen = objective.sample(0)
+    assert seen is train  # no edges dropped
     m = train.n_edges
     assert pairs.shape == (3 * m, 2) and targets.tolist() == [1.0] * m + [0.0] * (2 * m)
     assert torch.equal(pairs[:m], train.edges)
     negative = pairs[m:]
     assert (train.A[negative[:, 0], negative[:, 1]] == 0).all() and (negative[:, 0] < negative[:, 1]).all()
     assert len({tuple(p) for p in negative.tolist()}) == 2 * m  # without replacement
-    again, _ = _EdgeObjective(EdgePredictor("karate", generator=1), train, 2, seed=5).sample(0)
+    again, _, _ = _EdgeObjective(EdgePredictor("karate", generator=1), train, 2, seed=5).sample(0)
     assert torch.equal(again, pairs)
-    later, _ = objective.sample(1)
-    other_seed, _ = _EdgeObjective(EdgePredictor("karate", generator=0), train, 2, seed=6).sample(0)
+    later, _, _ = objective.sample(1)
+    other_seed, _, _ = _EdgeObjective(EdgePredictor("karate", generator=0), train, 2, seed=6).sample(0)
     assert not torch.equal(later[m:], negative) and not torch.equal(other_seed[m:], negative)
+
+
+def test_drop_edges_hides_a_new_share_of_the_edges_from_the_messages_each_step_but_scores_them_all():
+    train, _, _ = split_edges(karate_club(), 0.2, generator=0)
+    objective = _EdgeObjective(EdgePredictor("karate", generator=0), train, 1, seed=0, drop_edges=0.4)
+    m = train.n_edges
+    hidden = []
+    for step in (0, 1):
+        pairs, targets, seen = objective.sample(step)
+        assert torch.equal(pairs[:m], train.edges) and int(targets.sum()) == m  # every edge still a positive
+        assert seen.n_edges == m - round(0.4 * m) and bool((seen.A <= train.A).all())  # a subgraph
+        assert torch.equal(seen.X, train.X) and torch.equal(seen.A, seen.A.T)
+        hidden.append(train.A - seen.A)
+    assert not torch.equal(*hidden)  # another share each step
 
 
 def test_negatives_cover_the_non_edges_uniformly():

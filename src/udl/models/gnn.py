@@ -46,7 +46,7 @@ import torch
 from torch import nn
 
 from udl.data.graphs import Graph
-from udl.nn.graph import AGGREGATIONS, COMBINES, GraphAttention, GraphConv, edge_score, readout
+from udl.nn.graph import ACTIVATIONS, AGGREGATIONS, COMBINES, GraphAttention, GraphConv, edge_score, readout
 from udl.nn.init import initialised_from
 from udl.validate import as_generator, check_choice, check_config, check_instance, check_int, check_tensor
 
@@ -78,6 +78,7 @@ class GNNConfig:
     aggregation: str = "kipf"  # GraphConv's aggregation: "sum" (the simple layer), "mean", "symmetric", "max", "kipf"
     combine: str = "add"  # GraphConv's way to add the node itself: "add", "diagonal", "separate", "residual"
     heads: int = 1  # GraphAttention's heads, concatenated: each has d_hidden / heads outputs
+    activation: str = "relu"  # a[•] of every graph layer: "relu", or "identity" for a linear graph network
     readout: str = "mean"  # the graph classifier's pooling: "mean", "max" or "sum"
     d_embed: int = 16  # the edge predictor's node embeddings e_n, whose dot products score pairs
 
@@ -90,6 +91,7 @@ class GNNConfig:
         check_choice(self.aggregation, "aggregation", owner, AGGREGATIONS)
         check_choice(self.combine, "combine", owner, COMBINES)
         check_choice(self.readout, "readout", owner, READOUTS)
+        check_choice(self.activation, "activation", owner, ACTIVATIONS)
         if self.aggregation == "kipf" and self.combine != "add":
             raise ValueError(f"The 'combine' parameter of {owner} must be 'add' with aggregation='kipf' (its "
                              f"normalisation already includes the node). Got {self.combine!r} instead.")
@@ -150,7 +152,7 @@ def _check_graph(graph, owner: str) -> Graph:
 
 # --------------------------------------------------------------------------- the body
 class GraphNetwork(nn.Module):
-    """The body of fig. 13.6: K graph layers, H_k = layer_k[H_{k-1}, A], each followed by a ReLU.
+    """The body of fig. 13.6: K graph layers, H_k = layer_k[H_{k-1}, A], each with its activation (ReLU by default).
 
     Args:
         config: a :class:`GNNConfig` (or the name of a preset).
@@ -169,9 +171,10 @@ class GraphNetwork(nn.Module):
         generator = as_generator(generator, owner)
         with initialised_from(self, generator):
             self.layers = nn.ModuleList(
-                GraphAttention(d_in, config.d_hidden // config.heads, heads=config.heads)
+                GraphAttention(d_in, config.d_hidden // config.heads, heads=config.heads, activation=config.activation)
                 if config.layer == "attention" else
-                GraphConv(d_in, config.d_hidden, aggregation=config.aggregation, combine=config.combine)
+                GraphConv(d_in, config.d_hidden, aggregation=config.aggregation, combine=config.combine,
+                          activation=config.activation)
                 for d_in, _ in config.layer_sizes())
 
     @property

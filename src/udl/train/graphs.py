@@ -38,6 +38,7 @@ Example::
 
 from __future__ import annotations
 
+import dataclasses
 
 import numpy as np
 import torch
@@ -166,28 +167,36 @@ class _EdgeObjective(nn.Module):
     Step s scores every edge of the graph (target 1) and ``negatives`` times as many node
     pairs that are not edges (target 0), drawn uniformly without replacement by
     :func:`udl.data.graphs.negative_edges` from a generator seeded with ``(seed, s)``: new
-    negatives every step, the same ones for the same seed and step. fit's data are the
-    step numbers ``torch.arange(steps)``, one per batch, in order.
+    negatives every step, the same ones for the same seed and step. With ``drop_edges``
+    that share of the edges, drawn from the same generator, is removed from the graph the
+    network passes messages over (but still scored). fit's data are the step numbers
+    ``torch.arange(steps)``, one per batch, in order.
     """
 
-    def __init__(self, model: nn.Module, graph: Graph, negatives: int, seed: int):
+    def __init__(self, model: nn.Module, graph: Graph, negatives: int, seed: int, drop_edges: float = 0.0):
         super().__init__()
-        self.model, self.graph, self.negatives, self.seed = model, graph, negatives, seed
-        self.positive = graph.edges  # (M, 2): the training graph's edges
+        self.model, self.graph, self.negatives, self.seed, self.drop_edges = model, graph, negatives, seed, drop_edges
+        self.positive = graph.edges.cpu()  # (M, 2): the training graph's edges
 
-    def sample(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Step ``step``'s pairs ``(M + negatives·M, 2)`` (the edges first) and targets (1 then 0)."""
+    def sample(self, step: int) -> tuple[torch.Tensor, torch.Tensor, Graph]:
+        """Step ``step``'s pairs ``(M + negatives·M, 2)`` (the edges first), targets (1 then 0) and the graph seen."""
         generator = torch.Generator().manual_seed(_mixed_seed(self.seed, step))
         m = len(self.positive)
         negative = negative_edges(self.graph.A.cpu(), self.negatives * m, generator=generator,
                                   node_graph=self.graph.node_graph)  # (negatives·M, 2), new every step
-        pairs = torch.cat([self.positive.cpu(), negative])
-        return pairs, torch.cat([torch.ones(m), torch.zeros(self.negatives * m)])
+        pairs = torch.cat([self.positive, negative])
+        seen = self.graph
+        if self.drop_edges > 0:  # hide a share of the edges from the messages; they are still scored as edges
+            hidden = self.positive[torch.randperm(m, generator=generator)[:round(self.drop_edges * m)]]
+            A = self.graph.A.clone()
+            A[hidden[:, 0], hidden[:, 1]] = A[hidden[:, 1], hidden[:, 0]] = 0
+            seen = dataclasses.replace(self.graph, A=A, E=None)
+        return pairs, torch.cat([torch.ones(m), torch.zeros(self.negatives * m)]), seen
 
     def forward(self, step: torch.Tensor) -> torch.Tensor:
-        pairs, targets = self.sample(int(step.reshape(-1)[0]))
+        pairs, targets, seen = self.sample(int(step.reshape(-1)[0]))
         device = _device(self.model)
-        return edge_loss(self.model(self.graph.to(device), pairs.to(device)), targets.to(device))
+        return edge_loss(self.model(seen.to(device), pairs.to(device)), targets.to(device))
 
 
 # --------------------------------------------------------------------------- the recipes
@@ -302,9 +311,9 @@ def train_transductive(model: nn.Module, graph: Graph, labelled: torch.Tensor, *
                batch_size=1, seed=seed, device=device, progress=progress)  # every step: the whole graph
 
 
-def train_edge_predictor(model: nn.Module, graph: Graph, *, steps: int, negatives: int = 1, lr: float = 0.01,
-                         weight_decay: float = 0.0, seed: int = 0, device: str | torch.device = "auto",
-                         progress: bool | None = False) -> list[float]:
+def train_edge_predictor(model: nn.Module, graph: Graph, *, steps: int, negatives: int = 1, drop_edges: float = 0.0,
+                         lr: float = 0.01, weight_decay: float = 0.0, seed: int = 0,
+                         device: str | torch.device = "auto", progress: bool | None = False) -> list[float]:
     """Train an edge predictor (fig. 13.6c) on a graph's edges against fresh negative samples every step.
 
     Step s scores all the edges of ``graph`` and ``negatives`` times as many non-edges
@@ -319,6 +328,11 @@ def train_edge_predictor(model: nn.Module, graph: Graph, *, steps: int, negative
         graph: the training graph.
         steps: Adam steps.
         negatives: non-edges per edge at each step. Default 1.
+        drop_edges: the share of the edges hidden from the network's messages at each step
+            (drawn anew; DropEdge, Rong et al. 2020), in [0, 1). The hidden edges are still
+            scored as edges, so the network learns to find edges it cannot see, as it must
+            for the held-out ones (without it, every edge it is trained on is also in the
+            graph it reads, which is never so for a held-out edge). Default 0.
         lr, weight_decay, seed, device, progress: as for :func:`train_graph_classifier`.
 
     Returns:
@@ -334,7 +348,8 @@ def train_edge_predictor(model: nn.Module, graph: Graph, *, steps: int, negative
     if graph.node_graph is None and negatives * m > n * (n - 1) // 2 - m:
         _refuse("negatives", owner, f"at most {(n * (n - 1) // 2 - m) // m} (the graph has "
                 f"{n * (n - 1) // 2 - m} non-edges for its {m} edges)", str(negatives))
-    objective = _EdgeObjective(model, graph, negatives, seed)
+    drop_edges = check_float(drop_edges, "drop_edges", owner, low=0.0, high=1.0, high_open=True)
+    objective = _EdgeObjective(model, graph, negatives, seed, drop_edges)
     return fit(objective, (torch.arange(steps),), None, _adam(lr, weight_decay), steps=steps, batch_size=1,
                shuffle=False, device=device, progress=progress)  # batch s is the step number s
 
