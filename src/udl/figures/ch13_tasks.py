@@ -73,8 +73,10 @@ def _node_task(p, run, r: int, n_train: int, steps: int):
 def _edge_task(p, run, r: int, graph: Graph, non_edges: torch.Tensor):
     """Edge prediction on one split: the GNN's and the common-neighbour counts' scores of held-out pairs."""
     train, positive, _ = split_edges(graph, HELD_OUT, generator=run.seed + r)
-    model = EdgePredictor(GNNConfig(d_in=graph.n_nodes, d_hidden=32, d_embed=p.d_embed), generator=run.seed + r)
-    train_edge_predictor(model, train, steps=p.edge_steps, seed=run.seed + r, device=run.device)
+    config = GNNConfig(d_in=graph.n_nodes, d_hidden=32, d_embed=p.d_embed, aggregation="mean")
+    model = EdgePredictor(config, generator=run.seed + r)
+    train_edge_predictor(model, train, steps=p.edge_steps, drop_edges=p.drop_edges, seed=run.seed + r,
+                         device=run.device)
     pairs = torch.cat([positive, non_edges])  # held-out edges, then every pair that is not an edge of the graph
     labels = np.r_[np.ones(len(positive)), np.zeros(len(non_edges))]
     return (train, positive, labels, edge_logits(model.cpu(), train, pairs).numpy(),
@@ -97,15 +99,15 @@ def _edge_task(p, run, r: int, graph: Graph, non_edges: torch.Tensor):
                 "of an edge. ROC curves on the hidden edges against all non-edges, beside the classic score that "
                 "counts the neighbours two nodes share.",
         params={"tiny": dict(d_hidden=16, d_embed=16, gc_train=96, gc_test=100, gc_nodes=24, gc_steps=60,
-                             nc_train=8, nc_test=5, nc_nodes=40, nc_steps=60, edge_steps=100, repeats=1, splits=1,
-                             auc_target=0.85),
+                             nc_train=8, nc_test=5, nc_nodes=40, nc_steps=60, edge_steps=100, drop_edges=0.4, repeats=1,
+                             splits=1, auc_target=0.85),
                 "full": dict(d_hidden=16, d_embed=16, gc_train=400, gc_test=200, gc_nodes=24, gc_steps=300,
-                             nc_train=50, nc_test=20, nc_nodes=40, nc_steps=300, edge_steps=500, repeats=3, splits=8,
-                             auc_target=0.85)},
+                             nc_train=50, nc_test=20, nc_nodes=40, nc_steps=300, edge_steps=300, drop_edges=0.4, repeats=3,
+                             splits=8, auc_target=0.85)},
         limits={"d_hidden": (2, 256), "d_embed": (1, 256), "gc_train": (2, 5000), "gc_test": (10, 5000),
                 "gc_nodes": (8, 200), "gc_steps": (1, 20_000), "nc_train": (1, 1000), "nc_test": (1, 1000),
-                "nc_nodes": (10, 400), "nc_steps": (1, 20_000), "edge_steps": (1, 20_000), "repeats": (1, 10),
-                "splits": (1, 20), "auc_target": (0.5, 1.0)})
+                "nc_nodes": (10, 400), "nc_steps": (1, 20_000), "edge_steps": (1, 20_000), "drop_edges": (0.0, 0.9),
+                "repeats": (1, 10), "splits": (1, 20), "auc_target": (0.5, 1.0)})
 def graph_tasks(p, run):
     graph_runs = [_graph_task(p, run, r) for r in range(p.repeats)]
     node_runs = [_node_task(p, run, r, p.nc_train, p.nc_steps) for r in range(p.repeats)]
@@ -160,9 +162,13 @@ def graph_tasks(p, run):
         f"b) {p.nc_train} training graphs of {p.nc_nodes} nodes in two communities, each node's first feature a "
         f"weak hint of its community; tested on {p.nc_test} new graphs; two Kipf layers. "
         f"c) {HELD_OUT:.0%} of the {les.n_edges} edges held out ({n_pos}) in {p.splits} random split(s); node "
-        f"data one-hot identities; two Kipf layers of 32, embeddings of {p.d_embed}; one fresh non-edge per edge "
-        f"each step, {p.edge_steps} Adam steps. Each task {p.repeats} time(s) (edges: {p.splits} splits) with "
-        "other data and weights; the metrics are means, the *_runs lists single runs."))
+        f"data one-hot identities; two mean-aggregation layers of 32, embeddings of {p.d_embed}; one fresh "
+        f"non-edge per edge each step, and {p.drop_edges:.0%} of the training edges hidden from the messages each "
+        "step (still scored as edges), so that the network learns to find edges it cannot see; "
+        f"{p.edge_steps} Adam steps. Tuned on 40 splits (seeds 0-39): this recipe's mean AUC was 0.894 (common "
+        "neighbours 0.897); two Kipf layers without hidden edges reached 0.858, mean aggregation without them "
+        f"0.822. Each task {p.repeats} time(s) (edges: {p.splits} splits) with other data and weights; the "
+        "metrics are means, the *_runs lists single runs."))
 
 
 @graph_tasks.plot
