@@ -78,6 +78,7 @@ from udl.data import graphs as graph_data
 from udl.models import gnn
 from udl.train import graphs as graph_train
 import networkx as nx
+from udl.models import mixture
 
 X1 = torch.linspace(0, 1, 20)[:, None]
 Y1 = torch.sin(6 * X1)
@@ -705,6 +706,22 @@ CASES = [
      {"A": [torch.zeros(3), torch.zeros(3, 3, dtype=torch.long)], "pairs": [torch.tensor([[0, 34]]), torch.tensor([0])]}),
     (graph_train.roc_auc, dict(positive=torch.tensor([1.0, 2.0]), negative=torch.tensor([0.0])),
      {"positive": [torch.zeros(0), torch.zeros(2, 2)], "negative": [np.zeros(3)]}),
+    (mixture.MixtureOfGaussians, dict(weights=[0.5, 0.5], means=[0.0, 1.0], covariances=[1.0, 1.0]),
+     {"weights": [[0.5, 0.6], [1.5, -0.5], [[0.5, 0.5]], "a"], "means": [[0.0, 1.0, 2.0], [0.0, float("nan")], None],
+      "covariances": [[1.0, 0.0], [1.0], [[[1.0, 0.5], [0.4, 1.0]]] * 2, "a"]}),
+    (mixture.MixtureOfGaussians([0.5, 0.5], [0.0, 1.0], [1.0, 1.0]).sample, dict(n=5, generator=0),
+     {"n": BAD_INT, "generator": [1.5, -1]}),
+    (mixture.e_step, dict(mixture=mixture.MixtureOfGaussians([1.0], [0.0], [1.0]), x=torch.zeros(4)),
+     {"mixture": [3, None], "x": [torch.zeros(4, 2), "a", torch.zeros(0)]}),
+    (mixture.m_step, dict(x=torch.arange(4.0), responsibilities=torch.full((4, 2), 0.5)),
+     {"responsibilities": [torch.ones(4, 2), torch.full((3, 2), 0.5), torch.ones(4)], "reg_covar": [-1e-3, "a"],
+      "x": [torch.zeros(4, 2, 2)]}),
+    (mixture.fit_em, dict(x=torch.arange(6.0), initial=mixture.MixtureOfGaussians([0.5, 0.5], [0.0, 5.0], [1.0, 1.0]),
+                          steps=2),
+     {"x": [torch.zeros(6, 2), torch.zeros(1), "a"], "initial": ["start", None], "steps": BAD_INT,
+      "tol": [-1.0, "a"], "reg_covar": [-1e-3, float("inf")]}),
+    (mixture.initial_mixture, dict(x=torch.arange(6.0), n_components=2, generator=0),
+     {"x": [torch.zeros(1), "a"], "n_components": BAD_INT + [7], "generator": [1.5, -1]}),
 ]
 # Public classes that are plain records of results or data (no behaviour to misuse), and
 # the figure framework's own types (tests/test_registry.py tries them).
