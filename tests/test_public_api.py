@@ -79,6 +79,7 @@ from udl.models import gnn
 from udl.train import graphs as graph_train
 import networkx as nx
 from udl.models import mixture
+from udl.analysis import generative
 
 X1 = torch.linspace(0, 1, 20)[:, None]
 Y1 = torch.sin(6 * X1)
@@ -722,6 +723,24 @@ CASES = [
       "tol": [-1.0, "a"], "reg_covar": [-1e-3, float("inf")]}),
     (mixture.initial_mixture, dict(x=torch.arange(6.0), n_components=2, generator=0),
      {"x": [torch.zeros(1), "a"], "n_components": BAD_INT + [7], "generator": [1.5, -1]}),
+    (generative.DigitClassifier, dict(generator=0), {"generator": [1.5, -1]}),
+    (generative.digit_classifier, dict(device="cpu"), {"device": ["tpu"]}),
+    (generative.digit_features, dict(images=torch.rand(4, 1, 8, 8, generator=torch.Generator().manual_seed(0))),
+     {"images": [torch.zeros(4, 7), "a", torch.zeros(4, 64, dtype=torch.long), torch.full((2, 64), float("nan"))],
+      "batch_size": BAD_INT}),
+    (generative.frechet_distance, dict(features_a=np.eye(4), features_b=np.ones((3, 4))),
+     {"features_a": [np.zeros(3), np.zeros((1, 4)), "a"], "features_b": [np.zeros((4, 3)), np.full((4, 4), np.inf)]}),
+    (generative.precision_recall, dict(sample_features=np.eye(5), real_features=np.ones((4, 5)), k=2),
+     {"sample_features": [np.zeros((2, 5)), None], "real_features": [np.zeros((5, 2))], "k": BAD_INT}),
+    (generative.class_share, dict(images=torch.zeros(3, 64), classes=[0, 1, 2]),
+     {"images": [torch.zeros(3, 8)], "classes": [[0, 1], 10, -1, [0.5, 1.0, 2.0], "a", True]}),
+    (generative.memorisation, dict(samples=torch.zeros(3, 64), train=torch.ones(4, 64), held_out=torch.ones(4, 64)),
+     {"samples": [torch.zeros(0, 64), None], "train": [torch.zeros(3, 9)], "held_out": [torch.zeros(1, 64)],
+      "quantile": [0.0, 0.6, "a"]}),
+    (generative.trivial_digits, dict(n=4, generator=0), {"n": BAD_INT, "classes": [11, [1, 2]],
+                                                         "generator": [None, 1.5]}),
+    (generative.evaluate_digits, dict(samples=torch.rand(8, 64, generator=torch.Generator().manual_seed(0)), classes=3),
+     {"samples": [torch.zeros(3, 64), np.zeros((8, 7))], "classes": [[1, 2], 10], "seed": [-1, 1.5], "k": BAD_INT}),
 ]
 # Public classes that are plain records of results or data (no behaviour to misuse), and
 # the figure framework's own types (tests/test_registry.py tries them).
