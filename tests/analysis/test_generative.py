@@ -4,8 +4,8 @@ import scipy.linalg
 import torch
 
 from udl.analysis.generative import (DigitClassifier, class_share, digit_classifier, digit_features,
-                                     evaluate_digits, frechet_distance, memorisation, precision_recall,
-                                     trivial_digits)
+                                     evaluate_digits, evaluation_table, frechet_distance, memorisation,
+                                     precision_recall, trivial_digits)
 from udl.data.images import load_digits
 
 
@@ -129,7 +129,8 @@ def test_precision_recall_refusals():
 
 # --------------------------------------------------------------------------- the classifier and its features
 def test_classifier_held_out_accuracy():
-    model, record = digit_classifier()
+    model = digit_classifier()
+    record = model.record
     assert isinstance(model, DigitClassifier) and not model.training
     x, y = load_digits("test", seed=0, flat=False)
     with torch.no_grad():
@@ -137,7 +138,7 @@ def test_classifier_held_out_accuracy():
     assert accuracy >= 0.98  # measured: 0.994 (357 of 359)
     assert record["test_accuracy"] == pytest.approx(accuracy)
     assert class_share(x, y) == pytest.approx(accuracy)
-    again, _ = digit_classifier()  # the cached copy: the same weights, a fresh module
+    again = digit_classifier()  # the cached copy: the same weights, a fresh module
     assert again is not model
     assert all(torch.equal(p, q) for p, q in zip(model.parameters(), again.parameters()))
 
@@ -242,3 +243,13 @@ def test_evaluate_digits_refusals():
         evaluate_digits(np.zeros((10, 64)), classes=10)
     with pytest.raises(TypeError, match="'classes' parameter of evaluate_digits"):
         evaluate_digits(np.zeros((10, 64)), classes=np.zeros(10))
+
+
+def test_evaluation_table_prints_the_three_rows():
+    x_train, y_train = load_digits("train", seed=0)
+    result = evaluate_digits(x_train[:100], classes=y_train[:100])
+    lines = evaluation_table(result).splitlines()
+    assert len(lines) == 4 and lines[1].startswith("model") and "FAILS" in lines[1]
+    assert f"{result['ceiling']['frechet']:.2f}" in lines[3] and "passes" in lines[2]
+    with pytest.raises(TypeError, match="'result' parameter of evaluation_table"):
+        evaluation_table({"model": 1})
