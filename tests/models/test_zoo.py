@@ -32,6 +32,7 @@ from torch import nn
 from udl.models.autoencoder import Autoencoder
 from udl.models.bert import BERT, BertClassifier, BertConfig, MaskedLanguageModel, parameter_count as bert_count
 from udl.models.classifier import BernoulliClassifier
+from udl.models.denoisers import DigitDenoiser, MLPDenoiser
 from udl.models.densenet import DenseBlock, DenseLayer, DenseNet, DenseNetConfig, Transition
 from udl.models.gabor import GaborModel
 from udl.models.gnn import EdgePredictor, GNNConfig, GraphClassifier, NodeClassifier, StructureBlind
@@ -215,6 +216,13 @@ ROWS = [
         count=lambda: GNNConfig.tiny(combine="separate").parameter_count("edge")),
     Row("StructureBlind", _blind_nodes, lambda: (_graphs(),), (7, 3), {"config": ["tiny2"]}, "NodeClassifier",
         count=lambda: GNNConfig.tiny().parameter_count("node")),
+    # diffusion denoisers (fig. 18.1)
+    Row("MLPDenoiser", MLPDenoiser.tiny, lambda: (_images(5, 2)()[0], torch.arange(1, 6)), (5, 2),
+        {"d_in": [0, 1.5], "depth": [0], "d_time": [3, 0]}, "MLPDenoiser",
+        count=lambda: MLPDenoiser.parameter_count(2, 8, 2, 4)),
+    Row("DigitDenoiser", DigitDenoiser.tiny, lambda: (_images(2, 1, 8, 8)()[0], torch.tensor([1, 7]),
+                                                      torch.tensor([0, 3])), (2, 1, 8, 8),
+        {"n_classes": [0], "channels": [(4,), (4, 0), 4], "d_embed": [7], "groups": [3]}, "DigitDenoiser"),
 ]
 RANDOM = [row for row in ROWS if row.random]
 
