@@ -80,6 +80,7 @@ from udl.train import graphs as graph_train
 import networkx as nx
 from udl.models import mixture
 from udl.analysis import generative
+from udl.models import denoisers, diffusion
 
 X1 = torch.linspace(0, 1, 20)[:, None]
 Y1 = torch.sin(6 * X1)
@@ -91,6 +92,8 @@ BERT_SPECIAL = {"<pad>": 0, "<unk>": 1, "<bos>": 2, "<eos>": 3, "<mask>": 4, "<c
 BERT_MLM = bert.MaskedLanguageModel(bert.BERT(bert.BertConfig.tiny()))
 BERT_CLF = bert.BertClassifier(bert.BERT(bert.BertConfig.tiny()), 2)
 BERT_TOKENIZER = BPETokenizer.train("ab ab", n_merges=1)
+
+_PROCESS = diffusion.Diffusion.linear(10)  # the bound methods of a 10-step process
 
 # (callable, arguments that work, {parameter: [values that must be refused]})
 CASES = [
@@ -232,7 +235,8 @@ CASES = [
      {"indices": [torch.zeros(1, 1, 2, 2), torch.full((1, 1, 2, 2), 16)], "output_size": [4, (4, 0), (4, 4, 4)]}),
     (sampling.upsample_bilinear, dict(x=torch.zeros(1, 1, 2, 2)),
      {"x": [torch.zeros(1, 1, 2, 2, dtype=torch.int64)], "factor": BAD_INT, "align_corners": ["yes"]}),
-    (images.load_photo, dict(name="china", downscale=8), {"name": ["china.jpg", 3], "downscale": BAD_INT}),
+    (images.load_photo, dict(name="china", downscale=8), {"name": ["china.jpg", 3, "eagle", "horse"],
+                                                          "downscale": BAD_INT + [428]}),
     (mnist1d_nets.ConvNet1DConfig, dict(), {"length": [8, 0, 2.5], "channels": BAD_INT, "kernel_size": BAD_INT,
                                             "stride": BAD_INT, "n_layers": BAD_INT, "n_classes": BAD_INT}),
     (mnist1d_nets.ConvNet1D, dict(), {"config": [3, mnist1d_nets.FullyConnected1DConfig()],
@@ -745,6 +749,45 @@ CASES = [
                                                          memorisation_share=0.0, memorisation_passes=True, count=8)
                                                for row in ("model", "floor", "ceiling")}),
      {"result": [None, {"model": 1}]}),
+    # udl.models.diffusion, udl.models.denoisers (chapter 18)
+    (diffusion.Diffusion, dict(beta=[0.1, 0.2]), {"beta": [[], [0.0, 0.1], [1.0], "a", [[0.1]]]}),
+    (diffusion.Diffusion.linear, dict(T=10), {"T": BAD_INT, "beta_1": [0.0, 1.0, "a"], "beta_T": [-0.1]}),
+    (diffusion.Diffusion.cosine, dict(T=10), {"T": BAD_INT, "s": [-0.1], "max_beta": [0.0, 1.0]}),
+    (diffusion.ddim_timesteps, dict(T=10, n_steps=3), {"T": BAD_INT, "n_steps": [0, 11, 1.5]}),
+    (_PROCESS.forward_step, dict(z_prev=torch.zeros(2, 3), t=4, generator=0),
+     {"z_prev": [torch.zeros(0, 3), np.zeros((2, 3))], "t": [0, 11, torch.tensor([1.0, 2.0])],
+      "noise": [torch.zeros(3, 3)], "generator": [1.5]}),
+    (_PROCESS.forward_chain, dict(x=torch.zeros(2, 3), t_max=3, generator=0),
+     {"x": [torch.zeros(2, 3, dtype=torch.long)], "t_max": [0, 11], "generator": ["a"]}),
+    (_PROCESS.diffusion_kernel, dict(t=3), {"t": [-1, 11, 1.5]}),
+    (_PROCESS.diffuse, dict(x=torch.zeros(2, 3), t=torch.tensor([0, 10]), generator=0),
+     {"x": [[0.0, 1.0]], "t": [-1, torch.tensor([1, 11]), torch.tensor([1])], "noise": [torch.zeros(2)]}),
+    (_PROCESS.posterior, dict(t=3), {"t": [0, 11, "3"]}),
+    (_PROCESS.posterior_mean, dict(z_t=torch.zeros(2, 3), x=torch.ones(2, 3), t=2),
+     {"x": [torch.ones(3, 3)], "t": [0, 11]}),
+    (_PROCESS.predict_x, dict(z_t=torch.zeros(2, 3), eps=torch.ones(2, 3), t=2), {"eps": [torch.ones(2)], "t": [0]}),
+    (_PROCESS.loss, dict(model=denoisers.MLPDenoiser.tiny(d_in=3, generator=0), x=torch.zeros(4, 3), generator=0),
+     {"model": [3], "p_uncond": [-0.1, 1.5], "c": [torch.zeros(4)], "t": [torch.tensor([0, 1, 2, 3])],
+      "generator": [1.5]}),
+    (_PROCESS.guided_noise, dict(model=denoisers.DigitDenoiser.tiny(generator=0), z_t=torch.zeros(2, 1, 8, 8), t=3,
+                                 c=torch.tensor([0, 2]), guidance=1.5),
+     {"guidance": [-1.0, "a"], "c": [torch.zeros(2), torch.tensor([0])], "null_class": [-1]}),
+    (_PROCESS.ddpm_step, dict(eps=torch.zeros(2, 3), z_t=torch.ones(2, 3), t=5, generator=0),
+     {"t": [0, 11], "variance": ["learned"], "eps": [torch.zeros(3, 3)], "generator": [1.5]}),
+    (_PROCESS.ddim_step, dict(eps=torch.zeros(2, 3), z_t=torch.ones(2, 3), t=5, t_prev=2),
+     {"t_prev": [5, -1], "eta": [-1.0], "noise": [torch.zeros(1)]}),
+    (_PROCESS.sample_ddpm, dict(model=denoisers.MLPDenoiser.tiny(generator=0), shape=(3, 2), generator=0),
+     {"model": [3], "shape": [5, (0, 2)], "variance": ["x"], "c": [torch.zeros(3)], "generator": [1.5]}),
+    (_PROCESS.sample_ddim, dict(model=denoisers.DigitDenoiser.tiny(generator=0), shape=(3, 1, 8, 8),
+                                c=torch.tensor([0, 1, 2]), n_steps=4, guidance=1.0, generator=0),
+     {"n_steps": [0, 11], "eta": [-1.0], "guidance": [-1.0], "c": [torch.tensor([0, 1])]}),
+    (denoisers.time_embedding, dict(t=torch.arange(3), dim=4),
+     {"t": [torch.zeros(2, 2), [1, 2]], "dim": [3, 0, 1.5], "max_period": [0.5]}),
+    (denoisers.MLPDenoiser, dict(d_in=2), {"d_in": BAD_INT, "width": BAD_INT, "depth": BAD_INT, "d_time": [3, 0],
+                                           "generator": [1.5]}),
+    (denoisers.DigitDenoiser, dict(n_classes=3, channels=(4, 8), d_embed=8, groups=2),
+     {"n_classes": BAD_INT, "channels": [(4,), (4, 0), (4, 8, 16), 4], "d_embed": [7, 0], "groups": [0, 3],
+      "generator": [-1]}),
 ]
 # Public classes that are plain records of results or data (no behaviour to misuse), and
 # the figure framework's own types (tests/test_registry.py tries them).

@@ -9,6 +9,9 @@ Example::
 
     x_train, y_train = load_digits("train", seed=0)   # (1438, 64), (1438,)
     x_test, y_test = load_digits("test", seed=0)      # (359, 64), (359,)
+
+:func:`load_photo` reads the photographs inside scikit-learn's and scikit-image's
+wheels (a temple, a flower, an astronaut, a cat, a coffee cup, a rocket, a retina...).
 """
 
 from __future__ import annotations
@@ -69,56 +72,116 @@ def load_digits(split: str = "train", *, test_fraction: float = 0.2, seed: int =
     return x, y.copy()
 
 
-PHOTOS = ("china", "flower")  # the two photographs scikit-learn installs (427 x 640 RGB)
+# name -> (package, file inside it, what it shows, "colour" or "grey"); every file ships in the package's wheel
+_PHOTO_FILES = {
+    "china": ("sklearn", "datasets/images/china.jpg", "a temple roof in a park, 427 x 640", "colour"),
+    "flower": ("sklearn", "datasets/images/flower.jpg", "a close-up of a flower, 427 x 640", "colour"),
+    "astronaut": ("skimage", "data/astronaut.png", "the astronaut Eileen Collins, 512 x 512", "colour"),
+    "chelsea": ("skimage", "data/chelsea.png", "Chelsea the cat, 300 x 451", "colour"),
+    "coffee": ("skimage", "data/coffee.png", "a cup of coffee on a wooden table, 400 x 600", "colour"),
+    "rocket": ("skimage", "data/rocket.jpg", "a Falcon 9 rocket lifting off, 427 x 640", "colour"),
+    "retina": ("skimage", "data/retina.jpg", "a human retina, 1411 x 1411", "colour"),
+    "hubble_deep_field": ("skimage", "data/hubble_deep_field.jpg", "galaxies in the Hubble eXtreme Deep Field, "
+                          "872 x 1000", "colour"),
+    "immunohistochemistry": ("skimage", "data/ihc.png", "stained colonic glands under a microscope, 512 x 512",
+                             "colour"),
+    "motorcycle": ("skimage", "data/motorcycle_left.png", "a motorcycle (left image of a stereo pair), 500 x 741",
+                   "colour"),
+    "camera": ("skimage", "data/camera.png", "a man with a camera on a tripod, 512 x 512", "grey"),
+    "moon": ("skimage", "data/moon.png", "the surface of the moon, low contrast, 512 x 512", "grey"),
+    "coins": ("skimage", "data/coins.png", "Greek coins from Pompeii, 303 x 384", "grey"),
+    "page": ("skimage", "data/page.png", "a scanned page of text, unevenly lit, 191 x 384", "grey"),
+    "clock": ("skimage", "data/clock_motion.png", "a wall clock blurred by camera motion, 300 x 400", "grey"),
+    "cell": ("skimage", "data/cell.png", "a cell floating in saline (phase image), 660 x 550", "grey"),
+    "microaneurysms": ("skimage", "data/microaneurysms.png", "a detail of a retina, 102 x 102", "grey"),
+    "brick": ("skimage", "data/brick.png", "a brick wall, 512 x 512", "grey"),
+    "grass": ("skimage", "data/grass.png", "grass, 512 x 512", "grey"),
+    "gravel": ("skimage", "data/gravel.png", "gravel, 512 x 512", "grey"),
+}
+PHOTOS = tuple(_PHOTO_FILES)  # china and flower from scikit-learn, the rest from scikit-image
+GREY_PHOTOS = tuple(name for name, entry in _PHOTO_FILES.items() if entry[3] == "grey")
+# scikit-image's images that are not here: downloaded on first use (udl downloads nothing), or drawings, not photos
+_DOWNLOADED = ("eagle", "brain", "cells3d", "human_mitosis", "kidney", "lily", "lfw_subset", "nickel_solidification",
+               "palisades_of_vogt", "protein_transport", "skin", "vortex")
+_NOT_PHOTOS = ("binary_blobs", "checkerboard", "colorwheel", "horse", "logo", "shepp_logan_phantom", "text")
 
 
-@functools.lru_cache(maxsize=2)
+@functools.lru_cache(maxsize=4)
 def _raw_photo(name: str) -> np.ndarray:
-    """The JPEG that ``sklearn.datasets.load_sample_image`` reads, decoded by Pillow without importing
-    scikit-learn (its import takes most of a second)."""
+    """The file as its package ships it, decoded by Pillow without importing the package (scikit-learn's
+    import takes most of a second); grey images come back with one channel, (H, W) uint8."""
     import importlib.util
     from pathlib import Path
 
     from PIL import Image
 
-    spec = importlib.util.find_spec("sklearn")  # locates the package without importing it
-    path = Path(spec.submodule_search_locations[0]) / "datasets" / "images" / f"{name}.jpg"
+    package, file, _, kind = _PHOTO_FILES[name]
+    spec = importlib.util.find_spec(package)  # locates the package without importing it
+    if spec is None:
+        raise ModuleNotFoundError(f"load_photo({name!r}) reads a file of the package {package!r}, which is not "
+                                  f"installed: pip install {'scikit-image' if package == 'skimage' else 'scikit-learn'}")
+    path = Path(spec.submodule_search_locations[0]) / file
     with Image.open(path) as img:
-        return np.asarray(img.convert("RGB"))  # (427, 640, 3) uint8
+        return np.asarray(img.convert("RGB" if kind == "colour" else "L"))  # (H, W, 3) or (H, W) uint8
 
 
 def load_photo(name: str = "china", *, downscale: int = 1) -> np.ndarray:
-    """A real RGB photograph that ships with scikit-learn, as floats in [0, 1].
+    """A real photograph that ships inside an installed package, as RGB floats in [0, 1].
 
-    ``"china"`` is a temple roof in a park, ``"flower"`` a close-up of a flower; both
-    are 427 x 640 pixels and are read from the installed package (nothing downloads).
+    The photographs are files inside the wheels of scikit-learn and scikit-image, read
+    from the installed packages (nothing downloads):
+
+    - scikit-learn: ``"china"`` (a temple roof in a park) and ``"flower"``, both 427 x 640.
+    - scikit-image, in colour: ``"astronaut"`` (512 x 512), ``"chelsea"`` (a cat, 300 x 451),
+      ``"coffee"`` (400 x 600), ``"rocket"`` (427 x 640), ``"retina"`` (1411 x 1411),
+      ``"hubble_deep_field"`` (872 x 1000), ``"immunohistochemistry"`` (512 x 512),
+      ``"motorcycle"`` (500 x 741).
+    - scikit-image, grey (:data:`GREY_PHOTOS`; returned with three equal channels, take
+      ``[..., 0]`` for one): ``"camera"``, ``"moon"``, ``"coins"``, ``"page"``, ``"clock"``,
+      ``"cell"``, ``"microaneurysms"``, and the textures ``"brick"``, ``"grass"``, ``"gravel"``.
+
+    scikit-image's other images are refused: some (``"eagle"``, ``"cells3d"``...) it
+    downloads on first use, and the rest are drawings (``"horse"``, ``"logo"``...).
 
     Args:
-        name: ``"china"`` (default) or ``"flower"``.
+        name: one of :data:`PHOTOS`. Default: ``"china"``.
         downscale: an integer factor f: each f x f block of pixels is averaged into
             one (the image is first cropped to a multiple of f). Default 1 (full size).
 
     Returns:
-        float32 array, red, green and blue in [0, 1].
+        float32 array, red, green and blue in [0, 1] (the file's 8-bit values / 255).
 
     Shape:
-        (⌊427/f⌋, ⌊640/f⌋, 3): height, width, channel (channels last, as images are
-        stored; ``torch.from_numpy(img).permute(2, 0, 1)`` gives PyTorch's (3, H, W)).
+        (⌊H/f⌋, ⌊W/f⌋, 3): height, width, channel (channels last, as images are stored;
+        ``torch.from_numpy(img).permute(2, 0, 1)`` gives PyTorch's (3, H, W)).
 
     Example::
 
         >>> load_photo(downscale=8).shape
         (53, 80, 3)
+        >>> load_photo("astronaut", downscale=4).shape
+        (128, 128, 3)
     """
-    if name not in PHOTOS:
+    if name in _DOWNLOADED or name in _NOT_PHOTOS:
+        why = "a file scikit-image downloads on first use (udl downloads nothing)" if name in _DOWNLOADED \
+            else "a drawing (a photograph is wanted)"
+        raise ValueError(f"The 'name' parameter of load_photo must be a photograph that ships inside an installed "
+                         f"package, not {why}: one of {', '.join(PHOTOS)}. Got {name!r} instead.")
+    if not isinstance(name, str) or name not in PHOTOS:
         raise ValueError(f"The 'name' parameter of load_photo must be one of {', '.join(PHOTOS)}. "
                          f"Got {name!r} instead.")
     downscale = check_int(downscale, "downscale", "load_photo")
-    img = _raw_photo(name).astype(np.float32) / 255.0  # uint8 0..255 -> [0, 1]
+    raw = _raw_photo(name)
+    if raw.ndim == 2:  # grey: the one channel three times, so every photograph is (H, W, 3)
+        raw = np.repeat(raw[:, :, None], 3, axis=2)
+    img = raw.astype(np.float32) / 255.0  # uint8 0..255 -> [0, 1]
     f = int(downscale)
     h, w = img.shape[0] // f, img.shape[1] // f
+    if h == 0 or w == 0:
+        raise ValueError(f"The 'downscale' parameter of load_photo must be at most {min(img.shape[:2])} for "
+                         f"{name!r} ({img.shape[0]} x {img.shape[1]}). Got {f} instead.")
     blocks = img[:h * f, :w * f].reshape(h, f, w, f, 3)  # (H, W, 3) -> (h, f, w, f, 3)
     return blocks.mean(axis=(1, 3), dtype=np.float64).astype(np.float32)  # (h, w, 3)
 
 
-__all__ = ["load_digits", "load_photo"]
+__all__ = ["load_digits", "load_photo", "PHOTOS", "GREY_PHOTOS"]
