@@ -384,6 +384,8 @@ class Diffusion:
         check_tensor(eps, "eps", owner, shape=tuple(z_t.shape))
         t = check_int(t, "t", owner, maximum=self.T)
         variance = check_choice(variance, "variance", owner, ("posterior", "beta"))
+        if noise is not None:
+            check_tensor(noise, "noise", owner, shape=tuple(z_t.shape))
         beta, alpha, alpha_bar = float(self.beta[t]), float(self.alpha[t]), float(self.alpha_bar[t])
         mean = (z_t - beta / math.sqrt(1 - alpha_bar) * eps) / math.sqrt(alpha)
         if t == 1:
@@ -414,6 +416,8 @@ class Diffusion:
         t = check_int(t, "t", owner, maximum=self.T)
         t_prev = check_int(t_prev, "t_prev", owner, minimum=0, maximum=t - 1)
         eta = check_float(eta, "eta", owner, low=0.0)
+        if noise is not None:
+            check_tensor(noise, "noise", owner, shape=tuple(z_t.shape))
         alpha_bar, alpha_bar_prev = float(self.alpha_bar[t]), float(self.alpha_bar[t_prev])
         x_hat = (z_t - math.sqrt(1 - alpha_bar) * eps) / math.sqrt(alpha_bar)
         sigma = eta * math.sqrt((1 - alpha_bar_prev) / (1 - alpha_bar) * (1 - alpha_bar / alpha_bar_prev))
