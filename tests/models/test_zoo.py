@@ -45,6 +45,7 @@ from udl.models.seq2seq import EncoderDecoder, Seq2SeqConfig
 from udl.models.swin import PatchMerging, PatchPartition, Swin, SwinConfig, SwinLayer, WindowAttention
 from udl.models.transfer import replace_head
 from udl.models.unet import UNet, unet_parameter_count
+from udl.models.vae import VAE, VAEConfig
 from udl.models.vit import PatchEmbedding, ViT, ViTConfig
 from udl.models.yolo import YOLO, YOLOConfig
 from udl.nn.conv import Conv1d, Conv2d
@@ -223,6 +224,8 @@ ROWS = [
     Row("DigitDenoiser", DigitDenoiser.tiny, lambda: (_images(2, 1, 8, 8)()[0], torch.tensor([1, 7]),
                                                       torch.tensor([0, 3])), (2, 1, 8, 8),
         {"n_classes": [0], "channels": [(4,), (4, 0), 4], "d_embed": [7], "groups": [3]}, "DigitDenoiser"),
+    Row("VAE", VAE.tiny, _images(5, 8), (5, 8), {"config": ["huge", 3, VAEConfig.tiny().__dict__]}, "VAE",
+        count=lambda: VAEConfig.tiny().parameter_count()),
 ]
 RANDOM = [row for row in ROWS if row.random]
 
