@@ -1,5 +1,6 @@
 """The mixture of Gaussians of UDL §17.1: densities against scipy and quadrature, EM against scikit-learn."""
 
+import doctest
 import warnings
 
 import numpy as np
@@ -10,6 +11,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture
 
 from udl.analysis.probability import integrate, integrate_2d
+from udl.models import mixture
 from udl.models.mixture import EMFit, MixtureOfGaussians, e_step, fit_em, initial_mixture, m_step
 
 ONE_D = MixtureOfGaussians([0.25, 0.45, 0.30], [-2.0, 0.5, 3.0], [0.3, 0.8, 0.2])
@@ -140,6 +142,15 @@ def test_em_equals_scikit_learn_from_the_same_start(k, d, n, steps):
     np.testing.assert_allclose(fit.mixture.covariances.numpy(), gm.covariances_, atol=1e-8)
 
 
+def test_the_comparison_with_scikit_learn_catches_a_wrong_m_step():
+    """The 1e-6 agreement can fail: the same EM with the ridge doubled, or with one step less, misses by far more."""
+    x, _ = ONE_D.sample(400, generator=16)
+    start = initial_mixture(x, 3, generator=0)
+    theirs = _sklearn(x.numpy(), start, 30).score_samples(x.numpy())
+    for fit in (fit_em(x, start, steps=30, reg_covar=2e-6), fit_em(x, start, steps=29)):
+        assert np.abs(theirs - fit.mixture.log_prob(x).numpy()).max() > 1e-5
+
+
 def test_em_equals_scikit_learn_without_the_ridge():
     x, _ = ONE_D.sample(300, generator=11)
     start = initial_mixture(x, 3, generator=0)
@@ -229,3 +240,7 @@ def test_bad_points_are_refused():
         m_step(torch.zeros(3), torch.ones(4, 1))
     with pytest.raises(TypeError, match="'initial' parameter of fit_em must be a MixtureOfGaussians"):
         fit_em(torch.zeros(3), "start")
+
+
+def test_docstring_examples():
+    assert doctest.testmod(mixture).failed == 0

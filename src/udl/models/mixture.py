@@ -31,7 +31,8 @@ Example::
     truth = MixtureOfGaussians([0.3, 0.7], [-2.0, 1.5], [0.5, 1.0])   # D = 1: means (K,), variances (K,)
     x, z = truth.sample(1000, generator=0)                               # z first, then x given z
     fit = fit_em(x, initial_mixture(x, 2, generator=1), steps=100)
-    fit.mixture.weights, fit.log_likelihoods[-1]                         # ≈ (0.3, 0.7), mean log Pr(x_i)
+    fit.mixture.weights, fit.mixture.means[:, 0]                         # (0.69, 0.31), (1.49, -2.04)
+    fit.log_likelihoods[-1], truth.log_likelihood(x)                     # -1.8557 ≥ -1.8580 nats per point
 """
 
 from __future__ import annotations
@@ -125,8 +126,10 @@ class MixtureOfGaussians:
     Example::
 
         >>> g = MixtureOfGaussians([0.5, 0.5], [-1.0, 1.0], [1.0, 1.0])
-        >>> g.joint([0.0]).sum().item() == g.prob([0.0]).item()    # the marginal sums the joint over z
-        True
+        >>> g.joint([0.0, 2.0]).sum(1)            # the marginal: the joint summed over z
+        tensor([0.2420, 0.1232], dtype=torch.float64)
+        >>> g.prob([0.0, 2.0]), g.posterior([2.0])
+        (tensor([0.2420, 0.1232], dtype=torch.float64), tensor([[0.0180, 0.9820]], dtype=torch.float64))
     """
 
     def __init__(self, weights, means, covariances):
