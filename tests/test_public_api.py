@@ -740,7 +740,7 @@ CASES = [
      {"images": [torch.zeros(3, 8)], "classes": [[0, 1], 10, -1, [0.5, 1.0, 2.0], "a", True]}),
     (generative.memorisation, dict(samples=torch.zeros(3, 64), train=torch.ones(4, 64), held_out=torch.ones(4, 64)),
      {"samples": [torch.zeros(0, 64), None], "train": [torch.zeros(3, 9)], "held_out": [torch.zeros(1, 64)],
-      "quantile": [0.0, 0.6, "a"]}),
+      "quantile": [0.0, 0.6, "a"], "alpha": [0.0, 0.5]}),
     (generative.trivial_digits, dict(n=4, generator=0), {"n": BAD_INT, "classes": [11, [1, 2]],
                                                          "generator": [None, 1.5]}),
     (generative.evaluate_digits, dict(samples=torch.rand(8, 64, generator=torch.Generator().manual_seed(0)), classes=3),
