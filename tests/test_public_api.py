@@ -746,7 +746,7 @@ CASES = [
     (generative.evaluate_digits, dict(samples=torch.rand(8, 64, generator=torch.Generator().manual_seed(0)), classes=3),
      {"samples": [torch.zeros(3, 64), np.zeros((8, 7))], "classes": [[1, 2], 10], "seed": [-1, 1.5], "k": BAD_INT}),
     (generative.evaluation_table, dict(result={row: dict(frechet=1.0, precision=0.5, recall=0.5, class_share=None,
-                                                         memorisation_share=0.0, memorisation_passes=True, count=8)
+                                                         memorisation_p=0.5, memorisation_passes=True, count=8)
                                                for row in ("model", "floor", "ceiling")}),
      {"result": [None, {"model": 1}]}),
     # udl.models.diffusion, udl.models.denoisers (chapter 18)
