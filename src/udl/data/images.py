@@ -118,8 +118,9 @@ def _raw_photo(name: str) -> np.ndarray:
     package, file, _, kind = _PHOTO_FILES[name]
     spec = importlib.util.find_spec(package)  # locates the package without importing it
     if spec is None:
+        wheel = "scikit-image" if package == "skimage" else "scikit-learn"
         raise ModuleNotFoundError(f"load_photo({name!r}) reads a file of the package {package!r}, which is not "
-                                  f"installed: pip install {'scikit-image' if package == 'skimage' else 'scikit-learn'}")
+                                  f"installed: pip install {wheel}")
     path = Path(spec.submodule_search_locations[0]) / file
     with Image.open(path) as img:
         return np.asarray(img.convert("RGB" if kind == "colour" else "L"))  # (H, W, 3) or (H, W) uint8
