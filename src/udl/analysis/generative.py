@@ -144,6 +144,17 @@ def _shifted(x: torch.Tensor, shift: int, generator: torch.Generator) -> torch.T
     return padded[torch.arange(len(x))[:, None, None], rows, cols][:, None]  # (B, 1, 8, 8)
 
 
+class _ShiftedInputs(nn.Module):
+    """The classifier behind a random shift of each training batch (training only)."""
+
+    def __init__(self, net: nn.Module, shift: int, generator: torch.Generator):
+        super().__init__()
+        self.net, self.shift, self.generator = net, shift, generator
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(_shifted(x.cpu(), self.shift, self.generator).to(x.device))
+
+
 def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     with torch.no_grad():
         return float((model(x).argmax(1) == y).double().mean())
@@ -157,21 +168,10 @@ def _train_classifier(model: DigitClassifier) -> dict:
     x, x_test = x[:, None], x_test[:, None]  # (N, 8, 8) -> (N, 1, 8, 8)
     device = next(model.parameters()).device
     shifts = torch.Generator().manual_seed(_TRAINING["seed"])
-
-    def loss(logits_of_shifted, target):
-        return nn.functional.cross_entropy(logits_of_shifted, target)
-
-    class _Augmented(nn.Module):  # shifts each batch before the classifier sees it (training only)
-        def __init__(self, net):
-            super().__init__()
-            self.net = net
-
-        def forward(self, batch):
-            return self.net(_shifted(batch.cpu(), _TRAINING["shift"], shifts).to(batch.device))
-
-    losses = fit_adamw(_Augmented(model), (x, y), loss, steps=_TRAINING["steps"], lr=_TRAINING["lr"],
-                       weight_decay=_TRAINING["weight_decay"], floor=_TRAINING["floor"],
-                       batch_size=_TRAINING["batch_size"], seed=_TRAINING["seed"], device=device, progress=False)
+    losses = fit_adamw(_ShiftedInputs(model, _TRAINING["shift"], shifts), (x, y), nn.functional.cross_entropy,
+                       steps=_TRAINING["steps"], lr=_TRAINING["lr"], weight_decay=_TRAINING["weight_decay"],
+                       floor=_TRAINING["floor"], batch_size=_TRAINING["batch_size"], seed=_TRAINING["seed"],
+                       device=device, progress=False)
     model.eval()
     return {"train_accuracy": _accuracy(model, x.to(device), y.to(device)),
             "test_accuracy": _accuracy(model, x_test.to(device), y_test.to(device)),
@@ -205,7 +205,7 @@ def digit_classifier(*, device: str | torch.device = "cpu") -> DigitClassifier:
     return model
 
 
-_JUDGE: dict = {}  # one copy of the classifier per process and device, for the measures below
+_JUDGE: dict = {}  # one CPU copy of the classifier per process, for the measures below
 
 
 def _judge() -> DigitClassifier:
