@@ -293,7 +293,21 @@ def without_edges(graph: Graph) -> Graph:
         0
     """
     _check_graph(graph, "without_edges")
-    return dataclasses.replace(graph, A=torch.zeros_like(graph.A), E=None)
+    return _with_adjacency(graph, torch.zeros_like(graph.A))
+
+
+def _with_adjacency(graph: Graph, A: torch.Tensor) -> Graph:
+    """``graph`` with the adjacency ``A`` of a subgraph (some edges removed) and no edge data.
+
+    Built without Graph's O(N²) checks, which a subgraph of a valid graph passes anyway
+    (binary, symmetric, no self-loops): this runs at every training step.
+    """
+    new = object.__new__(Graph)
+    for field in dataclasses.fields(Graph):
+        object.__setattr__(new, field.name, getattr(graph, field.name))
+    object.__setattr__(new, "A", A)
+    object.__setattr__(new, "E", None)
+    return new
 
 
 class StructureBlind(nn.Module):

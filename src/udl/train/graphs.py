@@ -38,8 +38,6 @@ Example::
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -47,6 +45,7 @@ from sklearn.metrics import roc_auc_score
 from torch import nn
 
 from udl.data.graphs import Graph, batch_graphs, negative_edges
+from udl.models.gnn import _with_adjacency
 from udl.train.loop import fit
 from udl.validate import _refuse, check_float, check_instance, check_int, check_sequence, check_tensor
 
@@ -190,7 +189,7 @@ class _EdgeObjective(nn.Module):
             hidden = self.positive[torch.randperm(m, generator=generator)[:round(self.drop_edges * m)]]
             A = self.graph.A.clone()
             A[hidden[:, 0], hidden[:, 1]] = A[hidden[:, 1], hidden[:, 0]] = 0
-            seen = dataclasses.replace(self.graph, A=A, E=None)
+            seen = _with_adjacency(self.graph, A)  # a subgraph: symmetric, binary
         return pairs, torch.cat([torch.ones(m), torch.zeros(self.negatives * m)]), seen
 
     def forward(self, step: torch.Tensor) -> torch.Tensor:
@@ -366,13 +365,14 @@ def _evaluate(model: nn.Module, *inputs):
         model.train(was_training)
 
 
-def graph_accuracy(model: nn.Module, graphs: list[Graph], *, batch_size: int = 256) -> float:
+def graph_accuracy(model: nn.Module, graphs: list[Graph], *, batch_size: int = 32) -> float:
     """The fraction of graphs whose largest logit is their label.
 
     Args:
         model: maps a batch of graphs to ``(n_graphs, K)`` logits.
         graphs: labelled graphs (``y`` of shape ()).
-        batch_size: graphs per forward pass. Default 256.
+        batch_size: graphs per forward pass (their A is one dense block-diagonal matrix, so
+            its size grows as the square of the nodes in a batch). Default 32.
     """
     owner = "graph_accuracy"
     check_instance(model, "model", owner, nn.Module)
