@@ -194,6 +194,28 @@ def test_one_ddim_step_equals_diffusers(eta, k):
     assert torch.allclose(got, want, rtol=0, atol=1e-10)
 
 
+@pytest.mark.parametrize("k", [0, 5, 700, 999])
+def test_clipped_steps_equal_diffusers_clip_sample(k):
+    process = Diffusion.cosine(T)
+    ddpm = _float64(diffusers.DDPMScheduler(**{**COSINE, "clip_sample": True, "clip_sample_range": 0.5}), process)
+    ddim = _float64(diffusers.DDIMScheduler(**{**COSINE, "clip_sample": True, "clip_sample_range": 0.5},
+                                            set_alpha_to_one=True, timestep_spacing="trailing"), process)
+    ddim.set_timesteps(50)
+    g = torch.Generator().manual_seed(k)
+    z, eps, noise = (2 * torch.randn(3, 1, 4, 4, dtype=torch.float64, generator=g) for _ in range(3))
+    want = ddpm.step(eps, k, z, generator=torch.Generator().manual_seed(4)).prev_sample
+    got = process.ddpm_step(eps, z, k + 1, clip=0.5, generator=torch.Generator().manual_seed(4))
+    assert torch.allclose(got, want, rtol=0, atol=1e-10)
+    want = ddim.step(eps, k, z, eta=0.3, variance_noise=noise).prev_sample
+    got = process.ddim_step(eps, z, k + 1, max(k + 1 - 20, 0), eta=0.3, clip=0.5, noise=noise)
+    assert torch.allclose(got, want, rtol=0, atol=1e-10)
+    # a bound no estimate reaches changes nothing
+    assert torch.allclose(process.ddim_step(eps, z, k + 1, max(k - 19, 0), clip=1e9),
+                          process.ddim_step(eps, z, k + 1, max(k - 19, 0)), rtol=0, atol=1e-12)
+    assert torch.allclose(process.ddpm_step(eps, z, k + 1, clip=1e9, noise=noise),
+                          process.ddpm_step(eps, z, k + 1, noise=noise), rtol=0, atol=1e-9)
+
+
 def test_a_ddim_step_with_eta_one_and_no_jump_is_a_ddpm_step():
     process = Diffusion.cosine(100)
     g = torch.Generator().manual_seed(0)
@@ -347,6 +369,8 @@ def test_ddim_timesteps():
     (lambda p: p.ddpm_step(torch.zeros(2, 3), torch.zeros(2, 3), 1, variance="learned"), "'variance'"),
     (lambda p: p.ddim_step(torch.zeros(2, 3), torch.zeros(2, 3), 5, 5), "'t_prev' parameter of Diffusion.ddim_step"),
     (lambda p: p.ddim_step(torch.zeros(2, 3), torch.zeros(2, 3), 5, 0, eta=-1.0), "'eta'"),
+    (lambda p: p.ddpm_step(torch.zeros(2, 3), torch.zeros(2, 3), 5, clip=0.0), "'clip' parameter of Diffusion.ddpm_step"),
+    (lambda p: p.sample_ddim(Toy(), (2, 3), n_steps=5, clip=-1.0), "'clip' parameter of Diffusion.sample_ddim"),
     (lambda p: p.sample_ddim(Toy(), (2, 3), n_steps=11), "'n_steps' parameter of Diffusion.sample_ddim"),
     (lambda p: p.sample_ddpm(Toy(), 5), "'shape' parameter of Diffusion.sample_ddpm"),
     (lambda p: p.loss(Toy(), torch.zeros(2, 3), torch.tensor([0, 1]), p_uncond=0.5), "'null_class'"),

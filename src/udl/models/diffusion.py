@@ -78,6 +78,10 @@ def _noise(shape, like: torch.Tensor, generator: torch.Generator | None) -> torc
     return torch.randn(shape, generator=generator, dtype=like.dtype, device=device).to(like.device)
 
 
+def _clip(clip, owner: str) -> float | None:
+    return None if clip is None else check_float(clip, "clip", owner, low=0.0, low_open=True)
+
+
 def ddim_timesteps(T: int, n_steps: int) -> list[int]:
     """The subsequence of steps a DDIM sampler visits: ``n_steps`` jumps from T down to 0.
 
@@ -365,17 +369,25 @@ class Diffusion:
         return (1 + guidance) * eps_c - guidance * eps_null
 
     def ddpm_step(self, eps: torch.Tensor, z_t: torch.Tensor, t: int, *, variance: str = "posterior",
-                  noise: torch.Tensor | None = None, generator: torch.Generator | int | None = None) -> torch.Tensor:
+                  clip: float | None = None, noise: torch.Tensor | None = None,
+                  generator: torch.Generator | int | None = None) -> torch.Tensor:
         """One step of ancestral sampling (algorithm 18.2): z_t → z_{t-1}.
 
         ``z_{t-1} = (z_t - β_t / √(1 - ᾱ_t) ε̂) / √α_t + σ_t ε`` (UDL alg. 18.2), with
         ``σ_t² = β̃_t`` (``variance="posterior"``, diffusers' fixed_small) or ``β_t``
         (``"beta"``, fixed_large); at t = 1 no noise is added.
 
+        With ``clip``, the data estimate x̂ = (z_t - √(1 - ᾱ_t) ε̂) / √ᾱ_t is clipped to
+        [-clip, clip] and the mean is the posterior mean a z_t + b x̂ of q(z_{t-1} | z_t, x̂)
+        (without clipping the same number as the formula above). Near t = T, where ᾱ_t is
+        tiny, x̂ multiplies the denoiser's errors by 1/√ᾱ_t: for data known to lie in a
+        range (images scaled to [-1, 1]) clipping keeps them there (diffusers' ``clip_sample``).
+
         Args:
             eps: the noise estimate ĝ[z_t, t], ``z_t``'s shape.
             z_t: ``(B, ...)``. t: the step, an int in 1 … T.
             variance: ``"posterior"`` or ``"beta"``.
+            clip: a bound c > 0 on |x̂|, or None (default) for no clipping.
             noise: ε, ``z_t``'s shape; drawn from ``generator`` when None (and t > 1).
             generator: a ``torch.Generator`` or an int seed. Default: torch's global generator.
         """
@@ -384,10 +396,16 @@ class Diffusion:
         check_tensor(eps, "eps", owner, shape=tuple(z_t.shape))
         t = check_int(t, "t", owner, maximum=self.T)
         variance = check_choice(variance, "variance", owner, ("posterior", "beta"))
+        clip = _clip(clip, owner)
         if noise is not None:
             check_tensor(noise, "noise", owner, shape=tuple(z_t.shape))
         beta, alpha, alpha_bar = float(self.beta[t]), float(self.alpha[t]), float(self.alpha_bar[t])
-        mean = (z_t - beta / math.sqrt(1 - alpha_bar) * eps) / math.sqrt(alpha)
+        if clip is None:
+            mean = (z_t - beta / math.sqrt(1 - alpha_bar) * eps) / math.sqrt(alpha)
+        else:
+            x_hat = ((z_t - math.sqrt(1 - alpha_bar) * eps) / math.sqrt(alpha_bar)).clamp(-clip, clip)
+            a, b, _ = self._posterior(torch.tensor([t]))
+            mean = float(a) * z_t + float(b) * x_hat
         if t == 1:
             return mean
         sigma2 = beta if variance == "beta" else float(self._posterior(torch.tensor([t]))[2])
@@ -397,7 +415,8 @@ class Diffusion:
         return mean + math.sqrt(sigma2) * noise
 
     def ddim_step(self, eps: torch.Tensor, z_t: torch.Tensor, t: int, t_prev: int, *, eta: float = 0.0,
-                  noise: torch.Tensor | None = None, generator: torch.Generator | int | None = None) -> torch.Tensor:
+                  clip: float | None = None, noise: torch.Tensor | None = None,
+                  generator: torch.Generator | int | None = None) -> torch.Tensor:
         """One DDIM step from step t to an earlier step ``t_prev`` (deterministic for η = 0).
 
         ``z_s = √ᾱ_s x̂ + √(1 - ᾱ_s - σ²) ε̂ + σ ε`` with ``x̂ = (z_t - √(1 - ᾱ_t) ε̂) / √ᾱ_t``,
@@ -407,6 +426,7 @@ class Diffusion:
             eps: the noise estimate ĝ[z_t, t]. z_t: ``(B, ...)``.
             t: the current step in 1 … T. t_prev: the step to go to, in 0 … t - 1.
             eta: η >= 0, the share of the ancestral noise. Default 0.
+            clip: a bound c > 0 on |x̂| (as in :meth:`ddpm_step`; ε̂ itself is kept), or None. Default None.
             noise: ε (for η > 0); drawn from ``generator`` when None.
             generator: a ``torch.Generator`` or an int seed. Default: torch's global generator.
         """
@@ -416,10 +436,13 @@ class Diffusion:
         t = check_int(t, "t", owner, maximum=self.T)
         t_prev = check_int(t_prev, "t_prev", owner, minimum=0, maximum=t - 1)
         eta = check_float(eta, "eta", owner, low=0.0)
+        clip = _clip(clip, owner)
         if noise is not None:
             check_tensor(noise, "noise", owner, shape=tuple(z_t.shape))
         alpha_bar, alpha_bar_prev = float(self.alpha_bar[t]), float(self.alpha_bar[t_prev])
         x_hat = (z_t - math.sqrt(1 - alpha_bar) * eps) / math.sqrt(alpha_bar)
+        if clip is not None:
+            x_hat = x_hat.clamp(-clip, clip)
         sigma = eta * math.sqrt((1 - alpha_bar_prev) / (1 - alpha_bar) * (1 - alpha_bar / alpha_bar_prev))
         z_prev = math.sqrt(alpha_bar_prev) * x_hat + math.sqrt(max(1 - alpha_bar_prev - sigma ** 2, 0.0)) * eps
         if sigma == 0:
@@ -449,7 +472,7 @@ class Diffusion:
 
     @torch.no_grad()
     def sample_ddpm(self, model: nn.Module, shape, c: torch.Tensor | None = None, *, guidance: float = 0.0,
-                    null_class: int | None = None, variance: str = "posterior",
+                    null_class: int | None = None, variance: str = "posterior", clip: float | None = None,
                     generator: torch.Generator | int | None = None, trajectory: bool = False,
                     device=None, dtype: torch.dtype | None = None):
         """Ancestral sampling (algorithm 18.2): z_T ~ N(0, I), then T steps of :meth:`ddpm_step`.
@@ -461,21 +484,23 @@ class Diffusion:
             guidance: the classifier-free guidance weight w (see :meth:`guided_noise`). Default 0.
             null_class: the label meaning "no class"; default ``model.null_class``.
             variance: σ_t², ``"posterior"`` (β̃_t) or ``"beta"`` (β_t).
+            clip: a bound on the data estimate x̂ at every step (see :meth:`ddpm_step`), or None.
             generator: a ``torch.Generator`` or an int seed: z_T, then each step's noise.
             trajectory: also return every z_t. Default False.
             device, dtype: of the samples; default the model's first parameter's.
 
         Returns:
-            The samples ``shape`` (z_0 = x), and with ``trajectory`` a tensor ``(T + 1, *shape)``
-            whose entry t is z_t.
+            The samples ``shape`` (z_0 = x); with ``trajectory`` the pair ``(samples, path)``,
+            ``path`` ``(T + 1, *shape)`` with z_t in entry t.
         """
         owner = "Diffusion.sample_ddpm"
         variance = check_choice(variance, "variance", owner, ("posterior", "beta"))
+        clip = _clip(clip, owner)
         z, generator = self._start(model, shape, c, owner, generator, device, dtype)
         path = [z]
         for t in range(self.T, 0, -1):
             eps = self.guided_noise(model, z, t, c, guidance=guidance, null_class=null_class)
-            z = self.ddpm_step(eps, z, t, variance=variance, generator=generator)
+            z = self.ddpm_step(eps, z, t, variance=variance, clip=clip, generator=generator)
             if trajectory:
                 path.append(z)
         return (z, torch.stack(path[::-1])) if trajectory else z
@@ -483,26 +508,29 @@ class Diffusion:
     @torch.no_grad()
     def sample_ddim(self, model: nn.Module, shape, c: torch.Tensor | None = None, *, n_steps: int = 50,
                     eta: float = 0.0, guidance: float = 0.0, null_class: int | None = None,
-                    generator: torch.Generator | int | None = None, trajectory: bool = False,
+                    clip: float | None = None, generator: torch.Generator | int | None = None, trajectory: bool = False,
                     device=None, dtype: torch.dtype | None = None):
         """DDIM sampling in ``n_steps`` jumps along :func:`ddim_timesteps` (deterministic given z_T for η = 0).
 
         Args: as :meth:`sample_ddpm`, and
             n_steps: the number of denoiser calls, 1 … T. Default 50.
             eta: η, the share of ancestral noise (0: deterministic). Default 0.
+            clip: a bound on the data estimate x̂ at every step (see :meth:`ddpm_step`), or None.
 
         Returns:
-            The samples, and with ``trajectory`` a tensor ``(n_steps + 1, *shape)``: z at the
-            visited steps, from the data (entry 0) to z_T (last entry), and the list of steps.
+            The samples; with ``trajectory`` the triple ``(samples, path, steps)``: ``path``
+            ``(n_steps + 1, *shape)`` holds z at the visited steps ``steps`` (a list of ints,
+            increasing: 0 for the samples first, T last).
         """
         owner = "Diffusion.sample_ddim"
         n_steps = check_int(n_steps, "n_steps", owner, maximum=self.T)
+        clip = _clip(clip, owner)
         z, generator = self._start(model, shape, c, owner, generator, device, dtype)
         steps = ddim_timesteps(self.T, n_steps)
         path = [z]
         for t, t_prev in zip(steps[:-1], steps[1:]):
             eps = self.guided_noise(model, z, t, c, guidance=guidance, null_class=null_class)
-            z = self.ddim_step(eps, z, t, t_prev, eta=eta, generator=generator)
+            z = self.ddim_step(eps, z, t, t_prev, eta=eta, clip=clip, generator=generator)
             if trajectory:
                 path.append(z)
         return (z, torch.stack(path[::-1]), steps[::-1]) if trajectory else z
