@@ -81,6 +81,8 @@ import networkx as nx
 from udl.models import mixture
 from udl.analysis import generative
 from udl.models import denoisers, diffusion
+from udl.models import vae as vae_model
+from udl.train import vae as vae_train
 
 X1 = torch.linspace(0, 1, 20)[:, None]
 Y1 = torch.sin(6 * X1)
@@ -94,6 +96,7 @@ BERT_CLF = bert.BertClassifier(bert.BERT(bert.BertConfig.tiny()), 2)
 BERT_TOKENIZER = BPETokenizer.train("ab ab", n_merges=1)
 
 _PROCESS = diffusion.Diffusion.linear(10)  # the bound methods of a 10-step process
+_VAE = vae_model.VAE("tiny", generator=0)  # the bound methods of a tiny VAE
 
 # (callable, arguments that work, {parameter: [values that must be refused]})
 CASES = [
@@ -788,6 +791,32 @@ CASES = [
     (denoisers.DigitDenoiser, dict(n_classes=3, channels=(4, 8), d_embed=8, groups=2),
      {"n_classes": BAD_INT, "channels": [(4,), (4, 0), (4, 8, 16), 4], "d_embed": [7, 0], "groups": [0, 3],
       "generator": [-1]}),
+    # udl.models.vae, udl.train.vae (chapter 17)
+    (vae_model.VAEConfig, dict(d_in=8, hidden=(4,), d_latent=2),
+     {"d_in": BAD_INT, "hidden": [4, (4, 0), "4"], "d_latent": BAD_INT, "likelihood": ["bernoulli", 1],
+      "n_trials": BAD_INT, "sigma": [0.0, -1.0, "a"]}),
+    (vae_model.VAE, dict(config="tiny", generator=0), {"config": ["huge", 3, None], "generator": [1.5, -1]}),
+    (vae_model.gaussian_kl, dict(mu=torch.zeros(2, 3), log_var=torch.zeros(2, 3)),
+     {"mu": [np.zeros((2, 3)), torch.zeros(3), torch.zeros(2, 3, dtype=torch.long)], "log_var": [torch.zeros(2, 2)]}),
+    (vae_model.monte_carlo_kl, dict(mu=torch.zeros(2, 3), log_var=torch.zeros(2, 3), n_samples=10, generator=0),
+     {"mu": [[0.0]], "log_var": [torch.zeros(3, 3)], "n_samples": [1, 2.5, "10"], "generator": [None, 1.5]}),
+    (_VAE.elbo, dict(x=torch.rand(3, 8, generator=torch.Generator().manual_seed(0)), generator=0, n_samples=2),
+     {"x": [torch.zeros(3, 7), np.zeros((3, 8)), torch.zeros(3, 8, dtype=torch.float64)], "n_samples": BAD_INT,
+      "generator": [1.5]}),
+    (_VAE.importance_log_likelihood, dict(x=torch.rand(3, 8, generator=torch.Generator().manual_seed(0)),
+                                          n_samples=5, generator=0),
+     {"x": [torch.zeros(8)], "n_samples": BAD_INT, "chunk": [0], "generator": [None, "a"]}),
+    (_VAE.sample, dict(n=3, generator=0), {"n": BAD_INT, "generator": [1.5], }),
+    (_VAE.interpolate, dict(x_a=torch.zeros(8), x_b=torch.ones(8), n_steps=3),
+     {"x_a": [torch.zeros(2, 8)], "x_b": [torch.zeros(7)], "n_steps": [1, 2.5]}),
+    (vae_train.NegativeELBO, dict(model=vae_model.VAE("tiny", generator=0), seed=0),
+     {"model": [torch.nn.Linear(8, 8)], "seed": [-1, 1.5]}),
+    (vae_train.train_vae, dict(model=vae_model.VAE("tiny", generator=0), x=torch.rand(20, 8), steps=2, batch_size=4,
+                               device="cpu"),
+     {"model": [None], "x": [torch.zeros(20, 7), torch.full((20, 8), 1.5), "x"], "steps": BAD_INT,
+      "batch_size": [0, 21], "lr": [0.0, "a"], "seed": [-1], "device": ["tpu"]}),
+    (vae_train.digits_vae, dict(d_latent=2, steps=2, hidden=(8,), device="cpu"),
+     {"d_latent": BAD_INT, "steps": BAD_INT, "hidden": [(8, 0)], "seed": [-1], "device": ["tpu"]}),
 ]
 # Public classes that are plain records of results or data (no behaviour to misuse), and
 # the figure framework's own types (tests/test_registry.py tries them).
