@@ -19,7 +19,7 @@ def _run(code: str) -> dict:
 
 
 def test_the_readme_has_its_examples():
-    assert len(_blocks()) == 3
+    assert len(_blocks()) == 4
 
 
 def test_figures_from_python():
@@ -46,3 +46,11 @@ def test_language_model_example():
     assert ns["parameter_count"](ns["GPTConfig"].gpt3()) == 174_604_259_328
     assert ns["losses"][-1] < ns["losses"][0] - 0.5
     assert isinstance(ns["text"], str) and ns["text"]
+
+
+def test_graph_example():
+    code = _blocks()[3]
+    stated = re.search(r"# ([\d.]+): (\d+) of the (\d+) unlabelled members", code)
+    ns = _run(code)
+    assert ns["accuracy"] == pytest.approx(float(stated[1]), abs=5e-4)
+    assert round(ns["accuracy"] * int(stated[3])) == int(stated[2])
