@@ -206,7 +206,7 @@ def test_clipped_steps_equal_diffusers_clip_sample(k):
     want = ddpm.step(eps, k, z, generator=torch.Generator().manual_seed(4)).prev_sample
     got = process.ddpm_step(eps, z, k + 1, clip=0.5, generator=torch.Generator().manual_seed(4))
     assert torch.allclose(got, want, rtol=0, atol=1e-10)
-    want = ddim.step(eps, k, z, eta=0.3, variance_noise=noise).prev_sample
+    want = ddim.step(eps, k, z, eta=0.3, variance_noise=noise, use_clipped_model_output=True).prev_sample
     got = process.ddim_step(eps, z, k + 1, max(k + 1 - 20, 0), eta=0.3, clip=0.5, noise=noise)
     assert torch.allclose(got, want, rtol=0, atol=1e-10)
     # a bound no estimate reaches changes nothing
