@@ -36,15 +36,16 @@ def _mosaic(images: np.ndarray, rows: int, cols: int, gap: int = 1) -> np.ndarra
 @figure("17.vae", title="A variational autoencoder trained on real digits: its bound, its samples, its latent space",
         caption="A VAE (fully connected encoder to a diagonal normal q(z|x), decoder giving the probability of each "
                 "pixel's 16 underlying bitmap dots: a binomial likelihood) trained on scikit-learn's 8x8 handwritten "
-                "digits by maximising the evidence lower bound. a) Held-out digits (top) and their reconstructions, "
-                "the decoder's mean at the encoder's mean (bottom). b) New digits: z drawn from the prior N(0, I) "
+                "digits by maximising the evidence lower bound. a) Held-out digits, two of each class, and below "
+                "each its reconstruction: the decoder's mean at the encoder's mean. b) New digits: z drawn from the prior N(0, I) "
                 "and decoded (the mean image of each). c) Decoding points on the straight line between the latent "
-                "means of two held-out digits turns one into the other through plausible shapes. d) A second VAE "
+                "means of two held-out digits turns one into the other through plausible shapes (three pairs). d) A second VAE "
                 "with a 2-D latent space: the encoder's mean for every held-out digit, coloured by its class "
                 "(never shown to the model): the classes form regions. e) How good the samples are, in the "
                 "feature space of an independent digit classifier: the Fréchet distance to the training digits of "
-                "held-out real digits (the floor), of the VAE's samples, and of a trivial model with independent "
-                "pixels (the ceiling). The ELBO (bottom right) lies below the log-likelihood log Pr(x) estimated "
+                "held-out real digits (the floor), of the VAE's samples (drawn from Pr(x|z), and the mean images "
+                "of b), and of a trivial model with independent "
+                "pixels (the ceiling). The box in e: the held-out ELBO lies below the log-likelihood log Pr(x) estimated "
                 "by importance sampling; the difference is how far q(z|x) is from the true posterior.",
         params={"tiny": dict(d_latent=4, hidden=[32, 16], steps=60, steps_2d=40, importance_samples=20,
                              elbo_samples=2, kl_samples=500, n_generated=40),
@@ -181,7 +182,7 @@ def _(r):
     ax.set_title("d) 2-D latent space, held-out digits", loc="left", fontweight="bold")
 
     ax = fig.add_subplot(grid[:, 2])
-    names = ["held-out\ndigits", "VAE\nsamples", "VAE mean\nimages", "trivial\nmodel"]
+    names = ["held-out\ndigits", "VAE samples\n(drawn)", "VAE mean\nimages (b)", "trivial\nmodel"]
     values = [m["frechet_floor"], m["frechet_samples"], m["frechet_means"], m["frechet_ceiling"]]
     bar_colors = [style.TRUTH, style.MODEL, style.MODEL, style.REGION]
     bars = ax.bar(names, values, color=bar_colors)

@@ -24,8 +24,8 @@ The bound is loose by D_KL[q ‖ Pr(z | x)]. Importance sampling with q as the p
 
     log Pr(x | φ) ≈ log (1/K) Σ_k Pr(x | z_k, φ) Pr(z_k) / q(z_k | x),
 
-which for K = 1 is an unbiased-in-probability sample of the ELBO's integrand and grows
-towards log Pr(x | φ) as K increases (Burda et al. 2016).
+whose expectation is the ELBO for K = 1 and rises with K towards log Pr(x | φ)
+(Burda et al. 2016).
 
 **The likelihood.** scikit-learn's 8x8 digits are counts: each pixel is the number of
 inked pixels (0-16) in a 4x4 block of a 32x32 binary bitmap. ``likelihood="binomial"``
@@ -164,7 +164,7 @@ def _mlp(widths: tuple[int, ...]) -> nn.Sequential:
 
 # --------------------------------------------------------------------------- the model
 class VAE(nn.Module):
-    """A variational autoencoder with fully connected encoder and decoder (UDL §17.6, fig. 17.11's network).
+    """A variational autoencoder with fully connected encoder and decoder (UDL §17.6).
 
     encoder g[x, θ]: ``D → hidden → 2 D_z`` (ReLU between layers), split into μ and log σ²;
     decoder f[z, φ]: ``D_z → reversed(hidden) → D``: the logits of the binomial's p (or
@@ -333,7 +333,7 @@ class VAE(nn.Module):
     # ---- generation
     @torch.no_grad()
     def sample(self, n: int, *, generator: torch.Generator | int | None = None, noise: bool = False) -> torch.Tensor:
-        """New images: z ~ Norm[0, I] through the decoder (ancestral sampling, §17.8.2).
+        """New images: z ~ Norm[0, I] through the decoder (ancestral sampling, §17.8).
 
         Args:
             n: how many.
@@ -360,7 +360,7 @@ class VAE(nn.Module):
 
     @torch.no_grad()
     def interpolate(self, x_a: torch.Tensor, x_b: torch.Tensor, n_steps: int = 8) -> torch.Tensor:
-        """Mean images along the straight line between the posterior means of two images (§17.8.4).
+        """Mean images along the straight line between the posterior means of two images (§17.8).
 
         z_t = (1 − t) μ(x_a) + t μ(x_b) for t = 0, 1/(n−1), ..., 1.
 
