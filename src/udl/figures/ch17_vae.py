@@ -182,7 +182,7 @@ def _(r):
     ax.set_title("d) 2-D latent space, held-out digits", loc="left", fontweight="bold")
 
     ax = fig.add_subplot(grid[:, 2])
-    names = ["held-out\ndigits", "VAE samples\n(drawn)", "VAE mean\nimages (b)", "trivial\nmodel"]
+    names = ["held-out\ndigits", "VAE\ndraws", "VAE means\n(panel b)", "trivial\nmodel"]
     values = [m["frechet_floor"], m["frechet_samples"], m["frechet_means"], m["frechet_ceiling"]]
     bar_colors = [style.TRUTH, style.MODEL, style.MODEL, style.REGION]
     bars = ax.bar(names, values, color=bar_colors)
