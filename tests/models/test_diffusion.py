@@ -383,3 +383,20 @@ def test_bad_arguments_are_refused_in_one_line(call, message):
     with pytest.raises((TypeError, ValueError)) as info:
         call(Diffusion.linear(10))
     assert message in str(info.value) and str(info.value).endswith("instead.")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_the_process_follows_a_model_on_cuda_with_a_cpu_generator():
+    from udl.models.denoisers import DigitDenoiser
+
+    process, model = Diffusion.linear(20), DigitDenoiser.tiny(generator=0).cuda()
+    x, c = torch.rand(4, 1, 8, 8, device="cuda"), torch.tensor([0, 1, 2, 3], device="cuda")
+    loss = process.loss(model, x, c, p_uncond=0.5, generator=0)
+    loss.backward()
+    assert loss.device.type == "cuda" and torch.isfinite(loss)
+    for sample in (process.sample_ddim(model, (4, 1, 8, 8), c, n_steps=5, guidance=1.0, clip=1.0, generator=0),
+                   process.sample_ddpm(model, (4, 1, 8, 8), c, guidance=1.0, generator=0)):
+        assert sample.device.type == "cuda" and torch.isfinite(sample).all()
+    cpu = process.sample_ddim(model.cpu(), (4, 1, 8, 8), c.cpu(), n_steps=5, guidance=1.0, generator=0)
+    assert torch.allclose(cpu, process.sample_ddim(model.cuda(), (4, 1, 8, 8), c, n_steps=5, guidance=1.0,
+                                                   generator=0).cpu(), atol=1e-4)
