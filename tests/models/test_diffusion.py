@@ -359,6 +359,7 @@ def test_ddim_timesteps():
 @pytest.mark.parametrize("call, message", [
     (lambda p: Diffusion([0.1, 1.0]), "'beta' parameter of Diffusion"),
     (lambda p: Diffusion("linear"), "'beta' parameter of Diffusion"),
+    (lambda p: Diffusion(["a", 0.1]), "'beta' parameter of Diffusion"),
     (lambda p: Diffusion.linear(0), "'T' parameter of Diffusion.linear"),
     (lambda p: Diffusion.cosine(10, max_beta=1.0), "'max_beta' parameter of Diffusion.cosine"),
     (lambda p: p.diffuse(torch.zeros(2, 3), 11), "'t' parameter of Diffusion.diffuse"),

@@ -129,7 +129,11 @@ class Diffusion:
         if not isinstance(beta, (np.ndarray, list, tuple)):
             raise TypeError(f"The 'beta' parameter of Diffusion must be a 1D sequence of floats in (0, 1). "
                             f"Got {type(beta).__name__} instead.")
-        values = np.asarray(beta, dtype=np.float64)
+        try:
+            values = np.asarray(beta, dtype=np.float64)
+        except (TypeError, ValueError):  # strings, None, ragged lists
+            raise TypeError(f"The 'beta' parameter of Diffusion must be a 1D sequence of floats in (0, 1). "
+                            f"Got {beta!r} instead.") from None
         if values.ndim != 1 or values.size == 0 or not np.all((values > 0) & (values < 1)):
             raise ValueError(f"The 'beta' parameter of Diffusion must be a 1D sequence of floats in (0, 1). "
                              f"Got {np.array2string(values, threshold=6)} instead.")
