@@ -83,6 +83,7 @@ from udl.analysis import generative
 from udl.models import denoisers, diffusion
 from udl.models import vae as vae_model
 from udl.train import vae as vae_train
+from udl.train import diffusion as diffusion_train
 
 X1 = torch.linspace(0, 1, 20)[:, None]
 Y1 = torch.sin(6 * X1)
@@ -817,6 +818,29 @@ CASES = [
       "batch_size": [0, 21], "lr": [0.0, "a"], "seed": [-1], "device": ["tpu"]}),
     (vae_train.digits_vae, dict(d_latent=2, steps=2, hidden=(8,), device="cpu"),
      {"d_latent": BAD_INT, "steps": BAD_INT, "hidden": [(8, 0)], "seed": [-1], "device": ["tpu"]}),
+    # udl.train.diffusion (chapter 18)
+    (diffusion_train.linear_process, dict(T=100), {"T": [20, 2.5, "a"]}),
+    (diffusion_train.DenoisingLoss, dict(model=denoisers.MLPDenoiser.tiny(generator=0), process=_PROCESS),
+     {"model": [None], "process": ["linear"], "p_uncond": [-0.1, 1.0], "seed": [-1, 1.5]}),
+    (diffusion_train.train_denoiser, dict(model=denoisers.MLPDenoiser.tiny(generator=0), process=_PROCESS,
+                                          x=torch.randn(8, 2), steps=2, batch_size=4, device="cpu"),
+     {"model": [None], "process": [None], "x": [torch.zeros(0, 2), "x"], "c": [torch.zeros(8)], "steps": BAD_INT,
+      "batch_size": [0, 9], "lr": [0.0], "p_uncond": [0.5], "seed": [-1]}),
+    (diffusion_train.standard_mixture, dict(),
+     {"weights": [(1.0, -1.0, 1.0)], "means": [(0.0,)], "sds": [(0.1, 0.0, 0.1), "a"]}),
+    (diffusion_train.mixture_denoiser, dict(mixture=diffusion_train.standard_mixture(), T=50, n_train=100, steps=2,
+                                            batch_size=50, width=4, depth=1, d_time=4, device="cpu"),
+     {"mixture": [None], "T": [0], "n_train": BAD_INT, "steps": BAD_INT, "batch_size": [101], "lr": [0.0],
+      "width": BAD_INT, "seed": [-1]}),
+    (diffusion_train.digits_to_signed, dict(images=np.zeros((2, 64), dtype=np.float32)),
+     {"images": [np.zeros((2, 63), dtype=np.float32), "x"]}),
+    (diffusion_train.signed_to_digits, dict(z=torch.zeros(2, 1, 8, 8)), {"z": [np.zeros(3), torch.zeros(2, 5)]}),
+    (diffusion_train.digits_denoiser, dict(T=50, steps=2, channels=(4, 8), d_embed=8, groups=2, device="cpu"),
+     {"T": [0], "steps": BAD_INT, "p_uncond": [0.0, 1.0], "channels": [(4, 0)], "seed": [-1]}),
+    (diffusion_train.sample_digits, dict(model=denoisers.DigitDenoiser(channels=(4, 8), d_embed=8, groups=2,
+                                                                       generator=0),
+                                         process=_PROCESS, classes=[0, 9], n_steps=2, generator=0),
+     {"classes": [torch.zeros(2), []], "guidance": [-1.0], "n_steps": [0, 11], "generator": [1.5]}),
 ]
 # Public classes that are plain records of results or data (no behaviour to misuse), and
 # the figure framework's own types (tests/test_registry.py tries them).

@@ -67,7 +67,7 @@ def test_standard_mixture_has_mean_zero_and_variance_one_and_keeps_its_shape():
 
 
 @pytest.mark.parametrize("bad, error", [(dict(sds=(0.1, -1.0, 0.2)), "positive values"),
-                                        (dict(means=(0.0, 1.0)), "3 values, one per weight"),
+                                        (dict(means=(0.0, 1.0)), "3 values, one per weight. Got 2 values"),
                                         (dict(weights="abc"), "must be a"),
                                         (dict(weights=()), "non-empty 1D sequence")])
 def test_standard_mixture_refuses_bad_parameters(bad, error):

@@ -201,8 +201,9 @@ def standard_mixture(weights=MIXTURE_WEIGHTS, means=MIXTURE_MEANS, sds=MIXTURE_S
         if values[name].ndim != 1 or values[name].size == 0 or not np.isfinite(values[name]).all():
             _refuse(name, owner, "a non-empty 1D sequence of finite floats", repr(v))
     lam, mu, sd = values["weights"], values["means"], values["sds"]
-    if not (len(lam) == len(mu) == len(sd)):
-        _refuse("sds", owner, f"{len(lam)} values, one per weight (means: {len(mu)})", str(len(sd)))
+    for name, v in (("means", mu), ("sds", sd)):
+        if len(v) != len(lam):
+            _refuse(name, owner, f"{len(lam)} values, one per weight", f"{len(v)} values")
     if (sd <= 0).any() or (lam <= 0).any():
         _refuse("sds" if (sd <= 0).any() else "weights", owner, "positive values",
                 repr((sd if (sd <= 0).any() else lam).tolist()))
@@ -280,6 +281,9 @@ def digits_to_signed(images) -> torch.Tensor:
 def signed_to_digits(z: torch.Tensor) -> torch.Tensor:
     """Samples on the diffusion's scale back to images: (z + 1)/2 clipped to [0, 1], ``(B, 1, 8, 8)``."""
     check_instance(z, "z", "signed_to_digits", torch.Tensor)
+    if z.dim() == 0 or len(z) == 0 or z[0].numel() != 64 or not z.dtype.is_floating_point:
+        _refuse("z", "signed_to_digits", "a float tensor of 8x8 images (B, 1, 8, 8), (B, 8, 8) or (B, 64)",
+                f"shape {tuple(z.shape)} of {z.dtype}")
     return ((z.float() + 1) / 2).clamp(0.0, 1.0).reshape(len(z), 1, 8, 8)
 
 
