@@ -9,6 +9,10 @@
 - ``recipes``: the transformers' optimiser (AdamW, weight decay on matrices only) and warm-up schedules.
 - ``transformers``: training GPT, BERT and the encoder-decoder (``import udl.train.transformers``);
   the models that figures share are trained once per machine (:func:`udl.cache.trained`).
+- ``graphs``: the tasks of fig. 13.6 (graph, node and edge prediction; transductive and
+  inductive), their losses, negative sampling, and the baselines they are judged against.
+- ``vae``: the negative ELBO through ``fit_adamw``, and the digits VAE the figures share.
+- ``diffusion``: the denoisers' least-squares loss with label dropout, and their recipes.
 """
 
 from udl.train import distributed
