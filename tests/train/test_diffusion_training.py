@@ -196,6 +196,25 @@ def test_a_run_is_a_function_of_its_seed():
     assert torch.equal(weights[0], weights[1]) and not torch.equal(weights[0], weights[2])
 
 
+def test_the_moving_average_of_the_weights_is_what_the_model_keeps():
+    """ema = γ: φ̄_1 = φ_1, φ̄_s = γ φ̄_{s-1} + (1 - γ) φ_s; the weights after each step are read from the same run
+    without the average (a run is a function of its seed), at the next step's forward pass and at the end."""
+    x = torch.randn(64, 1, generator=torch.Generator().manual_seed(0))
+    seen = []
+    plain = MLPDenoiser(1, 8, 2, 4, generator=0)
+    plain.register_forward_pre_hook(lambda module, args: seen.append(
+        torch.cat([p.detach().flatten() for p in module.parameters()]).clone()))
+    train_denoiser(plain, linear_process(50), x, steps=4, batch_size=16, seed=3, device="cpu")
+    after = [*seen[1:], torch.cat([p.detach().flatten() for p in plain.parameters()])]  # φ_1 … φ_4
+    gamma, expected = 0.7, after[0]
+    for phi in after[1:]:
+        expected = gamma * expected + (1 - gamma) * phi
+    averaged = MLPDenoiser(1, 8, 2, 4, generator=0)
+    train_denoiser(averaged, linear_process(50), x, steps=4, batch_size=16, ema=gamma, seed=3, device="cpu")
+    assert torch.allclose(torch.cat([p.detach().flatten() for p in averaged.parameters()]), expected, atol=1e-7)
+    assert not torch.allclose(expected, after[-1])
+
+
 @pytest.mark.parametrize("change, error", [
     (dict(x=torch.zeros(0, 1)), "'x' parameter of train_denoiser must be of shape"),
     (dict(x=torch.zeros(8, dtype=torch.long)), "'x' parameter of train_denoiser must be a float"),
@@ -207,10 +226,11 @@ def test_a_run_is_a_function_of_its_seed():
     (dict(batch_size=9), "'batch_size' parameter of train_denoiser"),
     (dict(lr=0.0), "'lr' parameter of train_denoiser"),
     (dict(seed=-1), "'seed' parameter of train_denoiser"),
+    (dict(ema=1.0), "'ema' parameter of train_denoiser"),
 ])
 def test_train_denoiser_refuses_bad_arguments(change, error):
     args = dict(model=MLPDenoiser(1, 4, 1, 4, generator=0), process=linear_process(50), x=torch.zeros(8, 1), c=None,
-                steps=1, batch_size=4, lr=1e-3, p_uncond=0.0, seed=0)
+                steps=1, batch_size=4, lr=1e-3, p_uncond=0.0, ema=0.0, seed=0)
     args.update(change)
     with pytest.raises((TypeError, ValueError), match=re.escape(error)):
         train_denoiser(args.pop("model"), args.pop("process"), args.pop("x"), args.pop("c"), device="cpu", **args)
