@@ -4,10 +4,9 @@ neighbourhood, sensitivity against its closed form for a linear layer."""
 import networkx as nx
 import pytest
 import torch
-from torch import nn
 
 from udl.analysis.graph_receptive_field import graph_input_sensitivity, hop_distances, k_hop_neighbourhood
-from udl.nn.graph import GraphAttention, GraphConv
+from udl.nn.graph import GraphAttention, GraphConv, GraphSequential
 
 F64 = torch.float64
 
@@ -51,17 +50,6 @@ def test_hop_distances_follow_the_edges_direction_towards_the_node():
     assert (hop_distances(A.T, 0) >= 0).sum() == 1  # and nothing from it
 
 
-class _Stack(nn.Module):
-    def __init__(self, layers):
-        super().__init__()
-        self.layers = nn.ModuleList(layers)
-
-    def forward(self, H, A):
-        for layer in self.layers:
-            H = layer(H, A)
-        return H
-
-
 def _network(kind, k, seed=0):
     layers = []
     d = 3
@@ -72,7 +60,7 @@ def _network(kind, k, seed=0):
             layer = GraphConv(d, 8, aggregation=kind, generator=seed + i)
         layers.append(layer)
         d = layer.output_size
-    return _Stack(layers).double()
+    return GraphSequential(layers).double()
 
 
 @pytest.mark.parametrize("kind", ["sum", "kipf", "mean", "symmetric", "gat"])

@@ -20,7 +20,8 @@ from udl import drawing, style
 from udl.analysis.compare import max_difference
 from udl.analysis.graph_receptive_field import graph_input_sensitivity, hop_distances, k_hop_neighbourhood
 from udl.nn.attention import book_self_attention
-from udl.nn.graph import AGGREGATIONS, COMBINES, GraphAttention, GraphConv, propagation_matrix, readout
+from udl.nn.graph import (AGGREGATIONS, COMBINES, GraphAttention, GraphConv, GraphSequential, propagation_matrix,
+                          readout)
 from udl.registry import Check, Limit, Result, figure
 
 # The seven-node example graph of figs. 13.7 and 13.12 (nodes 0..6, drawn 1..7) and where it is drawn.
@@ -362,17 +363,7 @@ def _network(kind: str, depth: int, d_in: int, width: int, g: torch.Generator) -
         layers.append(layer)
         d = layer.output_size
 
-    class Stack(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.layers = nn.ModuleList(layers)
-
-        def forward(self, H, A):
-            for layer in self.layers:
-                H = layer(H, A)
-            return H
-
-    return Stack().double()
+    return GraphSequential(layers).double()
 
 
 def _geometric_graph(n: int, mean_degree: float, seed: int) -> tuple[torch.Tensor, dict]:

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from udl.nn.deep import relu_mlp
 from udl.nn.init import initialised_from
 from udl.validate import as_generator, check_float, check_int, check_tensor
 
@@ -36,15 +37,6 @@ def _widths(value, name: str, owner: str) -> tuple[int, ...]:
                         f"Got {value!r} instead.")
     return tuple(check_int(v, name, owner) for v in value)
 
-
-def _mlp(widths: tuple[int, ...]) -> nn.Sequential:
-    """Linear layers through ``widths`` with a ReLU between consecutive ones (none at the end)."""
-    layers: list[nn.Module] = []
-    for i, (d_from, d_to) in enumerate(zip(widths[:-1], widths[1:])):
-        if i > 0:
-            layers.append(nn.ReLU())
-        layers.append(nn.Linear(d_from, d_to))
-    return nn.Sequential(*layers)
 
 
 class Autoencoder(nn.Module):
@@ -83,8 +75,8 @@ class Autoencoder(nn.Module):
         generator = as_generator(generator, "Autoencoder")
         widths = (self.d_in, *self.hidden, self.d_code)
         with initialised_from(self, generator):
-            self.encoder = _mlp(widths)
-            self.decoder = _mlp(widths[::-1])
+            self.encoder = relu_mlp(widths)
+            self.decoder = relu_mlp(widths[::-1])
 
     @classmethod
     def tiny(cls, **changes) -> Autoencoder:

@@ -46,7 +46,8 @@ import torch
 from torch import nn
 
 from udl.data.graphs import Graph
-from udl.nn.graph import ACTIVATIONS, AGGREGATIONS, COMBINES, GraphAttention, GraphConv, edge_score, readout
+from udl.nn.graph import (ACTIVATIONS, AGGREGATIONS, COMBINES, GraphAttention, GraphConv, GraphSequential, edge_score,
+                          readout)
 from udl.nn.init import initialised_from
 from udl.validate import as_generator, check_choice, check_config, check_instance, check_int, check_tensor
 
@@ -170,12 +171,12 @@ class GraphNetwork(nn.Module):
         self.config = config = _config(config, owner)
         generator = as_generator(generator, owner)
         with initialised_from(self, generator):
-            self.layers = nn.ModuleList(
+            self.layers = GraphSequential([
                 GraphAttention(d_in, config.d_hidden // config.heads, heads=config.heads, activation=config.activation)
                 if config.layer == "attention" else
                 GraphConv(d_in, config.d_hidden, aggregation=config.aggregation, combine=config.combine,
                           activation=config.activation)
-                for d_in, _ in config.layer_sizes())
+                for d_in, _ in config.layer_sizes()])
 
     @property
     def output_size(self) -> int:
@@ -183,10 +184,7 @@ class GraphNetwork(nn.Module):
         return self.config.layer_sizes()[-1][1]
 
     def forward(self, X: torch.Tensor, A: torch.Tensor) -> torch.Tensor:
-        H = X  # H_0 = X: (D, N)
-        for layer in self.layers:
-            H = layer(H, A)  # H_k = a[...]: (D_h, N)
-        return H
+        return self.layers(X, A)  # H_0 = X, H_k = a[...]: (D, N) -> (D_K, N)
 
 
 class _Headed(nn.Module):

@@ -61,6 +61,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from udl.nn.deep import relu_mlp
 from udl.nn.init import initialised_from
 from udl.validate import _refuse, as_generator, check_choice, check_float, check_input, check_int, check_tensor
 
@@ -152,15 +153,6 @@ class VAEConfig:
         return sum((a + 1) * b for path in (encoder, decoder) for a, b in zip(path[:-1], path[1:]))
 
 
-def _mlp(widths: tuple[int, ...]) -> nn.Sequential:
-    """Linear layers through ``widths`` with a ReLU between consecutive ones (none at the end)."""
-    layers: list[nn.Module] = []
-    for i, (d_from, d_to) in enumerate(zip(widths[:-1], widths[1:])):
-        if i > 0:
-            layers.append(nn.ReLU())
-        layers.append(nn.Linear(d_from, d_to))
-    return nn.Sequential(*layers)
-
 
 # --------------------------------------------------------------------------- the model
 class VAE(nn.Module):
@@ -198,8 +190,8 @@ class VAE(nn.Module):
         generator = as_generator(generator, "VAE")
         widths = (config.d_in, *config.hidden)
         with initialised_from(self, generator):
-            self.encoder = _mlp((*widths, 2 * config.d_latent))
-            self.decoder = _mlp((config.d_latent, *widths[::-1]))
+            self.encoder = relu_mlp((*widths, 2 * config.d_latent))
+            self.decoder = relu_mlp((config.d_latent, *widths[::-1]))
 
     @classmethod
     def tiny(cls, config: VAEConfig | str = "tiny", *, generator: torch.Generator | int | None = None) -> VAE:

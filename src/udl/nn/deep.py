@@ -29,7 +29,7 @@ from udl.nn.init import fan_in_uniform_, initialised_from
 from udl.nn.shallow import ShallowNetwork
 from udl.validate import as_generator, check_input, check_sizes
 
-__all__ = ["DeepNetwork", "compose", "compose_as_deep"]  # DeepPass: a return type
+__all__ = ["DeepNetwork", "compose", "compose_as_deep", "relu_mlp"]  # DeepPass: a return type
 
 
 class DeepPass(NamedTuple):
@@ -198,3 +198,32 @@ def compose_as_deep(net1: nn.Module, net2: nn.Module) -> DeepNetwork:
             layer.weight.copy_(omega)
             layer.bias.copy_(beta)
     return deep
+
+
+def relu_mlp(widths) -> nn.Sequential:
+    """``nn.Linear`` layers through ``widths`` with a ReLU between consecutive ones and none after the last.
+
+    The plain ``nn.Sequential`` form of eqs. 4.15-4.17 that autoencoders use for their encoder
+    and decoder (:class:`udl.models.autoencoder.Autoencoder`, :class:`udl.models.vae.VAE`).
+    Weights get ``nn.Linear``'s initialisation from torch's global generator: build it
+    under :func:`udl.nn.init.initialised_from` to draw them from a given generator.
+
+    Args:
+        widths: the layer sizes D_0, D_1, ..., D_{K+1}, at least two positive ints.
+
+    Example::
+
+        >>> relu_mlp((64, 32, 2))
+        Sequential(
+          (0): Linear(in_features=64, out_features=32, bias=True)
+          (1): ReLU()
+          (2): Linear(in_features=32, out_features=2, bias=True)
+        )
+    """
+    widths = check_sizes(widths, "widths", "relu_mlp", min_len=2)
+    layers: list[nn.Module] = []
+    for i, (d_from, d_to) in enumerate(zip(widths[:-1], widths[1:])):
+        if i > 0:
+            layers.append(nn.ReLU())
+        layers.append(nn.Linear(d_from, d_to))
+    return nn.Sequential(*layers)

@@ -64,9 +64,10 @@ import torch
 from torch import nn
 
 from udl.nn.init import initialised_from
-from udl.validate import as_generator, check_bool, check_choice, check_float, check_input, check_int, check_tensor
+from udl.validate import (as_generator, check_bool, check_choice, check_float, check_input, check_instance, check_int,
+                          check_sequence, check_tensor)
 
-__all__ = ["GraphConv", "GraphAttention", "propagation_matrix", "readout", "edge_score"]
+__all__ = ["GraphConv", "GraphAttention", "GraphSequential", "propagation_matrix", "readout", "edge_score"]
 
 AGGREGATIONS = ("sum", "mean", "symmetric", "max", "kipf")
 COMBINES = ("add", "diagonal", "separate", "residual")
@@ -340,6 +341,38 @@ class GraphAttention(nn.Module):
     def extra_repr(self) -> str:
         return (f"d_in={self.d_in}, d_out={self.d_out}, heads={self.heads}, concat={self.concat}, "
                 f"negative_slope={self.negative_slope}, activation={self.activation!r}, bias={self.beta is not None}")
+
+
+class GraphSequential(nn.ModuleList):
+    """Graph layers applied in turn on one graph: H_k = layer_k[H_{k-1}, A] (fig. 13.7c).
+
+    ``nn.Sequential`` passes one tensor along; graph layers also need A, the same at every
+    layer. A ``ModuleList``, so its parameters are named ``0.omega``, ``1.omega``, ...
+
+    Args:
+        layers: graph layers, each called as ``layer(H, A)``, the output size of one the
+            input size of the next.
+
+    Shape:
+        ``H``: ``(D_0, N)``, ``A``: ``(N, N)`` -> ``(D_K, N)``.
+
+    Example::
+
+        >>> net = GraphSequential([GraphConv(3, 8, generator=0), GraphConv(8, 2, generator=1)])
+        >>> net(torch.ones(3, 4), torch.ones(4, 4) - torch.eye(4)).shape
+        torch.Size([2, 4])
+    """
+
+    def __init__(self, layers=()):
+        layers = list(check_sequence(layers, "layers", "GraphSequential"))
+        for layer in layers:
+            check_instance(layer, "layers", "GraphSequential", nn.Module)
+        super().__init__(layers)
+
+    def forward(self, H: torch.Tensor, A: torch.Tensor) -> torch.Tensor:
+        for layer in self:
+            H = layer(H, A)
+        return H
 
 
 # --------------------------------------------------------------------------- heads
