@@ -63,7 +63,7 @@ import math
 import torch
 from torch import nn
 
-from udl.nn.init import initialised_from
+from udl.nn.init import initialised_from, uniform_
 from udl.validate import (as_generator, check_bool, check_choice, check_float, check_input, check_instance, check_int,
                           check_sequence, check_tensor)
 
@@ -74,15 +74,9 @@ COMBINES = ("add", "diagonal", "separate", "residual")
 ACTIVATIONS = ("relu", "identity")
 
 
-@torch.no_grad()
 def _glorot_(t: torch.Tensor | None, fan_in: int, fan_out: int, generator: torch.Generator | None) -> None:
     """U(-b, b) with b = √(6 / (fan_in + fan_out)), drawn in float64 so a seed gives the same values on any dtype."""
-    if t is None or t.is_meta:
-        return
-    bound = math.sqrt(6.0 / (fan_in + fan_out))
-    device = generator.device if generator is not None else "cpu"
-    u = torch.rand(t.shape, generator=generator, dtype=torch.float64, device=device)  # U[0, 1)
-    t.copy_(u.mul(2).sub(1).mul(bound))
+    uniform_([t], math.sqrt(6.0 / (fan_in + fan_out)), generator)
 
 
 def _activate(z: torch.Tensor, activation: str) -> torch.Tensor:

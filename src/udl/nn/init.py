@@ -123,7 +123,22 @@ def fan_in_uniform_(tensors, fan_in: int, generator: torch.Generator | None = No
         >>> bool(w.abs().max() <= 1 / 3)
         True
     """
-    bound = 1.0 / math.sqrt(fan_in)
+    uniform_(tensors, 1.0 / math.sqrt(fan_in), generator)
+
+
+@torch.no_grad()
+def uniform_(tensors, bound: float, generator: torch.Generator | None = None) -> None:
+    """Draw each tensor, in place, from U(-bound, bound), in float64 on the generator's device, then copy.
+
+    The draw behind :func:`fan_in_uniform_` (bound 1/√fan_in) and Glorot's initialisation of the
+    graph layers (bound √(6 / (fan_in + fan_out))): a generator gives the same values whatever the
+    parameters' dtype and device. Tensors that are None or on the meta device are skipped.
+
+    Args:
+        tensors: the tensors, in the order they are drawn.
+        bound: the half-width of the interval, > 0.
+        generator: the random numbers. Default: torch's global one.
+    """
     device = generator.device if generator is not None else "cpu"
     for t in tensors:
         if t is not None and not t.is_meta:
