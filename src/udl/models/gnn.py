@@ -39,13 +39,12 @@ Example::
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
 
-from udl.data.graphs import Graph
+from udl.data.graphs import Graph, _unchecked
 from udl.nn.graph import (ACTIVATIONS, AGGREGATIONS, COMBINES, GraphAttention, GraphConv, GraphSequential, edge_score,
                           readout)
 from udl.nn.init import initialised_from
@@ -300,12 +299,7 @@ def _with_adjacency(graph: Graph, A: torch.Tensor) -> Graph:
     Built without Graph's O(N²) checks, which a subgraph of a valid graph passes anyway
     (binary, symmetric, no self-loops): this runs at every training step.
     """
-    new = object.__new__(Graph)
-    for field in dataclasses.fields(Graph):
-        object.__setattr__(new, field.name, getattr(graph, field.name))
-    object.__setattr__(new, "A", A)
-    object.__setattr__(new, "E", None)
-    return new
+    return _unchecked(A=A, X=graph.X, E=None, y=graph.y, node_graph=graph.node_graph)
 
 
 class StructureBlind(nn.Module):
