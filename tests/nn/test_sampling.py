@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from udl.nn.sampling import (max_pool2d, max_unpool2d, mean_pool2d, subsample, upsample_bilinear,
+from udl.nn.sampling import (max_pool2d, max_unpool2d, mean_pool2d, pixel_shuffle, subsample, upsample_bilinear,
                              upsample_nearest)
 
 
@@ -98,7 +98,30 @@ def test_bilinear_reproduces_a_linear_ramp_between_samples():
     torch.testing.assert_close(y, 2 * u - v, rtol=0, atol=1e-5)
 
 
+@pytest.mark.parametrize("shape, factor", [((2, 12, 3, 5), 2), ((1, 9, 4, 2), 3), ((3, 32, 2, 2), 4),
+                                           ((1, 5, 3, 3), 1)])
+def test_pixel_shuffle_equals_torch_values_and_gradients(shape, factor):
+    x = rand(*shape, seed=7).requires_grad_(True)
+    ours, ref = pixel_shuffle(x, factor), torch.nn.PixelShuffle(factor)(x)
+    assert torch.equal(ours, ref)
+    up = rand(*ref.shape, seed=8)
+    assert torch.equal(torch.autograd.grad(ours, x, up)[0], torch.autograd.grad(ref, x, up)[0])
+
+
+def test_pixel_shuffle_fills_each_block_from_one_position_by_hand():
+    x = torch.arange(2 * 4 * 2 * 3.0).view(1, 8, 2, 3)  # C = 2 output channels, r = 2
+    y = pixel_shuffle(x)
+    for c in range(2):
+        for h in range(2):
+            for w in range(3):
+                block = y[0, c, 2 * h:2 * h + 2, 2 * w:2 * w + 2].flatten()  # reading order: (i, j)
+                assert torch.equal(block, x[0, 4 * c:4 * c + 4, h, w])  # channels c·r² + r·i + j
+
+
 @pytest.mark.parametrize("call", [
+    lambda: pixel_shuffle(torch.zeros(1, 6, 2, 2)),
+    lambda: pixel_shuffle(torch.zeros(4, 2, 2)),
+    lambda: pixel_shuffle(torch.zeros(1, 4, 2, 2), 0),
     lambda: subsample(torch.zeros(4, 4)),
     lambda: subsample(torch.zeros(1, 1, 4, 4), 0),
     lambda: max_pool2d(torch.zeros(1, 1, 2, 2), 3),

@@ -13,12 +13,15 @@ Up (each doubles the size with the defaults):
 - :func:`upsample_nearest`: duplication, each value copied into an f x f block (fig. 10.12a);
 - :func:`max_unpool2d`: each value put back where its maximum was found by max pooling,
   zeros elsewhere (fig. 10.12b);
-- :func:`upsample_bilinear`: bilinear interpolation between the input values (fig. 10.12c).
+- :func:`upsample_bilinear`: bilinear interpolation between the input values (fig. 10.12c);
+- :func:`pixel_shuffle`: sub-pixel upsampling (Shi et al. 2016, used by SRGAN, §15.4.4):
+  the r² channels of each group become an r x r block of one output channel, so a
+  convolution that makes r² times the channels followed by it learns its own upsampling.
 
 All take batch-first (N, C, H, W) tensors and act on every channel separately; they
 are written from their definitions (windows gathered by index arithmetic, as in
 :mod:`udl.nn.conv`) and tested against ``F.max_pool2d``, ``F.avg_pool2d``,
-``F.max_unpool2d`` and ``F.interpolate``.
+``F.max_unpool2d``, ``F.interpolate`` and ``F.pixel_shuffle``.
 
 Example::
 
@@ -37,7 +40,8 @@ import torch
 from udl.nn.conv import sliding_windows2d
 from udl.validate import check_int, check_ints, check_tensor
 
-__all__ = ["subsample", "max_pool2d", "mean_pool2d", "upsample_nearest", "max_unpool2d", "upsample_bilinear"]
+__all__ = ["subsample", "max_pool2d", "mean_pool2d", "upsample_nearest", "max_unpool2d", "upsample_bilinear",
+           "pixel_shuffle"]
 
 _NCHW = ("N", "C", "H", "W")  # the shape of every input here
 
@@ -258,3 +262,38 @@ def upsample_bilinear(x: torch.Tensor, factor: int = 2, *, align_corners: bool =
     r0, r1, c0, c1 = i0[:, None], i1[:, None], j0[None, :], j1[None, :]
     return ((1 - lam) * (1 - mu) * x[:, :, r0, c0] + (1 - lam) * mu * x[:, :, r0, c1]
             + lam * (1 - mu) * x[:, :, r1, c0] + lam * mu * x[:, :, r1, c1])  # (N, C, f·H, f·W)
+
+
+def pixel_shuffle(x: torch.Tensor, factor: int = 2) -> torch.Tensor:
+    """Sub-pixel upsampling: each group of r² channels becomes an r x r block of one channel.
+
+    y_{c, r·h + i, r·w + j} = x_{c·r² + r·i + j, h, w}     (0 ≤ i, j < r)
+
+    A convolution that outputs r²·C channels at the low resolution, followed by this
+    rearrangement, is a learned ×r upsampling (Shi et al. 2016): the r² outputs at each
+    input position fill the r x r pixels of the output block it covers. It moves values
+    without computing anything, so its gradient only moves them back.
+
+    Args:
+        x: (N, C·r², H, W). factor: r, a positive int (default 2).
+
+    Shape:
+        (N, C·r², H, W) -> (N, C, r·H, r·W).
+
+    Example::
+
+        >>> pixel_shuffle(torch.arange(4.0).view(1, 4, 1, 1))[0, 0]
+        tensor([[0., 1.],
+                [2., 3.]])
+    """
+    owner = "pixel_shuffle"
+    x = check_tensor(x, "x", owner, shape=_NCHW)
+    r = check_int(factor, "factor", owner)
+    n, channels, h, w = x.shape
+    if channels % (r * r):
+        raise ValueError(f"The 'x' parameter of {owner} must have a multiple of factor² = {r * r} channels. "
+                         f"Got {channels} instead.")
+    c = channels // (r * r)
+    y = x.reshape(n, c, r, r, h, w)  # (N, C, i, j, H, W): channel c·r² + r·i + j
+    y = y.permute(0, 1, 4, 2, 5, 3)  # (N, C, H, i, W, j)
+    return y.reshape(n, c, r * h, r * w)  # row r·h + i, column r·w + j
