@@ -844,6 +844,8 @@ CASES = [
                                                                        generator=0),
                                          process=_PROCESS, classes=[0, 9], n_steps=2, generator=0),
      {"classes": [torch.zeros(2), []], "guidance": [-1.0], "n_steps": [0, 11], "generator": [1.5]}),
+    (sampling.pixel_shuffle, dict(x=torch.zeros(1, 8, 2, 2), factor=2),
+     {"x": [torch.zeros(1, 6, 2, 2), torch.zeros(8, 2, 2), "x"], "factor": BAD_INT}),
 ]
 # Public classes that are plain records of results or data (no behaviour to misuse), and
 # the figure framework's own types (tests/test_registry.py tries them).
