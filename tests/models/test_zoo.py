@@ -45,6 +45,7 @@ from udl.models.seq2seq import EncoderDecoder, Seq2SeqConfig
 from udl.models.swin import PatchMerging, PatchPartition, Swin, SwinConfig, SwinLayer, WindowAttention
 from udl.models.transfer import replace_head
 from udl.models.unet import UNet, unet_parameter_count
+from udl.models.stylegan import AdaIN, MappingNetwork, NoiseInjection, StyleGANConfig, StyleGenerator, StyleLayer
 from udl.models.vae import VAE, VAEConfig
 from udl.models.vit import PatchEmbedding, ViT, ViTConfig
 from udl.models.yolo import YOLO, YOLOConfig
@@ -226,6 +227,21 @@ ROWS = [
         {"n_classes": [0], "channels": [(4,), (4, 0), 4], "d_embed": [7], "groups": [3]}, "DigitDenoiser"),
     Row("VAE", VAE.tiny, _images(5, 8), (5, 8), {"config": ["huge", 3, VAEConfig.tiny().__dict__]}, "VAE",
         count=lambda: VAEConfig.tiny().parameter_count()),
+    # StyleGAN (fig. 15.19): the generator takes its noise images as a list, one per layer
+    Row("StyleGenerator", StyleGenerator.tiny,
+        lambda: (_images(2, 4)()[0], [_images(2, 1, r, r)()[0] for r in (4, 4, 8, 8)]), (2, 1, 8, 8),
+        {"config": ["huge", 3, None, StyleGANConfig.tiny().__dict__]}, "StyleGenerator",
+        count=lambda: StyleGANConfig.tiny().parameter_count()),
+    Row("MappingNetwork", partial(MappingNetwork, d_latent=3, d_style=4, depth=2), _images(5, 3), (5, 4),
+        {"d_latent": [0, 1.5], "depth": [0]}, "MappingNetwork", count=lambda: 4 * 4 + 5 * 4),
+    Row("AdaIN", partial(AdaIN, channels=3, d_style=2), lambda: (_images(2, 3, 4, 4)()[0], _images(2, 2)()[0]),
+        (2, 3, 4, 4), {"channels": [0, 2.5], "eps": [0.0, -1.0]}, "AdaIN", count=lambda: 3 * 6),
+    Row("StyleLayer", partial(StyleLayer, in_channels=2, channels=3, d_style=2),
+        lambda: (_images(2, 2, 4, 4)()[0], _images(2, 1, 4, 4)()[0], _images(2, 2)()[0]), (2, 3, 4, 4),
+        {"in_channels": [0, 1.5], "channels": [0]}, "StyleLayer", count=lambda: 9 * 2 * 3 + 3 + 3 + 3 * 6),
+    Row("NoiseInjection", partial(NoiseInjection, channels=3),
+        lambda: (_images(2, 3, 4, 4)()[0], _images(2, 1, 4, 4)()[0]), (2, 3, 4, 4), {"channels": [0, 2.5]},
+        "NoiseInjection", count=lambda: 3, random=False),
 ]
 RANDOM = [row for row in ROWS if row.random]
 
