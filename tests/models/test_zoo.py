@@ -45,6 +45,7 @@ from udl.models.seq2seq import EncoderDecoder, Seq2SeqConfig
 from udl.models.swin import PatchMerging, PatchPartition, Swin, SwinConfig, SwinLayer, WindowAttention
 from udl.models.transfer import replace_head
 from udl.models.unet import UNet, unet_parameter_count
+from udl.models.cyclegan import CycleGAN, CycleGANConfig, Translator
 from udl.models.stylegan import AdaIN, MappingNetwork, NoiseInjection, StyleGANConfig, StyleGenerator, StyleLayer
 from udl.models.vae import VAE, VAEConfig
 from udl.models.vit import PatchEmbedding, ViT, ViTConfig
@@ -242,6 +243,13 @@ ROWS = [
     Row("NoiseInjection", partial(NoiseInjection, channels=3),
         lambda: (_images(2, 3, 4, 4)()[0], _images(2, 1, 4, 4)()[0]), (2, 3, 4, 4), {"channels": [0, 2.5]},
         "NoiseInjection", count=lambda: 3, random=False),
+    # CycleGAN (fig. 15.18): two translators; forward translates a batch of each domain
+    Row("Translator", Translator.tiny, _images(2, 1, 8, 8), (2, 1, 8, 8),
+        {"config": ["huge", 3, None, CycleGANConfig.tiny().__dict__]}, "Translator",
+        count=lambda: CycleGANConfig.tiny().translator_parameter_count()),
+    Row("CycleGAN", CycleGAN.tiny, lambda: (_images(2, 1, 8, 8)()[0], _images(3, 1, 6, 6)()[0]),
+        ((2, 1, 8, 8), (3, 1, 6, 6)), {"config": ["huge", 3, None, CycleGANConfig.tiny().__dict__]}, "CycleGAN",
+        count=lambda: CycleGANConfig.tiny().parameter_count()),
 ]
 RANDOM = [row for row in ROWS if row.random]
 
