@@ -46,6 +46,7 @@ from udl.models.swin import PatchMerging, PatchPartition, Swin, SwinConfig, Swin
 from udl.models.transfer import replace_head
 from udl.models.unet import UNet, unet_parameter_count
 from udl.models.cyclegan import CycleGAN, CycleGANConfig, Translator
+from udl.models.gan import GAN, DCGANDiscriminator, DCGANGenerator, GANConfig, MLPDiscriminator, MLPGenerator
 from udl.models.stylegan import AdaIN, MappingNetwork, NoiseInjection, StyleGANConfig, StyleGenerator, StyleLayer
 from udl.models.vae import VAE, VAEConfig
 from udl.models.vit import PatchEmbedding, ViT, ViTConfig
@@ -93,6 +94,13 @@ def _bert_classifier(encoder=None, n_classes=3, *, generator=None):
 def _new_head(d_out=3, *, generator=None):
     """A pre-trained network (fixed) with a fresh output layer drawn from ``generator``."""
     return replace_head(DeepNetwork([4, 6, 5], generator=0), d_out, generator=generator)
+
+
+def _gan(d_latent=4, *, generator=None):
+    from udl.validate import as_generator
+
+    generator = as_generator(generator, "GAN")  # one stream for both networks
+    return GAN(DCGANGenerator.tiny(generator=generator), DCGANDiscriminator.tiny(generator=generator), d_latent)
 
 
 BAD_GENERATORS = [1.5, -1, True, "seed", np.float64(2.0)]
@@ -250,6 +258,18 @@ ROWS = [
     Row("CycleGAN", CycleGAN.tiny, lambda: (_images(2, 1, 8, 8)()[0], _images(3, 1, 6, 6)()[0]),
         ((2, 1, 8, 8), (3, 1, 6, 6)), {"config": ["huge", 3, None, CycleGANConfig.tiny().__dict__]}, "CycleGAN",
         count=lambda: CycleGANConfig.tiny().parameter_count()),
+    # GAN core (figs. 14.2, 15.x): DCGAN's pair, the MLP pair for 2-D data, and the two held together
+    Row("DCGANGenerator", DCGANGenerator.tiny, _images(2, 4), (2, 1, 8, 8), {"config": ["huge", 3, None]},
+        "DCGANGenerator", count=lambda: GANConfig.tiny().generator_parameter_count()),
+    Row("DCGANDiscriminator", DCGANDiscriminator.tiny, _images(2, 1, 8, 8), (2,), {"config": ["huge", 3, None]},
+        "DCGANDiscriminator", count=lambda: GANConfig.tiny().discriminator_parameter_count()),
+    Row("MLPGenerator", partial(MLPGenerator, d_latent=3, d_out=2, hidden=(4,)), _images(5, 3), (5, 2),
+        {"hidden": [(), (0,), 4], "d_out": [0, 1.5]}, "MLPGenerator", count=lambda: 4 * 4 + 5 * 2),
+    Row("MLPDiscriminator", partial(MLPDiscriminator, d_in=2, hidden=(4,)), _images(5, 2), (5,),
+        {"slope": [1.0, -0.1], "hidden": [()]}, "MLPDiscriminator", count=lambda: 3 * 4 + 5 * 1),
+    Row("GAN", _gan, _images(3, 4), (3, 1, 8, 8), {"d_latent": [0, 1.5]}, "GAN",
+        count=lambda: GANConfig.tiny().generator_parameter_count() + GANConfig.tiny().discriminator_parameter_count(),
+        no_grad=frozenset("discriminator_net." + name for name, _ in DCGANDiscriminator.tiny().named_parameters())),
 ]
 RANDOM = [row for row in ROWS if row.random]
 
