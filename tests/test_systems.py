@@ -29,3 +29,13 @@ def test_shallow_network_has_one_hidden_layer_and_10_parameters():
 def test_a_broken_entry_is_reported_not_raised():
     (row,) = survey((System("missing", "supervised", "udl.nn.deep:NoSuchNetwork"),))
     assert not row["builds"] and "AttributeError" in row["error"]
+
+
+def test_a_model_without_weight_layers_counts_its_tensors_and_no_hidden_layer():
+    (row,) = survey(tuple(s for s in SYSTEMS if s.name == "mixture of Gaussians"))
+    assert row["builds"] and row["params"] == 6 and row["weight_layers"] == 0 and row["hidden_layers"] == 0
+
+
+def test_a_depth_that_counts_something_else_is_not_compared():
+    (row,) = survey(tuple(s for s in SYSTEMS if s.target == "udl.models.denoisers:MLPDenoiser"))
+    assert row["declared_depth"] == -1 and row["hidden_layers"] == 6  # 7 weight layers: time MLP 2, main path 2, Ψ_k 2, output 1

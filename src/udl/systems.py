@@ -14,6 +14,9 @@ from typing import Any
 
 import torch
 
+from udl.models.gpt import GPTConfig
+from udl.models.vae import VAEConfig
+
 PARADIGMS = ("supervised", "unsupervised", "reinforcement")
 
 
@@ -24,9 +27,14 @@ class System:
     target: str  # "package.module:Class" of its torch.nn.Module
     kwargs: dict[str, Any] = field(default_factory=dict)  # a small instance
     chapter: int = 0  # where the book introduces it
+    declares_depth: bool = True  # False where the module's ``depth`` counts something else than its hidden layers
 
-    def build(self, **extra: Any) -> torch.nn.Module:
-        """Import and instantiate the system's network (``extra`` adds arguments, e.g. ``generator``)."""
+    def build(self, **extra: Any) -> Any:
+        """Import and instantiate the system (``extra`` adds arguments, e.g. ``generator``).
+
+        Most systems are ``torch.nn.Module`` networks; a mixture of Gaussians is a plain
+        object holding its parameter tensors.
+        """
         module, name = self.target.split(":")
         return getattr(importlib.import_module(module), name)(**self.kwargs, **extra)
 
@@ -56,6 +64,16 @@ SYSTEMS: tuple[System, ...] = (
            dict(dims=3, levels=3, width=8, padding="same", batch_norm=True), chapter=11),
     System("stacked hourglass (pose estimation)", "supervised", "udl.models.hourglass:StackedHourglass",
            dict(n_joints=14, n_stacks=2, channels=16, depth=2), chapter=11),
+    # unsupervised models of chapters 12-18, sized for udl.analysis.taxonomy's probes (fig. 14.1)
+    System("mixture of Gaussians", "unsupervised", "udl.models.mixture:MixtureOfGaussians",
+           dict(weights=(0.3, 0.7), means=(-1.5, 1.0), covariances=(0.5, 1.0)), chapter=17),
+    System("variational autoencoder", "unsupervised", "udl.models.vae:VAE",
+           dict(config=VAEConfig(d_in=2, hidden=(16, 16), d_latent=1, n_trials=4)), chapter=17),
+    # the denoiser's ``depth`` counts its main path; the time embedding's layers sit beside it
+    System("diffusion model (denoiser)", "unsupervised", "udl.models.denoisers:MLPDenoiser",
+           dict(d_in=1, width=16, depth=2, d_time=8), chapter=18, declares_depth=False),
+    System("GPT decoder (language model)", "unsupervised", "udl.models.gpt:GPT",
+           dict(config=GPTConfig.tiny(vocab_size=5, context=8)), chapter=12),
 )
 
 
@@ -65,11 +83,20 @@ def weight_layers(module: torch.nn.Module) -> int:
     return sum(isinstance(m, kinds) for m in module.modules())
 
 
+def parameter_count(system: Any) -> int:
+    """The numbers a system learns: a module's parameters, or the tensors a plain model object holds."""
+    if isinstance(system, torch.nn.Module):
+        return sum(p.numel() for p in system.parameters())
+    return sum(v.numel() for k, v in vars(system).items() if torch.is_tensor(v) and not k.startswith("_"))
+
+
 def survey(systems: tuple[System, ...] = SYSTEMS) -> list[dict[str, Any]]:
     """Build every system and measure it: parameters, weight layers, hidden layers.
 
-    "Hidden layers" counts the weight layers less the output layer; a network with two
-    or more is deep (UDL §4.3). A system that fails to build is reported, not raised.
+    "Hidden layers" counts the weight layers less the output layer (none for a model
+    without weight layers, such as a mixture of Gaussians); a network with two or more
+    is deep (UDL §4.3). A system that fails to build, or builds something that holds
+    no parameters, is reported, not raised.
     """
     rows = []
     for system in systems:
@@ -82,11 +109,13 @@ def survey(systems: tuple[System, ...] = SYSTEMS) -> list[dict[str, Any]]:
             row["error"] = f"{type(error).__name__}: {error}"
             rows.append(row)
             continue
-        row["builds"] = isinstance(module, torch.nn.Module)
-        row["params"] = sum(p.numel() for p in module.parameters())
-        row["weight_layers"] = weight_layers(module)
-        row["hidden_layers"] = row["weight_layers"] - 1
-        depth = getattr(module, "depth", None)
+        row["params"] = parameter_count(module)
+        row["builds"] = row["params"] > 0
+        if not row["builds"]:
+            row["error"] = f"{type(module).__name__} holds no parameters"
+        row["weight_layers"] = weight_layers(module) if isinstance(module, torch.nn.Module) else 0
+        row["hidden_layers"] = max(row["weight_layers"] - 1, 0)
+        depth = getattr(module, "depth", None) if system.declares_depth else None
         row["declared_depth"] = int(depth) if isinstance(depth, int) else -1
         rows.append(row)
     return rows
