@@ -84,6 +84,9 @@ from udl.models import denoisers, diffusion
 from udl.models import vae as vae_model
 from udl.train import vae as vae_train
 from udl.train import diffusion as diffusion_train
+from udl.nn import adversarial
+from udl.models import gan as gan_model
+from udl.train import gan as gan_train
 
 X1 = torch.linspace(0, 1, 20)[:, None]
 Y1 = torch.sin(6 * X1)
@@ -98,6 +101,18 @@ BERT_TOKENIZER = BPETokenizer.train("ab ab", n_merges=1)
 
 _PROCESS = diffusion.Diffusion.linear(10)  # the bound methods of a 10-step process
 _VAE = vae_model.VAE("tiny", generator=0)  # the bound methods of a tiny VAE
+
+_GAN_PAIR = gan_model.GAN(gan_model.MLPGenerator(2, 2, (4,), generator=0),
+                          gan_model.MLPDiscriminator(2, (4,), generator=1), 2)  # the bound methods of a small GAN
+
+
+def _adversarial_arguments() -> dict:
+    """Arguments of one step of train_adversarial on two linear maps."""
+    G, D = torch.nn.Linear(2, 2), torch.nn.Linear(2, 1)
+    return dict(modules={"generator": G, "discriminator": D}, data=(torch.zeros(4, 2),),
+                d_loss=lambda b, s: D(b[0]).mean(), g_loss=lambda b, s: D(G(b[0])).mean(), steps=1, batch_size=2,
+                device="cpu")
+
 
 # (callable, arguments that work, {parameter: [values that must be refused]})
 CASES = [
@@ -846,6 +861,39 @@ CASES = [
      {"classes": [torch.zeros(2), []], "guidance": [-1.0], "n_steps": [0, 11], "generator": [1.5]}),
     (sampling.pixel_shuffle, dict(x=torch.zeros(1, 8, 2, 2), factor=2),
      {"x": [torch.zeros(1, 6, 2, 2), torch.zeros(8, 2, 2), "x"], "factor": BAD_INT}),
+    # udl.nn.adversarial, udl.models.gan, udl.train.gan (chapters 14-15)
+    (adversarial.discriminator_loss, dict(real_logits=torch.zeros(3), fake_logits=torch.zeros(3)),
+     {"kind": ["hinge", None], "real_logits": [np.zeros(3), torch.zeros(3, dtype=torch.long), torch.zeros(0)],
+      "fake_logits": [[0.0]]}),
+    (adversarial.generator_loss, dict(fake_logits=torch.zeros(3)), {"kind": ["hinge"], "fake_logits": [None]}),
+    (adversarial.gradient_penalty, dict(critic=lambda x: x.sum(1), real=torch.zeros(2, 3), fake=torch.ones(2, 3),
+                                        generator=0),
+     {"critic": [3], "real": [torch.zeros(0, 3), "x"], "fake": [torch.zeros(3, 3)], "generator": [1.5, -1],
+      "extra": [3]}),
+    (gan_model.GANConfig, dict(d_latent=4, image_size=8),
+     {"d_latent": BAD_INT, "image_size": [6, 2, 2.5], "channels": BAD_INT, "width": BAD_INT, "g_batch_norm": [1],
+      "d_batch_norm": ["no"], "slope": [1.0, -0.1]}),
+    (gan_model.DCGANGenerator, dict(config="tiny", generator=0), {"config": ["huge", 3], "generator": [1.5, -1]}),
+    (gan_model.DCGANDiscriminator, dict(config="tiny", generator=0), {"config": ["huge", 3], "generator": [1.5]}),
+    (gan_model.MLPGenerator, dict(d_latent=2, d_out=2, hidden=(4,), generator=0),
+     {"d_latent": BAD_INT, "d_out": BAD_INT, "hidden": [(), 4, (0,)], "generator": [1.5]}),
+    (gan_model.MLPDiscriminator, dict(d_in=2, hidden=(4,)), {"d_in": BAD_INT, "slope": [1.0, "a"], "hidden": [()]}),
+    (gan_model.GAN, dict(generator_net=torch.nn.Linear(2, 2), discriminator_net=torch.nn.Linear(2, 1), d_latent=2),
+     {"generator_net": [3], "discriminator_net": ["D"], "d_latent": BAD_INT}),
+    (_GAN_PAIR.sample, dict(n=3, generator=0), {"n": BAD_INT, "generator": [1.5]}),
+    (_GAN_PAIR.latent, dict(n=3, generator=0), {"n": BAD_INT, "generator": [1.5, -1]}),
+    (gan_train.step_generator, dict(seed=0, step=1), {"seed": [-1, 1.5], "step": [-1], "stream": [-1],
+                                                      "device": ["tpu"]}),
+    (gan_train.train_adversarial, _adversarial_arguments(),
+     {"modules": [{}, None], "data": [[torch.zeros(4, 2)]], "d_loss": [None], "g_loss": [3],
+      "d_params": [[torch.zeros(2)]], "steps": BAD_INT, "batch_size": [0, 5], "lr_d": [0.0], "lr_g": ["a"],
+      "betas": [(0.5,), (0.5, 1.0)], "n_critic": BAD_INT, "seed": [-1], "device": ["tpu"], "resume": [True]}),
+    (gan_train.train_gan, dict(gan=_GAN_PAIR, x=torch.randn(8, 2), steps=1, batch_size=4, device="cpu"),
+     {"gan": [None], "x": ["x", torch.zeros(8)], "c": [torch.zeros(3)], "loss": ["hinge"], "gp_weight": [-1.0],
+      "steps": BAD_INT, "batch_size": [0, 9], "seed": [-1]}),
+    (gan_train.discriminator_accuracy, dict(discriminator=gan_model.MLPDiscriminator(2, (4,), generator=0),
+                                            real=torch.zeros(3, 2), fake=torch.ones(3, 2)),
+     {"discriminator": [3], "real": ["x", torch.zeros(0, 2)], "fake": [np.zeros((3, 2))]}),
 ]
 # Public classes that are plain records of results or data (no behaviour to misuse), and
 # the figure framework's own types (tests/test_registry.py tries them).
