@@ -120,7 +120,19 @@ def test_layers_resolutions_and_output():
     assert model.layers[2].conv.out_channels == 6
     x = model.sample(3, generator=1)
     assert x.shape == (3, 1, 16, 16) and bool(((x > 0) & (x < 1)).all())
-    assert torch.equal(model.constant, torch.ones(1, 8, 4, 4))
+    # the constant has a spatial pattern (N(0, 1)): a flat one would be normalised to zero by the first AdaIN
+    assert float(model.constant.detach().std(dim=(2, 3)).min()) > 0.4
+
+
+def test_at_the_start_the_style_shapes_the_image_and_the_noise_adds_nothing():
+    model = StyleGenerator("digits", generator=0)
+    z, noise = model.latent(64, generator=1), model.draw_noise(64, generator=2)
+    x = model(z, noise)
+    assert torch.equal(model(z, model.draw_noise(64, generator=3)), x)  # ψ = 0
+    assert float(x.std(0).mean()) > 0.05  # different latents, different images
+    with torch.no_grad():
+        gamma, beta = model.layers[0].adain.style(model.mapping(z))
+    assert 0.1 < float(gamma.std()) < 2 and 0.1 < float(beta.std()) < 2  # the style moves each channel by O(1)
 
 
 def test_forward_is_synthesis_of_the_mapped_latent_and_sampling_is_seeded():

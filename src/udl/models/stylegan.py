@@ -50,7 +50,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from udl.nn.init import initialised_from
+from udl.nn.init import he_init, initialised_from
 from udl.validate import _refuse, as_generator, check_config, check_float, check_input, check_int, check_tensor
 
 __all__ = ["AdaIN", "NoiseInjection", "MappingNetwork", "StyleLayer", "StyleGANConfig", "StyleGenerator"]
@@ -88,6 +88,11 @@ class AdaIN(nn.Module):
         generator = as_generator(generator, "AdaIN")
         with initialised_from(self, generator):
             self.affine = nn.Linear(d_style, 2 * channels)  # A: w -> (γ − 1, β)
+
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        """Ω ~ N(0, 1/D_w), b = 0 (StyleGAN's scale): at the start γ = 1 and β = 0 on average, and w matters."""
+        nn.init.normal_(self.affine.weight, std=self.d_style ** -0.5, generator=generator)
+        nn.init.zeros_(self.affine.bias)
 
     def style(self, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(γ, β), each ``(B, C)``: the scale and mean each channel will have."""
@@ -136,7 +141,7 @@ class MappingNetwork(nn.Module):
 
     Args:
         d_latent: D_z. d_style: D_w, the width of every layer. depth: the number of layers.
-        generator: the initial weights (torch's default rule). Default: None.
+        generator: the initial weights (He's: N(0, 2 / fan-in), biases 0). Default: None.
 
     Shape:
         z: ``(B, D_z)`` -> w: ``(B, D_w)``.
@@ -152,6 +157,10 @@ class MappingNetwork(nn.Module):
         widths = (d_latent,) + (d_style,) * depth
         with initialised_from(self, generator):
             self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
+
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        """He initialisation (§7.5; StyleGAN's gain √2): w keeps the scale of the normalised z through the layers."""
+        he_init(self, generator)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         weight = self.layers[0].weight
@@ -269,8 +278,9 @@ class StyleGenerator(nn.Module):
     Args:
         config: a :class:`StyleGANConfig`, or ``"digits"`` / ``"tiny"``. Default: ``"digits"``.
         generator: the initial weights: a ``torch.Generator`` or an int seed. Default:
-            None, torch's global generator. (Linear and convolution layers: torch's
-            default rule; the constant: ones; noise scales and biases: zeros.)
+            None, torch's global generator. (Mapping: He's rule; convolutions: torch's
+            default; AdaIN's affine maps: N(0, 1/D_w); the constant: N(0, 1); noise scales
+            and biases: zeros.)
 
     Shape:
         z: ``(B, D_z)``; w: ``(B, D_w)``, or one per layer ``(B, L, D_w)``; noise: a list of
@@ -303,7 +313,9 @@ class StyleGenerator(nn.Module):
             self.to_image = nn.Conv2d(c.channels[-1], c.out_channels, 1)
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
-        nn.init.ones_(self.constant)  # StyleGAN's initial constant
+        # N(0, 1), as StyleGAN 2 (StyleGAN 1 used ones): a constant with no spatial pattern would be
+        # normalised to zero by the first AdaIN, leaving the noise, scaled up, as the only pattern at 4x4
+        nn.init.normal_(self.constant, generator=generator)
 
     @classmethod
     def tiny(cls, config: StyleGANConfig | str = "tiny", *,
