@@ -47,6 +47,7 @@ from udl.models.transfer import replace_head
 from udl.models.unet import UNet, unet_parameter_count
 from udl.models.cyclegan import CycleGAN, CycleGANConfig, Translator
 from udl.models.gan import GAN, DCGANDiscriminator, DCGANGenerator, GANConfig, MLPDiscriminator, MLPGenerator
+from udl.models.progressive_gan import ProgressiveDiscriminator, ProgressiveGANConfig, ProgressiveGenerator
 from udl.models.stylegan import AdaIN, MappingNetwork, NoiseInjection, StyleGANConfig, StyleGenerator, StyleLayer
 from udl.models.vae import VAE, VAEConfig
 from udl.models.vit import PatchEmbedding, ViT, ViTConfig
@@ -270,6 +271,12 @@ ROWS = [
     Row("GAN", _gan, _images(3, 4), (3, 1, 8, 8), {"d_latent": [0, 1.5]}, "GAN",
         count=lambda: GANConfig.tiny().generator_parameter_count() + GANConfig.tiny().discriminator_parameter_count(),
         no_grad=frozenset("discriminator_net." + name for name, _ in DCGANDiscriminator.tiny().named_parameters())),
+    # progressive growing (fig. 15.9): both networks at stage 0 (4x4); grown stages in test_progressive_gan.py
+    Row("ProgressiveGenerator", ProgressiveGenerator.tiny, _images(2, 4), (2, 1, 4, 4), {"config": ["huge", 3, None]},
+        "ProgressiveGenerator", count=lambda: ProgressiveGANConfig.tiny().generator_parameter_count(0)),
+    Row("ProgressiveDiscriminator", ProgressiveDiscriminator.tiny, _images(2, 1, 4, 4), (2,),
+        {"config": ["huge", 3, None]}, "ProgressiveDiscriminator",
+        count=lambda: ProgressiveGANConfig.tiny().discriminator_parameter_count(0)),
 ]
 RANDOM = [row for row in ROWS if row.random]
 
