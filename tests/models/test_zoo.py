@@ -32,6 +32,8 @@ from torch import nn
 from udl.models.autoencoder import Autoencoder
 from udl.models.bert import BERT, BertClassifier, BertConfig, MaskedLanguageModel, parameter_count as bert_count
 from udl.models.classifier import BernoulliClassifier
+from udl.models.conditional_gan import (AuxiliaryClassifierDiscriminator, ConditionalDiscriminator, ConditionalGAN,
+                                        ConditionalGANConfig, ConditionalGenerator, InfoGANDiscriminator)
 from udl.models.denoisers import DigitDenoiser, MLPDenoiser
 from udl.models.densenet import DenseBlock, DenseLayer, DenseNet, DenseNetConfig, Transition
 from udl.models.gabor import GaborModel
@@ -277,6 +279,29 @@ ROWS = [
     Row("ProgressiveDiscriminator", ProgressiveDiscriminator.tiny, _images(2, 1, 4, 4), (2,),
         {"config": ["huge", 3, None]}, "ProgressiveDiscriminator",
         count=lambda: ProgressiveGANConfig.tiny().discriminator_parameter_count(0)),
+    # conditional GANs (fig. 15.13): one generator, the three discriminators, the pair
+    Row("ConditionalGenerator", ConditionalGenerator.tiny, lambda: (_images(2, 3)()[0], torch.tensor([0, 2])),
+        (2, 1, 8, 8), {"config": ["huge", 3, None]}, "ConditionalGenerator",
+        count=lambda: ConditionalGANConfig.tiny().generator_parameter_count()),
+    Row("ConditionalDiscriminator", ConditionalDiscriminator.tiny,
+        lambda: (_images(2, 1, 8, 8)()[0], torch.tensor([0, 2])), (2,), {"config": ["huge", 3], "condition": ["add"]},
+        "ConditionalDiscriminator", count=lambda: ConditionalGANConfig.tiny().discriminator_parameter_count("cgan")),
+    Row("ConditionalDiscriminator-concat", partial(ConditionalDiscriminator.tiny, condition="concat"),
+        lambda: (_images(2, 1, 8, 8)()[0], torch.tensor([1, 2])), (2,), {"condition": [None]},
+        "ConditionalDiscriminator",
+        count=lambda: ConditionalGANConfig.tiny().discriminator_parameter_count("cgan", "concat")),
+    Row("AuxiliaryClassifierDiscriminator", AuxiliaryClassifierDiscriminator.tiny, _images(2, 1, 8, 8), ((2,), (2, 3)),
+        {"config": ["huge", 3]}, "AuxiliaryClassifierDiscriminator",
+        count=lambda: ConditionalGANConfig.tiny().discriminator_parameter_count("acgan")),
+    Row("InfoGANDiscriminator", partial(InfoGANDiscriminator.tiny, config=ConditionalGANConfig.tiny(n_continuous=2)),
+        _images(2, 1, 8, 8), ((2,), (2, 3), (2, 2)), {"config": ["huge", None]}, "InfoGANDiscriminator",
+        count=lambda: ConditionalGANConfig.tiny(n_continuous=2).discriminator_parameter_count("infogan")),
+    Row("ConditionalGAN", partial(ConditionalGAN.tiny, kind="acgan"), lambda: (_images(2, 3)()[0], torch.tensor([0, 2])),
+        (2, 1, 8, 8), {"kind": ["wgan"], "config": ["huge"], "condition": [3]}, "ConditionalGAN",
+        count=lambda: (ConditionalGANConfig.tiny().generator_parameter_count()
+                       + ConditionalGANConfig.tiny().discriminator_parameter_count("acgan")),
+        no_grad=frozenset("discriminator_net." + name
+                          for name, _ in AuxiliaryClassifierDiscriminator.tiny().named_parameters())),
 ]
 RANDOM = [row for row in ROWS if row.random]
 
