@@ -57,7 +57,8 @@ def test_nearest_neighbour_accuracy_of_one_distribution_is_its_closed_form():
 
 def test_sets_that_never_mix_are_told_apart():
     g = torch.Generator().manual_seed(1)
-    assert nearest_neighbour_accuracy(torch.randn(50, 3, generator=g), torch.randn(40, 3, generator=g) + 20) == 1.0
+    a, b = torch.randn(50, 3, generator=g), torch.randn(40, 3, generator=g) + 20
+    assert nearest_neighbour_accuracy(a, b) == 1.0
 
 
 @pytest.mark.parametrize("call, name, owner", [

@@ -266,9 +266,9 @@ def _train(modules, data, d_loss, g_loss, d_params, g_params, steps, batch_size,
 def _value(loss, name: str, step: int, history: dict) -> float:
     """The float of a closure's scalar loss; refuse a non-scalar, stop on nan or inf."""
     if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
-        raise TypeError(f"The {name!r} parameter of train_adversarial must be a function returning a scalar tensor. "
-                        f"Got one returning {type(loss).__name__ if not isinstance(loss, torch.Tensor) else tuple(loss.shape)} "
-                        f"instead.")
+        got = type(loss).__name__ if not isinstance(loss, torch.Tensor) else tuple(loss.shape)
+        raise TypeError(f"The {name!r} parameter of train_adversarial must be a function returning a scalar "
+                        f"tensor. Got one returning {got} instead.")
     value = loss.detach().float().item()
     if not math.isfinite(value):
         raise LossNotFiniteError(f"{name} became {value} at step {step}; try smaller learning rates "
