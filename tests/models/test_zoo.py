@@ -44,6 +44,7 @@ from udl.models.mnist1d_nets import ConvNet1D, ConvNet1DConfig, FullyConnected1D
 from udl.models.recurrent import RecurrentNetwork
 from udl.models.resnet import ResNet, ResNetConfig
 from udl.models.seq2seq import EncoderDecoder, Seq2SeqConfig
+from udl.models.srgan import SRDiscriminator, SRGANConfig, SRResNet
 from udl.models.swin import PatchMerging, PatchPartition, Swin, SwinConfig, SwinLayer, WindowAttention
 from udl.models.transfer import replace_head
 from udl.models.unet import UNet, unet_parameter_count
@@ -302,6 +303,15 @@ ROWS = [
                        + ConditionalGANConfig.tiny().discriminator_parameter_count("acgan")),
         no_grad=frozenset("discriminator_net." + name
                           for name, _ in AuxiliaryClassifierDiscriminator.tiny().named_parameters())),
+    # SRGAN (fig. 15.17): the x4 super-resolver (its last layer starts at zero) and its discriminator
+    Row("SRResNet", partial(SRResNet, config=SRGANConfig.tiny()), _images(2, 3, 3, 5), (2, 3, 12, 20),
+        {"config": ["huge", 3, None, SRGANConfig.tiny().__dict__]}, "SRResNet",
+        count=SRGANConfig.tiny().generator_parameter_count),
+    Row("SRResNet-batch-norm", partial(SRResNet, config=SRGANConfig.tiny(batch_norm=True, bicubic_skip=False)),
+        _images(2, 3, 3, 5), (2, 3, 12, 20), {"config": ["ledig"]}, "SRResNet",
+        count=SRGANConfig.tiny(batch_norm=True).generator_parameter_count),
+    Row("SRDiscriminator", partial(SRDiscriminator, config=SRGANConfig.tiny()), _images(2, 3, 16, 12), (2,),
+        {"config": ["huge", 3, None]}, "SRDiscriminator", count=SRGANConfig.tiny().discriminator_parameter_count),
 ]
 RANDOM = [row for row in ROWS if row.random]
 
