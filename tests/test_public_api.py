@@ -87,6 +87,7 @@ from udl.train import diffusion as diffusion_train
 from udl.nn import adversarial
 from udl.models import gan as gan_model
 from udl.train import gan as gan_train
+from udl.analysis import modes as analysis_modes
 
 X1 = torch.linspace(0, 1, 20)[:, None]
 Y1 = torch.sin(6 * X1)
@@ -894,6 +895,12 @@ CASES = [
     (gan_train.discriminator_accuracy, dict(discriminator=gan_model.MLPDiscriminator(2, (4,), generator=0),
                                             real=torch.zeros(3, 2), fake=torch.ones(3, 2)),
      {"discriminator": [3], "real": ["x", torch.zeros(0, 2)], "fake": [np.zeros((3, 2))]}),
+    (analysis_modes.mode_coverage, dict(samples=torch.zeros(4, 2), centres=torch.ones(2, 2), radius=0.5),
+     {"samples": [torch.zeros(4), np.zeros((4, 2))], "centres": [torch.zeros(2, 3)], "radius": [0.0, "a"],
+      "min_share": [-0.1, 1.5]}),
+    (analysis_modes.nearest_neighbour_accuracy, dict(a=torch.zeros(3, 2), b=torch.ones(3, 2)),
+     {"a": [torch.zeros(0, 2), [[0.0]]], "b": [torch.zeros(3, 3), torch.full((3, 2), float("nan"))]}),
+    (analysis_modes.same_distribution_accuracy, dict(n=10, m=10), {"n": BAD_INT, "m": [0, 2.5]}),
 ]
 # Public classes that are plain records of results or data (no behaviour to misuse), and
 # the figure framework's own types (tests/test_registry.py tries them).
