@@ -56,7 +56,8 @@ from udl.models.conditional_gan import KINDS, ConditionalGAN, ConditionalGANConf
 from udl.models.gan import GAN
 from udl.nn.adversarial import discriminator_loss, generator_loss
 from udl.train.gan import step_generator, train_adversarial, train_gan
-from udl.validate import _refuse, _shown, as_generator, check_choice, check_float, check_instance, check_int
+from udl.validate import (_refuse, _shown, as_generator, check_choice, check_float, check_instance, check_int,
+                          check_tensor)
 
 __all__ = ["train_cgan", "train_acgan", "train_infogan", "infogan_information_loss", "digits_conditional_gan", "code_accuracy", "code_purity"]
 
@@ -200,7 +201,17 @@ def train_acgan(gan: ConditionalGAN, x: torch.Tensor, y: torch.Tensor, *, class_
 def infogan_information_loss(code_logits: torch.Tensor, code_means: torch.Tensor, c: torch.Tensor,
                              u: torch.Tensor) -> torch.Tensor:
     """InfoGAN's L_I: Q's cross-entropy of the categorical code plus half the squared error of the continuous
-    codes (the cross-entropy of a unit-variance normal, less its constant), averaged over the batch."""
+    codes (the cross-entropy of a unit-variance normal, less its constant), averaged over the batch.
+
+    Shape:
+        code_logits: ``(B, K)``, code_means: ``(B, U)``, c: ``(B,)`` ints, u: ``(B, U)`` (U may be 0) -> a scalar.
+    """
+    owner = "infogan_information_loss"
+    check_tensor(code_logits, "code_logits", owner, ndim=2, dtype="float")
+    batch = len(code_logits)
+    check_tensor(code_means, "code_means", owner, shape=(batch, "U"), dtype="float")
+    check_tensor(c, "c", owner, shape=(batch,), dtype="int")
+    check_tensor(u, "u", owner, shape=tuple(code_means.shape), dtype="float")
     return F.cross_entropy(code_logits, c) + 0.5 * ((code_means - u) ** 2).sum(1).mean()
 
 
