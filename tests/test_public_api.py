@@ -87,10 +87,15 @@ from udl.train import diffusion as diffusion_train
 from udl.nn import adversarial
 from udl.models import gan as gan_model
 from udl.train import gan as gan_train
+from udl.data import digit_styles
+from udl.models import cyclegan as cyclegan_model
+from udl.train import cyclegan as cyclegan_train
+from udl.analysis import modes as analysis_modes
 from udl.models import stylegan as stylegan_model
 from udl.train import stylegan as stylegan_train
 from udl.analysis import stylegan as stylegan_analysis
-from udl.analysis import modes as analysis_modes
+from udl.models import conditional_gan as cgan_model
+from udl.train import conditional_gan as cgan_train
 
 X1 = torch.linspace(0, 1, 20)[:, None]
 Y1 = torch.sin(6 * X1)
@@ -114,6 +119,12 @@ _STYLE = stylegan_model.StyleGenerator("tiny", generator=0)  # the bound methods
 _NOISY_STYLE = stylegan_model.StyleGenerator("tiny", generator=0)
 for _layer in _NOISY_STYLE.layers:  # noise scales off zero: new noise changes the image (else the share is nan)
     _layer.noise.psi.data.fill_(0.5)
+
+
+_CGAN = cgan_model.ConditionalGAN.tiny(kind="acgan", generator=0)  # the bound methods of a small ACGAN
+
+
+_CYCLE = cyclegan_model.CycleGAN("tiny", generator=0)  # the bound methods of a tiny CycleGAN
 
 
 def _adversarial_arguments() -> dict:
@@ -946,6 +957,72 @@ CASES = [
      {"model": [None], "n": BAD_INT, "cutoff": [-0.1, 0.6], "generator": [None, 1.5]}),
     (stylegan_analysis.mixing_classes, dict(model=_STYLE, n=3, generator=0),
      {"model": [None], "n": BAD_INT, "crossover": [-1, 5, 1.5], "generator": [None, "a"]}),
+    # udl.models.conditional_gan, udl.train.conditional_gan (fig. 15.13)
+    (cgan_model.ConditionalGANConfig, dict(d_latent=3, n_classes=3, width=2),
+     {"d_latent": BAD_INT, "n_classes": [1, 2.5], "n_continuous": [-1, 1.5], "width": BAD_INT}),
+    (cgan_model.ConditionalGenerator, dict(config="tiny", generator=0), {"config": ["huge", 3], "generator": [1.5, -1]}),
+    (cgan_model.ConditionalDiscriminator, dict(config="tiny", generator=0),
+     {"config": ["huge"], "condition": ["add"], "generator": [1.5]}),
+    (cgan_model.AuxiliaryClassifierDiscriminator, dict(config="tiny"), {"config": [3], "generator": [1.5]}),
+    (cgan_model.InfoGANDiscriminator, dict(config="tiny"), {"config": [None], "generator": ["a"]}),
+    (cgan_model.ConditionalGAN, dict(config="tiny", kind="acgan", generator=0),
+     {"config": ["huge"], "kind": ["wgan"], "condition": ["x"], "generator": [1.5]}),
+    (_CGAN.sample, dict(c=torch.tensor([0, 1]), generator=0),
+     {"c": [torch.tensor([0.5]), torch.tensor([3]), [0]], "generator": [1.5]}),
+    (_CGAN.latent, dict(n=3, generator=0), {"n": [-1, 2.5], "generator": [1.5]}),
+    (_CGAN.codes, dict(n=3, generator=0), {"n": [-1, 2.5], "generator": [1.5]}),
+    (cgan_train.train_cgan, dict(gan=cgan_model.ConditionalGAN.tiny(), x=torch.rand(8, 1, 8, 8), y=torch.arange(8) % 3,
+                                 steps=1, batch_size=4, device="cpu"),
+     {"gan": [None, _CGAN], "x": [torch.rand(8, 64), "x"], "y": [torch.arange(8), torch.zeros(8)], "steps": BAD_INT,
+      "batch_size": [0, 9], "seed": [-1]}),
+    (cgan_train.train_acgan, dict(gan=cgan_model.ConditionalGAN.tiny(kind="acgan"), x=torch.rand(8, 1, 8, 8),
+                                  y=torch.arange(8) % 3, steps=1, batch_size=4, device="cpu"),
+     {"gan": [None], "y": [torch.arange(4)], "class_weight": [-1.0, "a"], "steps": BAD_INT, "seed": [-1, 1.5]}),
+    (cgan_train.train_infogan, dict(gan=cgan_model.ConditionalGAN.tiny(kind="infogan"), x=torch.rand(8, 1, 8, 8),
+                                    steps=1, batch_size=4, device="cpu"),
+     {"gan": [_CGAN], "x": [torch.rand(0, 1, 8, 8)], "info_weight": [-1.0], "steps": BAD_INT, "lr_d": [0.0]}),
+    (cgan_train.infogan_information_loss, dict(code_logits=torch.zeros(2, 3), code_means=torch.zeros(2, 1),
+                                               c=torch.tensor([0, 2]), u=torch.ones(2, 1)),
+     {"code_logits": [torch.zeros(3)], "code_means": [torch.zeros(3, 1)], "c": [torch.zeros(2)],
+      "u": [torch.ones(2, 2)]}),
+    (cgan_train.digits_conditional_gan, dict(kind="cgan", steps=1, width=2, device="cpu"),
+     {"kind": ["wgan"], "steps": BAD_INT, "width": [0], "n_continuous": [-1, 2], "seed": [-1]}),
+    (cgan_train.code_accuracy, dict(gan=cgan_model.ConditionalGAN.tiny(kind="infogan"), n=10),
+     {"gan": [None, _CGAN], "n": BAD_INT, "generator": [1.5]}),
+    (cgan_train.code_purity, dict(codes=[0, 1, 1], classes=[2, 2, 3]),
+     {"codes": ["ab", [-1, 0, 0], [[0]]], "classes": [[0.5, 1.0, 2.0], [1]]}),
+    # udl.data.digit_styles, udl.models.cyclegan, udl.train.cyclegan (fig. 15.18)
+    (digit_styles.embolden, dict(images=torch.zeros(2, 1, 8, 8), width=2),
+     {"images": [torch.zeros(8), torch.zeros(2, 8, 8, dtype=torch.long), "x"], "width": [0, 9, 1.5]}),
+    (digit_styles.digit_domains, dict(width=2, seed=1), {"width": [0, 9, "2"], "seed": [-1, 1.5]}),
+    (cyclegan_model.CycleGANConfig, dict(width=4, n_blocks=1),
+     {"channels": BAD_INT, "width": BAD_INT, "n_blocks": [-1, 1.5, "2"]}),
+    (cyclegan_model.Translator, dict(config="tiny", generator=0), {"config": ["huge", 3, None],
+                                                                  "generator": [1.5, -1]}),
+    (cyclegan_model.CycleGAN, dict(config="tiny", generator=0), {"config": ["huge", 3, None], "generator": [1.5, -1]}),
+    (_CYCLE.translate, dict(x=torch.zeros(2, 1, 8, 8), direction="b_to_a"),
+     {"x": [torch.zeros(2, 2, 8, 8), torch.zeros(8, 8)], "direction": ["a_to_a", 1]}),
+    (_CYCLE.round_trip, dict(x=torch.zeros(2, 1, 8, 8), start="b"), {"x": [torch.zeros(2, 3, 8, 8)], "start": ["c"]}),
+    (_CYCLE.losses, dict(a=torch.zeros(2, 1, 8, 8), b=torch.ones(3, 1, 8, 8)),
+     {"a": [torch.zeros(2, 1, 8, 8, dtype=torch.float64)], "b": [torch.zeros(3, 2, 8, 8)]}),
+    (cyclegan_train.domain_discriminator, dict(width=4, generator=0),
+     {"width": BAD_INT, "image_size": [6, 2], "channels": BAD_INT, "generator": [1.5]}),
+    (cyclegan_train.train_cyclegan, dict(model=cyclegan_model.CycleGAN("tiny", generator=0),
+                                         discriminator_a=cyclegan_train.domain_discriminator(4, generator=1),
+                                         discriminator_b=cyclegan_train.domain_discriminator(4, generator=2),
+                                         x_a=torch.rand(20, 1, 8, 8), x_b=torch.rand(12, 1, 8, 8), steps=2,
+                                         batch_size=4, device="cpu"),
+     {"model": [None, torch.nn.Linear(2, 2)], "discriminator_a": [None], "x_a": [torch.zeros(20, 64), "x"],
+      "x_b": [torch.zeros(12, 1, 6, 6), torch.zeros(0, 1, 8, 8)], "loss": ["hinge"], "cycle_weight": [-1.0, "a"],
+      "identity_weight": [-1.0], "content_weight": [-0.5], "steps": BAD_INT, "batch_size": [0, 21], "seed": [-1]}),
+    (cyclegan_train.digits_cyclegan, dict(width=2, n_blocks=0, discriminator_width=2, steps=2, batch_size=4,
+                                          device="cpu"),
+     {"width": BAD_INT, "n_blocks": [-1], "discriminator_width": BAD_INT, "steps": BAD_INT, "batch_size": [0, 720],
+      "bold_width": [0, 9], "seed": [-1]}),
+    (cyclegan_train.train_domain_classifier, dict(x_a=torch.rand(10, 1, 8, 8), x_b=torch.rand(10, 1, 8, 8), width=2,
+                                                  steps=2, batch_size=4, device="cpu"),
+     {"x_a": [torch.zeros(10, 64), None], "x_b": [torch.zeros(10, 1, 4, 4)], "width": BAD_INT, "steps": BAD_INT,
+      "batch_size": [0, 21], "lr": [0.0, "a"], "seed": [-1]}),
 ]
 # Public classes that are plain records of results or data (no behaviour to misuse), and
 # the figure framework's own types (tests/test_registry.py tries them).
