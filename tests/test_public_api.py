@@ -97,6 +97,11 @@ from udl.analysis import stylegan as stylegan_analysis
 from udl.models import conditional_gan as cgan_model
 from udl.train import conditional_gan as cgan_train
 
+from udl.data import photos
+from udl.analysis import colour as colour_analysis
+from udl.models import pix2pix as pix2pix_model
+from udl.train import pix2pix as pix2pix_train
+
 X1 = torch.linspace(0, 1, 20)[:, None]
 Y1 = torch.sin(6 * X1)
 BAD_INT = [0, -1, 2.5, "3", True]
@@ -1023,6 +1028,29 @@ CASES = [
                                                   steps=2, batch_size=4, device="cpu"),
      {"x_a": [torch.zeros(10, 64), None], "x_b": [torch.zeros(10, 1, 4, 4)], "width": BAD_INT, "steps": BAD_INT,
       "batch_size": [0, 21], "lr": [0.0, "a"], "seed": [-1]}),
+    # udl.data.photos, udl.analysis.colour, udl.models.pix2pix, udl.train.pix2pix (fig. 15.16)
+    (photos.photo_patches, dict(names="chelsea", size=8, n=2, downscale=8),
+     {"names": [[], ["eagle"], 3], "size": BAD_INT + [38], "n": BAD_INT, "seed": [-1, 1.5], "downscale": BAD_INT}),
+    (photos.to_grey, dict(rgb=torch.zeros(1, 3, 4, 4)),
+     {"rgb": [torch.zeros(1, 1, 4, 4), torch.zeros(1, 3, 4, 4, dtype=torch.long), np.zeros((1, 3, 4, 4))]}),
+    (colour_analysis.colourfulness, dict(rgb=torch.rand(2, 3, 4, 4)),
+     {"rgb": [torch.zeros(2, 1, 4, 4), torch.zeros(2, 3, 4, 4, dtype=torch.long), [0.5]]}),
+    (colour_analysis.opponent_channels, dict(rgb=torch.rand(2, 3, 4, 4)), {"rgb": [torch.zeros(3, 4, 4), None]}),
+    (pix2pix_model.PatchDiscriminator, dict(in_channels=4, width=2, n_layers=1, generator=0),
+     {"in_channels": BAD_INT, "width": BAD_INT, "n_layers": BAD_INT + [9], "batch_norm": [1], "generator": [1.5]}),
+    (pix2pix_model.patch_receptive_field, dict(n_layers=2), {"n_layers": BAD_INT}),
+    (pix2pix_model.patch_map_size, dict(input_size=32, n_layers=1), {"input_size": BAD_INT, "n_layers": BAD_INT}),
+    (pix2pix_train.Colouriser, dict(levels=2, width=2, generator=0),
+     {"levels": BAD_INT, "width": BAD_INT, "generator": [1.5, -1]}),
+    (pix2pix_train.train_pix2pix, dict(colouriser=pix2pix_train.Colouriser(levels=2, width=2, generator=0),
+                                       grey=torch.rand(4, 1, 8, 8), colour=torch.rand(4, 3, 8, 8), steps=1,
+                                       batch_size=2, device="cpu"),
+     {"grey": [torch.zeros(4, 3, 8, 8), np.zeros((4, 1, 8, 8))], "colour": [torch.zeros(4, 3, 8, 4), None],
+      "discriminator": [pix2pix_model.PatchDiscriminator(3, 2, 1), 3], "l1_weight": [0.0, -1.0], "lr": [0.0],
+      "ema": [1.0, -0.1], "steps": BAD_INT, "batch_size": [0, 5], "seed": [-1], "callback": [3]}),
+    (pix2pix_train.photo_colouriser, dict(adversarial=True, size=8, n_train=32, downscale=8, levels=2, width=2,
+                                          steps=1, device="cpu"),
+     {"adversarial": [1, "yes"], "size": BAD_INT, "n_train": BAD_INT, "steps": BAD_INT, "seed": [-1]}),
 ]
 # Public classes that are plain records of results or data (no behaviour to misuse), and
 # the figure framework's own types (tests/test_registry.py tries them).
