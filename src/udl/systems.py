@@ -74,6 +74,9 @@ SYSTEMS: tuple[System, ...] = (
            dict(d_in=1, width=16, depth=2, d_time=8), chapter=18, declares_depth=False),
     System("GPT decoder (language model)", "unsupervised", "udl.models.gpt:GPT",
            dict(config=GPTConfig.tiny(vocab_size=5, context=8)), chapter=12),
+    # the generative model of a GAN is its generator (z ~ N(0, I) -> g[z]); the discriminator only trains it
+    System("GAN (DCGAN generator)", "unsupervised", "udl.models.gan:DCGANGenerator", dict(config="tiny"),
+           chapter=15),
 )
 
 

@@ -107,3 +107,10 @@ def test_a_broken_or_unknown_entry_is_reported_not_raised():
     assert "AttributeError" in row["error"] and region(row) == ("unsupervised", False)
     row = probe(System("unprobed", "unsupervised", "udl.nn.shallow:ShallowNetwork", dict(d_in=1, d_hidden=2, d_out=1)))
     assert "LookupError" in row["error"]
+
+
+def test_gan_samples_through_a_latent_but_has_no_density(rows):
+    gan = rows["GAN (DCGAN generator)"]
+    assert region(gan) == ("generative", True) and gan["probability"] == "none"
+    assert gan["sample_shape"] == [64, 1, 8, 8]
+    assert gan["jacobian_rank"] == gan["latent_shape"][0] == 4 < gan["data_dims"] == 64  # a 4-D surface in 64-D
