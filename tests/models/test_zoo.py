@@ -55,6 +55,8 @@ from udl.models.stylegan import AdaIN, MappingNetwork, NoiseInjection, StyleGANC
 from udl.models.vae import VAE, VAEConfig
 from udl.models.vit import PatchEmbedding, ViT, ViTConfig
 from udl.models.yolo import YOLO, YOLOConfig
+from udl.models.pix2pix import PatchDiscriminator
+from udl.train.pix2pix import Colouriser
 from udl.nn.conv import Conv1d, Conv2d
 from udl.nn.deep import DeepNetwork
 from udl.nn.fixed_joints import FixedJointNetwork
@@ -312,6 +314,13 @@ ROWS = [
         count=SRGANConfig.tiny(batch_norm=True).generator_parameter_count),
     Row("SRDiscriminator", partial(SRDiscriminator, config=SRGANConfig.tiny()), _images(2, 3, 16, 12), (2,),
         {"config": ["huge", 3, None]}, "SRDiscriminator", count=SRGANConfig.tiny().discriminator_parameter_count),
+    # Pix2Pix (fig. 15.16): the patch discriminator (4x4 convs: 4→2 with bias, 2→4 without + batch norm, 4→1)
+    Row("PatchDiscriminator", partial(PatchDiscriminator, in_channels=4, width=2, n_layers=1), _images(2, 4, 8, 8),
+        (2, 1, 2, 2), {"width": [0, 2.5], "n_layers": [0, 9], "batch_norm": [1]}, "PatchDiscriminator",
+        count=lambda: (4 * 2 * 16 + 2) + 2 * 4 * 16 + 2 * 4 + (4 * 16 + 1)),
+    Row("Colouriser", partial(Colouriser, levels=2, width=2), _images(2, 1, 8, 8), (2, 3, 8, 8),
+        {"levels": [0, 1.5], "width": [0]}, "UNet", count=lambda: unet_parameter_count(1, 3, levels=2, width=2),
+        generator_owner="Colouriser"),
 ]
 RANDOM = [row for row in ROWS if row.random]
 
