@@ -208,6 +208,11 @@ class CycleGAN(nn.Module):
             ``"content": mean|g[a] − a| + mean|g'[b] − b|``,
             ``"identity": mean|g[b] − b| + mean|g'[a] − a|}`` (scalars).
         """
+        weight = next(self.parameters(), None)
+        c, dtype = self.config, torch.get_default_dtype() if weight is None else weight.dtype
+        for name, x in (("a", a), ("b", b)):
+            if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[1] != c.channels or x.dtype != dtype:
+                check_input(x, name, "CycleGAN.losses", shape=("B", c.channels, "H", "W"), dtype=dtype)
         fake_b, fake_a = self.g(a), self.g_prime(b)  # c' = g[c], and the other way
         cycle = (self.g_prime(fake_b) - a).abs().mean() + (self.g(fake_a) - b).abs().mean()
         content = (fake_b - a).abs().mean() + (fake_a - b).abs().mean()

@@ -45,6 +45,7 @@ import torch
 from torch import nn
 
 from udl.cache import trained
+from udl.data.digit_styles import MAX_WIDTH
 from udl.models import cyclegan as cyclegan_module
 from udl.models.cyclegan import CycleGAN, CycleGANConfig
 from udl.models.gan import DCGANDiscriminator, GANConfig
@@ -204,7 +205,7 @@ def digits_cyclegan(*, width: int = 16, n_blocks: int = 2, discriminator_width: 
     discriminator_width = check_int(discriminator_width, "discriminator_width", owner)
     steps = check_int(steps, "steps", owner)
     batch_size = check_int(batch_size, "batch_size", owner)
-    bold_width = check_int(bold_width, "bold_width", owner)
+    bold_width = check_int(bold_width, "bold_width", owner, maximum=MAX_WIDTH)
     seed = check_int(seed, "seed", owner, minimum=0)
     domains = digit_domains(width=bold_width, seed=seed)
     settings = {"config": [config.channels, config.width, config.n_blocks], "discriminator_width": discriminator_width,
