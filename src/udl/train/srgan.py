@@ -68,7 +68,8 @@ def low_resolution(images: torch.Tensor, factor: int = 4) -> torch.Tensor:
         last whole block are dropped).
     """
     check_tensor(images, "images", "low_resolution", shape=("N", "C", "H", "W"), dtype="float")
-    return mean_pool2d(images, check_int(factor, "factor", "low_resolution"))
+    factor = check_int(factor, "factor", "low_resolution", maximum=min(images.shape[-2:]))
+    return mean_pool2d(images, factor)
 
 
 def _patches(hr, model: SRResNet, owner: str) -> torch.Tensor:
