@@ -87,6 +87,9 @@ from udl.train import diffusion as diffusion_train
 from udl.nn import adversarial
 from udl.models import gan as gan_model
 from udl.train import gan as gan_train
+from udl.analysis import image_quality
+from udl.models import srgan as srgan_model
+from udl.train import srgan as srgan_train
 from udl.data import digit_styles
 from udl.models import cyclegan as cyclegan_model
 from udl.train import cyclegan as cyclegan_train
@@ -1051,6 +1054,39 @@ CASES = [
     (pix2pix_train.photo_colouriser, dict(adversarial=True, size=8, n_train=32, downscale=8, levels=2, width=2,
                                           steps=1, device="cpu"),
      {"adversarial": [1, "yes"], "size": BAD_INT, "n_train": BAD_INT, "steps": BAD_INT, "seed": [-1]}),
+    # udl.analysis.image_quality, udl.models.srgan, udl.train.srgan (fig. 15.17)
+    (image_quality.psnr, dict(estimate=torch.zeros(1, 3, 8, 8), target=torch.ones(1, 3, 8, 8)),
+     {"estimate": [torch.zeros(3, 8, 8), np.zeros((1, 3, 8, 8))], "target": [torch.zeros(1, 3, 8, 7)],
+      "peak": [0.0, "1"], "border": [-1, 4, 1.5]}),
+    (image_quality.frequency_radius, dict(height=4, width=6), {"height": BAD_INT, "width": BAD_INT}),
+    (image_quality.high_frequency_energy, dict(images=torch.zeros(1, 3, 8, 8)),
+     {"images": [torch.zeros(8, 8), "x"], "cutoff": [-0.1, 0.6, "a"]}),
+    (image_quality.radial_power_spectrum, dict(images=torch.zeros(1, 3, 8, 8)),
+     {"images": [torch.zeros(3, 8, 8)], "n_bins": BAD_INT}),
+    (srgan_model.SRGANConfig, dict(width=4, n_blocks=1),
+     {"channels": BAD_INT, "width": BAD_INT, "n_blocks": [-1, 1.5], "scale": [1, 3, 6, 2.0], "kernel": [0, 4],
+      "batch_norm": [1, "yes"], "bicubic_skip": [0], "d_width": BAD_INT, "d_stages": BAD_INT}),
+    (srgan_model.SRResNet, dict(config="tiny", generator=0), {"config": ["huge", 3, None], "generator": [1.5, -1]}),
+    (srgan_model.SRDiscriminator, dict(config="tiny", generator=0), {"config": ["srgan", 3], "generator": [1.5]}),
+    (srgan_train.low_resolution, dict(images=torch.zeros(1, 3, 8, 8)),
+     {"images": [torch.zeros(3, 8, 8), torch.zeros(1, 3, 8, 8, dtype=torch.long)], "factor": BAD_INT + [9]}),
+    (srgan_train.ContentLoss, dict(model=srgan_model.SRResNet("tiny", generator=0)),
+     {"model": [srgan_model.SRDiscriminator("tiny", generator=0), None]}),
+    (srgan_train.train_content, dict(model=srgan_model.SRResNet("tiny", generator=0), hr=torch.rand(8, 3, 8, 8),
+                                     steps=1, batch_size=4, device="cpu"),
+     {"model": [None], "hr": [torch.rand(8, 3, 8, 6), torch.rand(8, 1, 8, 8), "x"], "steps": BAD_INT,
+      "batch_size": [0, 9], "lr": [0.0, "a"], "seed": [-1, 1.5]}),
+    (srgan_train.train_srgan, dict(model=srgan_model.SRResNet("tiny", generator=0),
+                                   discriminator=srgan_model.SRDiscriminator("tiny", generator=1),
+                                   hr=torch.rand(8, 3, 8, 8), steps=1, batch_size=4, device="cpu"),
+     {"model": [None], "discriminator": [torch.nn.Linear(2, 2)], "hr": [torch.rand(0, 3, 8, 8)], "steps": BAD_INT,
+      "batch_size": [9], "adversarial_weight": [-1.0, "a"], "lr_g": [0.0], "lr_d": [-1.0], "seed": [-1]}),
+    (srgan_train.super_resolve, dict(model=srgan_model.SRResNet("tiny", generator=0), low=torch.rand(1, 3, 2, 2)),
+     {"model": [torch.nn.Linear(2, 2)], "low": [torch.rand(1, 1, 2, 2), torch.rand(3, 2, 2)]}),
+    (srgan_train.photo_super_resolvers, dict(config=srgan_model.SRGANConfig.tiny(), downscale=8, patch=16,
+                                             n_patches=8, steps=1, adversarial_steps=0, device="cpu"),
+     {"config": ["tiny"], "names": [["nowhere"], 3], "downscale": BAD_INT, "patch": [0, 30], "n_patches": BAD_INT,
+      "steps": BAD_INT, "adversarial_steps": [-1], "adversarial_weight": [-1.0], "seed": [-1], "device": ["tpu"]}),
 ]
 # Public classes that are plain records of results or data (no behaviour to misuse), and
 # the figure framework's own types (tests/test_registry.py tries them).
