@@ -87,9 +87,6 @@ from udl.train import diffusion as diffusion_train
 from udl.nn import adversarial
 from udl.models import gan as gan_model
 from udl.train import gan as gan_train
-from udl.data import digit_styles
-from udl.models import cyclegan as cyclegan_model
-from udl.train import cyclegan as cyclegan_train
 from udl.analysis import image_quality
 from udl.models import srgan as srgan_model
 from udl.train import srgan as srgan_train
@@ -133,9 +130,6 @@ for _layer in _NOISY_STYLE.layers:  # noise scales off zero: new noise changes t
 
 
 _CGAN = cgan_model.ConditionalGAN.tiny(kind="acgan", generator=0)  # the bound methods of a small ACGAN
-
-
-_CYCLE = cyclegan_model.CycleGAN("tiny", generator=0)  # the bound methods of a tiny CycleGAN
 
 
 _CYCLE = cyclegan_model.CycleGAN("tiny", generator=0)  # the bound methods of a tiny CycleGAN
@@ -1093,38 +1087,6 @@ CASES = [
                                              n_patches=8, steps=1, adversarial_steps=0, device="cpu"),
      {"config": ["tiny"], "names": [["nowhere"], 3], "downscale": BAD_INT, "patch": [0, 30], "n_patches": BAD_INT,
       "steps": BAD_INT, "adversarial_steps": [-1], "adversarial_weight": [-1.0], "seed": [-1], "device": ["tpu"]}),
-    # udl.data.digit_styles, udl.models.cyclegan, udl.train.cyclegan (fig. 15.18)
-    (digit_styles.embolden, dict(images=torch.zeros(2, 1, 8, 8), width=2),
-     {"images": [torch.zeros(8), torch.zeros(2, 8, 8, dtype=torch.long), "x"], "width": [0, 9, 1.5]}),
-    (digit_styles.digit_domains, dict(width=2, seed=1), {"width": [0, 9, "2"], "seed": [-1, 1.5]}),
-    (cyclegan_model.CycleGANConfig, dict(width=4, n_blocks=1),
-     {"channels": BAD_INT, "width": BAD_INT, "n_blocks": [-1, 1.5, "2"]}),
-    (cyclegan_model.Translator, dict(config="tiny", generator=0), {"config": ["huge", 3, None],
-                                                                  "generator": [1.5, -1]}),
-    (cyclegan_model.CycleGAN, dict(config="tiny", generator=0), {"config": ["huge", 3, None], "generator": [1.5, -1]}),
-    (_CYCLE.translate, dict(x=torch.zeros(2, 1, 8, 8), direction="b_to_a"),
-     {"x": [torch.zeros(2, 2, 8, 8), torch.zeros(8, 8)], "direction": ["a_to_a", 1]}),
-    (_CYCLE.round_trip, dict(x=torch.zeros(2, 1, 8, 8), start="b"), {"x": [torch.zeros(2, 3, 8, 8)], "start": ["c"]}),
-    (_CYCLE.losses, dict(a=torch.zeros(2, 1, 8, 8), b=torch.ones(3, 1, 8, 8)),
-     {"a": [torch.zeros(2, 1, 8, 8, dtype=torch.float64)], "b": [torch.zeros(3, 2, 8, 8)]}),
-    (cyclegan_train.domain_discriminator, dict(width=4, generator=0),
-     {"width": BAD_INT, "image_size": [6, 2], "channels": BAD_INT, "generator": [1.5]}),
-    (cyclegan_train.train_cyclegan, dict(model=cyclegan_model.CycleGAN("tiny", generator=0),
-                                         discriminator_a=cyclegan_train.domain_discriminator(4, generator=1),
-                                         discriminator_b=cyclegan_train.domain_discriminator(4, generator=2),
-                                         x_a=torch.rand(20, 1, 8, 8), x_b=torch.rand(12, 1, 8, 8), steps=2,
-                                         batch_size=4, device="cpu"),
-     {"model": [None, torch.nn.Linear(2, 2)], "discriminator_a": [None], "x_a": [torch.zeros(20, 64), "x"],
-      "x_b": [torch.zeros(12, 1, 6, 6), torch.zeros(0, 1, 8, 8)], "loss": ["hinge"], "cycle_weight": [-1.0, "a"],
-      "identity_weight": [-1.0], "content_weight": [-0.5], "steps": BAD_INT, "batch_size": [0, 21], "seed": [-1]}),
-    (cyclegan_train.digits_cyclegan, dict(width=2, n_blocks=0, discriminator_width=2, steps=2, batch_size=4,
-                                          device="cpu"),
-     {"width": BAD_INT, "n_blocks": [-1], "discriminator_width": BAD_INT, "steps": BAD_INT, "batch_size": [0, 720],
-      "bold_width": [0, 9], "seed": [-1]}),
-    (cyclegan_train.train_domain_classifier, dict(x_a=torch.rand(10, 1, 8, 8), x_b=torch.rand(10, 1, 8, 8), width=2,
-                                                  steps=2, batch_size=4, device="cpu"),
-     {"x_a": [torch.zeros(10, 64), None], "x_b": [torch.zeros(10, 1, 4, 4)], "width": BAD_INT, "steps": BAD_INT,
-      "batch_size": [0, 21], "lr": [0.0, "a"], "seed": [-1]}),
 ]
 # Public classes that are plain records of results or data (no behaviour to misuse), and
 # the figure framework's own types (tests/test_registry.py tries them).
