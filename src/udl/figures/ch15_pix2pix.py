@@ -11,7 +11,7 @@ from udl.analysis.colour import colourfulness
 from udl.analysis.receptive_field import gradient_support, layer_geometry, receptive_field_interval, support_interval
 from udl.data.images import load_photo
 from udl.data.photos import photo_patches, to_grey
-from udl.models.pix2pix import PatchDiscriminator, patch_map_size, patch_receptive_field
+from udl.models.pix2pix import patch_map_size, patch_receptive_field
 from udl.registry import Check, Limit, Result, figure
 from udl.train.pix2pix import HELD_OUT_PHOTO, TRAIN_PHOTOS, photo_colouriser
 

@@ -93,7 +93,7 @@ def train_pix2pix(colouriser: nn.Module, grey: torch.Tensor, colour: torch.Tenso
                   batch_size: int = 32, lr: float = 2e-4, ema: float = 0.95, seed: int = 0,
                   device: str | torch.device = "auto", callback=None,
                   progress: bool | None = None) -> dict[str, list[float]]:
-    """Train ``colouriser`` on (grey, colour) pairs with λ·L1, plus the conditional adversarial loss if a discriminator is given.
+    """Train ``colouriser`` on (grey, colour) pairs: λ·L1, plus the conditional patch loss if there is a discriminator.
 
     Args:
         colouriser: g, grey ``(B, 1, H, W)`` -> colour ``(B, 3, H, W)``, e.g. :class:`Colouriser`.
@@ -165,7 +165,8 @@ def train_pix2pix(colouriser: nn.Module, grey: torch.Tensor, colour: torch.Tenso
         if callback is not None:
             callback(step, kept[0])
 
-    idle = nn.Linear(1, 1, bias=False).requires_grad_(True)  # L1 alone: a stand-in the loop's discriminator step leaves at 0 gradient
+    idle = nn.Module()  # L1 alone: a stand-in discriminator whose one parameter never gets a gradient
+    idle.register_parameter("unused", nn.Parameter(torch.zeros(())))
     modules = {"generator": colouriser, "discriminator": discriminator if adversarial else idle}
     history = train_adversarial(modules, (grey, colour), d_loss=d_loss, g_loss=g_loss, steps=steps,
                                 batch_size=batch_size, lr_d=lr, lr_g=lr, seed=seed, device=device,
