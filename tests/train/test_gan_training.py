@@ -98,6 +98,22 @@ def test_discriminator_update_changes_only_the_discriminator():
     assert not all(torch.equal(a, b) for a, b in zip(D0, D.parameters()))
 
 
+def test_explicit_parameter_groups_train_what_they_name():
+    # two generators and one discriminator (as CycleGAN's pairs): each optimizer moves its own group only
+    G1, G2, D, idle = nn.Linear(2, 2), nn.Linear(2, 2), nn.Linear(2, 1), nn.Linear(2, 2)
+    before = {name: [p.detach().clone() for p in m.parameters()] for name, m in
+              {"G1": G1, "G2": G2, "D": D, "idle": idle}.items()}
+    x = torch.randn(16, 2, generator=torch.Generator().manual_seed(0))
+    train_adversarial({"g1": G1, "g2": G2, "critic": D, "idle": idle}, (x,),
+                      d_loss=lambda b, s: D(b[0]).mean() - D(G1(b[0]).detach()).mean(),
+                      g_loss=lambda b, s: -D(G1(b[0])).mean() - D(G2(b[0])).mean() + 0 * idle(b[0]).sum(),
+                      d_params=D.parameters(), g_params=[*G1.parameters(), *G2.parameters()],
+                      steps=2, batch_size=8, device="cpu")
+    moved = {name: not all(torch.equal(a, b) for a, b in zip(old, m.parameters()))
+             for (name, old), m in zip(before.items(), (G1, G2, D, idle))}
+    assert moved == {"G1": True, "G2": True, "D": True, "idle": False}
+
+
 def test_resumed_run_equals_an_uninterrupted_one(tmp_path):
     x = _normal_data(256)
 
