@@ -37,7 +37,8 @@ def test_the_training_domains_are_disjoint_halves_and_the_held_out_digits_are_pa
     x_held, y_held = load_digits("test", seed=0, flat=False)
     assert d.a.shape == d.b.shape == (len(x) // 2, 1, 8, 8)
     assert d.held_a.shape == d.held_b.shape == (len(x_held), 1, 8, 8)
-    assert torch.equal(d.held_a[:, 0], torch.from_numpy(x_held)) and torch.equal(d.held_labels, torch.from_numpy(y_held))
+    assert torch.equal(d.held_a[:, 0], torch.from_numpy(x_held))
+    assert torch.equal(d.held_labels, torch.from_numpy(y_held))
     assert torch.equal(d.held_b, embolden(d.held_a))
     # each training digit is in A, or in B emboldened, never in both
     flat = torch.from_numpy(x).reshape(len(x), -1)
@@ -49,7 +50,7 @@ def test_the_training_domains_are_disjoint_halves_and_the_held_out_digits_are_pa
     assert len(set(a_rows.tolist())) == len(d.a) and len(set(b_rows.tolist())) == len(d.b)
     # the seed names the halving
     assert torch.equal(digit_domains(seed=3).a, d.a) and not torch.equal(digit_domains(seed=4).a, d.a)
-    # bold digits carry more ink: 2-pixel line adds about a half again
+    # bold digits carry more ink: the 2-pixel line adds about a half again
     assert 1.2 < float(d.b.mean() / d.a.mean()) < 1.7
 
 
