@@ -216,7 +216,7 @@ class StyleGANConfig:
     d_style: int = 32  # D_w, the style variable w (the mapping network's width)
     mapping_depth: int = 4  # layers of the mapping network (StyleGAN: 8)
     image_size: int = 8  # S, the output's side: a power of 2, at least 4 (4 → 8 → ... → S)
-    channels: tuple[int, ...] = (64, 32)  # channels at 4x4, 8x8, ..., S x S: log2(S) − 1 entries
+    channels: tuple[int, ...] = (32, 16)  # channels at 4x4, 8x8, ..., S x S: log2(S) − 1 entries
     out_channels: int = 1  # the image's channels (1: grey digits)
 
     def __post_init__(self):
@@ -236,7 +236,7 @@ class StyleGANConfig:
 
     @classmethod
     def digits(cls, **changes) -> StyleGANConfig:
-        """The 8x8 digits: z, w of 32; a mapping of 4 layers; 64 channels at 4x4, 32 at 8x8 (the defaults)."""
+        """The 8x8 digits: z, w of 32; a mapping of 4 layers; 32 channels at 4x4, 16 at 8x8 (the defaults)."""
         return cls(**changes)
 
     @classmethod
