@@ -184,6 +184,21 @@ def test_trained_returns_fresh_independent_copies(memo):
     assert torch.equal(c.weight, start + 1.0) and record_c == {"losses": [2.0, 1.0]}
 
 
+def test_a_caller_under_no_grad_still_trains_with_gradients(tmp_path, monkeypatch):
+    """The first caller may hold torch.no_grad() (a measure that asks for a cached judge): training is unaffected."""
+    monkeypatch.setenv("UDL_DATA_DIR", str(tmp_path))
+    monkeypatch.setattr(cache, "_MEMORY", type(cache._MEMORY)())
+
+    def train(net):
+        loss = (net(torch.ones(1, 3)) ** 2).sum()
+        loss.backward()  # raises "does not require grad" if the caller's no_grad leaked in
+        return {"grad": float(net.weight.grad.abs().sum())}
+
+    with torch.no_grad():
+        _, record = cache.trained("grad", {}, lambda: nn.Linear(3, 2), train, sources=[cache], device="cpu")
+    assert record["grad"] > 0
+
+
 def test_trained_once_per_machine_across_processes(memo, tmp_path):
     a, _ = _get(memo)
     (path,) = (tmp_path / "models").glob("counter-*.pt")

@@ -321,8 +321,9 @@ def trained(name: str, settings: dict, build: Callable[[], nn.Module], train: Ca
 
 
 def _train(build, train, dev: torch.device, owner: str) -> tuple[dict, dict]:
-    """Build and train a model with torch's generators forked; its CPU ``(state_dict, record)``."""
-    with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
+    """Build and train a model with torch's generators forked and gradients on (a caller may hold
+    ``torch.no_grad()``: the first to ask for a cached model trains it); its CPU ``(state_dict, record)``."""
+    with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []), torch.enable_grad():
         model = build().to(dev)
         record = train(model) or {}
     if not isinstance(record, dict):
