@@ -140,17 +140,19 @@ def train_pix2pix(colouriser: nn.Module, grey: torch.Tensor, colour: torch.Tenso
     kept: list[nn.Module] = []  # the averaged colouriser, made on the first step (on the training device)
     adversarial = discriminator is not None
 
+    outputs: list[torch.Tensor] = []  # x̂ of the discriminator's batch, which the generator's update reuses
+
     def d_loss(batch, d_step):
         y, x = batch
         if not adversarial:
             return torch.zeros((), device=y.device, requires_grad=True)  # no discriminator: nothing to update
-        with torch.no_grad():
-            fake = colouriser(y)
-        return discriminator_loss(discriminator(x, y), discriminator(fake, y))  # real → 1, generated → 0
+        fake = colouriser(y)  # with its graph: g is not updated before the generator's step uses it
+        outputs[:] = [fake]
+        return discriminator_loss(discriminator(x, y), discriminator(fake.detach(), y))  # real → 1, generated → 0
 
     def g_loss(batch, step):
         y, x = batch
-        fake = colouriser(y)
+        fake = outputs.pop() if outputs else colouriser(y)
         l1 = (fake - x).abs().mean()
         l1_history.append(float(l1.detach()))
         adversarial_term = generator_loss(discriminator(fake, y)) if adversarial else 0.0
