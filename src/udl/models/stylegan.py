@@ -380,8 +380,8 @@ class StyleGenerator(nn.Module):
         d, n_styles = self.config.d_style, self.n_styles
         if not isinstance(ws, torch.Tensor) or ws.dtype != self._dtype() or not (
                 (ws.dim() == 2 and ws.shape[1] == d) or (ws.dim() == 3 and ws.shape[1:] == (n_styles, d))):
-            check_input(ws, "ws", owner, shape=("B", d), dtype=self._dtype())
-            check_input(ws, "ws", owner, shape=("B", n_styles, d), dtype=self._dtype())
+            check_input(ws, "ws", owner, shape=(...,), dtype=self._dtype())  # a tensor of the weights' dtype
+            _refuse("ws", owner, f"a tensor of shape (B, {d}) or (B, {n_styles}, {d})", f"shape {tuple(ws.shape)}")
         if ws.dim() == 2:
             ws = ws[:, None, :].expand(-1, n_styles, -1)  # (B, L, D_w)
         batch = ws.shape[0]
