@@ -104,6 +104,11 @@ from udl.data import photos
 from udl.analysis import colour as colour_analysis
 from udl.models import pix2pix as pix2pix_model
 from udl.train import pix2pix as pix2pix_train
+from udl.analysis import taxonomy
+from udl.models import progressive_gan as progressive_model
+from udl.train import progressive_gan as progressive_train
+from udl.models.denoisers import MLPDenoiser
+from udl.systems import SYSTEMS
 
 X1 = torch.linspace(0, 1, 20)[:, None]
 Y1 = torch.sin(6 * X1)
@@ -1087,6 +1092,41 @@ CASES = [
                                              n_patches=8, steps=1, adversarial_steps=0, device="cpu"),
      {"config": ["tiny"], "names": [["nowhere"], 3], "downscale": BAD_INT, "patch": [0, 30], "n_patches": BAD_INT,
       "steps": BAD_INT, "adversarial_steps": [-1], "adversarial_weight": [-1.0], "seed": [-1], "device": ["tpu"]}),
+    # udl.analysis.taxonomy (fig. 14.1), udl.models.progressive_gan and udl.train.progressive_gan (fig. 15.9)
+    (taxonomy.probe, dict(system=SYSTEMS[-1], generator=0), {"system": ["GAN", None], "generator": [1.5, -1]}),
+    (taxonomy.probe_systems, dict(systems=(SYSTEMS[-1],), generator=0),
+     {"systems": ["x", [3]], "generator": [-1, 1.5]}),
+    (taxonomy.region, dict(row={"samples": True, "probability": "exact", "latent": False}), {"row": [3, {}]}),
+    (taxonomy.diffusion_log_weights, dict(process=diffusion.Diffusion.linear(2, 0.1, 0.2),
+                                          denoiser=MLPDenoiser.tiny(d_in=1), x=torch.zeros(3, 1), n_samples=2),
+     {"process": [None], "denoiser": [3], "x": [torch.zeros(3), "x"], "n_samples": BAD_INT, "generator": [1.5]}),
+    (taxonomy.jacobian_rank, dict(fn=lambda z: 2 * z, z=torch.ones(2)),
+     {"fn": [3], "z": [torch.ones(2, 2), "z"], "rtol": [0.0, 2.0]}),
+    (progressive_model.ProgressiveGANConfig, dict(),
+     {"d_latent": BAD_INT, "channels": BAD_INT, "widths": [(), "ab", (0,)], "slope": [1.0, -0.1]}),
+    (progressive_model.ProgressiveGenerator, dict(config="tiny", generator=0),
+     {"config": ["huge", 3], "generator": [1.5, -1]}),
+    (progressive_model.ProgressiveDiscriminator, dict(config="tiny", generator=0),
+     {"config": ["huge", 3], "generator": [1.5]}),
+    (progressive_model.pixel_norm, dict(h=torch.ones(2, 3, 2, 2)), {"h": ["x", torch.ones(3)], "eps": [-1.0]}),
+    (progressive_model.downsample, dict(images=torch.zeros(1, 1, 8, 8), resolution=4),
+     {"images": [torch.zeros(8, 8), "x"], "resolution": [0, 3, 16]}),
+    (progressive_train.train_progressive,
+     dict(generator_net=progressive_model.ProgressiveGenerator("tiny", generator=0),
+          discriminator_net=progressive_model.ProgressiveDiscriminator("tiny", generator=1),
+          x=torch.rand(8, 1, 16, 16), stable_steps=1, fade_steps=1, batch_size=4, device="cpu"),
+     {"generator_net": [None], "discriminator_net": [progressive_model.ProgressiveGenerator("tiny", generator=0)],
+      "x": [torch.rand(8, 1, 8, 8), "x"], "stable_steps": BAD_INT, "fade_steps": [0], "batch_size": [0, 9],
+      "loss": ["hinge"], "lr": [0.0], "betas": [(0.5,)], "seed": [-1], "device": ["tpu"], "on_stage_end": [3]}),
+    (progressive_train.upsample_digits, dict(x=torch.zeros(2, 64)),
+     {"x": [torch.zeros(2, 10), "x"], "size": [4, 2.5]}),
+    (progressive_train.unupsample_digits, dict(images=torch.zeros(2, 1, 16, 16)),
+     {"images": [torch.zeros(2, 1, 4, 4), "x"]}),
+    (progressive_train.phases, dict(n_stages=3, stable_steps=2, fade_steps=1),
+     {"n_stages": BAD_INT, "stable_steps": BAD_INT, "fade_steps": [0]}),
+    (progressive_train.digits_progressive_gan, dict(config=progressive_model.ProgressiveGANConfig.tiny(),
+                                                    stable_steps=1, fade_steps=1, batch_size=4, device="cpu"),
+     {"config": ["huge", 3], "stable_steps": BAD_INT, "fade_steps": [0], "batch_size": [0], "seed": [-1]}),
 ]
 # Public classes that are plain records of results or data (no behaviour to misuse), and
 # the figure framework's own types (tests/test_registry.py tries them).

@@ -135,8 +135,7 @@ def _finite_shape(samples: torch.Tensor, shape: tuple[int, ...]) -> bool:
 def _row(system: System) -> dict[str, Any]:
     return {"name": system.name, "target": system.target, "chapter": system.chapter, "error": "",
             "samples": False, "sample_shape": [], "sampler": "",
-            "probability": "none", "evaluator": "", "mass": float("nan"), "bound_mass": float("nan"),
-            "bound_gap": float("nan"),
+            "probability": "none", "evaluator": "", "mass": None, "bound_mass": None, "bound_gap": None,
             "latent": False, "latent_shape": [], "data_shape": [], "latent_map": "",
             "jacobian_rank": -1, "data_dims": -1}
 
@@ -282,7 +281,7 @@ def probe(system: System, *, generator: torch.Generator | int | None = 0) -> dic
         "none"; "unnormalised" or "inconsistent" when a measurement contradicts the
         evaluator), ``mass`` (the evaluated probabilities, or the importance estimate's,
         totalled over the data space), ``bound_mass`` and ``bound_gap`` (mean log-estimate
-        minus mean bound, nats), ``latent`` (bool) with ``latent_shape`` / ``data_shape``,
+        minus mean bound, nats), each None where not measured, ``latent`` (bool) with ``latent_shape`` / ``data_shape``,
         ``jacobian_rank`` and ``data_dims`` for a model without an evaluator, and the
         names of what was called.
     """

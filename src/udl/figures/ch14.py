@@ -151,7 +151,10 @@ def _(r):
 
     gpt, gan, ae = find("gpt"), find("gan"), find("autoencoder")
     mixture, vae, diffusion = find("mixture"), find("variational"), find("diffusion")
-    nan = float("nan")
+
+    def value(row, key):  # nan where the model or the measurement is missing: the check then fails
+        return float("nan") if row is None or row[key] is None else row[key]
+
     checks += [
         Check.equal("GPT is a probabilistic generative model without a latent variable",
                     list(region(gpt)) if gpt else "missing", ["probabilistic", False]),
@@ -160,18 +163,18 @@ def _(r):
         Check.equal("the autoencoder has a latent code but is not generative",
                     list(region(ae)) if ae else "missing", ["unsupervised", True]),
         Check.close("the mixture of Gaussians' density integrates to one (quadrature)",
-                    mixture["mass"] if mixture else nan, 1.0, MASS_TOL),
+                    value(mixture, "mass"), 1.0, MASS_TOL),
         Check.close("GPT's probabilities of every 4-token continuation sum to one",
-                    gpt["mass"] if gpt else nan, 1.0, MASS_TOL),
+                    value(gpt, "mass"), 1.0, MASS_TOL),
     ]
     for name, row in (("VAE", vae), ("diffusion model", diffusion)):
         checks += [
             Check.less(f"the {name}'s ELBO is a bound: e^ELBO over the whole data space totals less than one",
-                       row["bound_mass"] if row else nan, 1 - 1e-3),
+                       value(row, "bound_mass"), 1 - 1e-3),
             Check.close(f"the {name}'s importance-sampled Pr(x) totals one: it is a normalised model",
-                        row["mass"] if row else nan, 1.0, IS_MASS_TOL),
+                        value(row, "mass"), 1.0, IS_MASS_TOL),
             Check.greater(f"the {name}'s ELBO lies below its importance-sampled log-likelihood (mean gap, nats)",
-                          row["bound_gap"] if row else nan, 0.0),
+                          value(row, "bound_gap"), 0.0),
         ]
     for name, row in (("GAN's generator", gan), ("autoencoder's decoder", ae)):
         ok = row is not None and 0 <= row["jacobian_rank"] <= row["latent_shape"][0] < row["data_dims"]

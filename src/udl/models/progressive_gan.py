@@ -52,6 +52,10 @@ def pixel_norm(h: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
 
     b_{x,y} = a_{x,y} / √( (1/C) Σ_c (a^c_{x,y})² + ε ),  ``(B, C, H, W) -> (B, C, H, W)``.
     """
+    if not isinstance(h, torch.Tensor) or h.dim() < 2 or not h.is_floating_point():
+        check_input(h, "h", "pixel_norm", shape=("B", "C", ...), dtype="float")
+    if not eps >= 0:
+        _refuse("eps", "pixel_norm", "a float >= 0", repr(eps))
     return h * torch.rsqrt(h.pow(2).mean(1, keepdim=True) + eps)
 
 

@@ -82,6 +82,9 @@ def unupsample_digits(images: torch.Tensor) -> torch.Tensor:
 
 def phases(n_stages: int, stable_steps: int, fade_steps: int) -> list[tuple[int, str, int]]:
     """The schedule: ``(stage, "stable" | "fade", steps)`` in order; stage 0 has no fade-in."""
+    n_stages = check_int(n_stages, "n_stages", "phases")
+    stable_steps = check_int(stable_steps, "stable_steps", "phases")
+    fade_steps = check_int(fade_steps, "fade_steps", "phases")
     schedule = [(0, "stable", stable_steps)]
     for stage in range(1, n_stages):
         schedule += [(stage, "fade", fade_steps), (stage, "stable", stable_steps)]
@@ -122,9 +125,6 @@ def train_progressive(generator_net: ProgressiveGenerator, discriminator_net: Pr
     config = generator_net.config
     if discriminator_net.config != config:
         _refuse("discriminator_net", owner, "built from the generator's config", repr(discriminator_net.config))
-    if generator_net.stage != 0 or discriminator_net.stage != 0:
-        _refuse("generator_net", owner, "two networks at stage 0 (4x4)",
-                f"stages {generator_net.stage} and {discriminator_net.stage}")
     r = config.max_resolution
     if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.dim() != 4 \
             or tuple(x.shape[1:]) != (config.channels, r, r) or len(x) == 0:
@@ -140,6 +140,9 @@ def train_progressive(generator_net: ProgressiveGenerator, discriminator_net: Pr
     seed = check_int(seed, "seed", owner, minimum=0)
     device = resolve_device(device, owner)
     check_callable(on_stage_end, "on_stage_end", owner, optional=True)
+    if generator_net.stage != 0 or discriminator_net.stage != 0:
+        _refuse("generator_net", owner, "two networks at stage 0 (4x4)",
+                f"stages {generator_net.stage} and {discriminator_net.stage}")
     G, D = generator_net, discriminator_net
     history: dict[str, list] = {"d_loss": [], "g_loss": [], "alpha": [], "stage": [], "parameters": []}
 
