@@ -34,7 +34,7 @@ def _mosaic(images: np.ndarray, rows: int, cols: int, gap: int = 1) -> np.ndarra
 
 @torch.no_grad()
 def _adain_moments(model, z: torch.Tensor, noise: list[torch.Tensor]) -> float:
-    """The largest difference between each AdaIN output channel's mean and std and the style's β and |γ|·√(σ²/(σ²+ε))."""
+    """The largest difference of each AdaIN output channel's mean and sd from β and |γ|·√(σ²/(σ² + ε))."""
     seen = []
     hooks = [layer.adain.register_forward_hook(lambda m, args, out: seen.append((m, args, out)))
              for layer in model.layers]
@@ -58,20 +58,20 @@ def _adain_moments(model, z: torch.Tensor, noise: list[torch.Tensor]) -> float:
         caption="A style-based generator trained on scikit-learn's 8x8 digits. a) Its pipeline: a learned constant "
                 "4x4 representation goes through layers of convolution, each followed by added noise (a fresh "
                 "Gaussian image scaled by a learned amount ψ per channel, top row) and adaptive instance "
-                "normalisation (AdaIN), which sets each channel's mean and standard deviation from the style w; w comes "
-                "from the latent z through a fully connected mapping network (bottom row); the 4x4 maps are "
+                "normalisation (AdaIN), which sets each channel's mean and standard deviation from the style w; "
+                "w comes from the latent z through a fully connected mapping network (bottom row); the 4x4 maps are "
                 "upsampled to 8x8 and turned into the image. The numbers are the trained |ψ| of each layer. "
                 "b) Samples. c) Style mixing: each image takes the styles of its 4x4 layers from the digit at the "
                 "left of its row and those of its 8x8 layers from the digit at the top of its column (the same "
-                "noise everywhere). The class goes with the coarse style far more often than with the fine one (e); the "
-                "fine style changes the stroke. "
+                "noise everywhere). The class goes with the coarse style far more often than with the fine one "
+                "(e); the fine style changes the stroke. "
                 "d) One latent with its noise drawn again: the digit stays; the maps give each pixel's mean "
-                "and standard deviation over 200 noise draws, where the noise acts and how little (the scale). e) For pairs of "
-                "latents whose digits the independent classifier reads differently, the share of mixed digits "
-                "read as the coarse source's class and as the fine source's, as more layers take the coarse "
-                "style. f) The change made by new noise and by a new latent: the share of each above a spatial "
-                "frequency of 1/4 cycle per pixel, and its size. g) The Fréchet distance of samples beside "
-                "held-out real digits and a trivial model.",
+                "and standard deviation over 200 noise draws, where the noise acts and how little (the scale). "
+                "e) For pairs of latents whose digits the independent classifier reads differently, the share "
+                "of mixed digits read as the coarse source's class and as the fine source's, as more layers take "
+                "the coarse style. f) The change made by new noise and by a new latent: the share of each "
+                "above a spatial frequency of 1/4 cycle per pixel, and its size. g) The Fréchet distance of "
+                "samples beside held-out real digits and a trivial model.",
         params={"tiny": dict(steps=20, batch_size=32, channels=[8, 4], d_style=8, mapping_depth=2, d_width=8,
                              p_mix=0.9, lr=1e-3, n_generated=40, n_pairs=40),
                 "full": dict(steps=1500, batch_size=64, channels=[32, 16], d_style=32, mapping_depth=4, d_width=32,
@@ -139,7 +139,8 @@ def stylegan(p, run):
     }
     arrays = {"samples": samples[:40, 0].numpy(), "rows": rows[:, 0].numpy(), "cols": cols[:, 0].numpy(),
               "grid": grid[:, 0].numpy(), "resampled": resampled[:N_NOISE, 0].numpy(),
-              "pixel_sd": pixel_sd.numpy(), "pixel_mean": pixel_mean.numpy(), "d_loss": np.asarray(record["d_loss"], dtype=np.float32),
+              "pixel_sd": pixel_sd.numpy(), "pixel_mean": pixel_mean.numpy(),
+              "d_loss": np.asarray(record["d_loss"], dtype=np.float32),
               "g_loss": np.asarray(record["g_loss"], dtype=np.float32)}
     return Result(metrics=metrics, arrays=arrays,
                   notes=f"Trained here on the 1,438 training digits (8x8, the book's faces are 1024x1024): "

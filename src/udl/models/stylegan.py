@@ -350,8 +350,8 @@ class StyleGenerator(nn.Module):
         n = check_int(n, "n", "StyleGenerator.draw_noise")
         generator = as_generator(generator, "StyleGenerator.draw_noise")
         device = generator.device if generator is not None else "cpu"
-        return [torch.randn(n, 1, r, r, generator=generator, dtype=self._dtype(), device=device).to(self.constant.device)
-                for r in self.resolutions]
+        return [torch.randn(n, 1, r, r, generator=generator, dtype=self._dtype(), device=device)
+                .to(self.constant.device) for r in self.resolutions]
 
     def _check_noise(self, noise, batch: int, owner: str) -> list[torch.Tensor]:
         if not isinstance(noise, (list, tuple)) or len(noise) != self.n_styles:
