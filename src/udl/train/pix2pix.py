@@ -184,14 +184,15 @@ def _shape(value) -> str:
 
 
 def photo_colouriser(*, adversarial: bool, size: int = 32, n_train: int = 4000, downscale: int = 4, levels: int = 3,
-                     width: int = 16, n_layers: int = 1, l1_weight: float = 100.0, steps: int = 600,
+                     width: int = 12, n_layers: int = 1, l1_weight: float = 100.0, steps: int = 400,
                      lr: float = 2e-4, ema: float = 0.95, seed: int = 0,
                      device: str | torch.device = "auto") -> tuple[nn.ModuleDict, dict]:
     """A colouriser trained on patches of :data:`TRAIN_PHOTOS`, once per machine and settings (cached on disk).
 
     The training pairs are ``n_train`` patches of ``size x size`` pixels
     (:func:`udl.data.photos.photo_patches` with ``seed``, photographs shrunk by
-    ``downscale``) and their grey versions; :data:`HELD_OUT_PHOTO` is never seen.
+    ``downscale``) and their grey versions; :data:`HELD_OUT_PHOTO` is never seen. The
+    defaults are those of figure 15.16's full preset.
 
     Args:
         adversarial: add the conditional patch discriminator (``PatchDiscriminator(4,
