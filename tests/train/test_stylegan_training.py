@@ -64,6 +64,27 @@ def test_training_is_a_function_of_its_seed_and_moves_every_parameter():
     assert not model.training
 
 
+def test_a_resumed_run_ends_as_an_uninterrupted_one(tmp_path):
+    x = torch.from_numpy(load_digits("train", seed=0)[0][:64])
+
+    def run(model_seed, **kwargs):
+        model = StyleGenerator("tiny", generator=model_seed)
+        critic = DCGANDiscriminator(GANConfig.tiny(), generator=model_seed + 1)
+        return model, train_stylegan(model, critic, x, steps=5, batch_size=16, device="cpu", **kwargs)
+
+    def stop(step, history, modules):
+        if step == 4:
+            raise KeyboardInterrupt  # after the checkpoint of step 3
+
+    whole, history = run(0)
+    path = tmp_path / "stylegan.pt"
+    with pytest.raises(KeyboardInterrupt):
+        run(0, checkpoint_path=path, checkpoint_every=3, callback=stop)
+    resumed, history_resumed = run(7, checkpoint_path=path, resume=True)  # all weights come from the checkpoint
+    assert history_resumed == history
+    assert all(torch.equal(a, b) for a, b in zip(whole.state_dict().values(), resumed.state_dict().values()))
+
+
 def test_bad_arguments_get_the_template():
     x = torch.rand(20, 64)
     model, critic = StyleGenerator("tiny", generator=0), DCGANDiscriminator(GANConfig.tiny(), generator=1)

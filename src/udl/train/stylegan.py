@@ -100,7 +100,8 @@ def _as_images(x, model: StyleGenerator, owner: str) -> torch.Tensor:
 
 def train_stylegan(model: StyleGenerator, discriminator: nn.Module, x, *, steps: int = 1500, batch_size: int = 64,
                    p_mix: float = 0.9, lr: float = 1e-3, betas: tuple[float, float] = (0.0, 0.99), seed: int = 0,
-                   device: str | torch.device = "auto", callback=None,
+                   device: str | torch.device = "auto", callback=None, checkpoint_path=None,
+                   checkpoint_every: int | None = None, resume=False,
                    progress: bool | None = False) -> dict[str, list[float]]:
     """Train ``model`` against ``discriminator`` on the images ``x``; return both losses of every step.
 
@@ -124,6 +125,9 @@ def train_stylegan(model: StyleGenerator, discriminator: nn.Module, x, *, steps:
         seed: the data order and every draw. Default: 0.
         device: where to train. Default: "auto".
         callback: ``callback(step, history, modules)`` after each step. Default: None.
+        checkpoint_path, checkpoint_every, resume: checkpoints of both networks and both
+            optimisers, as :func:`udl.train.gan.train_adversarial`: every draw of a step comes
+            from that step's generator, so a resumed run ends as an uninterrupted one. Default: none.
         progress: a progress bar. Default: False.
 
     Returns:
@@ -155,7 +159,8 @@ def train_stylegan(model: StyleGenerator, discriminator: nn.Module, x, *, steps:
 
     history = train_adversarial({"generator": model, "discriminator": discriminator}, (x,), d_loss=d_loss,
                                 g_loss=g_loss, steps=steps, batch_size=batch_size, lr_d=lr, lr_g=lr, betas=betas,
-                                seed=seed, device=device, callback=callback, progress=progress)
+                                seed=seed, device=device, callback=callback, checkpoint_path=checkpoint_path,
+                                checkpoint_every=checkpoint_every, resume=resume, progress=progress)
     model.eval()
     return history
 
