@@ -152,8 +152,8 @@ def _diagram(ax, kind: str) -> None:
 @conditional_generation.plot
 def _(r):
     m, a = r.metrics, r.arrays
-    fig = plt.figure(figsize=(14, 9.6), layout="constrained")
-    grid = fig.add_gridspec(3, 3, height_ratios=[0.8, 2.7, 0.75])
+    fig = plt.figure(figsize=(14, 6.8), layout="constrained")
+    grid = fig.add_gridspec(3, 3, height_ratios=[0.8, 2.2, 0.65])
     cmap = plt.get_cmap("gray_r").with_extremes(bad="white")
     for j, kind in enumerate(("cgan", "acgan", "infogan")):
         ax = fig.add_subplot(grid[0, j])
