@@ -23,7 +23,8 @@ from torch import nn
 from udl.data.images import load_digits
 from udl.models.denoisers import DigitDenoiser, MLPDenoiser
 from udl.models.diffusion import Diffusion
-from udl.train.diffusion import (DenoisingLoss, _mixed_seed, digits_denoiser, digits_to_signed, linear_process,
+from udl.train.batches import mixed_seed
+from udl.train.diffusion import (DenoisingLoss, digits_denoiser, digits_to_signed, linear_process,
                                  mixture_denoiser, sample_digits, signed_to_digits, standard_mixture,
                                  train_denoiser)
 
@@ -95,7 +96,7 @@ def test_the_objective_is_the_simple_loss_with_step_seeded_draws():
     losses = [objective(x).item() for _ in range(3)]
     assert int(objective.step) == 3 and len(set(losses)) == 3  # new t and ε at every step
     for step, loss in enumerate(losses):
-        expected = process.loss(model, x, generator=torch.Generator().manual_seed(_mixed_seed(7, step)))
+        expected = process.loss(model, x, generator=torch.Generator().manual_seed(mixed_seed(7, step)))
         assert loss == expected.item()
     again = DenoisingLoss(model, process, seed=7)
     assert again(x).item() == losses[0]

@@ -32,6 +32,16 @@ from torch.utils.data import Dataset, TensorDataset, default_collate
 from udl.train.distributed import shard
 
 
+def mixed_seed(*parts: int) -> int:
+    """One non-negative 63-bit seed mixed from several ints by NumPy's ``SeedSequence``.
+
+    ``(seed, step)`` and ``(step, seed)``, or ``(0, 1)`` and ``(1, 0)``, give unrelated
+    seeds, as ``seed + step`` would not: the draws of step s of a run are a function of
+    (seed, s) alone, so a resumed run draws what an uninterrupted one would.
+    """
+    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1, np.uint64)[0] >> np.uint64(1))
+
+
 def epoch_order(n: int, epoch: int, *, seed: int, shuffle: bool = True) -> torch.Tensor:
     """The order in which epoch ``epoch`` visits rows 0..n-1: a permutation, shape (n,)."""
     if not shuffle:

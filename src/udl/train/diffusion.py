@@ -49,6 +49,7 @@ from udl.models import mixture as mixture_module
 from udl.models.denoisers import DigitDenoiser, MLPDenoiser
 from udl.models.diffusion import Diffusion
 from udl.models.mixture import MixtureOfGaussians
+from udl.train.batches import mixed_seed
 from udl.train.recipes import fit_adamw
 from udl.validate import _refuse, as_generator, check_float, check_instance, check_int, check_sizes
 
@@ -60,10 +61,6 @@ MIXTURE_WEIGHTS = (0.3, 0.45, 0.25)
 MIXTURE_MEANS = (-1.6, 0.2, 1.7)
 MIXTURE_SDS = (0.35, 0.25, 0.45)
 
-
-def _mixed_seed(*parts: int) -> int:
-    """One 63-bit seed from several ints: (seed, step) and (step, seed) give unrelated numbers."""
-    return int(np.random.SeedSequence(list(parts)).generate_state(1, np.uint64)[0] >> np.uint64(1))
 
 
 def linear_process(T: int = 1000) -> Diffusion:
@@ -107,7 +104,7 @@ class DenoisingLoss(nn.Module):
         self.register_buffer("step", torch.zeros((), dtype=torch.long))
 
     def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
-        generator = torch.Generator().manual_seed(_mixed_seed(self.seed, int(self.step)))
+        generator = torch.Generator().manual_seed(mixed_seed(self.seed, int(self.step)))
         self.step += 1
         return self.process.loss(self.model, x, c, p_uncond=self.p_uncond if c is not None else 0.0,
                                  generator=generator)
@@ -277,7 +274,7 @@ def mixture_denoiser(mixture: MixtureOfGaussians, *, T: int = 1000, n_train: int
                 "seed": seed}
 
     def train(model: MLPDenoiser) -> dict:
-        x, _ = mixture.sample(n_train, generator=torch.Generator().manual_seed(_mixed_seed(seed, 1)))
+        x, _ = mixture.sample(n_train, generator=torch.Generator().manual_seed(mixed_seed(seed, 1)))
         losses = train_denoiser(model, linear_process(T), x.float(), steps=steps, batch_size=batch_size, lr=lr,
                                 ema=ema, seed=seed, device=device)
         return {"losses": losses, "x_train": x[:, 0].tolist()}

@@ -41,7 +41,6 @@ import os
 from pathlib import Path
 from typing import Callable, Iterable
 
-import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import TensorDataset
@@ -50,7 +49,7 @@ from tqdm.auto import tqdm
 from udl.devices import resolve_device, using_cpu_threads
 from udl.models.gan import GAN
 from udl.nn.adversarial import GAN_LOSSES, discriminator_loss, generator_loss, gradient_penalty
-from udl.train.batches import batch_stream
+from udl.train.batches import batch_stream, mixed_seed
 from udl.train.checkpoint import check_writable, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from udl.train.loop import LossNotFiniteError
 from udl.validate import _refuse, check_callable, check_choice, check_float, check_instance, check_int
@@ -58,10 +57,6 @@ from udl.validate import _refuse, check_callable, check_choice, check_float, che
 __all__ = ["step_generator", "train_adversarial", "train_gan", "discriminator_accuracy"]
 
 
-
-def _mixed_seed(*parts: int) -> int:
-    """One 63-bit seed from several ints: (seed, step) and (step, seed) give unrelated numbers."""
-    return int(np.random.SeedSequence(list(parts)).generate_state(1, np.uint64)[0] >> np.uint64(1))
 
 
 def step_generator(seed: int, step: int, device: str | torch.device = "cpu", *,
@@ -90,7 +85,7 @@ def step_generator(seed: int, step: int, device: str | torch.device = "cpu", *,
     step = check_int(step, "step", owner, minimum=0)
     stream = check_int(stream, "stream", owner, minimum=0)
     device = resolve_device(device, owner)
-    return torch.Generator(device=device).manual_seed(_mixed_seed(seed, step, stream))
+    return torch.Generator(device=device).manual_seed(mixed_seed(seed, step, stream))
 
 
 # --------------------------------------------------------------------------- the loop

@@ -46,6 +46,7 @@ from torch import nn
 
 from udl.data.graphs import Graph, batch_graphs, negative_edges
 from udl.models.gnn import _with_adjacency
+from udl.train.batches import mixed_seed
 from udl.train.loop import fit
 from udl.validate import _refuse, check_float, check_instance, check_int, check_sequence, check_tensor
 
@@ -120,11 +121,6 @@ def edge_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 
 
 # --------------------------------------------------------------------------- the objectives fit trains
-def _mixed_seed(*parts: int) -> int:
-    """One 63-bit seed from several ints: (seed, step) and (step, seed) give unrelated numbers."""
-    return int(np.random.SeedSequence(list(parts)).generate_state(1, np.uint64)[0] >> np.uint64(1))
-
-
 def _labelled_graphs(graphs, name: str, owner: str) -> list[Graph]:
     check_sequence(graphs, name, owner, of="Graphs")
     graphs = list(graphs)
@@ -179,7 +175,7 @@ class _EdgeObjective(nn.Module):
 
     def sample(self, step: int) -> tuple[torch.Tensor, torch.Tensor, Graph]:
         """Step ``step``'s pairs ``(M + negatives·M, 2)`` (the edges first), targets (1 then 0) and the graph seen."""
-        generator = torch.Generator().manual_seed(_mixed_seed(self.seed, step))
+        generator = torch.Generator().manual_seed(mixed_seed(self.seed, step))
         m = len(self.positive)
         negative = negative_edges(self.graph.A.cpu(), self.negatives * m, generator=generator,
                                   node_graph=self.graph.node_graph)  # (negatives·M, 2), new every step

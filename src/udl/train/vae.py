@@ -31,15 +31,12 @@ from torch import nn
 from udl.cache import trained
 from udl.models import vae as vae_module
 from udl.models.vae import VAE, VAEConfig
+from udl.train.batches import mixed_seed
 from udl.train.recipes import fit_adamw
 from udl.validate import _refuse, check_float, check_instance, check_int
 
 __all__ = ["NegativeELBO", "train_vae", "digits_vae"]
 
-
-def _mixed_seed(*parts: int) -> int:
-    """One 63-bit seed from several ints: (seed, step) and (step, seed) give unrelated numbers."""
-    return int(np.random.SeedSequence(list(parts)).generate_state(1, np.uint64)[0] >> np.uint64(1))
 
 
 class NegativeELBO(nn.Module):
@@ -60,7 +57,7 @@ class NegativeELBO(nn.Module):
         self.register_buffer("step", torch.zeros((), dtype=torch.long))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        generator = torch.Generator().manual_seed(_mixed_seed(self.seed, int(self.step)))
+        generator = torch.Generator().manual_seed(mixed_seed(self.seed, int(self.step)))
         self.step += 1
         return -self.model.elbo(x, generator=generator).mean()
 
