@@ -13,6 +13,13 @@
   inductive), their losses, negative sampling, and the baselines they are judged against.
 - ``vae``: the negative ELBO through ``fit_adamw``, and the digits VAE the figures share.
 - ``diffusion``: the denoisers' least-squares loss with label dropout, and their recipes.
+- ``gan``: ``train_adversarial``, the one loop of two networks trained against each other
+  (n_critic discriminator updates, then one generator update; exact resume), ``train_gan``
+  (plain, conditional, WGAN-GP) and ``discriminator_accuracy``. The GANs of chapter 15 train
+  on it: ``conditional_gan`` (cGAN, ACGAN, InfoGAN), ``progressive_gan`` (growing with
+  fade-in), ``pix2pix`` (a U-Net colouriser against a patch discriminator), ``srgan``
+  (content then adversarial super-resolution), ``cyclegan`` (plain <-> bold digits) and
+  ``stylegan`` (style-mixing regularisation); each keeps the trained model its figure shares.
 """
 
 from udl.train import distributed
