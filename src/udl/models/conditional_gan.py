@@ -150,7 +150,8 @@ class ConditionalGenerator(nn.Module):
     The input is the concatenation [z, one-hot(c), u]: the noise, the class (or InfoGAN's
     categorical code) and InfoGAN's continuous codes (when ``n_continuous`` > 0)::
 
-        linear → (2w, 4, 4) → BN → ReLU → ConvTranspose 4x4/2 → (w, 8, 8) → BN → ReLU → conv 3x3 → sigmoid
+        linear → (2w, 4, 4) → BN → ReLU → ConvTranspose 4x4/2 → (w, 8, 8) → BN → ReLU
+               → conv 3x3 → sigmoid
 
     Args:
         config: a :class:`ConditionalGANConfig`, or ``"digits"`` / ``"tiny"``. Default ``"digits"``.
@@ -195,7 +196,8 @@ class ConditionalGenerator(nn.Module):
         c = _classes(c, len(z), cfg.n_classes, owner)
         parts = [z, F.one_hot(c.long(), cfg.n_classes).to(dtype)]  # (B, D_z), (B, K)
         if cfg.n_continuous:
-            if u is None or not isinstance(u, torch.Tensor) or u.dtype != dtype or u.shape != (len(z), cfg.n_continuous):
+            wanted = (len(z), cfg.n_continuous)
+            if u is None or not isinstance(u, torch.Tensor) or u.dtype != dtype or u.shape != wanted:
                 check_input(u, "u", owner, shape=(len(z), cfg.n_continuous), dtype=dtype)
             parts.append(u)
         elif u is not None:

@@ -59,7 +59,8 @@ from udl.train.gan import step_generator, train_adversarial, train_gan
 from udl.validate import (_refuse, _shown, as_generator, check_choice, check_float, check_instance, check_int,
                           check_tensor)
 
-__all__ = ["train_cgan", "train_acgan", "train_infogan", "infogan_information_loss", "digits_conditional_gan", "code_accuracy", "code_purity"]
+__all__ = ["train_cgan", "train_acgan", "train_infogan", "infogan_information_loss", "digits_conditional_gan",
+           "code_accuracy", "code_purity"]
 
 
 # --------------------------------------------------------------------------- arguments
