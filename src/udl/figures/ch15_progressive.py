@@ -265,4 +265,6 @@ def _(r):
         checks.append(Check.untested(claim, f"needs >= {MIN_STEPS} steps per stable phase"))
     else:
         checks.append(Check.less(claim, m["frechet"] / m["frechet_trivial"], 1.0))
+    checks.append(Check.holds("the final samples are not copies of training digits (udl's memorisation test)",
+                              m["memorisation_passes"], m["memorisation_passes"]))
     return checks
