@@ -121,7 +121,7 @@ def diffusion_log_weights(process, denoiser: torch.nn.Module, x: torch.Tensor, n
             log_q += _log_normal(z_t.double(), math.sqrt(1 - beta) * z_prev.double(), beta)
             g = denoiser(z_t, torch.full((len(z_t),), t, dtype=torch.long))
             mu = (z_t - beta / math.sqrt(1 - alpha_bar) * g) / math.sqrt(alpha)  # alg. 18.2's mean
-            var = beta if t == 1 else float(process._posterior(torch.tensor([t]))[2])
+            var = beta if t == 1 else process.posterior(t)[2]  # β̃_t
             log_p += _log_normal(z_prev.double(), mu.double(), var)
             z_prev = z_t
         log_p += _log_normal(z_prev.double(), torch.zeros_like(z_prev, dtype=torch.float64), 1.0)  # Pr(z_T)
