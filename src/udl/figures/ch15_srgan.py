@@ -21,7 +21,10 @@ TARGET_DB = 1.0  # the content network's PSNR at least this far above bicubic in
 MIN_STEPS = 600  # the least content training the PSNR claim is tested with ...
 MIN_WIDTH = 32  # ... and the least network (width, residual blocks)
 MIN_BLOCKS = 4
-MIN_ADVERSARIAL = 100  # the least adversarial training the sharpness claims are tested with
+MIN_PATCHES = 8000  # ... on at least this many patches of photographs shrunk TESTED_DOWNSCALE times (as measured)
+TESTED_DOWNSCALE = 2
+MIN_ADVERSARIAL = 100  # the least adversarial training the sharpness claims are tested with ...
+MIN_WEIGHT = 0.01  # ... and the least weight λ of the adversarial term
 CUTOFF = 0.25  # cycles per pixel: "high frequency" is detail finer than 4 pixels
 BORDER = 4  # pixels left out of the PSNR on each side (the scale factor: zero padding there)
 
@@ -104,6 +107,7 @@ def super_resolution(p, run):
         "parameters": config.generator_parameter_count(),
         "discriminator_parameters": config.discriminator_parameter_count(),
         "width": p.width, "n_blocks": p.n_blocks, "steps": p.steps, "adversarial_steps": p.adversarial_steps,
+        "n_patches": p.n_patches, "downscale": p.downscale, "adversarial_weight": p.adversarial_weight,
         "psnr_bicubic": scores["bicubic"], "psnr_content": scores["content"],
         "psnr_adversarial": scores["adversarial"],
         "gain_content": scores["content"] - scores["bicubic"],
@@ -246,15 +250,19 @@ def _(r):
     ]
     claim = (f"the content-only network's PSNR (on the luminance, as Ledig et al.) is at least {TARGET_DB:g} dB "
              "above bicubic interpolation's")
-    if m["steps"] < MIN_STEPS or m["width"] < MIN_WIDTH or m["n_blocks"] < MIN_BLOCKS:
+    trained_enough = (m["steps"] >= MIN_STEPS and m["width"] >= MIN_WIDTH and m["n_blocks"] >= MIN_BLOCKS
+                      and m["n_patches"] >= MIN_PATCHES and m["downscale"] == TESTED_DOWNSCALE)
+    if not trained_enough:
         checks.append(Check.untested(claim, f"needs at least {MIN_STEPS} training steps of a network of width "
-                                            f"{MIN_WIDTH} with {MIN_BLOCKS} residual blocks"))
+                                            f"{MIN_WIDTH} with {MIN_BLOCKS} residual blocks, on {MIN_PATCHES} "
+                                            f"patches of photographs shrunk {TESTED_DOWNSCALE}x"))
     else:
         checks.append(Check.greater(claim, m["gain_y_content"], TARGET_DB))
     sharper = "the adversarial network's fine-detail energy is closer to the truth's than the content-only one's"
     cost = "the adversarial network pays for it in PSNR (below the content-only network's, RGB and luminance)"
-    if m["adversarial_steps"] < MIN_ADVERSARIAL or m["steps"] < MIN_STEPS:
-        why = f"needs at least {MIN_STEPS} content and {MIN_ADVERSARIAL} adversarial training steps"
+    if not trained_enough or m["adversarial_steps"] < MIN_ADVERSARIAL or m["adversarial_weight"] < MIN_WEIGHT:
+        why = (f"needs the content network above and at least {MIN_ADVERSARIAL} adversarial training steps "
+               f"with λ ≥ {MIN_WEIGHT:g}")
         checks += [Check.untested(sharper, why), Check.untested(cost, why)]
     else:
         checks.append(Check.less(sharper, abs(m["hf_adversarial"] - m["hf_truth"]),

@@ -246,7 +246,8 @@ def photo_super_resolvers(config: SRGANConfig | None = None, *, names=TRAIN_PHOT
         device: where to train and where the models live. Default: "auto".
 
     Returns:
-        ``(content_model, adversarial_model, record)``, both in eval mode; the record holds
+        ``(content_model, adversarial_model, record)``, both in eval mode (the same model when
+        ``adversarial_steps`` is 0); the record holds
         ``"content_losses"`` and the adversarial run's ``"d_loss"``, ``"g_loss"``,
         ``"content"``, ``"adversarial"``.
     """
