@@ -104,3 +104,23 @@ def test_arrow_is_trimmed_to_the_nodes_and_labelled_at_its_middle(ax):
     assert (x0, y0) == pytest.approx((0.3, 0.4)) and (x1, y1) == pytest.approx((2.7, 3.6))  # 0.5 along the unit line
     assert patch.get_mutation_scale() == 9
     assert ax.texts[0].get_text() == "w" and ax.texts[0].get_position() == (1.5, 2.0)
+
+
+def test_mosaic_places_images_row_by_row_with_nan_gaps():
+    images = np.arange(3 * 4, dtype=float).reshape(3, 2, 2)  # three 2x2 images
+    out = drawing.mosaic(images, 2, 2)
+    assert out.shape == (5, 5)
+    np.testing.assert_array_equal(out[0:2, 0:2], images[0])
+    np.testing.assert_array_equal(out[0:2, 3:5], images[1])
+    np.testing.assert_array_equal(out[3:5, 0:2], images[2])
+    assert np.isnan(out[2]).all() and np.isnan(out[:, 2]).all() and np.isnan(out[3:5, 3:5]).all()  # gaps, empty cell
+    flat = drawing.mosaic(np.ones((2, 64)), 1, 2, gap=0)  # udl's digits, flat
+    assert flat.shape == (8, 16) and (flat == 1).all()
+    np.testing.assert_array_equal(drawing.mosaic(images[:, None], 2, 2), out)  # (N, 1, H, W)
+
+
+@pytest.mark.parametrize("images, rows, cols, gap", [(np.zeros((2, 5)), 1, 2, 1), (np.zeros(4), 1, 1, 1),
+                                                      (np.zeros((2, 2, 2)), 0, 1, 1), (np.zeros((2, 2, 2)), 1, 1, -1)])
+def test_mosaic_refuses_bad_input_in_one_line(images, rows, cols, gap):
+    with pytest.raises(ValueError, match=r"parameter of mosaic must be .*\. Got .* instead\.$"):
+        drawing.mosaic(images, rows, cols, gap=gap)

@@ -18,7 +18,7 @@ import numpy as np
 from matplotlib.colors import is_color_like, to_rgb
 from matplotlib.patches import Circle, FancyArrowPatch, FancyBboxPatch, Rectangle
 
-__all__ = ["light", "frame", "image", "cell", "grid", "value_faces", "box", "node", "arrow"]
+__all__ = ["light", "frame", "image", "mosaic", "cell", "grid", "value_faces", "box", "node", "arrow"]
 
 _LABEL_BOX = dict(fc="white", ec="none", pad=0.3)  # a white patch behind a label that sits on a line
 
@@ -63,6 +63,51 @@ def image(ax, pixels, title: str | None = None, *, sized: bool = False, fontsize
         height, width = np.shape(pixels)[:2]
         ax.set_title(f"{title} ({height}x{width})" if sized else title, fontsize=fontsize)
     return shown
+
+
+def mosaic(images, rows: int, cols: int, *, gap: int = 1) -> np.ndarray:
+    """``rows x cols`` small images in one array, row by row, ``gap`` pixels of NaN between them.
+
+    ``imshow`` draws NaN as its colour map's "bad" colour, so the gaps take the background
+    (``plt.get_cmap("gray_r").with_extremes(bad="white")``). Cells after the last image stay NaN.
+
+    Args:
+        images: ``(N, H, W)``, ``(N, 1, H, W)``, or ``(N, D)`` flat square images (D = S², e.g.
+            udl's 8x8 digits as 64 values); a NumPy array or a tensor.
+        rows, cols: the layout; the first ``rows * cols`` images are placed.
+        gap: pixels between neighbours. Default: 1.
+
+    Returns:
+        float64 array ``(rows (H + gap) − gap, cols (W + gap) − gap)``.
+
+    Example::
+
+        >>> mosaic(np.zeros((3, 64)), 2, 2).shape
+        (17, 17)
+    """
+    x = np.asarray(images.detach().cpu() if hasattr(images, "detach") else images, dtype=np.float64)
+    if x.ndim == 4 and x.shape[1] == 1:
+        x = x[:, 0]
+    elif x.ndim == 2:
+        side = int(round(np.sqrt(x.shape[1])))
+        if side * side != x.shape[1]:
+            raise ValueError(f"The 'images' parameter of mosaic must be (N, H, W), (N, 1, H, W) or (N, S*S). "
+                             f"Got shape {x.shape} instead.")
+        x = x.reshape(len(x), side, side)
+    if x.ndim != 3:
+        raise ValueError(f"The 'images' parameter of mosaic must be (N, H, W), (N, 1, H, W) or (N, S*S). "
+                         f"Got shape {x.shape} instead.")
+    for name, value in (("rows", rows), ("cols", cols)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"The '{name}' parameter of mosaic must be a positive int. Got {value!r} instead.")
+    if isinstance(gap, bool) or not isinstance(gap, (int, np.integer)) or gap < 0:
+        raise ValueError(f"The 'gap' parameter of mosaic must be a non-negative int. Got {gap!r} instead.")
+    h, w = x.shape[1:]
+    out = np.full((rows * (h + gap) - gap, cols * (w + gap) - gap), np.nan)
+    for i, img in enumerate(x[:rows * cols]):
+        r, c = divmod(i, cols)
+        out[r * (h + gap):r * (h + gap) + h, c * (w + gap):c * (w + gap) + w] = img
+    return out
 
 
 def _text_of(value, fmt) -> str:

@@ -23,15 +23,6 @@ JUDGE_ACCURACY = 0.97  # the independent classifier's held-out accuracy, for its
 NAMES = {"cgan": "conditional GAN", "acgan": "ACGAN", "infogan": "InfoGAN"}
 
 
-def _mosaic(images: np.ndarray, rows: int, cols: int, gap: int = 1) -> np.ndarray:
-    """``rows x cols`` 8x8 images in one array, separated by ``gap`` pixels of NaN (drawn as the background)."""
-    out = np.full((rows * (8 + gap) - gap, cols * (8 + gap) - gap), np.nan)
-    for i, img in enumerate(images[:rows * cols]):
-        r, c = divmod(i, cols)
-        out[r * (8 + gap):r * (8 + gap) + 8, c * (8 + gap):c * (8 + gap) + 8] = img.reshape(8, 8)
-    return out
-
-
 def _rows(samples: torch.Tensor, codes: torch.Tensor, order: list[int], n_shown: int) -> np.ndarray:
     """The first ``n_shown`` samples of each code in ``order``, one row per code: (len(order) · n_shown, 8, 8)."""
     return np.concatenate([samples[codes == k][:n_shown, 0].numpy() for k in order])
@@ -166,7 +157,7 @@ def _(r):
         ax = fig.add_subplot(grid[1, j])
         rows = a[f"{kind}_rows"]
         n_shown = len(rows) // 10
-        ax.imshow(_mosaic(rows, 10, n_shown), cmap=cmap, vmin=0, vmax=1)
+        ax.imshow(drawing.mosaic(rows, 10, n_shown), cmap=cmap, vmin=0, vmax=1)
         ax.set_xticks([])
         if kind == "infogan":
             labels = [f"c={k} → {m['infogan_majority'][k]} ({100 * m['infogan_per_code'][k]:.0f}%)"

@@ -24,15 +24,6 @@ IN_TARGET = 0.9  # share of translations the judge places in the target domain
 CYCLE_SHARE = 0.5  # the round trip's error at most this share of the trivial round trip's
 
 
-def _mosaic(images: np.ndarray, rows: int, cols: int, gap: int = 1) -> np.ndarray:
-    """``rows x cols`` 8x8 images in one array, separated by ``gap`` pixels of NaN (drawn as the background)."""
-    out = np.full((rows * (8 + gap) - gap, cols * (8 + gap) - gap), np.nan)
-    for i, img in enumerate(images[:rows * cols]):
-        r, c = divmod(i, cols)
-        out[r * (8 + gap):r * (8 + gap) + 8, c * (8 + gap):c * (8 + gap) + 8] = img.reshape(8, 8)
-    return out
-
-
 def _mean_abs(x: torch.Tensor, y: torch.Tensor) -> float:
     return float((x - y).abs().mean())
 
@@ -158,7 +149,7 @@ def _(r):
             (grid[0, 2], ("b", "fake_a", "a", "back_b"), ["bold b", "g'[b]", "true plain", "g[g'[b]]"],
              "c) B → A → B (held out)")):
         ax = fig.add_subplot(spot)
-        ax.imshow(_mosaic(np.concatenate([a[k] for k in keys]), 4, 10), cmap=cmap, vmin=0, vmax=1)
+        ax.imshow(drawing.mosaic(np.concatenate([a[k] for k in keys]), 4, 10), cmap=cmap, vmin=0, vmax=1)
         ax.set_yticks([3.5 + 9 * i for i in range(4)], names)
         ax.set_xticks([3.5 + 9 * i for i in range(10)], [str(c) for c in range(10)])
         ax.tick_params(length=0)

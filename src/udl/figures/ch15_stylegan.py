@@ -23,15 +23,6 @@ N_NOISE = 6  # noise resamples of one image shown
 N_NOISE_SD = 200  # ... and drawn for the map of the pixels' standard deviation
 
 
-def _mosaic(images: np.ndarray, rows: int, cols: int, gap: int = 1) -> np.ndarray:
-    """``rows x cols`` 8x8 images in one array, separated by ``gap`` pixels of NaN (drawn as the background)."""
-    out = np.full((rows * (8 + gap) - gap, cols * (8 + gap) - gap), np.nan)
-    for i, img in enumerate(images[:rows * cols]):
-        r, c = divmod(i, cols)
-        out[r * (8 + gap):r * (8 + gap) + 8, c * (8 + gap):c * (8 + gap) + 8] = img.reshape(8, 8)
-    return out
-
-
 @torch.no_grad()
 def _adain_moments(model, z: torch.Tensor, noise: list[torch.Tensor]) -> float:
     """The largest difference of each AdaIN output channel's mean and sd from β and |γ|·√(σ²/(σ² + ε))."""
@@ -202,7 +193,7 @@ def _(r):
     ax.set_title("a) the generator", loc="left", fontweight="bold")
 
     ax = fig.add_subplot(grid[1, 0])
-    ax.imshow(_mosaic(a["samples"], 5, 8), cmap=cmap, vmin=0, vmax=1)
+    ax.imshow(drawing.mosaic(a["samples"], 5, 8), cmap=cmap, vmin=0, vmax=1)
     ax.set_axis_off()
     ax.set_title("b) samples", loc="left", fontweight="bold")
 
@@ -212,7 +203,7 @@ def _(r):
     table = np.full((n_rows + 1, n_cols + 1, 8, 8), np.nan)
     table[0, 1:], table[1:, 0] = cols, rows
     table[1:, 1:] = mixed.reshape(n_rows, n_cols, 8, 8)
-    ax.imshow(_mosaic(table.reshape(-1, 8, 8), n_rows + 1, n_cols + 1), cmap=cmap, vmin=0, vmax=1)
+    ax.imshow(drawing.mosaic(table.reshape(-1, 8, 8), n_rows + 1, n_cols + 1), cmap=cmap, vmin=0, vmax=1)
     ax.axhline(8.5, color=style.MODEL, lw=1.2)
     ax.axvline(8.5, color=style.MODEL, lw=1.2)
     ax.set_xticks([9 * (j + 1) + 3.5 for j in range(n_cols)], [""] * n_cols)
@@ -227,7 +218,7 @@ def _(r):
     inner = grid[1, 2].subgridspec(2, 2, height_ratios=[1.0, 1.6])
     ax = fig.add_subplot(inner[0, :])
     strip = a["resampled"]
-    ax.imshow(_mosaic(strip, 1, len(strip)), cmap=cmap, vmin=0, vmax=1)
+    ax.imshow(drawing.mosaic(strip, 1, len(strip)), cmap=cmap, vmin=0, vmax=1)
     ax.set_axis_off()
     ax.set_title("d) one latent, the noise drawn again", loc="left", fontweight="bold")
     ax = fig.add_subplot(inner[1, 0])

@@ -11,6 +11,7 @@ import torch
 from udl import style
 from udl.analysis.generative import evaluate_digits
 from udl.data.images import load_digits
+from udl.drawing import mosaic
 from udl.models.vae import monte_carlo_kl
 from udl.registry import Check, Limit, Result, figure
 from udl.train.vae import digits_vae
@@ -21,15 +22,6 @@ FRECHET_SHARE = 0.5  # the target: the samples' Fréchet distance at most this s
 KL_Z = 4.0  # the closed-form KL and its Monte Carlo estimate differ by less than this many standard errors
 N_PAIRS = 3  # interpolations in panel c
 N_STEPS = 8  # decoded points along each
-
-
-def _mosaic(images: np.ndarray, rows: int, cols: int, gap: int = 1) -> np.ndarray:
-    """``rows x cols`` 8x8 images in one array, separated by ``gap`` pixels of NaN (drawn as the background)."""
-    out = np.full((rows * (8 + gap) - gap, cols * (8 + gap) - gap), np.nan)
-    for i, img in enumerate(images[:rows * cols]):
-        r, c = divmod(i, cols)
-        out[r * (8 + gap):r * (8 + gap) + 8, c * (8 + gap):c * (8 + gap) + 8] = img.reshape(8, 8)
-    return out
 
 
 # =========================================================================== 17.vae
@@ -146,13 +138,13 @@ def _(r):
     originals, reconstructions = a["originals"], a["reconstructions"]
     half = (len(originals) + 1) // 2
     rows = [originals[:half], reconstructions[:half], originals[half:], reconstructions[half:]]
-    ax.imshow(_mosaic(np.concatenate(rows), 4, half), cmap=cmap, vmin=0, vmax=1)
+    ax.imshow(mosaic(np.concatenate(rows), 4, half), cmap=cmap, vmin=0, vmax=1)
     ax.set_yticks([3.5 + 9 * i for i in range(4)], ["held out", "reconstructed"] * 2)
     ax.set_xticks([])
     ax.set_title("a) reconstructions", loc="left", fontweight="bold")
 
     ax = fig.add_subplot(grid[0, 1])
-    ax.imshow(_mosaic(a["samples"], 6, 8), cmap=cmap, vmin=0, vmax=1)
+    ax.imshow(mosaic(a["samples"], 6, 8), cmap=cmap, vmin=0, vmax=1)
     ax.set_axis_off()
     ax.set_title("b) samples: z ~ N(0, I), decoded", loc="left", fontweight="bold")
 
@@ -160,7 +152,7 @@ def _(r):
     paths, ends = a["paths"], a["ends"]
     strips = np.concatenate([np.concatenate([e[:1], p, e[1:]]) for p, e in zip(paths, ends)])
     width = paths.shape[1] + 2
-    ax.imshow(_mosaic(strips, len(paths), width), cmap=cmap, vmin=0, vmax=1)
+    ax.imshow(mosaic(strips, len(paths), width), cmap=cmap, vmin=0, vmax=1)
     ax.set_xticks([3.5, 9 * (width - 1) + 3.5], ["x_a", "x_b"])
     ax.set_yticks([3.5 + 9 * i for i in range(len(paths))],
                   [f"{c0} → {c1}" for c0, c1 in m["interpolation_classes"]])

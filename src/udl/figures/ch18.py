@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt
 from udl import style
 from udl.analysis.generative import digit_classifier, evaluate_digits
 from udl.data.images import load_digits
+from udl.drawing import mosaic
 from udl.models.mixture import MixtureOfGaussians
 from udl.registry import Check, Limit, Result, figure
 from udl.train.diffusion import (digits_denoiser, linear_process, mixture_denoiser, sample_digits,
@@ -238,12 +239,9 @@ def _(r):
     digits, classes = a["digits"], a["classes"]
     n_per = int((classes == 0).sum())
     n_cols = min(r.params.get("n_columns", n_per), n_per)
-    mosaic = np.full((10 * 9 - 1, n_cols * 9 - 1), np.nan)  # NaN: the gaps between images
-    for c in range(10):
-        for j in range(n_cols):
-            mosaic[c * 9:c * 9 + 8, j * 9:j * 9 + 8] = digits[c * n_per + j]
-    cmap = plt.get_cmap("gray_r").with_extremes(bad=style.REGION)
-    ax_g.imshow(mosaic, cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
+    shown = np.stack([digits[c * n_per + j] for c in range(10) for j in range(n_cols)])  # a row per class
+    cmap = plt.get_cmap("gray_r").with_extremes(bad=style.REGION)  # the gaps between images
+    ax_g.imshow(mosaic(shown, 10, n_cols), cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
     ax_g.set(xticks=[], yticks=[c * 9 + 3.5 for c in range(10)], yticklabels=[str(c) for c in range(10)])
     ax_g.set_ylabel("class asked for")
     ax_g.set_title(f"w = {r.params['guidance']:g}: {m['class_share']:.0%} as asked\n(w = 0: "
