@@ -193,8 +193,48 @@ def _device_dtype(module: nn.Module) -> tuple[torch.device, torch.dtype]:
     return p.device, p.dtype
 
 
+class _Growing(nn.Module):
+    """What the two networks of progressive growing share: the stage they are at, and growing by one."""
+
+    config: ProgressiveGANConfig
+    blocks: nn.ModuleList
+    alpha: float
+
+    @classmethod
+    def tiny(cls, config: ProgressiveGANConfig | str = "tiny", *, generator: torch.Generator | int | None = None):
+        """A test-sized network (``ProgressiveGANConfig.tiny()``)."""
+        return cls(config, generator=generator)
+
+    @property
+    def stage(self) -> int:
+        return len(self.blocks)
+
+    @property
+    def resolution(self) -> int:
+        return self.config.resolution(self.stage)
+
+    def _new_block(self, s: int, generator: torch.Generator) -> nn.Module:
+        raise NotImplementedError
+
+    def grow(self, *, generator: torch.Generator | int | None = None) -> None:
+        """Add the next stage's layers (the generator's block and image head after the others; the
+        discriminator's image input and block in front) and set ``alpha = 0``: the fade-in starts.
+
+        Args:
+            generator: the new layers' initial weights: a ``torch.Generator`` or an int seed.
+        """
+        name = type(self).__name__
+        if self.stage + 1 >= self.config.n_stages:
+            raise ValueError(f"The 'stage' of {name} must stay below {self.config.n_stages} (config.widths). "
+                             f"Got {self.stage + 1} instead.")
+        generator = as_generator(generator, f"{name}.grow")
+        device, dtype = _device_dtype(self)
+        self.blocks.append(self._new_block(self.stage + 1, generator).to(device, dtype))
+        self.alpha = 0.0
+
+
 # --------------------------------------------------------------------------- generator
-class ProgressiveGenerator(nn.Module):
+class ProgressiveGenerator(_Growing):
     """The generator of progressive growing: 4x4 at first, doubling its resolution at each :meth:`grow`.
 
     At stage s it makes images of side 4 · 2^s. ``alpha`` (an attribute, 1 after training
@@ -225,34 +265,9 @@ class ProgressiveGenerator(nn.Module):
             self.to_image = nn.Conv2d(c.widths[0], c.channels, 1)  # the 4x4 image head
             self.blocks = nn.ModuleList()  # one per stage grown
 
-    @classmethod
-    def tiny(cls, config: ProgressiveGANConfig | str = "tiny", *, generator: torch.Generator | int | None = None):
-        """A test-sized generator (``ProgressiveGANConfig.tiny()``)."""
-        return cls(config, generator=generator)
-
-    @property
-    def stage(self) -> int:
-        return len(self.blocks)
-
-    @property
-    def resolution(self) -> int:
-        return self.config.resolution(self.stage)
-
-    def grow(self, *, generator: torch.Generator | int | None = None) -> None:
-        """Add the next stage's block and image head, and set ``alpha = 0`` (the fade-in starts).
-
-        Args:
-            generator: the new layers' initial weights: a ``torch.Generator`` or an int seed.
-        """
-        c = self.config
-        if self.stage + 1 >= c.n_stages:
-            raise ValueError(f"The 'stage' of ProgressiveGenerator must stay below {c.n_stages} (config.widths). "
-                             f"Got {self.stage + 1} instead.")
-        generator = as_generator(generator, "ProgressiveGenerator.grow")
-        device, dtype = _device_dtype(self)
-        s = self.stage + 1
-        self.blocks.append(_UpBlock(c.widths[s - 1], c.widths[s], c.channels, c.slope, generator).to(device, dtype))
-        self.alpha = 0.0
+    def _new_block(self, s: int, generator: torch.Generator) -> nn.Module:
+        c = self.config  # stage s − 1's features to stage s's, and stage s's image head
+        return _UpBlock(c.widths[s - 1], c.widths[s], c.channels, c.slope, generator)
 
     def _head(self, k: int) -> nn.Module:
         return self.to_image if k == 0 else self.blocks[k - 1].to_image
@@ -278,7 +293,7 @@ class ProgressiveGenerator(nn.Module):
 
 
 # --------------------------------------------------------------------------- discriminator
-class ProgressiveDiscriminator(nn.Module):
+class ProgressiveDiscriminator(_Growing):
     """The discriminator of progressive growing: judges 4x4 images at first, one stage more at each :meth:`grow`.
 
     Args:
@@ -304,34 +319,9 @@ class ProgressiveDiscriminator(nn.Module):
             self.conv = nn.Conv2d(c.widths[0], c.widths[0], 3, padding=1)
             self.head = nn.Linear(16 * c.widths[0], 1)
 
-    @classmethod
-    def tiny(cls, config: ProgressiveGANConfig | str = "tiny", *, generator: torch.Generator | int | None = None):
-        """A test-sized discriminator (``ProgressiveGANConfig.tiny()``)."""
-        return cls(config, generator=generator)
-
-    @property
-    def stage(self) -> int:
-        return len(self.blocks)
-
-    @property
-    def resolution(self) -> int:
-        return self.config.resolution(self.stage)
-
-    def grow(self, *, generator: torch.Generator | int | None = None) -> None:
-        """Add the next stage's image input and block in front, and set ``alpha = 0``.
-
-        Args:
-            generator: the new layers' initial weights: a ``torch.Generator`` or an int seed.
-        """
-        c = self.config
-        if self.stage + 1 >= c.n_stages:
-            raise ValueError(f"The 'stage' of ProgressiveDiscriminator must stay below {c.n_stages} "
-                             f"(config.widths). Got {self.stage + 1} instead.")
-        generator = as_generator(generator, "ProgressiveDiscriminator.grow")
-        device, dtype = _device_dtype(self)
-        s = self.stage + 1
-        self.blocks.append(_DownBlock(c.widths[s], c.widths[s - 1], c.channels, c.slope, generator).to(device, dtype))
-        self.alpha = 0.0
+    def _new_block(self, s: int, generator: torch.Generator) -> nn.Module:
+        c = self.config  # stage s's image input, and its features down to stage s − 1's
+        return _DownBlock(c.widths[s], c.widths[s - 1], c.channels, c.slope, generator)
 
     def _input(self, k: int) -> nn.Module:
         return self.from_image if k == 0 else self.blocks[k - 1].from_image
