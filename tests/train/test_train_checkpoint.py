@@ -161,3 +161,25 @@ def test_resuming_another_model_or_optimizer_is_refused(tmp_path):
                                          r"Got optimizer='Adam' instead\.$"):
         fit(model, [(torch.randn(8, 3), torch.randn(8, 1))] * 5, nn.MSELoss(), torch.optim.Adam(model.parameters()),
             steps=13, device="cpu", progress=False, checkpoint_path=ckpt, checkpoint_every=3, resume=True)
+
+
+def test_check_resumable_and_check_same_shapes_refuse_other_runs_in_one_line(tmp_path):
+    from udl.train.checkpoint import check_resumable, check_same_shapes
+
+    path = tmp_path / "run.pt"
+    state = {"model": {}, "step": 3, "settings": {"steps": 10, "batch_size": 4}}
+    check_resumable(state, path, writer="fit", keys=("model", "step"), settings={"steps": 10, "batch_size": 4})
+    with pytest.raises(ValueError, match=r"cannot be loaded: it was not written by fit \(it lacks 'rng'\)\.$"):
+        check_resumable(state, path, writer="fit", keys=("model", "rng"), settings={})
+    with pytest.raises(ValueError, match=r"written by a run with steps=10; resume it with the same\. "
+                                         r"Got steps=20 instead\.$"):
+        check_resumable(state, path, writer="fit", keys=(), settings={"steps": 20, "batch_size": 4})
+    old = {"model": {}}  # a file from before settings were recorded: `recorded` stands in
+    check_resumable(old, path, writer="fit", keys=(), settings={"steps": 1}, recorded={"steps": 1})
+    ours = nn.Linear(3, 2).state_dict()
+    check_same_shapes(ours, nn.Linear(3, 2).state_dict(), path)
+    with pytest.raises(ValueError, match=r"weights of another model: \(2, 4\) for 'weight' where this model has "
+                                         r"\(2, 3\)\.$"):
+        check_same_shapes(ours, nn.Linear(4, 2).state_dict(), path)
+    with pytest.raises(ValueError, match=r"another 'critic': nothing for 'bias' where this 'critic' has \(2,\)\.$"):
+        check_same_shapes(ours, {"weight": ours["weight"]}, path, what="'critic'")

@@ -149,3 +149,42 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
     np.random.set_state(state["numpy"])
     random.setstate(state["python"])
+
+
+def check_resumable(state: dict, path, *, writer: str, keys, settings: dict, recorded: dict | None = None) -> None:
+    """Refuse, in one line, a checkpoint that ``writer`` did not write or wrote for a run with other settings.
+
+    Args:
+        state: the loaded checkpoint (:func:`load_checkpoint`).
+        path: its file, for the message.
+        writer: the function whose checkpoints these are ("fit", "train_adversarial").
+        keys: the entries every checkpoint of ``writer`` holds.
+        settings: this run's settings; each must equal the saved one.
+        recorded: the settings to assume when the checkpoint records none (older files).
+            Default: None, an empty dict (every setting differs).
+    """
+    shown = repr(str(path))
+    missing = [key for key in keys if key not in state]
+    if missing:
+        raise ValueError(f"The checkpoint {shown} cannot be loaded: it was not written by {writer} "
+                         f"(it lacks {', '.join(map(repr, missing))}).")
+    saved = state.get("settings", {} if recorded is None else recorded)
+    changed = [key for key in settings if saved.get(key) != settings[key]]
+    if changed:
+        raise ValueError(f"The checkpoint {shown} was written by a run with "
+                         f"{', '.join(f'{key}={saved.get(key)!r}' for key in changed)}; resume it with the same. "
+                         f"Got {', '.join(f'{key}={settings[key]!r}' for key in changed)} instead.")
+
+
+def check_same_shapes(ours: dict, theirs: dict, path, what: str = "model") -> None:
+    """Refuse saved weights ``theirs`` whose entries or shapes differ from the state dict ``ours``."""
+    for key in [*ours, *(k for k in theirs if k not in ours)]:
+        a, b = _shape(ours, key), _shape(theirs, key)
+        if a != b:
+            raise ValueError(f"The checkpoint {str(path)!r} holds the weights of another {what}: {b} for {key!r} "
+                             f"where this {what} has {a}.")
+
+
+def _shape(weights: dict, key: str) -> tuple[int, ...] | str:
+    """The shape of ``weights[key]`` in a message, "nothing" where there is no such entry."""
+    return tuple(getattr(weights[key], "shape", ())) if key in weights else "nothing"

@@ -50,7 +50,8 @@ from udl.devices import resolve_device, using_cpu_threads
 from udl.models.gan import GAN
 from udl.nn.adversarial import GAN_LOSSES, discriminator_loss, generator_loss, gradient_penalty
 from udl.train.batches import batch_stream, mixed_seed
-from udl.train.checkpoint import check_writable, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from udl.train.checkpoint import (check_resumable, check_same_shapes, check_writable, load_checkpoint, rng_state,
+                                  save_checkpoint, set_rng_state)
 from udl.train.loop import LossNotFiniteError
 from udl.validate import _refuse, check_callable, check_choice, check_float, check_instance, check_int
 
@@ -277,25 +278,9 @@ _CHECKPOINT_KEYS = ("modules", "d_optimizer", "g_optimizer", "step", "epoch", "c
 def _resumable(path, settings: dict, modules: dict) -> dict:
     """The checkpoint at ``path``, refused unless train_adversarial wrote it for this run."""
     state = load_checkpoint(path)
-    shown = repr(str(path))
-    missing = [key for key in _CHECKPOINT_KEYS if key not in state]
-    if missing:
-        raise ValueError(f"The checkpoint {shown} cannot be loaded: it was not written by train_adversarial "
-                         f"(it lacks {', '.join(map(repr, missing))}).")
-    saved = state.get("settings", {})
-    changed = [key for key in settings if saved.get(key) != settings[key]]
-    if changed:
-        raise ValueError(f"The checkpoint {shown} was written by a run with "
-                         f"{', '.join(f'{key}={saved.get(key)!r}' for key in changed)}; resume it with the same. "
-                         f"Got {', '.join(f'{key}={settings[key]!r}' for key in changed)} instead.")
+    check_resumable(state, path, writer="train_adversarial", keys=_CHECKPOINT_KEYS, settings=settings)
     for name, m in modules.items():
-        ours, theirs = m.state_dict(), state["modules"][name]
-        for key in {*ours, *theirs}:
-            a = tuple(ours[key].shape) if key in ours else None
-            b = tuple(theirs[key].shape) if key in theirs else None
-            if a != b:
-                raise ValueError(f"The checkpoint {shown} holds the weights of another {name!r}: {b} for {key!r} "
-                                 f"where this one has {a}.")
+        check_same_shapes(m.state_dict(), state["modules"][name], path, what=repr(name))
     return state
 
 

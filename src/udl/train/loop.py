@@ -26,7 +26,8 @@ from tqdm.auto import tqdm
 from udl.devices import resolve_device, using_cpu_threads
 from udl.train import distributed
 from udl.train.batches import batch_stream, batches_per_epoch
-from udl.train.checkpoint import check_writable, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from udl.train.checkpoint import (check_resumable, check_same_shapes, check_writable, load_checkpoint, rng_state,
+                                  save_checkpoint, set_rng_state)
 from udl.validate import check_callable, check_float, check_instance, check_int
 
 
@@ -261,31 +262,13 @@ _CHECKPOINT_KEYS = ("model", "optimizer", "scheduler", "step", "epoch", "consume
 def _resumable(path, settings: dict, model: nn.Module) -> dict:
     """The checkpoint at ``path``, refused unless ``fit`` wrote it for this run: its settings and model."""
     state = load_checkpoint(path)
-    shown = repr(str(path))
-    missing = [key for key in _CHECKPOINT_KEYS if key not in state]
-    if missing:
-        raise ValueError(f"The checkpoint {shown} cannot be loaded: it was not written by fit "
-                         f"(it lacks {', '.join(map(repr, missing))}).")
+    check_resumable(state, path, writer="fit", keys=_CHECKPOINT_KEYS, settings=settings,
+                    recorded=settings)  # checkpoints of udl before 12 did not record their settings
     if len(state["rng"]) != distributed.world_size():
-        raise ValueError(f"The checkpoint {shown} was written by {len(state['rng'])} processes; "
+        raise ValueError(f"The checkpoint {str(path)!r} was written by {len(state['rng'])} processes; "
                          f"resume it with as many. Got {distributed.world_size()} instead.")
-    saved = state.get("settings", settings)  # checkpoints of udl before 12 did not record them
-    changed = [key for key in settings if saved.get(key) != settings[key]]
-    if changed:
-        raise ValueError(f"The checkpoint {shown} was written by a run with "
-                         f"{', '.join(f'{key}={saved.get(key)!r}' for key in changed)}; resume it with the same. "
-                         f"Got {', '.join(f'{key}={settings[key]!r}' for key in changed)} instead.")
-    ours, theirs = model.state_dict(), state["model"]
-    for key in [*ours, *theirs]:
-        if _shape(ours, key) != _shape(theirs, key):
-            raise ValueError(f"The checkpoint {shown} holds the weights of another model: {_shape(theirs, key)} "
-                             f"for {key!r} where this model has {_shape(ours, key)}.")
+    check_same_shapes(model.state_dict(), state["model"], path)
     return state
-
-
-def _shape(weights: dict, key: str) -> tuple[int, ...] | str:
-    """The shape of ``weights[key]`` in a message, "nothing" where there is no such entry."""
-    return tuple(getattr(weights[key], "shape", ())) if key in weights else "nothing"
 
 
 # --------------------------------------------------------------------------- the data
