@@ -1127,6 +1127,13 @@ CASES = [
     (progressive_train.digits_progressive_gan, dict(config=progressive_model.ProgressiveGANConfig.tiny(),
                                                     stable_steps=1, fade_steps=1, batch_size=4, device="cpu"),
      {"config": ["huge", 3], "stable_steps": BAD_INT, "fade_steps": [0], "batch_size": [0], "seed": [-1]}),
+    (penguin.PenguinEnv, dict(mdp=penguin.penguin_mrp(), max_steps=10, render_mode="ansi"),
+     {"mdp": ["penguin", None.__class__], "render_mode": ["human", 3]}),
+    (penguin.rollout, dict(env=penguin.PenguinEnv(), policy=np.zeros(16, dtype=np.int64), seed=0, max_steps=5),
+     {"env": ["penguin"], "policy": [np.full(16, 4), np.full((16, 4), 0.3), "x"], "seed": [-1, 1.5], "max_steps": [0]}),
+    (penguin.discounted_returns, dict(rewards=np.ones(3), gamma=0.9),
+     {"rewards": [np.ones((2, 2)), [float("nan")]], "gamma": [1.5, -0.1, "a"]}),
+    (penguin.penguin_mrp, dict(gamma=0.9), {"gamma": [1.0, -0.1, "a"]}),
 ]
 # Public classes that are plain records of results or data (no behaviour to misuse), and
 # the figure framework's own types (tests/test_registry.py tries them).

@@ -51,11 +51,11 @@ def test_sampled_transitions_match_P():
     p_values = []
     for s, a in itertools.product([0, 5, 6, 12], range(4)):
         counts = np.zeros(16)
-        env.reset(seed=s * 4 + a, state=s)
+        env.reset(seed=s * 4 + a, options={"state": s})
         for _ in range(n):
-            env.reset(state=s)  # keep the generator's stream, restart in s
-            s_next, reward, terminated, truncated = env.step(a)
-            assert reward == mdp.r[s, a] and not terminated and not truncated
+            env.reset(options={"state": s})  # keep the generator's stream, restart in s
+            s_next, reward, terminated, truncated, info = env.step(a)
+            assert reward == mdp.r[s, a] and not terminated and not truncated and info["prob"] == mdp.P[s, a, s_next]
             counts[s_next] += 1
         support = mdp.P[s, a] > 0
         assert counts[~support].sum() == 0
@@ -66,15 +66,15 @@ def test_sampled_transitions_match_P():
 
 def test_environment_episode_rules():
     env = PenguinEnv(max_steps=7)
-    assert env.reset(seed=0) == 0
+    assert env.reset(seed=0) == (0, {"prob": 1.0})
     first = [env.step(RIGHT) for _ in range(5)]
     env.reset(seed=0)
     assert [env.step(RIGHT) for _ in range(5)] == first  # same seed, same trajectory
-    env.reset(state=15)
-    assert env.step(UP) == (15, 3.0, True, False)  # leaving the fish pays +3 and ends the episode
+    env.reset(options={"state": 15})
+    assert env.step(UP) == (15, 3.0, True, False, {"prob": 1.0})  # leaving the fish pays +3 and ends the episode
     with pytest.raises(RuntimeError):
         env.step(UP)
-    env.reset(seed=1, state=0)
+    env.reset(seed=1, options={"state": 0})
     outcomes = [env.step(UP) for _ in range(7)]  # "up" from the top row cannot reach the fish in 7 steps
     assert [o[3] for o in outcomes] == [False] * 6 + [True]
     with pytest.raises(RuntimeError):
@@ -103,9 +103,9 @@ def test_policy_evaluation_matches_monte_carlo_returns():
     returns = []
     env.reset(seed=0)
     for _ in range(3000):
-        s, G, discount, over = env.reset(), 0.0, 1.0, False
+        (s, _), G, discount, over = env.reset(), 0.0, 1.0, False
         while not over:
-            s, reward, terminated, truncated = env.step(int(policy[s]))
+            s, reward, terminated, truncated, _ = env.step(int(policy[s]))
             G += discount * reward
             discount *= mdp.gamma
             over = terminated or truncated
@@ -169,6 +169,6 @@ def test_validation():
     with pytest.raises(ValueError):
         env.step(4)
     with pytest.raises(ValueError):
-        env.reset(state=16)
+        env.reset(options={"state": 16})
     with pytest.raises(ValueError):
         coordinates(-1)

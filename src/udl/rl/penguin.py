@@ -39,13 +39,16 @@ Example::
     mdp = penguin_mdp()
     v_star, policy = value_iteration(mdp)
     v_random = policy_evaluation(mdp, uniform_policy(mdp))
-    env = PenguinEnv(); s = env.reset(seed=0); s, r, terminated, truncated = env.step(policy[s])
+    env = gymnasium.make("udl/Penguin-v0")        # after ``import udl.rl``
+    states, actions, rewards = rollout(env, policy, seed=0)
+    G = discounted_returns(rewards, mdp.gamma)     # G[0] averages to v_star[0] over many seeds
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import gymnasium as gym
 import numpy as np
 
 from udl.validate import check_float, check_int
@@ -193,6 +196,28 @@ def penguin_mdp(gamma: float = GAMMA, p_intended: float = P_INTENDED) -> MDP:
     return MDP(P=P, r=r, gamma=gamma, terminal=terminal, start=START)
 
 
+def penguin_mrp(gamma: float = GAMMA) -> MDP:
+    """The Markov reward process of UDL fig. 19.2, as an :class:`MDP` with a single action.
+
+    The penguin wanders: each of the four directions with probability 1/4 (a move off
+    the grid keeps it in place; the slippery MDP under the uniformly random policy moves
+    the same way). Leaving a fish state (3, 8, 10) pays +1; nothing is terminal.
+
+    Args:
+        gamma: the discount factor, below 1 (default 0.9).
+
+    Example::
+
+        >>> mrp = penguin_mrp()
+        >>> mrp.P.shape, float(mrp.r[8, 0])
+        ((16, 1, 16), 1.0)
+    """
+    gamma = check_float(gamma, "gamma", "penguin_mrp", low=0.0, high=1.0, high_open=True)
+    P = penguin_transitions(0.25)[:, :1]  # every direction 1/4: (16, 4, 16) -> (16, 1, 16)
+    r = penguin_rewards("mrp")[:, None]  # (16, 1)
+    return MDP(P=P, r=r, gamma=gamma, terminal=np.zeros(N_STATES, dtype=bool), start=START)
+
+
 # --------------------------------------------------------------------------- policies and values
 def uniform_policy(mdp: MDP) -> np.ndarray:
     """The uniformly random policy ``pi[a|s] = 1 / A``, shape ``(S, A)``."""
@@ -298,69 +323,207 @@ def value_iteration(mdp: MDP, *, tol: float = 1e-10, max_iterations: int = 10_00
 
 
 # --------------------------------------------------------------------------- the environment
-class PenguinEnv:
-    """A seeded, gymnasium-like simulator of an :class:`MDP` (the penguin's by default).
+ENV_ID = "udl/Penguin-v0"
 
-    ``reset(seed) -> state`` and ``step(action) -> (state, reward, terminated,
-    truncated)``. The reward of a step is ``r[s_t, a_t]`` (for the penguin: the reward
-    of the state being left); ``terminated`` is true once the action in a terminal
-    state has been taken, ``truncated`` when ``max_steps`` steps have passed.
+
+class PenguinEnv(gym.Env):
+    """The penguin's ice as a :class:`gymnasium.Env`, simulating any :class:`MDP` (the penguin's by default).
+
+    Observations and actions are ``Discrete`` (``int`` states and actions). The reward of a
+    step is ``r[s_t, a_t]`` (for the penguin: the reward of the state being left, UDL
+    fig. 19.3); ``terminated`` is true once the action in a terminal state has been
+    taken (the observation then stays that state), ``truncated`` when ``max_steps``
+    steps have passed. Stepping a finished episode is an error: call ``reset``.
+
+    ``reset(seed=..., options={"state": s})`` starts in ``s`` (default ``mdp.start``);
+    ``seed`` reseeds the generator ``np_random`` (gymnasium's), without it the stream
+    continues. ``info`` holds ``{"prob": Pr(s_{t+1} | s_t, a_t)}`` after a step (1 for
+    a terminal step) and ``{"prob": 1.0}`` after a reset, as FrozenLake's does.
+
+    Registered as ``"udl/Penguin-v0"`` on ``import udl.rl``:
+    ``gymnasium.make("udl/Penguin-v0")`` gives the penguin; ``mdp=``, ``max_steps=`` and
+    ``render_mode=`` pass through ``make``.
 
     Args:
         mdp: the process to simulate (default :func:`penguin_mdp`).
         max_steps: episode length limit (default 100).
+        render_mode: None or ``"ansi"`` (a text picture of the grid: ``P`` penguin,
+            ``H`` a state with negative reward, ``F`` a terminal state or a rewarded one,
+            ``.`` ice; a 4x4 grid for a 16-state MDP, one row otherwise).
 
     Example::
 
         >>> env = PenguinEnv()
         >>> env.reset(seed=0)
-        0
+        (0, {'prob': 1.0})
+        >>> env.step(RIGHT)[1:]
+        (0.0, False, False, {'prob': 0.5})
     """
 
-    def __init__(self, mdp: MDP | None = None, *, max_steps: int = 100):
+    metadata = {"render_modes": ["ansi"], "render_fps": 4}
+
+    def __init__(self, mdp: MDP | None = None, *, max_steps: int = 100, render_mode: str | None = None):
         if mdp is None:
             mdp = penguin_mdp()
         _check_mdp(mdp, "PenguinEnv")
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"The 'render_mode' parameter of PenguinEnv must be one of None, ansi. "
+                             f"Got {render_mode!r} instead.")
         self.mdp = mdp
         self.max_steps = check_int(max_steps, "max_steps", "PenguinEnv", minimum=1)
+        self.render_mode = render_mode
+        self.observation_space = gym.spaces.Discrete(mdp.n_states)
+        self.action_space = gym.spaces.Discrete(mdp.n_actions)
         self._cdf = np.cumsum(mdp.P, axis=2)  # (S, A, S): inverse-CDF sampling
-        self._rng = np.random.default_rng()
         self.state: int | None = None
         self.t = 0
         self._over = True
 
-    def reset(self, seed: int | None = None, state: int | None = None) -> int:
-        """Start an episode in ``state`` (default ``mdp.start``).
-
-        ``seed`` reseeds the environment's generator; without it the stream continues
-        (and an environment never seeded draws from fresh OS entropy, as gymnasium's does).
-        """
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[int, dict]:
+        """Start an episode; return ``(state, info)``."""
         if seed is not None:
-            self._rng = np.random.default_rng(check_int(seed, "seed", "PenguinEnv.reset", minimum=0))
+            seed = check_int(seed, "seed", "PenguinEnv.reset", minimum=0)
+        super().reset(seed=seed)
+        state = None
+        if options is not None:
+            if not isinstance(options, dict) or set(options) - {"state"}:
+                raise ValueError("The 'options' parameter of PenguinEnv.reset must be None or a dict with the "
+                                 f"key 'state'. Got {options!r} instead.")
+            state = options.get("state")
         self.state = self.mdp.start if state is None else check_int(state, "state", "PenguinEnv.reset", minimum=0,
                                                                      maximum=self.mdp.n_states - 1)
         self.t = 0
         self._over = False
-        return self.state
+        return self.state, {"prob": 1.0}
 
-    def step(self, action: int) -> tuple[int, float, bool, bool]:
-        """Take ``action``; return ``(next_state, reward, terminated, truncated)``."""
+    def step(self, action: int) -> tuple[int, float, bool, bool, dict]:
+        """Take ``action``; return ``(next_state, reward, terminated, truncated, info)``."""
         if self._over:
             raise RuntimeError("PenguinEnv.step was called before reset or after the episode ended")
+        if isinstance(action, np.integer):
+            action = int(action)
         action = check_int(action, "action", "PenguinEnv.step", minimum=0, maximum=self.mdp.n_actions - 1)
         s = self.state
         reward = float(self.mdp.r[s, action])
         terminated = bool(self.mdp.terminal[s])
+        prob = 1.0
         if not terminated:
-            u = self._rng.random()
-            s = int(min(np.searchsorted(self._cdf[s, action], u, side="right"), self.mdp.n_states - 1))
-            self.state = s
+            u = self.np_random.random()
+            s_next = int(min(np.searchsorted(self._cdf[s, action], u, side="right"), self.mdp.n_states - 1))
+            prob = float(self.mdp.P[s, action, s_next])
+            self.state = s_next
         self.t += 1
         truncated = not terminated and self.t >= self.max_steps
         self._over = terminated or truncated
-        return self.state, reward, terminated, truncated
+        return self.state, reward, terminated, truncated, {"prob": prob}
+
+    def render(self) -> str | None:
+        """The grid as text (``render_mode="ansi"``); None without a render mode."""
+        if self.render_mode is None:
+            return None
+        R = self.mdp.r.mean(axis=1)  # (S,)
+        marks = np.where(self.mdp.terminal | (R > 0), "F", np.where(R < 0, "H", "."))
+        if self.state is not None:
+            marks[self.state] = "P"
+        n_cols = N_COLS if self.mdp.n_states == N_STATES else self.mdp.n_states
+        rows = ["".join(marks[i:i + n_cols]) for i in range(0, self.mdp.n_states, n_cols)]
+        return "\n".join(rows) + "\n"
 
 
-__all__ = ["MDP", "PenguinEnv", "penguin_mdp", "penguin_transitions", "penguin_rewards", "coordinates",
-           "uniform_policy", "as_policy_matrix", "action_values", "policy_evaluation", "greedy_policy",
-           "value_iteration"]
+def register_env() -> None:
+    """Register :class:`PenguinEnv` with gymnasium as ``"udl/Penguin-v0"`` (idempotent; ``import udl.rl`` calls it)."""
+    if ENV_ID not in gym.registry:
+        gym.register(id=ENV_ID, entry_point="udl.rl.penguin:PenguinEnv")
+
+
+# --------------------------------------------------------------------------- trajectories
+def rollout(env: gym.Env, policy, *, seed: int, max_steps: int = 1000,
+            options: dict | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One episode of ``policy`` in a Gymnasium environment with discrete spaces.
+
+    Args:
+        env: the environment (e.g. :class:`PenguinEnv` or ``gymnasium.make("udl/Penguin-v0")``).
+        policy: an ``(S,)`` array of actions, an ``(S, A)`` matrix of probabilities
+            ``pi[a|s]`` (actions drawn from ``numpy.random.default_rng(seed)``), or a
+            callable ``state -> action``.
+        seed: seeds the environment (``env.reset(seed=seed)``) and the action draws.
+        max_steps: stop after this many steps even if the episode goes on.
+        options: passed to ``env.reset`` (``{"state": s}`` for the penguin).
+
+    Returns:
+        ``(states, actions, rewards)``: ``states`` has ``T + 1`` entries ``s_0 .. s_T``
+        (the last one is where the episode ended), ``actions`` and ``rewards`` have
+        ``T``; ``rewards[t]`` is ``r_{t+1}``, received for acting ``actions[t]`` in
+        ``states[t]``.
+    """
+    if not isinstance(env, gym.Env):
+        raise TypeError(f"The 'env' parameter of rollout must be a gymnasium.Env. Got {type(env).__name__} instead.")
+    seed = check_int(seed, "seed", "rollout", minimum=0)
+    max_steps = check_int(max_steps, "max_steps", "rollout", minimum=1)
+    n_actions = getattr(env.action_space, "n", None)
+    if callable(policy):
+        act = policy
+    else:
+        pi = np.asarray(policy)
+        n_states = getattr(env.observation_space, "n", None)
+        if pi.ndim == 1 and pi.shape == (n_states,) and np.issubdtype(pi.dtype, np.integer) \
+                and (pi >= 0).all() and (pi < n_actions).all():
+            def act(s, pi=pi):
+                return int(pi[s])
+        elif pi.shape == (n_states, n_actions) and np.isfinite(pi).all() and (pi >= 0).all() \
+                and np.allclose(pi.sum(axis=1), 1.0, atol=1e-6):
+            rng = np.random.default_rng(seed)
+            cdf = np.cumsum(pi, axis=1)
+
+            def act(s, cdf=cdf):
+                return int(min(np.searchsorted(cdf[s], rng.random() * cdf[s, -1], side="right"), n_actions - 1))
+        else:
+            raise ValueError(f"The 'policy' parameter of rollout must be a callable, ({n_states},) actions in "
+                             f"[0, {n_actions}) or a ({n_states}, {n_actions}) matrix of probabilities. "
+                             f"Got shape {pi.shape} instead.")
+    s, _ = env.reset(seed=seed, options=options)
+    states, actions, rewards = [int(s)], [], []
+    for _ in range(max_steps):
+        a = int(act(int(s)))
+        s, reward, terminated, truncated, _ = env.step(a)
+        states.append(int(s))
+        actions.append(a)
+        rewards.append(float(reward))
+        if terminated or truncated:
+            break
+    return np.array(states, dtype=np.int64), np.array(actions, dtype=np.int64), np.array(rewards)
+
+
+def discounted_returns(rewards, gamma: float) -> np.ndarray:
+    """The returns ``G_t = r_{t+1} + gamma G_{t+1}`` from every step t of one episode (UDL eq. 19.1).
+
+    ``G_t = sum_k gamma^k r_{t+k+1}``; after the last reward the return is zero.
+
+    Args:
+        rewards: ``(T,)`` rewards, ``rewards[t] = r_{t+1}`` (as :func:`rollout` returns them).
+        gamma: the discount factor in [0, 1].
+
+    Returns:
+        ``(T,)`` returns.
+
+    Example::
+
+        >>> discounted_returns([0.0, 0.0, 1.0], 0.9).round(2).tolist()
+        [0.81, 0.9, 1.0]
+    """
+    r = np.asarray(rewards, dtype=np.float64)
+    if r.ndim != 1 or not np.isfinite(r).all():
+        raise ValueError(f"The 'rewards' parameter of discounted_returns must be a finite 1-D array. "
+                         f"Got shape {r.shape} instead.")
+    gamma = check_float(gamma, "gamma", "discounted_returns", low=0.0, high=1.0)
+    G = np.zeros_like(r)
+    running = 0.0
+    for t in range(len(r) - 1, -1, -1):
+        running = r[t] + gamma * running
+        G[t] = running
+    return G
+
+
+__all__ = ["MDP", "PenguinEnv", "ENV_ID", "register_env", "rollout", "discounted_returns", "penguin_mdp",
+           "penguin_mrp", "penguin_transitions", "penguin_rewards", "coordinates", "uniform_policy",
+           "as_policy_matrix", "action_values", "policy_evaluation", "greedy_policy", "value_iteration"]
