@@ -109,6 +109,7 @@ from udl.models import progressive_gan as progressive_model
 from udl.train import progressive_gan as progressive_train
 from udl.models.denoisers import MLPDenoiser
 from udl.systems import SYSTEMS
+from udl.analysis import pruning
 
 X1 = torch.linspace(0, 1, 20)[:, None]
 Y1 = torch.sin(6 * X1)
@@ -1127,13 +1128,27 @@ CASES = [
     (progressive_train.digits_progressive_gan, dict(config=progressive_model.ProgressiveGANConfig.tiny(),
                                                     stable_steps=1, fade_steps=1, batch_size=4, device="cpu"),
      {"config": ["huge", 3], "stable_steps": BAD_INT, "fade_steps": [0], "batch_size": [0], "seed": [-1]}),
-    (penguin.PenguinEnv, dict(mdp=penguin.penguin_mrp(), max_steps=10, render_mode="ansi"),
-     {"mdp": ["penguin", None.__class__], "render_mode": ["human", 3]}),
-    (penguin.rollout, dict(env=penguin.PenguinEnv(), policy=np.zeros(16, dtype=np.int64), seed=0, max_steps=5),
-     {"env": ["penguin"], "policy": [np.full(16, 4), np.full((16, 4), 0.3), "x"], "seed": [-1, 1.5], "max_steps": [0]}),
-    (penguin.discounted_returns, dict(rewards=np.ones(3), gamma=0.9),
-     {"rewards": [np.ones((2, 2)), [float("nan")]], "gamma": [1.5, -0.1, "a"]}),
-    (penguin.penguin_mrp, dict(gamma=0.9), {"gamma": [1.0, -0.1, "a"]}),
+    (pruning.prunable_weights, dict(model=torch.nn.Linear(4, 3)), {"model": ["x"]}),
+    (pruning.magnitude_masks, dict(model=torch.nn.Linear(4, 3), sparsity=0.5),
+     {"model": ["x", torch.nn.ReLU()], "sparsity": [1.5, -0.1, "a"], "scope": ["all"]}),
+    (pruning.apply_masks, dict(model=torch.nn.Linear(4, 3), masks={"weight": torch.ones(3, 4, dtype=torch.bool)}),
+     {"model": ["x"], "masks": [{}, {"w": torch.ones(3, 4, dtype=torch.bool)}, {"weight": torch.ones(4, 3)}]}),
+    (pruning.sparsity, dict(masks={"w": torch.ones(2, 2, dtype=torch.bool)}), {"masks": [{}, {"w": torch.ones(2)}, "x"]}),
+    (pruning.accuracy, dict(model=torch.nn.Linear(4, 3), x=torch.zeros(2, 4), y=torch.zeros(2, dtype=torch.long)),
+     {"model": ["x"], "x": ["x"], "y": [torch.zeros(3, dtype=torch.long), "y"]}),
+    (pruning.finetune, dict(model=torch.nn.Linear(4, 3), masks={"weight": torch.ones(3, 4, dtype=torch.bool)},
+                            data=(torch.zeros(4, 4), torch.zeros(4, dtype=torch.long)), steps=2),
+     {"model": ["x"], "masks": [{}, {"weight": torch.ones(4, 3, dtype=torch.bool)}],
+      "data": ["x", (torch.zeros(4, 4), torch.zeros(3, dtype=torch.long))], "steps": [-1, 1.5], "lr": [0.0, "a"],
+      "batch_size": BAD_INT, "seed": [-1]}),
+    (pruning.prune_and_finetune, dict(model=torch.nn.Linear(4, 3), sparsity=0.5,
+                                      data=(torch.zeros(4, 4), torch.zeros(4, dtype=torch.long)), steps=1),
+     {"model": ["x"], "sparsity": [2.0], "scope": ["all"], "steps": [-1], "lr": [0.0]}),
+    (pruning.iterative_pruning, dict(model=torch.nn.Linear(4, 3), sparsity=0.5,
+                                     data=(torch.zeros(4, 4), torch.zeros(4, dtype=torch.long)), rounds=2, steps=1),
+     {"model": ["x"], "sparsity": [-0.5], "rounds": BAD_INT, "scope": ["x"], "steps": [-1]}),
+    (pruning.digit_mlp, dict(hidden=(4,), steps=2), {"hidden": [(0,), 3], "steps": BAD_INT, "lr": [0.0], "seed": [-1],
+                                                     "device": ["tpu"]}),
 ]
 # Public classes that are plain records of results or data (no behaviour to misuse), and
 # the figure framework's own types (tests/test_registry.py tries them).
