@@ -85,6 +85,7 @@ from udl.models import vae as vae_model
 from udl.train import vae as vae_train
 from udl.train import diffusion as diffusion_train
 from udl.nn import adversarial
+from udl.analysis import adversarial as attacks
 from udl.models import gan as gan_model
 from udl.train import gan as gan_train
 from udl.analysis import image_quality
@@ -1156,6 +1157,19 @@ CASES = [
      {"model": ["x"], "sparsity": [-0.5], "rounds": BAD_INT, "scope": ["x"], "steps": [-1]}),
     (pruning.digit_mlp, dict(hidden=(4,), steps=2), {"hidden": [(0,), 3], "steps": BAD_INT, "lr": [0.0], "seed": [-1],
                                                      "device": ["tpu"]}),
+    (attacks.fgsm, dict(model=torch.nn.Sequential(torch.nn.Flatten(), deep.DeepNetwork([4, 3], generator=0)),
+                        x=torch.full((2, 4), 0.5), y=torch.zeros(2, dtype=torch.long), eps=0.1),
+     {"model": ["x"], "x": [torch.full((2, 4), 2.0), "x", torch.zeros(2, 4, dtype=torch.long)],
+      "y": [torch.zeros(3, dtype=torch.long), torch.zeros(2)], "eps": [-0.1, 1.5, "a"]}),
+    (attacks.pgd, dict(model=torch.nn.Sequential(torch.nn.Flatten(), deep.DeepNetwork([4, 3], generator=0)),
+                       x=torch.full((2, 4), 0.5), y=torch.zeros(2, dtype=torch.long), eps=0.1, steps=2, generator=0),
+     {"model": ["x"], "x": [torch.full((2, 4), -1.0)], "y": [torch.zeros(2)], "eps": [-0.1], "steps": BAD_INT,
+      "step_size": [0.0, "a"], "random_start": [1], "generator": [1.5, -1]}),
+    (attacks.accuracy_under_attack,
+     dict(model=torch.nn.Sequential(torch.nn.Flatten(), deep.DeepNetwork([4, 3], generator=0)),
+          x=torch.full((2, 4), 0.5), y=torch.zeros(2, dtype=torch.long), eps_values=[0.0, 0.1], attack="fgsm"),
+     {"model": ["x"], "x": ["x"], "y": [torch.zeros(3, dtype=torch.long)], "eps_values": [[], [1.5], "a"],
+      "attack": ["cw", 3], "steps": BAD_INT, "random_start": [1], "generator": [1.5]}),
 ]
 # Public classes that are plain records of results or data (no behaviour to misuse), and
 # the figure framework's own types (tests/test_registry.py tries them).
