@@ -46,6 +46,7 @@ Example::
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
 
 import gymnasium as gym
@@ -374,7 +375,9 @@ class PenguinEnv(gym.Env):
         self.render_mode = render_mode
         self.observation_space = gym.spaces.Discrete(mdp.n_states)
         self.action_space = gym.spaces.Discrete(mdp.n_actions)
-        self._cdf = np.cumsum(mdp.P, axis=2)  # (S, A, S): inverse-CDF sampling
+        # inverse-CDF sampling on plain lists (a step is pure Python: ~3x faster than NumPy on 16 entries)
+        self._cdf = np.cumsum(mdp.P, axis=2).tolist()  # (S, A, S)
+        self._P, self._r, self._terminal = mdp.P.tolist(), mdp.r.tolist(), mdp.terminal.tolist()
         self.state: int | None = None
         self.t = 0
         self._over = True
@@ -400,17 +403,18 @@ class PenguinEnv(gym.Env):
         """Take ``action``; return ``(next_state, reward, terminated, truncated, info)``."""
         if self._over:
             raise RuntimeError("PenguinEnv.step was called before reset or after the episode ended")
-        if isinstance(action, np.integer):
-            action = int(action)
-        action = check_int(action, "action", "PenguinEnv.step", minimum=0, maximum=self.mdp.n_actions - 1)
+        if type(action) is not int or not 0 <= action < self.action_space.n:  # the fast path is a valid int
+            if isinstance(action, np.integer):
+                action = int(action)
+            action = check_int(action, "action", "PenguinEnv.step", minimum=0, maximum=self.mdp.n_actions - 1)
         s = self.state
-        reward = float(self.mdp.r[s, action])
-        terminated = bool(self.mdp.terminal[s])
+        reward = self._r[s][action]
+        terminated = self._terminal[s]
         prob = 1.0
         if not terminated:
             u = self.np_random.random()
-            s_next = int(min(np.searchsorted(self._cdf[s, action], u, side="right"), self.mdp.n_states - 1))
-            prob = float(self.mdp.P[s, action, s_next])
+            s_next = min(bisect.bisect_right(self._cdf[s][action], u), self.mdp.n_states - 1)
+            prob = self._P[s][action][s_next]
             self.state = s_next
         self.t += 1
         truncated = not terminated and self.t >= self.max_steps
