@@ -27,7 +27,7 @@ from udl.train import early_stopping
 from udl.data import testfunctions
 from udl.optim import book, line_search, sign
 from udl.optim import path as optim_path
-from udl.rl import penguin, reinforce
+from udl.rl import penguin, reinforce, tabular
 from udl.train import loop
 from udl.models import ensemble
 from udl.nn import dropout
@@ -1170,6 +1170,23 @@ CASES = [
           x=torch.full((2, 4), 0.5), y=torch.zeros(2, dtype=torch.long), eps_values=[0.0, 0.1], attack="fgsm"),
      {"model": ["x"], "x": ["x"], "y": [torch.zeros(3, dtype=torch.long)], "eps_values": [[], [1.5], "a"],
       "attack": ["cw", 3], "steps": BAD_INT, "random_start": [1], "generator": [1.5]}),
+    (tabular.iterative_policy_evaluation, dict(mdp=penguin.penguin_mdp(), policy=np.zeros(16, dtype=np.int64), sweeps=2),
+     {"mdp": ["penguin"], "policy": [np.full(16, 4), "x"], "v0": [np.zeros(3)], "sweeps": [-1, 1.5],
+      "tol": [0.0, "a"], "max_sweeps": BAD_INT}),
+    (tabular.policy_improvement, dict(mdp=penguin.penguin_mdp(), v=np.zeros(16)), {"mdp": ["penguin"], "v": [np.zeros(3)]}),
+    (tabular.bellman_residual, dict(mdp=penguin.penguin_mdp(), v=np.zeros(16)), {"mdp": ["penguin"], "v": [np.zeros(3)]}),
+    (tabular.policy_iteration, dict(mdp=penguin.penguin_mdp(), sweeps=1, generator=0),
+     {"mdp": ["penguin"], "policy": [np.full((16, 4), 0.25)], "sweeps": BAD_INT, "generator": [1.5, -1],
+      "max_iterations": BAD_INT}),
+    (tabular.value_iteration_sweeps, dict(mdp=penguin.penguin_mdp()),
+     {"mdp": ["penguin"], "tol": [0.0, -1.0, "a"], "max_iterations": BAD_INT}),
+    (tabular.from_gymnasium, dict(env=penguin.PenguinEnv()), {"env": ["x"], "gamma": [1.5, -0.1, "a"]}),
+    (tabular.evaluate_policy, dict(env=penguin.PenguinEnv(max_steps=5), policy=np.zeros(16, dtype=np.int64), episodes=2),
+     {"env": ["x"], "policy": [np.full(16, 4), np.zeros(3, dtype=np.int64)], "episodes": BAD_INT, "seed": [-1, 1.5]}),
+    *[(learner, dict(env=penguin.PenguinEnv(max_steps=5), episodes=2, snapshots=2),
+       {"env": ["x"], "episodes": BAD_INT, "gamma": [1.5, "a"], "epsilon": [-0.1, 1.5], "alpha": [0.0, 1.5],
+        "alpha_power": [-0.5, 2.0], "max_steps": BAD_INT, "seed": [-1, 1.5], "snapshots": BAD_INT})
+      for learner in (tabular.q_learning, tabular.sarsa, tabular.monte_carlo_control)],
 ]
 # Public classes that are plain records of results or data (no behaviour to misuse), and
 # the figure framework's own types (tests/test_registry.py tries them).
