@@ -87,11 +87,29 @@ def build_gallery(preset: str = "full", out: str | Path = "udl-out", *, jobs: in
         "seconds": seconds,
         "compute_seconds": sum(r["seconds"] for r in records),
         "preset": preset,
+        "energy": energy_summary(records),
     }
     summary["ok"] = not summary["failed_figures"]
     (out / "index.html").write_text(render(records, summary), encoding="utf-8")
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary
+
+
+def energy_summary(records: list[dict]) -> dict:
+    """The gallery's energy: the sums over the figures whose energy was measured, and the others named.
+
+    A cached figure counts with the energy of the run that computed it. ``methods``
+    lists the distinct measurement methods (one, unless records come from several
+    machines) and ``grid_g_per_kwh`` the intensities used.
+    """
+    measured = [r for r in records if (r.get("energy") or {}).get("measured")]
+    return {"kwh": sum(r["energy"]["kwh"] for r in measured),
+            "co2_kg": sum(r["energy"]["co2_kg"] for r in measured),
+            "measured_figures": len(measured),
+            "measured_seconds": sum(r["energy"]["seconds"] for r in measured),
+            "not_measured": [r["id"] for r in records if r not in measured],
+            "grid_g_per_kwh": sorted({r["energy"]["grid_g_per_kwh"] for r in measured}),
+            "methods": sorted({r["energy"]["method"] for r in measured})}
 
 
 def _short(value) -> str:

@@ -25,7 +25,7 @@ from typing import Any, Iterable
 import numpy as np
 import torch
 
-from udl import __version__
+from udl import __version__, carbon
 from udl.cache import atomic_write, cache_dir, read_entry, source_digest, warn_unusable
 from udl.devices import resolve_device, using_cpu_threads
 from udl.registry import PRESETS, Check, Params, Result, UnknownFigure, get, to_jsonable
@@ -93,7 +93,7 @@ def _cache_path(fig_id: str, key: str) -> Path:
 def save_cached(result: Result, key: str) -> bool:
     """Store metrics and arrays (no pickles) atomically; False if they cannot be stored (a warning says why)."""
     meta = {"metrics": to_jsonable(result.metrics), "notes": result.notes,
-            "seconds": result.seconds, "device": result.device}
+            "seconds": result.seconds, "device": result.device, "energy": energy_of(result)}
     arrays = {f"a_{k}": np.asarray(v) for k, v in result.arrays.items()}
     if any(a.dtype == object for a in arrays.values()):
         return False
@@ -118,8 +118,10 @@ def load_cached(fig_id: str, key: str) -> Result | None:
         with np.load(io.BytesIO(blob), allow_pickle=False) as data:
             meta = json.loads(str(data["__meta__"]))
             arrays = {k[2:]: data[k] for k in data.files if k.startswith("a_")}
-        return Result(metrics=meta["metrics"], arrays=arrays, notes=meta["notes"],
-                      seconds=float(meta["seconds"]), device=meta["device"], cached=True)
+        result = Result(metrics=meta["metrics"], arrays=arrays, notes=meta["notes"],
+                        seconds=float(meta["seconds"]), device=meta["device"], cached=True)
+        result.energy = meta.get("energy") or carbon.not_measured("cached before udl measured energy")
+        return result
     except Exception:  # any damage: recompute instead of crashing
         with contextlib.suppress(OSError):  # if it stays, the new entry replaces it (or a warning says why not)
             path.unlink()
@@ -159,12 +161,15 @@ def run_figure(fig_id: str, preset: str = "full", *, seed: int = 0, device: str 
     if result is None:
         seed_everything(seed)
         run = Run(seed=seed, device=dev, preset=preset, rng=np.random.default_rng(seed))
-        start = time.perf_counter()
-        with using_cpu_threads():  # one thread unless $UDL_NUM_THREADS says otherwise
-            result = spec.compute(Params(values), run)
+        with carbon.measuring() as energy:  # never raises; a failure to measure is a warning
+            start = time.perf_counter()
+            with using_cpu_threads():  # one thread unless $UDL_NUM_THREADS says otherwise
+                result = spec.compute(Params(values), run)
+            seconds = time.perf_counter() - start
         if not isinstance(result, Result):
             raise TypeError(f"figure {spec.id}: the computation must return a Result, got {type(result).__name__}")
-        result.seconds = time.perf_counter() - start
+        result.seconds = seconds
+        result.energy = dict(energy)
         result.device = dev.type
         result.id = spec.id
         if cache:
@@ -172,6 +177,11 @@ def run_figure(fig_id: str, preset: str = "full", *, seed: int = 0, device: str 
     result.id, result.preset, result.seed, result.params = spec.id, preset, seed, values
     result.checks = spec.check(result)
     return result
+
+
+def energy_of(result: Result) -> dict:
+    """The energy entry of a result (the run that computed it, also when it comes from the cache)."""
+    return to_jsonable(getattr(result, "energy", None) or carbon.not_measured("computed outside run_figure"))
 
 
 def versions() -> dict[str, str]:
@@ -187,7 +197,8 @@ def record(result: Result) -> dict:
     return {"id": spec.id, "title": spec.title, "chapter": spec.chapter, "preset": result.preset,
             "seed": result.seed, "params": to_jsonable(result.params), "metrics": to_jsonable(result.metrics),
             "checks": [c.to_dict() for c in result.checks], "seconds": round(result.seconds, 4),
-            "device": result.device, "versions": versions(), "caption": spec.caption, "notes": result.notes,
+            "device": result.device, "energy": energy_of(result), "versions": versions(), "caption": spec.caption,
+            "notes": result.notes,
             "module": spec.module, "function": spec.function, "cached": result.cached,
             "ok": result.ok}
 
@@ -203,7 +214,8 @@ def failure_record(fig_id: str, preset: str, seed: int, error: BaseException, se
     message = f"{type(error).__name__}: {error}"
     return {"id": fig_id, **words, "preset": preset, "seed": seed, "params": {}, "metrics": {},
             "checks": [Check("the figure computes and draws without error", message, "no error", False).to_dict()],
-            "seconds": round(seconds, 4), "device": "", "versions": versions(), "notes": "",
+            "seconds": round(seconds, 4), "device": "", "energy": carbon.not_measured("the figure failed"),
+            "versions": versions(), "notes": "",
             "cached": False, "ok": False, "error": message,
             "traceback": "".join(traceback.format_exception(type(error), error, error.__traceback__))[-4000:]}
 
