@@ -23,7 +23,7 @@ def fakes(tmp_path, monkeypatch):
 def fresh(monkeypatch):
     """A process state with no tracker yet (the module's own is restored afterwards)."""
     monkeypatch.setattr(carbon, "_STATE", {"tracker": None, "error": None, "warned": False, "setup_s": None,
-                                           "grid": None, "depth": 0})
+                                           "grid": None})
 
 
 def _busy(seconds):
@@ -49,15 +49,18 @@ def test_a_measured_block_is_positive_and_consistent(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []  # codecarbon wrote no file (no emissions.csv, no lock)
 
 
-def test_a_nested_block_is_counted_by_the_outer_one():
+def test_a_nested_block_is_measured_and_counted_in_the_outer_one():
     with carbon.measuring() as outer:
+        _busy(0.05)
         with carbon.measuring() as inner:
-            _busy(0.05)
-    assert inner == carbon.not_measured("inside another measurement, which includes it")
-    assert outer["measured"] and outer["seconds"] >= 0.05
+            _busy(0.1)
+        _busy(0.05)
+    assert inner["measured"] and outer["measured"] and inner["segments"] == 1 and outer["segments"] == 3
+    assert inner["seconds"] >= 0.1 and outer["seconds"] >= 0.2 and outer["kwh"] > inner["kwh"] > 0
+    assert carbon.consistent(inner) and carbon.consistent(outer)
     with carbon.measuring() as after:
         pass
-    assert after["measured"]
+    assert after["measured"] and after["segments"] == 1
 
 
 def test_consistent_detects_wrong_arithmetic():

@@ -32,7 +32,7 @@ GRID_G_PER_KWH = 475.0  # g CO2e per kWh: the world average (IEA 2019) that code
 COUNTRY = "USA"  # the offline tracker wants a country; the intensity above overrides its grid
 TICKS_S = 0.02  # the CPU time counters' resolution: 10 ms for user and for system time
 _LOCK = threading.Lock()
-_STATE: dict = {"tracker": None, "error": None, "warned": False, "setup_s": None, "grid": None, "depth": 0}
+_STATE: dict = {"tracker": None, "error": None, "warned": False, "setup_s": None, "grid": None}
 
 
 def grid_intensity() -> float:
@@ -121,45 +121,75 @@ def _warn_once(why: str) -> None:
         warnings.warn(f"energy not measured: {why}", stacklevel=1)  # udl's file: one line on the CLI
 
 
+_PARTS = ("kwh", "co2_kg", "cpu_kwh", "ram_kwh", "gpu_kwh", "seconds")
+
+
+def _add(acc: dict, data) -> None:
+    """Add one codecarbon task (an EmissionsData) to an accumulator."""
+    part = {"kwh": data.energy_consumed, "co2_kg": data.emissions, "cpu_kwh": data.cpu_energy,
+            "ram_kwh": data.ram_energy, "gpu_kwh": data.gpu_energy, "seconds": data.duration}
+    for key, value in part.items():
+        value = float(value)
+        if not value >= 0:
+            raise ValueError(f"codecarbon gave {key} = {value}")
+        acc[key] += value
+    acc["segments"] += 1
+    acc["last"] = data
+
+
+def _merge(acc: dict, inner: dict) -> None:
+    for key in _PARTS + ("segments",):
+        acc[key] += inner[key]
+
+
 @contextlib.contextmanager
 def measuring() -> Iterator[dict]:
     """Measure the energy and CO2 of the block; yields a dict filled in when the block ends.
 
     Filled with ``measured`` (bool), ``kwh``, ``co2_kg``, ``grid_g_per_kwh``, ``method``,
-    ``cpu_power_w``, ``ram_power_w``, ``gpu_power_w``, ``cpu_kwh``, ``ram_kwh``,
-    ``gpu_kwh``, ``seconds`` (as the tracker timed it), ``cpu_model`` and
-    ``overhead_s`` (the time spent starting and stopping the measurement); or, when not
-    measured, ``measured=False`` and ``why``. Exceptions of the block propagate;
-    the measurement's own never do.
+    ``cpu_power_w``, ``ram_power_w``, ``gpu_power_w`` (mean powers), ``cpu_kwh``,
+    ``ram_kwh``, ``gpu_kwh``, ``seconds`` (as the tracker timed it), ``cpu_model``,
+    ``segments`` and ``overhead_s`` (the time spent starting and stopping the
+    measurement); or, when not measured, ``measured=False`` and ``why``. Blocks nest:
+    codecarbon measures one task at a time, so an inner block pauses the outer one's
+    task and its energy is added to the outer's (``segments`` counts the tasks).
+    Exceptions of the block propagate; the measurement's own never do.
     """
     energy: dict = {}
     tracker = None
+    stack = _STATE.setdefault("stack", [])
     overhead = time.perf_counter()
     if not enabled():
         energy.update(not_measured("turned off by $UDL_ENERGY"))
-    elif _STATE.get("depth", 0):  # codecarbon measures one task at a time: the outer block counts this one
-        energy.update(not_measured("inside another measurement, which includes it"))
     else:
         try:
             tracker = _tracker()
-            tracker.start_task("figure")
+            if stack:  # pause the outer block's task
+                _add(stack[-1], tracker.stop_task())
+            tracker.start_task("udl")
         except Exception as error:  # noqa: BLE001
             tracker = None
             energy.update(not_measured(str(error)))
             _warn_once(str(error))
     overhead = time.perf_counter() - overhead
+    acc = dict.fromkeys(_PARTS, 0.0) | {"segments": 0, "last": None, "overhead_s": overhead}
     if tracker is not None:
-        _STATE["depth"] = _STATE.get("depth", 0) + 1
+        stack.append(acc)
     try:
         yield energy
     finally:
         if tracker is not None:
-            _STATE["depth"] -= 1
+            stack.remove(acc)
             stop = time.perf_counter()
             try:
-                data = tracker.stop_task()
-                energy.update(_entry(tracker, data))
-                energy["overhead_s"] = round(overhead + time.perf_counter() - stop, 4)
+                _add(acc, tracker.stop_task())
+                if stack:  # the outer block includes this one, and goes on
+                    _merge(stack[-1], acc)
+                    tracker.start_task("udl")
+                acc["overhead_s"] += time.perf_counter() - stop
+                if stack:
+                    stack[-1]["overhead_s"] += acc["overhead_s"]
+                energy.update(_entry(tracker, acc))
             except Exception as error:  # noqa: BLE001
                 why = f"codecarbon failed to stop: {type(error).__name__}: {error}"
                 energy.clear()
@@ -167,19 +197,22 @@ def measuring() -> Iterator[dict]:
                 _warn_once(why)
 
 
-def _entry(tracker, data) -> dict:
-    kwh = float(data.energy_consumed)
-    if not kwh >= 0:
-        raise ValueError(f"negative or NaN energy {kwh}")
+def _entry(tracker, acc: dict) -> dict:
+    data, hours = acc["last"], acc["seconds"] / 3600
     method = _method(tracker)
-    return {"measured": True, "kwh": kwh, "co2_kg": float(data.emissions),
+
+    def mean_power(kwh):
+        return kwh * 1000 / hours if hours > 0 else 0.0
+
+    return {"measured": True, "kwh": acc["kwh"], "co2_kg": acc["co2_kg"],
             "grid_g_per_kwh": _STATE["grid"],  # read once, when the process's tracker started
             "method": f"codecarbon {_version()} offline, tracking this process; CPU: {method['cpu']}; "
                       f"RAM: {method['ram']}; GPU: {method['gpu']}",
-            "cpu_power_w": float(data.cpu_power), "ram_power_w": float(data.ram_power),
-            "gpu_power_w": float(data.gpu_power), "cpu_tdp_w": method.get("cpu_tdp_w"),
-            "cpu_kwh": float(data.cpu_energy), "ram_kwh": float(data.ram_energy), "gpu_kwh": float(data.gpu_energy),
-            "seconds": float(data.duration), "cpu_model": data.cpu_model, "pue": float(data.pue)}
+            "cpu_power_w": mean_power(acc["cpu_kwh"]), "ram_power_w": float(data.ram_power),
+            "gpu_power_w": mean_power(acc["gpu_kwh"]), "cpu_tdp_w": method.get("cpu_tdp_w"),
+            "cpu_kwh": acc["cpu_kwh"], "ram_kwh": acc["ram_kwh"], "gpu_kwh": acc["gpu_kwh"],
+            "seconds": acc["seconds"], "cpu_model": data.cpu_model, "pue": float(data.pue),
+            "segments": acc["segments"], "overhead_s": round(acc["overhead_s"], 4)}
 
 
 def _version() -> str:
@@ -201,7 +234,7 @@ def consistent(energy: dict, slack: float = 1.05) -> bool:
     CO2 = kWh x intensity (relative 1e-6); kWh = CPU + RAM + GPU parts; and, for the
     load-based CPU estimate, the CPU part at most TDP x (seconds + 0.02 s) (a process's
     load is at most the whole CPU; its user and system CPU times are counted in 10 ms
-    ticks, so a short block may see up to 20 ms more CPU time than it lasted), RAM's
+    ticks, so a short block may see up to 20 ms more CPU time than it lasted, per segment), RAM's
     part at most its power x seconds, where seconds include ``overhead_s`` (codecarbon
     times its parts from slightly different instants around the block; a few ms) and
     ``slack`` allows a relative difference of the clocks.
@@ -211,6 +244,7 @@ def consistent(energy: dict, slack: float = 1.05) -> bool:
     ok &= abs(kwh - (energy["cpu_kwh"] + energy["ram_kwh"] + energy["gpu_kwh"])) <= 1e-6 * kwh + 1e-18
     hours = (energy["seconds"] + energy.get("overhead_s", 0.0)) / 3600  # its clocks also run while it stops
     if energy.get("cpu_tdp_w") and "CPU load" in energy["method"]:
-        ok &= energy["cpu_kwh"] <= energy["cpu_tdp_w"] / 1000 * (hours + TICKS_S / 3600) * slack + 1e-15
+        ticks = TICKS_S * energy.get("segments", 1) / 3600
+        ok &= energy["cpu_kwh"] <= energy["cpu_tdp_w"] / 1000 * (hours + ticks) * slack + 1e-15
     ok &= energy["ram_kwh"] <= energy["ram_power_w"] / 1000 * hours * slack + 1e-15
     return bool(ok)
