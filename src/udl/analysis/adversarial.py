@@ -29,7 +29,7 @@ Example::
     >>> x, y = (torch.from_numpy(a) for a in load_digits("test", seed=0, flat=False))
     >>> x = x[:, None]                                       # (359, 1, 8, 8)
     >>> accuracy_under_attack(model, x, y, [0.0, 0.1, 0.2], attack="pgd", generator=0)
-    [0.994..., 0.33..., 0.0]
+    [0.994..., 0.31..., 0.0]
 """
 
 from __future__ import annotations
