@@ -132,3 +132,44 @@ def test_validation():
         discounted_returns([1.0], 1.5)
     with pytest.raises(ValueError, match=r"^The 'gamma' parameter of penguin_mrp"):
         penguin_mrp(1.0)
+
+
+def test_env_episodes_have_the_vectorised_sampler_layout():
+    from udl.rl.reinforce import sample_env_episodes, sample_episodes
+    import torch
+    mdp = penguin_mdp(p_intended=1.0)  # deterministic ice: both samplers give the same episode
+    pi = torch.zeros(16, 4)
+    pi[[0, 1, 2], 1] = 1  # right along the top row
+    pi[[3, 7, 11, 15], 2] = 1  # then down the right column to the fish
+    pi[pi.sum(1) == 0, 0] = 1
+    ours = sample_env_episodes(PenguinEnv(mdp), pi, 2, 10, seed=0)
+    theirs = sample_episodes(mdp, pi, 2, 10, torch.Generator().manual_seed(0))
+    for key in ("actions", "rewards", "alive"):
+        torch.testing.assert_close(ours[key], theirs[key])
+    torch.testing.assert_close(ours["states"] * ours["alive"].long(), theirs["states"] * theirs["alive"].long())
+
+
+def test_env_and_vectorised_samplers_agree_with_the_exact_value():
+    from udl.rl.reinforce import returns_to_go, sample_env_episodes, sample_episodes
+    import torch
+    mdp = penguin_mdp()
+    pi = torch.full((16, 4), 0.25)
+    v0 = policy_evaluation(mdp, uniform_policy(mdp))[0]  # -1.354
+    env_batch = sample_env_episodes(gymnasium.make(ENV_ID), pi, 1500, 120, seed=0)
+    vec_batch = sample_episodes(mdp, pi, 1500, 120, torch.Generator().manual_seed(0))
+    for batch in (env_batch, vec_batch):
+        G0 = returns_to_go(batch["rewards"].double(), mdp.gamma)[:, 0].numpy()
+        assert abs(G0.mean() - v0) < 4 * G0.std() / np.sqrt(len(G0)) + 0.9 ** 120 * 3 / 0.1
+
+
+def test_reinforce_learns_on_the_gymnasium_env():
+    from udl.rl.reinforce import PolicyNetwork, policy_value, reinforce
+    mdp = penguin_mdp()
+    net = PolicyNetwork(16, 4, hidden=(32, 32), generator=0)
+    history = reinforce(net, mdp, iterations=60, episodes=32, generator=0, env=gymnasium.make(ENV_ID))
+    assert history["value"][-1] == pytest.approx(policy_value(net, mdp)[0], abs=0.05)
+    assert policy_value(net, mdp)[0] > history["value"][0] + 0.4  # measured: -1.33 -> -0.44 (optimum 0.07)
+    with pytest.raises(ValueError, match=r"^The 'env' parameter of reinforce"):
+        reinforce(net, mdp, iterations=1, env=gymnasium.make("FrozenLake-v1", map_name="8x8"))
+    with pytest.raises(ValueError, match=r"^The 'exploring_starts' parameter of reinforce"):
+        reinforce(net, mdp, iterations=1, env=gymnasium.make(ENV_ID), exploring_starts=True)

@@ -448,7 +448,8 @@ def rollout(env: gym.Env, policy, *, seed: int, max_steps: int = 1000,
     Args:
         env: the environment (e.g. :class:`PenguinEnv` or ``gymnasium.make("udl/Penguin-v0")``).
         policy: an ``(S,)`` array of actions, an ``(S, A)`` matrix of probabilities
-            ``pi[a|s]`` (actions drawn from ``numpy.random.default_rng(seed)``), or a
+            ``pi[a|s]`` (actions drawn from ``numpy.random.default_rng([seed, 1])``, a stream
+            independent of the environment's ``reset(seed=seed)`` one), or a
             callable ``state -> action``.
         seed: seeds the environment (``env.reset(seed=seed)``) and the action draws.
         max_steps: stop after this many steps even if the episode goes on.
@@ -476,7 +477,7 @@ def rollout(env: gym.Env, policy, *, seed: int, max_steps: int = 1000,
                 return int(pi[s])
         elif pi.shape == (n_states, n_actions) and np.isfinite(pi).all() and (pi >= 0).all() \
                 and np.allclose(pi.sum(axis=1), 1.0, atol=1e-6):
-            rng = np.random.default_rng(seed)
+            rng = np.random.default_rng([seed, 1])  # not default_rng(seed): that is the environment's own stream
             cdf = np.cumsum(pi, axis=1)
 
             def act(s, cdf=cdf):

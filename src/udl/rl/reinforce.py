@@ -15,9 +15,13 @@ baseline is the batch's mean return from the same state, a Monte Carlo estimate 
 bonus that fades to zero keeps the shared network from settling early on one action
 everywhere (see :func:`reinforce`).
 
-Episodes are simulated from the MDP's own transition tensor, many in parallel
-(equivalent to stepping :class:`udl.rl.penguin.PenguinEnv` once per episode), and
-because the MDP is known, :func:`policy_value` evaluates a learned policy exactly.
+Episodes are simulated from the MDP's own transition tensor, many in parallel in
+torch (:func:`sample_episodes`: the same process as stepping the Gymnasium environment
+:class:`udl.rl.penguin.PenguinEnv` once per episode, but one tensor operation per step
+for the whole batch), or, with ``reinforce(..., env=...)``, by rolling each episode out
+in a Gymnasium environment (:func:`sample_env_episodes`, e.g.
+``gymnasium.make("udl/Penguin-v0")``). Because the MDP is known, :func:`policy_value`
+evaluates a learned policy exactly.
 
 Example::
 
@@ -30,13 +34,14 @@ Example::
 
 from __future__ import annotations
 
+import gymnasium as gym
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from udl.nn.init import initialised_from
-from udl.rl.penguin import MDP, policy_evaluation
+from udl.rl.penguin import MDP, policy_evaluation, rollout
 from udl.validate import as_generator, check_bool, check_choice, check_float, check_int, check_sizes
 
 BASELINES = ("state", "mean", "none")
@@ -192,6 +197,52 @@ def sample_episodes(mdp: MDP, pi: torch.Tensor, n_episodes: int, max_steps: int,
     return {"states": states, "actions": actions, "rewards": rewards, "alive": alive}
 
 
+def sample_env_episodes(env: gym.Env, pi: torch.Tensor, n_episodes: int, max_steps: int, *,
+                        seed: int) -> dict[str, torch.Tensor]:
+    """Episodes of policy ``pi`` rolled out one by one in a Gymnasium environment with discrete spaces.
+
+    Episode i is :func:`udl.rl.penguin.rollout` with ``seed + i`` (the environment's reset
+    and the action draws). The result has :func:`sample_episodes`'s layout, so
+    :func:`surrogate_loss` takes either.
+
+    Args:
+        env: the environment (``gymnasium.make("udl/Penguin-v0")``, FrozenLake, ...).
+        pi: ``(S, A)`` action probabilities.
+        n_episodes: I, episodes in the batch.
+        max_steps: T, the episode length limit (the environment may end episodes sooner).
+        seed: the seed of the first episode.
+
+    Returns:
+        ``{"states", "actions"}`` (int64) and ``{"rewards", "alive"}`` (float), each ``(I, T)``;
+        entries after an episode's end are zero.
+    """
+    owner = "sample_env_episodes"
+    if not isinstance(env, gym.Env) or not isinstance(env.observation_space, gym.spaces.Discrete) \
+            or not isinstance(env.action_space, gym.spaces.Discrete):
+        raise TypeError(f"The 'env' parameter of {owner} must be a gymnasium.Env with Discrete observation and "
+                        f"action spaces. Got {type(env).__name__} instead.")
+    S, A = int(env.observation_space.n), int(env.action_space.n)
+    if not isinstance(pi, torch.Tensor) or pi.shape != (S, A) or not torch.isfinite(pi).all() or (pi < 0).any() \
+            or not torch.allclose(pi.sum(1).double(), torch.ones(1, dtype=torch.float64), atol=1e-5):
+        raise ValueError(f"The 'pi' parameter of {owner} must be a ({S}, {A}) tensor whose rows are probability "
+                         f"distributions. Got {getattr(pi, 'shape', type(pi).__name__)} instead.")
+    n_episodes = check_int(n_episodes, "n_episodes", owner)
+    max_steps = check_int(max_steps, "max_steps", owner)
+    seed = check_int(seed, "seed", owner, minimum=0)
+    p = pi.detach().double().cpu().numpy()
+    p = p / p.sum(axis=1, keepdims=True)
+    states = torch.zeros(n_episodes, max_steps, dtype=torch.int64)
+    actions = torch.zeros(n_episodes, max_steps, dtype=torch.int64)
+    rewards = torch.zeros(n_episodes, max_steps)
+    alive = torch.zeros(n_episodes, max_steps)
+    for i in range(n_episodes):
+        s, a, r = rollout(env, p, seed=seed + i, max_steps=max_steps)
+        n = len(a)
+        states[i, :n], actions[i, :n] = torch.from_numpy(s[:-1]), torch.from_numpy(a)
+        rewards[i, :n], alive[i, :n] = torch.from_numpy(r).float(), 1.0
+    return {"states": states, "actions": actions, "rewards": rewards, "alive": alive}
+
+
 def policy_value(policy: PolicyNetwork, mdp: MDP) -> np.ndarray:
     """Exact state values ``v[s | pi]`` of the network's stochastic policy, shape ``(S,)``."""
     if not isinstance(policy, PolicyNetwork):
@@ -260,7 +311,8 @@ def surrogate_loss(policy: PolicyNetwork, batch: dict[str, torch.Tensor], gamma:
 
 def reinforce(policy: PolicyNetwork, mdp: MDP, *, iterations: int = 200, episodes: int = 32,
               lr: float = 1e-2, max_steps: int = 50, baseline: str = "state", entropy: float = 0.1,
-              exploring_starts: bool = False, generator: torch.Generator | int = 0) -> dict[str, list[float]]:
+              exploring_starts: bool = False, generator: torch.Generator | int = 0,
+              env: gym.Env | None = None) -> dict[str, list[float]]:
     """Train ``policy`` on ``mdp`` with REINFORCE (UDL §19.5), in place.
 
     Each iteration samples ``episodes`` episodes, computes returns-to-go ``G`` and the
@@ -289,6 +341,11 @@ def reinforce(policy: PolicyNetwork, mdp: MDP, *, iterations: int = 200, episode
             instead of ``mdp.start`` (default False).
         generator: what draws the episodes, a ``torch.Generator`` or an int seed
             (default 0). The policy's weights are not redrawn.
+        env: None (default: episodes from ``mdp``'s transition tensor, many at once, by
+            :func:`sample_episodes`) or a Gymnasium environment that simulates ``mdp``
+            (``gymnasium.make("udl/Penguin-v0")``): each episode is rolled out in it by
+            :func:`sample_env_episodes`, seeded from ``generator``. ``mdp`` still gives
+            the discount and the exact values in the history.
 
     Returns:
         ``{"return": mean sampled return G_0 of each iteration's episodes, "value": exact
@@ -311,13 +368,26 @@ def reinforce(policy: PolicyNetwork, mdp: MDP, *, iterations: int = 200, episode
     entropy = check_float(entropy, "entropy", owner, low=0.0)
     check_bool(exploring_starts, "exploring_starts", owner)
     generator = as_generator(generator, owner, optional=False)
+    if env is not None:
+        if not isinstance(env, gym.Env) or getattr(env.observation_space, "n", None) != mdp.n_states \
+                or getattr(env.action_space, "n", None) != mdp.n_actions:
+            raise ValueError(f"The 'env' parameter of reinforce must be None or a gymnasium.Env with "
+                             f"Discrete({mdp.n_states}) observations and Discrete({mdp.n_actions}) actions. "
+                             f"Got {type(env).__name__} instead.")
+        if exploring_starts:
+            raise ValueError("The 'exploring_starts' parameter of reinforce must be False when env is given. "
+                             "Got True instead.")
     optimizer = torch.optim.Adam(policy.parameters(), lr=lr)
     history: dict[str, list[float]] = {"return": [], "value": [], "loss": []}
     for k in range(iterations):
         with torch.no_grad():
             pi = policy.probabilities()
         history["value"].append(float(policy_evaluation(mdp, _normalised(pi))[mdp.start]))
-        batch = sample_episodes(mdp, pi, episodes, max_steps, generator, exploring_starts)
+        if env is None:
+            batch = sample_episodes(mdp, pi, episodes, max_steps, generator, exploring_starts)
+        else:
+            seed = int(torch.randint(2 ** 31 - 1, (1,), generator=generator))
+            batch = sample_env_episodes(env, pi, episodes, max_steps, seed=seed)
         beta = entropy * (1 - k / iterations)  # the entropy bonus fades out linearly
         loss = surrogate_loss(policy, batch, mdp.gamma, baseline=baseline, entropy=beta)
         optimizer.zero_grad()
@@ -335,4 +405,5 @@ def _normalised(pi: torch.Tensor) -> np.ndarray:
     return p / p.sum(axis=1, keepdims=True)
 
 
-__all__ = ["PolicyNetwork", "reinforce", "surrogate_loss", "returns_to_go", "sample_episodes", "policy_value"]
+__all__ = ["PolicyNetwork", "reinforce", "surrogate_loss", "returns_to_go", "sample_episodes", "sample_env_episodes",
+           "policy_value"]
