@@ -186,7 +186,7 @@ def penguin_mdp(gamma: float = GAMMA, p_intended: float = P_INTENDED) -> MDP:
     Example::
 
         >>> mdp = penguin_mdp()
-        >>> mdp.P.shape, mdp.r[15, 0], bool(mdp.terminal[15])
+        >>> mdp.P.shape, float(mdp.r[15, 0]), bool(mdp.terminal[15])
         ((16, 4, 16), 3.0, True)
     """
     P = penguin_transitions(p_intended)
