@@ -115,6 +115,6 @@ def test_ninety_percent_sparse_within_two_points_of_dense():
     dense = digit_mlp()
     dense_accuracy = accuracy(dense, x_test, y_test)
     assert dense_accuracy == pytest.approx(dense.record["test_accuracy"]) and dense_accuracy > 0.95
-    masks, _ = prune_and_finetune(dense, 0.9, (x, y), scope="global", steps=300)
+    masks, _ = prune_and_finetune(dense, 0.9, (x, y), scope="global", steps=600)
     assert sparsity(masks) == pytest.approx(0.9, abs=1e-4)
     assert accuracy(dense, x_test, y_test) >= dense_accuracy - 0.02

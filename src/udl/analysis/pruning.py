@@ -31,7 +31,7 @@ Example::
     >>> masks = magnitude_masks(model, 0.9, scope="global")
     >>> round(sparsity(masks), 3)
     0.9
-    >>> losses = finetune(model, masks, (x, y), steps=300)    # weights outside the masks stay 0
+    >>> losses = finetune(model, masks, (x, y), steps=600)    # weights outside the masks stay 0
 """
 
 from __future__ import annotations
@@ -198,7 +198,7 @@ def _finetune(model, weights, masks, data, steps, lr, batch_size, seed) -> list[
 
 
 def finetune(model: nn.Module, masks: dict[str, torch.Tensor], data: tuple[torch.Tensor, torch.Tensor], *,
-             steps: int = 300, lr: float = 1e-3, batch_size: int = 64, seed: int = 0) -> list[float]:
+             steps: int = 600, lr: float = 1e-3, batch_size: int = 64, seed: int = 0) -> list[float]:
     """Train a pruned classifier further with its masks kept (Adam, cross-entropy, :func:`udl.train.fit`).
 
     The weights are masked first, then after every optimiser step: a masked weight is
@@ -208,7 +208,7 @@ def finetune(model: nn.Module, masks: dict[str, torch.Tensor], data: tuple[torch
         model: the classifier, trained in place (left in train mode).
         masks: ``{parameter name: bool tensor}``, True where a weight is kept.
         data: ``(x, y)``, inputs and integer labels.
-        steps: optimiser steps (0 only applies the masks). Default: 300.
+        steps: optimiser steps (0 only applies the masks). Default: 600.
         lr: Adam's learning rate. Default: 1e-3.
         batch_size: images per step (at most the data's size). Default: 64.
         seed: the data order. Default: 0.
@@ -224,7 +224,7 @@ def finetune(model: nn.Module, masks: dict[str, torch.Tensor], data: tuple[torch
 
 
 def prune_and_finetune(model: nn.Module, sparsity: float, data: tuple[torch.Tensor, torch.Tensor], *,
-                       scope: str = "layer", steps: int = 300, lr: float = 1e-3, batch_size: int = 64,
+                       scope: str = "layer", steps: int = 600, lr: float = 1e-3, batch_size: int = 64,
                        seed: int = 0) -> tuple[dict[str, torch.Tensor], list[float]]:
     """One-shot pruning: :func:`magnitude_masks` at ``sparsity``, then :func:`finetune` (in place).
 
