@@ -130,6 +130,7 @@ def test_running_mean_step_on_a_one_step_bandit():
     r = np.array([[1.0, 2.0], [0.0, 0.0]])
     mdp = MDP(P=P, r=r, gamma=1.0, terminal=np.array([False, True]))
     for learner in (q_learning, sarsa, monte_carlo_control):
-        q, history = learner(PenguinEnv(mdp, max_steps=5), episodes=200, epsilon=1.0, alpha=1.0, alpha_power=1.0, gamma=1.0, seed=0)
+        q, history = learner(PenguinEnv(mdp, max_steps=5), episodes=200, epsilon=1.0, alpha=1.0, alpha_power=1.0,
+                             gamma=1.0, seed=0)
         np.testing.assert_allclose(q[0], [1.0, 2.0])  # deterministic rewards: the mean is exact
         assert set(history["returns"]) == {1.0, 2.0}

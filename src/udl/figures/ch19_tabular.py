@@ -254,11 +254,12 @@ def _(r):
                    "goal within 100 moves (|difference| below 4 standard errors)",
                    m["frozen_difference"], 4 * m["frozen_standard_error"]),
     ]
-    claim = f"FrozenLake-v1: start value and roll-out success rate agree within {FROZEN_TOL:g} (the issue's target)"
+    claim = f"FrozenLake-v1: start value and roll-out success rate agree within {FROZEN_TOL:g}"
     if m["frozen_episodes"] < FROZEN_EPISODES:
-        checks.append(Check.untested(claim, f"the issue's target is for {FROZEN_EPISODES:,} roll-outs; here "
-                                            f"{m['frozen_episodes']:,} (standard error {m['frozen_standard_error']:.4f})"))
-    else:  # at 10,000 roll-outs 0.01 is about 2.3 standard errors: the claim is the issue's, the 4-s.e. one above
+        checks.append(Check.untested(claim, f"claimed for at least {FROZEN_EPISODES:,} roll-outs; here "
+                                            f"{m['frozen_episodes']:,} (standard error "
+                                            f"{m['frozen_standard_error']:.4f})"))
+    else:  # at 10,000 roll-outs 0.01 is about 2.3 standard errors: the strict claim is the 4-s.e. one above
         checks.append(Check.less(claim, m["frozen_difference"], FROZEN_TOL))
     claim = "the optimal penguin spends less (discounted) time in the holes than the random starting policy"
     if p["p_intended"] <= 0.25:
