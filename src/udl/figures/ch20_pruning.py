@@ -67,11 +67,12 @@ def pruning(p, run):
     for i, s in enumerate(run.progress(sparsities, desc="sparsities")):
         model = digit_mlp(tuple(p.hidden), steps=p.dense_steps, seed=run.seed, device=run.device)  # a fresh copy
         masks = magnitude_masks(model, s, scope="global")
-        # the same masks from torch.nn.utils.prune.global_unstructured on another copy
-        reference = digit_mlp(tuple(p.hidden), steps=p.dense_steps, seed=run.seed, device=run.device)
+        # the same masks from torch.nn.utils.prune.global_unstructured on another copy (on the CPU, where
+        # magnitude_masks ranks: torch.topk could break an exact tie differently on a GPU)
+        reference = digit_mlp(tuple(p.hidden), steps=p.dense_steps, seed=run.seed, device=run.device).cpu()
         pairs = [(reference.get_submodule(name.rsplit(".", 1)[0]), "weight") for name in prunable_weights(reference)]
         prune.global_unstructured(pairs, pruning_method=prune.L1Unstructured, amount=s)
-        max_mask_difference = max(max_mask_difference, sum(int((m != module.weight_mask.bool()).sum())
+        max_mask_difference = max(max_mask_difference, sum(int((m.cpu() != module.weight_mask.bool()).sum())
                                                             for m, (module, _) in zip(masks.values(), pairs)))
         curves["pruned"].append(accuracy(apply_masks(model, masks), x_test, y_test))
         finetune(model, masks, (x, y), steps=p.finetune_steps, lr=p.lr, seed=run.seed + i)
