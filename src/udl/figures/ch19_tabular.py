@@ -48,7 +48,7 @@ def _clear_states(mdp, v) -> np.ndarray:
 def _hole_visits(mdp, policy) -> float:
     """Expected number of steps spent in a hole from the start (the penguin's states 9, 10, 14)."""
     pi = np.eye(mdp.n_actions)[policy]
-    P_pi = np.einsum("sa,sat->st", pi, mdp.P) * (~mdp.terminal)[:, None]
+    P_pi = np.einsum("sa,sat->st", pi, mdp.P) * (~mdp.terminal)[:, None]  # (S, A), (S, A, S) -> (S, S)
     discount = mdp.gamma  # discounted occupancy: finite for any policy when gamma < 1
     occupancy = np.linalg.solve(np.eye(mdp.n_states) - discount * P_pi.T, np.eye(mdp.n_states)[mdp.start])
     return float(occupancy[list(HOLES)].sum())
@@ -197,7 +197,7 @@ def _cell_grid(ax):
 
 def _arrow(ax, x, y, action, color):
     dx, dy = ARROW[int(action)]
-    ax.annotate("", xy=(x + 0.36 * dx, y + 0.36 * dy), xytext=(x + 0.12 * dx, y + 0.12 * dy),
+    ax.annotate("", xy=(x + 0.14 * dx, y + 0.14 * dy), xytext=(x - 0.14 * dx, y - 0.14 * dy),  # centred on the cell
                 arrowprops=dict(arrowstyle="-|>", color=color, lw=1.6, mutation_scale=11), zorder=6)
 
 
