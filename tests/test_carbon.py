@@ -148,3 +148,29 @@ def test_gallery_sums_the_measured_figures():
     html = gallery.render([], {"figures": 0, "passed": 0, "failed": 0, "not_tested": 0, "failed_figures": [],
                                "seconds": 1.0, "preset": "tiny", "ok": True, "energy": summary})
     assert "0.004 Wh" in html and "0.0019 g CO2e" in html and "not measured: 1.3, 1.4" in html
+
+
+def test_the_figure_without_measurements_tests_only_the_book(monkeypatch):
+    monkeypatch.setenv("UDL_ENERGY", "off")
+    result = udl.figure("21.carbon", "tiny", cache=False)
+    assert result.ok and not result.metrics["measured"] and result.energy["measured"] is False
+    tested = [c for c in result.checks if c.tested]
+    assert len(tested) == 1 and tested[0].measured == pytest.approx(56.8)
+    assert "turned off" in result.notes
+
+
+def test_the_figure_reads_the_energy_of_cached_runs(fakes):
+    udl.figure("99.square", "tiny")
+    udl.figure("99.square", "full")
+    result = udl.figure("21.carbon", "tiny", cache=False)
+    assert result.ok and result.arrays["cached"][0] == 2 and result.arrays["cached"][1] > 0
+    assert result.arrays["consistent"].all() and result.arrays["kwh"][1] > result.arrays["kwh"][0]
+    assert result.energy["segments"] == 5  # the figure's own, paused twice by the two runs it measures
+    assert result.energy["kwh"] > result.arrays["kwh"].sum()
+
+
+def test_mass_units():
+    from udl.figures.ch21 import _mass
+
+    assert [_mass(v) for v in (284_000.0, 5.0, 0.0123, 4.4e-7, 1e-12)] == ["284 t", "5 kg", "12.3 g", "440 µg",
+                                                                          "0.001 µg"]
