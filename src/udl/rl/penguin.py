@@ -313,14 +313,19 @@ def value_iteration(mdp: MDP, *, tol: float = 1e-10, max_iterations: int = 10_00
     _check_mdp(mdp, "value_iteration")
     tol = check_float(tol, "tol", "value_iteration", low=0.0, low_open=True)
     max_iterations = check_int(max_iterations, "max_iterations", "value_iteration", minimum=1)
-    v = np.zeros(mdp.n_states)
+    v, policy, _ = _value_iteration(mdp, tol, max_iterations, "value_iteration")
+    return v, policy
+
+
+def _value_iteration(mdp: MDP, tol: float, max_iterations: int, owner: str):
+    """The sweeps of value iteration from ``v = 0``: ``(v_star, policy, [v_0, v_1, ...])`` (arguments checked)."""
+    history = [np.zeros(mdp.n_states)]
     for _ in range(max_iterations):
-        v_new = action_values(mdp, v).max(axis=1)
-        done = np.max(np.abs(v_new - v)) < tol
-        v = v_new
-        if done:
-            return v, greedy_policy(action_values(mdp, v))
-    raise RuntimeError(f"value_iteration did not converge within {max_iterations} sweeps")
+        history.append(action_values(mdp, history[-1]).max(axis=1))
+        if np.max(np.abs(history[-1] - history[-2])) < tol:
+            v = history[-1]
+            return v, greedy_policy(action_values(mdp, v)), history
+    raise RuntimeError(f"{owner} did not converge within {max_iterations} sweeps")
 
 
 # --------------------------------------------------------------------------- the environment

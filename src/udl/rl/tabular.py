@@ -42,7 +42,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from udl.rl.penguin import MDP, _check_mdp, action_values, as_policy_matrix, greedy_policy, policy_evaluation
+from udl.rl.penguin import (MDP, _check_mdp, _value_iteration, action_values, as_policy_matrix, greedy_policy,
+                             policy_evaluation)
 from udl.validate import check_float, check_int
 
 __all__ = ["iterative_policy_evaluation", "policy_evaluation", "policy_improvement", "policy_iteration",
@@ -213,13 +214,8 @@ def value_iteration_sweeps(mdp: MDP, *, tol: float = 1e-10,
     _check_mdp(mdp, "value_iteration_sweeps")
     tol = check_float(tol, "tol", "value_iteration_sweeps", low=0.0, low_open=True)
     max_iterations = check_int(max_iterations, "max_iterations", "value_iteration_sweeps", minimum=1)
-    history = [np.zeros(mdp.n_states)]
-    for _ in range(max_iterations):
-        history.append(action_values(mdp, history[-1]).max(axis=1))
-        if np.max(np.abs(history[-1] - history[-2])) < tol:
-            v = history[-1]
-            return v, greedy_policy(action_values(mdp, v)), np.stack(history)
-    raise RuntimeError(f"value_iteration_sweeps did not converge within {max_iterations} sweeps")
+    v, policy, history = _value_iteration(mdp, tol, max_iterations, "value_iteration_sweeps")
+    return v, policy, np.stack(history)
 
 
 # =========================================================================== Gymnasium
