@@ -174,3 +174,29 @@ def test_mass_units():
 
     assert [_mass(v) for v in (284_000.0, 5.0, 0.0123, 4.4e-7, 1e-12)] == ["284 t", "5 kg", "12.3 g", "440 µg",
                                                                           "0.001 µg"]
+
+
+def test_the_cpu_lookup_is_remembered_in_udls_cache(tmp_path, monkeypatch):
+    hardware_cache = pytest.importorskip("codecarbon.core.hardware_cache")
+    monkeypatch.setenv("UDL_CACHE_DIR", str(tmp_path))
+
+    def new_process():  # what a new process sees: no tracker, no codecarbon hardware cache
+        monkeypatch.setattr(carbon, "_STATE", {"tracker": None, "error": None, "warned": False, "setup_s": None,
+                                               "grid": None})
+        monkeypatch.setattr(hardware_cache, "_plans", {})
+        monkeypatch.setattr(hardware_cache, "_tdp", None)
+
+    new_process()
+    with carbon.measuring() as first:
+        pass
+    if carbon._cpu_key() is None or "CPU load" not in first["method"]:
+        pytest.skip("no /proc/cpuinfo model name, or codecarbon reads energy counters here")
+    stored = json.loads((tmp_path / "codecarbon-cpu.json").read_text())
+    assert stored == {carbon._cpu_key(): {"model": first["cpu_model"], "tdp": float(first["cpu_tdp_w"])}}
+    stored[carbon._cpu_key()]["tdp"] = 123.0
+    (tmp_path / "codecarbon-cpu.json").write_text(json.dumps(stored))
+    new_process()
+    with carbon.measuring() as second:
+        pass
+    assert second["cpu_tdp_w"] == 123.0 and "remembered in udl's cache" in second["method"]
+    assert list(tmp_path.iterdir()) == [tmp_path / "codecarbon-cpu.json"]

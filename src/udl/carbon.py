@@ -14,18 +14,25 @@ CO2 is the energy times a stated grid intensity (``GRID_G_PER_KWH``, the world
 average codecarbon falls back on, or ``$UDL_GRID_G_PER_KWH``), not the local grid's.
 
 Codecarbon's first tracker in a process detects the hardware (about 1.4 s here, most of
-it a ``cpuinfo`` subprocess); udl therefore keeps ONE tracker per process and measures
-each computation as a task of it (about 10 ms each after the first).
+it a ``cpuinfo`` subprocess and its table of CPU powers); udl therefore keeps ONE
+tracker per process and measures each computation as a task of it (about 10 ms each),
+and remembers codecarbon's CPU lookup (model, TDP) in udl's cache folder
+(``codecarbon-cpu.json``, keyed by /proc/cpuinfo's model name, the CPU count and
+codecarbon's version), so later processes on the same machine start in about 0.1 s.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
+import platform
 import threading
 import time
 import warnings
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Iterator
 
 GRID_G_PER_KWH = 475.0  # g CO2e per kWh: the world average (IEA 2019) that codecarbon falls back on
@@ -67,6 +74,66 @@ def _quiet_logger() -> None:
     log.propagate = False
 
 
+def _cpu_key() -> str | None:
+    """This machine's CPU as a key for the remembered lookup (None when /proc/cpuinfo cannot say)."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text(errors="replace").splitlines()
+    except OSError:
+        return None
+    names = {line.split(":", 1)[1].strip() for line in lines if line.startswith("model name") and ":" in line}
+    if len(names) != 1:
+        return None
+    return f"{platform.machine()}|{names.pop()}|{os.cpu_count()}|codecarbon {_version()}"
+
+
+def _cpu_file() -> Path:
+    from udl.cache import cache_dir
+
+    return cache_dir() / "codecarbon-cpu.json"
+
+
+def _recall_cpu() -> str:
+    """Give codecarbon its CPU lookup from udl's cache when this CPU was seen before; where the TDP came from.
+
+    Sets ``codecarbon.core.hardware_cache._tdp`` (private: any surprise, and codecarbon detects as usual).
+    """
+    try:
+        from codecarbon.core import hardware_cache
+
+        key = _cpu_key()
+        if key is None or getattr(hardware_cache, "_tdp", "absent") is not None:
+            return "codecarbon's lookup"
+        known = json.loads(_cpu_file().read_text()).get(key)
+        if known and isinstance(known.get("model"), str) and float(known["tdp"]) > 0:
+            hardware_cache._tdp = SimpleNamespace(model=known["model"], tdp=float(known["tdp"]))
+            return "codecarbon's lookup, remembered in udl's cache"
+    except Exception:  # noqa: BLE001 - absent, unreadable or another codecarbon: detect as usual
+        pass
+    return "codecarbon's lookup"
+
+
+def _remember_cpu() -> None:
+    """Store codecarbon's CPU lookup for the next process (best effort: the cache only saves time)."""
+    try:
+        from codecarbon.core import hardware_cache
+
+        from udl.cache import atomic_write
+
+        key, tdp = _cpu_key(), getattr(hardware_cache, "_tdp", None)
+        if key is None or tdp is None or isinstance(tdp, SimpleNamespace) or not tdp.tdp:
+            return
+        path = _cpu_file()
+        try:
+            known = json.loads(path.read_text())
+        except (OSError, ValueError):
+            known = {}
+        known[key] = {"model": tdp.model, "tdp": float(tdp.tdp)}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, json.dumps(known, indent=1).encode())
+    except Exception:  # noqa: BLE001
+        pass
+
+
 def _tracker():
     """The process's tracker (made on first use), or raise the reason it cannot be made."""
     with _LOCK:
@@ -78,6 +145,7 @@ def _tracker():
                 from codecarbon import OfflineEmissionsTracker
 
                 _quiet_logger()  # after the import, which sets codecarbon's logger up
+                _STATE["tdp_source"] = _recall_cpu()
 
                 # every setting explicit, so no .codecarbon.config or $CODECARBON_* changes udl's numbers
                 # or makes it write files; measure_power_secs long: a task is measured at its start and stop
@@ -90,6 +158,7 @@ def _tracker():
                 _quiet_logger()  # the tracker sets its own level
                 tracker.start_task("udl-setup")  # hardware detection happens here, once
                 tracker.stop_task()
+                _remember_cpu()
             except Exception as error:  # noqa: BLE001 - any failure: not measured, never a failed figure
                 _STATE["error"] = f"codecarbon could not start: {type(error).__name__}: {error}"
                 raise RuntimeError(_STATE["error"]) from None
@@ -106,7 +175,8 @@ def _method(tracker) -> dict:
             mode = getattr(hw, "_mode", "unknown")
             tdp = getattr(hw, "_tdp", None)
             info["cpu_tdp_w"] = tdp
-            info["cpu"] = {"cpu_load": f"TDP {tdp} W x this process's CPU load (no RAPL counters)",
+            info["cpu"] = {"cpu_load": f"TDP {'?' if tdp is None else format(float(tdp), 'g')} W ({_STATE.get('tdp_source', '?')}) x this process's "
+                                       f"CPU load (no RAPL counters)",
                            "intel_rapl": "RAPL energy counters"}.get(mode, str(mode))
         elif kind == "RAM":
             info["ram"] = "constant power estimate from the RAM size (codecarbon's rule)"
