@@ -198,5 +198,5 @@ def test_the_cpu_lookup_is_remembered_in_udls_cache(tmp_path, monkeypatch):
     new_process()
     with carbon.measuring() as second:
         pass
-    assert second["cpu_tdp_w"] == 123.0 and "remembered in udl's cache" in second["method"]
+    assert second["cpu_tdp_w"] == 123.0 and "remembered in udl's cache" in second["cpu_tdp_source"]
     assert list(tmp_path.iterdir()) == [tmp_path / "codecarbon-cpu.json"]

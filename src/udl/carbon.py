@@ -175,8 +175,8 @@ def _method(tracker) -> dict:
             mode = getattr(hw, "_mode", "unknown")
             tdp = getattr(hw, "_tdp", None)
             info["cpu_tdp_w"] = tdp
-            info["cpu"] = {"cpu_load": f"TDP {'?' if tdp is None else format(float(tdp), 'g')} W ({_STATE.get('tdp_source', '?')}) x this process's "
-                                       f"CPU load (no RAPL counters)",
+            info["cpu"] = {"cpu_load": f"TDP {'?' if tdp is None else format(float(tdp), 'g')} W x this process's CPU load "
+                                       f"(no RAPL counters)",
                            "intel_rapl": "RAPL energy counters"}.get(mode, str(mode))
         elif kind == "RAM":
             info["ram"] = "constant power estimate from the RAM size (codecarbon's rule)"
@@ -219,7 +219,8 @@ def measuring() -> Iterator[dict]:
     Filled with ``measured`` (bool), ``kwh``, ``co2_kg``, ``grid_g_per_kwh``, ``method``,
     ``cpu_power_w``, ``ram_power_w``, ``gpu_power_w`` (mean powers), ``cpu_kwh``,
     ``ram_kwh``, ``gpu_kwh``, ``seconds`` (as the tracker timed it), ``cpu_model``,
-    ``segments`` and ``overhead_s`` (the time spent starting and stopping the
+    ``cpu_tdp_w`` and ``cpu_tdp_source`` (codecarbon's lookup, or udl's memory of it),
+    ``pue``, ``segments`` and ``overhead_s`` (the time spent starting and stopping the
     measurement); or, when not measured, ``measured=False`` and ``why``. Blocks nest:
     codecarbon measures one task at a time, so an inner block pauses the outer one's
     task and its energy is added to the outer's (``segments`` counts the tasks).
@@ -280,6 +281,7 @@ def _entry(tracker, acc: dict) -> dict:
                       f"RAM: {method['ram']}; GPU: {method['gpu']}",
             "cpu_power_w": mean_power(acc["cpu_kwh"]), "ram_power_w": float(data.ram_power),
             "gpu_power_w": mean_power(acc["gpu_kwh"]), "cpu_tdp_w": method.get("cpu_tdp_w"),
+            "cpu_tdp_source": _STATE.get("tdp_source", "?"),
             "cpu_kwh": acc["cpu_kwh"], "ram_kwh": acc["ram_kwh"], "gpu_kwh": acc["gpu_kwh"],
             "seconds": acc["seconds"], "cpu_model": data.cpu_model, "pue": float(data.pue),
             "segments": acc["segments"], "overhead_s": round(acc["overhead_s"], 4)}
