@@ -131,6 +131,7 @@ class Result:
     seconds: float = 0.0
     device: str = "cpu"
     cached: bool = False
+    energy: dict[str, Any] = field(default_factory=dict)  # udl.carbon's measurement of the run that computed it
 
     @property
     def spec(self) -> FigureSpec:

@@ -181,7 +181,7 @@ def run_figure(fig_id: str, preset: str = "full", *, seed: int = 0, device: str 
 
 def energy_of(result: Result) -> dict:
     """The energy entry of a result (the run that computed it, also when it comes from the cache)."""
-    return to_jsonable(getattr(result, "energy", None) or carbon.not_measured("computed outside run_figure"))
+    return to_jsonable(result.energy or carbon.not_measured("computed outside run_figure"))
 
 
 def versions() -> dict[str, str]:
