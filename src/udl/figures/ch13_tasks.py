@@ -9,7 +9,6 @@ import matplotlib.pyplot as plt
 import networkx as nx
 import numpy as np
 import torch
-from sklearn.metrics import roc_curve
 
 from udl import style
 from udl.data.graphs import (Graph, graph_classification_set, karate_club, node_classification_graphs, real_graph,
@@ -131,6 +130,8 @@ def graph_tasks(p, run):
     with torch.no_grad():
         node_pred = node_model(node_test).argmax(1)
     train, positive, labels, scores, cn = edge_runs[0]
+    from sklearn.metrics import roc_curve  # scikit-learn imports in ~1 s: only where it is used
+
     fpr, tpr, _ = roc_curve(labels, scores)
     fpr_cn, tpr_cn, _ = roc_curve(labels, cn)
     n_pos, n_neg = len(positive), int((labels == 0).sum())

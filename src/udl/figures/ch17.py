@@ -9,8 +9,6 @@ import numpy as np
 import torch
 from matplotlib.collections import PolyCollection
 from scipy import stats
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.mixture import GaussianMixture
 
 from udl import style
 from udl.analysis.probability import integrate
@@ -79,6 +77,9 @@ def mixture_of_gaussians(p, run):
     # scikit-learn from the same start, stopped at a few steps along the way to draw its curve: with warm_start
     # each fit continues from the last one, so the stops do not change the path
     shown_steps = np.unique(np.linspace(1, p.em_steps, min(p.em_steps, 12)).round().astype(int))
+    from sklearn.exceptions import ConvergenceWarning  # scikit-learn imports in ~1 s: only where it is used
+    from sklearn.mixture import GaussianMixture
+
     sk = GaussianMixture(k, covariance_type="full", tol=0.0, warm_start=True, weights_init=start.weights.numpy(),
                          means_init=start.means.numpy(), precisions_init=np.linalg.inv(start.covariances.numpy()),
                          random_state=0)

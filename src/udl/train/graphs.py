@@ -41,7 +41,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.metrics import roc_auc_score
 from torch import nn
 
 from udl.data.graphs import Graph, batch_graphs, negative_edges
@@ -472,4 +471,6 @@ def roc_auc(positive: torch.Tensor, negative: torch.Tensor) -> float:
             _refuse(name, owner, "at least one score", "none")
     scores = torch.cat([positive, negative]).detach().double().cpu().numpy()
     labels = np.r_[np.ones(len(positive)), np.zeros(len(negative))]
+    from sklearn.metrics import roc_auc_score  # scikit-learn imports in ~1 s: only where it is used
+
     return float(roc_auc_score(labels, scores))
