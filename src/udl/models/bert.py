@@ -73,7 +73,9 @@ class BertConfig:
     d_model: int = 768  # D, the embedding size
     n_heads: int = 12  # H; each head has D/H dimensions
     d_mlp: int | None = None  # hidden width of each token's MLP; None means 4·D
-    dropout: float = 0.1  # dropout on embeddings, attention weights and block outputs (training only)
+    dropout: float = 0.1  # dropout on the embeddings and on each block's output (BERT's hidden_dropout_prob)
+    attention_dropout: float | None = None  # on the attention weights (attention_probs_dropout_prob); None: dropout
+    mlp_dropout: float = 0.0  # dropout on the MLP's hidden layer: BERT has none (torch's layer does)
     activation: str = "gelu"  # the MLP's activation: "relu", "gelu" (BERT) or "gelu_tanh"
     norm_first: bool = False  # False: post-LN as BERT and the book's fig. 12.7; True: pre-LN
     n_segments: int = 2  # segment ("sentence A / B") embeddings; 0 for none
@@ -198,8 +200,10 @@ class BERT(nn.Module):
             self.segments = TokenEmbedding(c.n_segments, c.d_model) if c.n_segments else None  # S: a row per segment
             self.embed_norm = nn.LayerNorm(c.d_model, eps=c.eps)
             self.layers = nn.ModuleList(
-                TransformerLayer(c.d_model, c.n_heads, c.d_mlp, dropout=c.dropout, norm_first=c.norm_first,
-                                 activation=c.activation, eps=c.eps) for _ in range(c.n_layers))
+                TransformerLayer(c.d_model, c.n_heads, c.d_mlp, dropout=c.dropout,
+                                 attention_dropout=c.attention_dropout, mlp_dropout=c.mlp_dropout,
+                                 norm_first=c.norm_first, activation=c.activation, eps=c.eps)
+                for _ in range(c.n_layers))
             # pre-LN leaves the residual stream un-normalised: one more LayerNorm at the end
             self.final_norm = nn.LayerNorm(c.d_model, eps=c.eps) if c.norm_first else None
             self.pooler = nn.Linear(c.d_model, c.d_model)

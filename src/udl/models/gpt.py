@@ -73,11 +73,14 @@ class GPTConfig:
     d_model: int = 768  # D, the embedding size
     n_heads: int = 12  # H; each head has D/H dimensions
     d_mlp: int | None = None  # hidden width of each token's MLP; None means 4·D
-    dropout: float = 0.0  # dropout on embeddings, attention weights and block outputs (training only)
+    dropout: float = 0.0  # dropout on the embeddings and on each block's output (GPT-2's embd_pdrop, resid_pdrop)
+    attention_dropout: float | None = None  # dropout on the attention weights (GPT-2's attn_pdrop); None: dropout
+    mlp_dropout: float = 0.0  # dropout on the MLP's hidden layer: GPT-2 has none (torch's layer does)
     norm_first: bool = True  # pre-LN (GPT-2/3) with a final LayerNorm; False is the book's post-LN layer
     activation: str = "gelu_tanh"  # the MLP's activation: "relu", "gelu" or "gelu_tanh" (GPT-2)
     bias: bool = True  # biases in the linear layers and LayerNorms
     tie_embeddings: bool = True  # the output layer reuses Ω_e (transposed)
+    eps: float = 1e-5  # LayerNorm's ε (GPT-2's layer_norm_epsilon)
 
     def __post_init__(self):
         owner = "GPTConfig"
@@ -175,10 +178,12 @@ class GPT(nn.Module):
             self.embed = TokenEmbedding(c.vocab_size, c.d_model)
             self.positions = LearnedPositions(c.context, c.d_model)
             self.layers = nn.ModuleList(
-                TransformerLayer(c.d_model, c.n_heads, c.d_mlp, dropout=c.dropout, norm_first=c.norm_first,
-                                 activation=c.activation, bias=c.bias) for _ in range(c.n_layers))
+                TransformerLayer(c.d_model, c.n_heads, c.d_mlp, dropout=c.dropout,
+                                 attention_dropout=c.attention_dropout, mlp_dropout=c.mlp_dropout,
+                                 norm_first=c.norm_first, activation=c.activation, bias=c.bias, eps=c.eps)
+                for _ in range(c.n_layers))
             # pre-LN leaves the residual stream un-normalised: one LayerNorm before the output layer
-            self.norm = nn.LayerNorm(c.d_model, bias=c.bias) if c.norm_first else nn.Identity()
+            self.norm = nn.LayerNorm(c.d_model, eps=c.eps, bias=c.bias) if c.norm_first else nn.Identity()
             self.head = nn.Linear(c.d_model, c.vocab_size, bias=False)
         if c.tie_embeddings:  # after the block: moving off the meta device unties shared parameters
             self.head.weight = self.embed.weight  # logits = h · Ω_eᵀ: one matrix in, the same matrix out

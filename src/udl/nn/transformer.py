@@ -48,7 +48,11 @@ class TransformerLayer(nn.Module):
         d_model: D, the embedding size.
         n_heads: H, attention heads (must divide D).
         d_mlp: the MLP's hidden width. Default ``4 · D``.
-        dropout: dropout on attention weights and on each block's output (default 0).
+        dropout: dropout on each block's output before it joins the residual stream (default 0);
+            also the default of the next two.
+        attention_dropout: dropout on the attention weights. Default: ``dropout``.
+        mlp_dropout: dropout on the MLP's hidden layer, as torch's layer has. Default:
+            ``dropout``. GPT-2 and BERT have none there (0).
         norm_first: False (default) is the book's post-LN layer of fig. 12.7; True is pre-LN.
         activation: the MLP's activation: "relu" (default), "gelu" or "gelu_tanh".
         cross_attention: add a cross-attention block (decoder of an encoder-decoder).
@@ -68,6 +72,7 @@ class TransformerLayer(nn.Module):
     """
 
     def __init__(self, d_model: int, n_heads: int, d_mlp: int | None = None, *, dropout: float = 0.0,
+                 attention_dropout: float | None = None, mlp_dropout: float | None = None,
                  norm_first: bool = False, activation: str = "relu", cross_attention: bool = False,
                  bias: bool = True, eps: float = 1e-5, generator: torch.Generator | int | None = None):
         super().__init__()
@@ -75,6 +80,10 @@ class TransformerLayer(nn.Module):
         d_model = check_int(d_model, "d_model", owner)
         d_mlp = 4 * d_model if d_mlp is None else check_int(d_mlp, "d_mlp", owner)
         self.p_drop = check_float(dropout, "dropout", owner, low=0.0, high=1.0, high_open=True)
+        self.p_attn = p_attn = self.p_drop if attention_dropout is None else \
+            check_float(attention_dropout, "attention_dropout", owner, low=0.0, high=1.0, high_open=True)
+        self.p_mlp = self.p_drop if mlp_dropout is None else \
+            check_float(mlp_dropout, "mlp_dropout", owner, low=0.0, high=1.0, high_open=True)
         check_choice(activation, "activation", owner, tuple(_ACTIVATIONS))
         for name, flag in (("norm_first", norm_first), ("cross_attention", cross_attention)):
             if not isinstance(flag, bool):
@@ -82,9 +91,9 @@ class TransformerLayer(nn.Module):
         generator = as_generator(generator, owner)
         self.norm_first, self.activation = norm_first, activation
         with initialised_from(self, generator):  # every sub-layer drawn from the generator on leaving
-            self.self_attn = MultiHeadAttention(d_model, n_heads, bias=bias, dropout=dropout)
+            self.self_attn = MultiHeadAttention(d_model, n_heads, bias=bias, dropout=p_attn)
             self.norm1 = nn.LayerNorm(d_model, eps=eps, bias=bias)
-            self.cross_attn = MultiHeadAttention(d_model, n_heads, bias=bias, dropout=dropout) \
+            self.cross_attn = MultiHeadAttention(d_model, n_heads, bias=bias, dropout=p_attn) \
                 if cross_attention else None
             self.norm_cross = nn.LayerNorm(d_model, eps=eps, bias=bias) if cross_attention else None
             self.linear1 = nn.Linear(d_model, d_mlp, bias=bias)
@@ -95,8 +104,9 @@ class TransformerLayer(nn.Module):
         return F.dropout(x, self.p_drop, self.training) if self.p_drop > 0 else x
 
     def mlp(self, x: torch.Tensor) -> torch.Tensor:
-        """The per-token fully connected network: ``linear2(act(linear1(x)))``."""
-        return self.linear2(self._drop(_ACTIVATIONS[self.activation](self.linear1(x))))
+        """The per-token fully connected network: ``linear2(act(linear1(x)))`` (dropout ``mlp_dropout`` on the hidden layer)."""
+        h = _ACTIVATIONS[self.activation](self.linear1(x))
+        return self.linear2(F.dropout(h, self.p_mlp, self.training) if self.p_mlp > 0 else h)
 
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None, *, mask: torch.Tensor | None = None,
                 padding_mask: torch.Tensor | None = None, causal: bool = False,
@@ -163,6 +173,10 @@ class TransformerLayer(nn.Module):
             >>> torch.allclose(layer(x), layer.to_torch()(x), atol=1e-6)
             True
         """
+        if not self.p_attn == self.p_mlp == self.p_drop:
+            raise ValueError(f"TransformerLayer.to_torch needs one dropout rate at every site (torch's layer has one); "
+                             f"this layer has dropout={self.p_drop:g}, attention_dropout={self.p_attn:g}, "
+                             f"mlp_dropout={self.p_mlp:g}.")
         # torch knows "relu" and "gelu" by name; the tanh approximation goes in as a function
         activation = self.activation if self.activation in ("relu", "gelu") else _ACTIVATIONS[self.activation]
         kw = dict(d_model=self.self_attn.d_model, nhead=self.self_attn.n_heads,
@@ -312,8 +326,9 @@ def check_transformer_config(config, owner: str, ints: tuple[str, ...], bools: t
     """Validate a frozen transformer config in its ``__post_init__`` (GPT, BERT, encoder-decoder).
 
     Checks the positive ints named in ``ints`` (``d_model`` and ``n_heads`` among them),
-    sets ``d_mlp`` to 4·D when it is None, checks that H divides D, that ``dropout`` is
-    in [0, 1), that ``activation`` is one :class:`TransformerLayer` knows, and that the
+    sets ``d_mlp`` to 4·D when it is None, checks that H divides D, that ``dropout`` (and
+    ``attention_dropout`` and ``mlp_dropout`` where the config has them and they are not None) is
+    in [0, 1), that ``eps`` (where present) is positive, that ``activation`` is one :class:`TransformerLayer` knows, and that the
     fields named in ``bools`` are bools.
     """
     for name in ints:
@@ -325,6 +340,11 @@ def check_transformer_config(config, owner: str, ints: tuple[str, ...], bools: t
         raise ValueError(f"The 'n_heads' parameter of {owner} must divide d_model = {config.d_model}. "
                          f"Got {config.n_heads} instead.")
     check_float(config.dropout, "dropout", owner, low=0.0, high=1.0, high_open=True)
+    for name in ("attention_dropout", "mlp_dropout"):  # the optional per-site rates (GPT, BERT)
+        if getattr(config, name, None) is not None:
+            check_float(getattr(config, name), name, owner, low=0.0, high=1.0, high_open=True)
+    if hasattr(config, "eps"):
+        check_float(config.eps, "eps", owner, low=0.0, low_open=True)
     check_choice(config.activation, "activation", owner, tuple(_ACTIVATIONS))
     for name in bools:
         check_bool(getattr(config, name), name, owner)
