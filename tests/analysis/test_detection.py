@@ -6,6 +6,7 @@ import torch
 
 from udl.analysis.detection import (Detections, average_precision, box_iou, matches_per_object,
                                     mean_average_precision, non_max_suppression, paired_iou, precision_recall)
+from udl.data.scenes import check_boxes
 
 T = torch.tensor
 
@@ -64,6 +65,45 @@ def test_box_iou_refuses_bad_boxes():
         box_iou(T([[2.0, 0.0, 1.0, 1.0]]), T([[0.0, 0.0, 1.0, 1.0]]))
     with pytest.raises(ValueError, match="boxes_b"):
         box_iou(T([[0.0, 0.0, 1.0, 1.0]]), T([[0.0, float("nan"), 1.0, 1.0]]))
+
+
+# --------------------------------------------------------------------------- empty (zero-area) boxes
+EMPTY = [[2.0, 1.0, 2.0, 5.0], [0.0, 3.0, 4.0, 3.0], [1.0, 1.0, 1.0, 1.0]]  # zero width, zero height, a point
+
+
+def test_empty_boxes_have_iou_zero_with_everything():
+    empty, square = T(EMPTY), T([[0.0, 0.0, 4.0, 4.0], [2.0, 1.0, 2.0, 5.0]])  # the second equals EMPTY[0]
+    iou = box_iou(empty, square)
+    assert not iou.isnan().any() and torch.equal(iou, torch.zeros(3, 2))  # 0 / 0 -> 0, itself included
+    assert torch.equal(box_iou(empty, empty), torch.zeros(3, 3))
+    assert paired_iou(empty, empty).tolist() == [0.0, 0.0, 0.0]
+    a = empty.clone().requires_grad_()
+    paired_iou(a, empty).sum().backward()
+    assert torch.isfinite(a.grad).all()  # 0 / 0 guarded without NaN gradients
+    # the ordinary boxes beside them keep their IoU
+    assert box_iou(T([[0.0, 0.0, 2.0, 2.0]] + EMPTY), T([[1.0, 0.0, 3.0, 2.0]]))[0, 0].item() == pytest.approx(1 / 3)
+
+
+def test_empty_boxes_in_nms_and_map():
+    boxes = T([[0.0, 0.0, 10.0, 10.0], [5.0, 5.0, 5.0, 9.0], [5.0, 5.0, 5.0, 9.0]])
+    assert non_max_suppression(boxes, T([0.9, 0.8, 0.7]), 0.0).tolist() == [0, 1, 2]  # empty boxes overlap nothing
+    truth = [_truth([A, [3, 3, 3, 8]], [0, 0])]  # an empty object can never be hit: recall at most 1/2
+    preds = [_det([A, [3, 3, 3, 8]], [0.9, 0.8], [0, 0])]
+    assert mean_average_precision(preds, truth) == 0.5
+
+
+def test_check_boxes_allow_empty():
+    empty = T(EMPTY)
+    assert torch.equal(check_boxes(empty, "b", "f", allow_empty=True), empty)
+    with pytest.raises(ValueError, match=r"^The 'b' parameter of f must hold boxes \(x0, y0, x1, y1\) with x0 < x1, "
+                                         r"y0 < y1\. Got \[2\.0, 1\.0, 2\.0, 5\.0\] in row 0 instead\.$"):
+        check_boxes(empty, "b", "f")  # the default still wants a positive width and height
+    with pytest.raises(ValueError, match=r"x0 <= x1, y0 <= y1\. Got \[3\.0, 0\.0, 2\.0, 1\.0\] in row 1"):
+        check_boxes(T([[0.0, 0.0, 0.0, 1.0], [3.0, 0.0, 2.0, 1.0]]), "b", "f", allow_empty=True)  # x1 < x0
+    with pytest.raises(ValueError, match="boxes_a"):
+        box_iou(T([[0.0, 2.0, 1.0, 1.0]]), T(EMPTY))  # y1 < y0
+    with pytest.raises(ValueError, match="predictions"):
+        mean_average_precision([_det([[0, 0, -1, 1]], [0.9], [0])], [_truth([A], [0])])
 
 
 def test_paired_iou_is_the_diagonal_of_box_iou_and_broadcasts():

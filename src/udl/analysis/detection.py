@@ -40,7 +40,8 @@ def paired_iou(a: torch.Tensor, b: torch.Tensor, eps: float = 0.0) -> torch.Tens
 
     The same IoU as :func:`box_iou`, for boxes already paired up, e.g. a detector's
     predicted boxes against the object of their cell in a loss. Only the shapes are
-    checked (it sits inside training loops); a zero-area pair divides by ``eps``.
+    checked (it sits inside training loops). Two empty boxes (zero area) have a
+    union of 0 and an IoU of 0, not 0 / 0 = NaN.
 
     Args:
         a: ``(..., 4)`` boxes ``(x0, y0, x1, y1)``.
@@ -61,7 +62,8 @@ def paired_iou(a: torch.Tensor, b: torch.Tensor, eps: float = 0.0) -> torch.Tens
     intersection = iw * ih
     area_a = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1])
     area_b = (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
-    return intersection / (area_a + area_b - intersection + eps)
+    union = area_a + area_b - intersection + eps
+    return intersection / torch.where(union == 0, torch.ones_like(union), union)  # 0 / 0 -> 0, gradient-safe
 
 
 def box_iou(boxes_a: torch.Tensor, boxes_b: torch.Tensor) -> torch.Tensor:
@@ -71,10 +73,11 @@ def box_iou(boxes_a: torch.Tensor, boxes_b: torch.Tensor) -> torch.Tensor:
     intersection of two axis-aligned boxes is the box
     ``(max x0, max y0, min x1, min y1)`` when it is not empty. IoU is 1 for equal
     boxes, 0 for disjoint ones, symmetric, and unchanged when both boxes are scaled
-    or shifted together.
+    or shifted together. An empty box (``x0 == x1`` or ``y0 == y1``, zero area) is
+    accepted, as torchvision accepts it, and has IoU 0 with every box, itself included.
 
     Args:
-        boxes_a: ``(N, 4)`` boxes ``(x0, y0, x1, y1)`` with positive width and height.
+        boxes_a: ``(N, 4)`` boxes ``(x0, y0, x1, y1)``, ``x0 <= x1`` and ``y0 <= y1``.
         boxes_b: ``(M, 4)`` boxes.
 
     Shape:
@@ -84,8 +87,8 @@ def box_iou(boxes_a: torch.Tensor, boxes_b: torch.Tensor) -> torch.Tensor:
         >>> box_iou(torch.tensor([[0., 0., 2., 2.]]), torch.tensor([[1., 0., 3., 2.]]))
         tensor([[0.3333]])
     """
-    boxes_a = check_boxes(boxes_a, "boxes_a", "box_iou")
-    boxes_b = check_boxes(boxes_b, "boxes_b", "box_iou")
+    boxes_a = check_boxes(boxes_a, "boxes_a", "box_iou", allow_empty=True)
+    boxes_b = check_boxes(boxes_b, "boxes_b", "box_iou", allow_empty=True)
     return paired_iou(boxes_a[:, None, :], boxes_b[None, :, :])  # (N, 1, 4) with (1, M, 4) -> (N, M)
 
 
@@ -117,7 +120,7 @@ def non_max_suppression(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold
         tensor([0, 2])
     """
     owner = "non_max_suppression"
-    boxes = check_boxes(boxes, "boxes", owner)
+    boxes = check_boxes(boxes, "boxes", owner, allow_empty=True)
     scores = _scores(scores, "scores", owner, len(boxes))
     check_float(iou_threshold, "iou_threshold", owner, low=0.0, high=1.0)
     if labels is not None:
@@ -176,14 +179,14 @@ def _check_detections(predictions, ground_truth, owner: str):
         if not isinstance(item, tuple) or len(item) != 3:
             raise TypeError(f"The 'predictions' parameter of {owner} must hold (boxes, scores, labels) tuples. "
                             f"Got {type(item).__name__} instead.")
-        boxes = check_boxes(item[0], "predictions", owner)
+        boxes = check_boxes(item[0], "predictions", owner, allow_empty=True)
         preds.append(Detections(boxes, _scores(item[1], "predictions", owner, len(boxes)),
                                 _labels(item[2], "predictions", owner, len(boxes))))
     for item in ground_truth:
         if not isinstance(item, tuple) or len(item) != 2:
             raise TypeError(f"The 'ground_truth' parameter of {owner} must hold (boxes, labels) pairs. "
                             f"Got {type(item).__name__} instead.")
-        boxes = check_boxes(item[0], "ground_truth", owner)
+        boxes = check_boxes(item[0], "ground_truth", owner, allow_empty=True)
         truths.append((boxes, _labels(item[1], "ground_truth", owner, len(boxes))))
     return preds, truths
 

@@ -133,11 +133,15 @@ class Box:
         return self.x0, self.y0, self.x1, self.y1
 
 
-def check_boxes(boxes, name: str, owner: str, *, image_size: float | None = None) -> torch.Tensor:
+def check_boxes(boxes, name: str, owner: str, *, image_size: float | None = None,
+                allow_empty: bool = False) -> torch.Tensor:
     """Validate a ``(K, 4)`` tensor of ``(x0, y0, x1, y1)`` boxes; return it as float32.
 
     The tensor form of :class:`Box`: every row must have positive width and height,
     finite corners and, with ``image_size``, lie inside the image. ``K = 0`` is allowed.
+    With ``allow_empty`` a row may also have zero width or height (``x0 == x1`` or
+    ``y0 == y1``), as torchvision's box operations accept: an empty box, which
+    overlaps nothing; ``x1 < x0`` is refused either way.
 
     Raises:
         TypeError: ``boxes`` is not a tensor (or array) of real numbers.
@@ -153,14 +157,19 @@ def check_boxes(boxes, name: str, owner: str, *, image_size: float | None = None
         raise ValueError(f"The {name!r} parameter of {owner} must have shape (K, 4). "
                          f"Got {tuple(boxes.shape)} instead.")
     boxes = boxes.float()
-    bad = ~torch.isfinite(boxes).all(1) | (boxes[:, 2] <= boxes[:, 0]) | (boxes[:, 3] <= boxes[:, 1])
+    if allow_empty:
+        inverted = (boxes[:, 2] < boxes[:, 0]) | (boxes[:, 3] < boxes[:, 1])
+    else:
+        inverted = (boxes[:, 2] <= boxes[:, 0]) | (boxes[:, 3] <= boxes[:, 1])
+    bad = ~torch.isfinite(boxes).all(1) | inverted
     if image_size is not None:
         bad |= (boxes < 0).any(1) | (boxes > image_size).any(1)
     if bad.any():
         row = int(bad.nonzero()[0, 0])
         inside = "" if image_size is None else f" inside [0, {image_size:g}]"
-        raise ValueError(f"The {name!r} parameter of {owner} must hold boxes (x0, y0, x1, y1) with x0 < x1, "
-                         f"y0 < y1{inside}. Got {boxes[row].tolist()} in row {row} instead.")
+        order = "<=" if allow_empty else "<"
+        raise ValueError(f"The {name!r} parameter of {owner} must hold boxes (x0, y0, x1, y1) with x0 {order} x1, "
+                         f"y0 {order} y1{inside}. Got {boxes[row].tolist()} in row {row} instead.")
     return boxes
 
 
