@@ -191,3 +191,118 @@ def test_windows_and_held_out_cross_entropy():
     x, y = language_model_windows(held_out, 16, stride=17)  # two windows
     expected = -torch.cat([token_log_probs(model, torch.cat([xi, yi[-1:]])) for xi, yi in zip(x, y)]).mean()
     assert evaluate_cross_entropy(model, held_out, batch_size=1) == pytest.approx(expected.item(), abs=1e-10)
+
+
+# --------------------------------------------------------------------------- padding
+def _left_padded(rows, pad=0):
+    """Rows of different lengths padded on the left, and the mask of real tokens."""
+    n = max(len(r) for r in rows)
+    tokens = torch.full((len(rows), n), pad, dtype=torch.long)
+    mask = torch.zeros(len(rows), n, dtype=torch.bool)
+    for i, r in enumerate(rows):
+        tokens[i, n - len(r):], mask[i, n - len(r):] = r, True
+    return tokens, mask
+
+
+@pytest.mark.parametrize("dtype, atol", [(torch.float32, 1e-6), (torch.float64, 1e-12)])
+def test_left_padded_rows_give_the_logits_of_the_unpadded_sequences(dtype, atol):
+    model = _model(seed=7).to(dtype)
+    rows = [_tokens((n,), seed=n) for n in (9, 4, 1, 9)]
+    tokens, mask = _left_padded(rows, pad=5)
+    logits = model(tokens, padding_mask=mask)
+    for row, real, r in zip(logits, mask, rows):
+        torch.testing.assert_close(row[real], model(r[None])[0], rtol=0, atol=atol)
+    # Hugging Face's 0/1 attention_mask is taken too, and the padding's id does not matter
+    torch.testing.assert_close(model(tokens.masked_fill(~mask, 3), padding_mask=mask.long())[mask], logits[mask],
+                               rtol=0, atol=0)
+
+
+def test_padding_anywhere_is_skipped_and_positions_count_real_tokens():
+    model = _model(seed=8)
+    tokens = _tokens((1, 8), seed=4)
+    mask = torch.tensor([[True, False, True, True, False, False, True, True]])
+    torch.testing.assert_close(model(tokens, padding_mask=mask)[mask], model(tokens[mask][None])[0],
+                               rtol=0, atol=1e-12)
+    everything = torch.ones(1, 8, dtype=torch.bool)
+    torch.testing.assert_close(model(tokens, padding_mask=everything), model(tokens), rtol=0, atol=1e-12)
+
+
+def test_cache_keeps_the_mask_and_each_rows_count():
+    model = _model(seed=9)
+    tokens, mask = _left_padded([_tokens((7,), seed=1), _tokens((3,), seed=2)])
+    more = _tokens((2, 3), seed=3)
+    full = model(torch.cat([tokens, more], 1), padding_mask=torch.cat([mask, torch.ones(2, 3, dtype=torch.bool)], 1))
+    cache = {}
+    parts = [model(tokens[:, :4], padding_mask=mask[:, :4], cache=cache),
+             model(tokens[:, 4:], padding_mask=mask[:, 4:], cache=cache)]
+    assert cache["counts"].tolist() == [7, 3] and cache["padding_mask"].shape == (2, 7)
+    parts += [model(more[:, :1], cache=cache), model(more[:, 1:], cache=cache)]  # appended tokens are real
+    assert cache["counts"].tolist() == [10, 6] and cache["length"] == 10
+    keep = torch.cat([mask, torch.ones(2, 3, dtype=torch.bool)], 1)
+    torch.testing.assert_close(torch.cat(parts, 1)[keep], full[keep], rtol=0, atol=1e-12)
+    # a mask for appended tokens is taken too: a padding token appended changes no real logit
+    cache2 = {}
+    model(tokens, padding_mask=mask, cache=cache2)
+    model(more[:, :1], padding_mask=torch.tensor([[False], [True]]), cache=cache2)
+    assert cache2["counts"].tolist() == [7, 4]
+
+
+def test_padding_mask_is_validated():
+    model = _model()
+    tokens = _tokens((2, 4))
+    with pytest.raises(ValueError, match=r"^The 'padding_mask' parameter of GPT must be a tensor of shape \(2, 4\)"):
+        model(tokens, padding_mask=torch.ones(2, 3, dtype=torch.bool))
+    with pytest.raises(ValueError, match="'padding_mask' parameter of GPT must be a boolean tensor or one of 0/1"):
+        model(tokens, padding_mask=torch.full((2, 4), 2))
+    with pytest.raises(ValueError, match=r"at most 16 real tokens per sequence"):
+        model(_tokens((1, 17)), padding_mask=torch.ones(1, 17, dtype=torch.bool))
+    # 17 columns of which 16 are real fit: the limit counts real tokens
+    mask = torch.ones(1, 17, dtype=torch.bool)
+    mask[0, 0] = False
+    assert model(_tokens((1, 17)), padding_mask=mask).shape == (1, 17, 11)
+
+
+# --------------------------------------------------------------------------- loss with ignored targets
+def test_lm_loss_leaves_out_ignored_targets():
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(3, 5, 11, generator=g, dtype=torch.float64, requires_grad=True)
+    targets = _tokens((3, 5), seed=1)
+    ignored = torch.zeros(3, 5, dtype=torch.bool)
+    ignored[0, :2], ignored[2, 4] = True, True
+    loss = lm_loss(logits, targets.masked_fill(ignored, -100))
+    logp = torch.log_softmax(logits, -1).gather(-1, targets[..., None])[..., 0]  # (3, 5)
+    by_hand = -logp[~ignored].sum() / (~ignored).sum()
+    torch.testing.assert_close(loss, by_hand, rtol=0, atol=1e-15)
+    assert lm_loss(logits, targets.masked_fill(ignored, 7), ignore_index=7).item() == pytest.approx(
+        -logp[~(targets.masked_fill(ignored, 7) == 7)].mean().item(), abs=1e-14)
+    torch.testing.assert_close(lm_loss(logits, targets), -logp.mean(), rtol=0, atol=1e-15)  # nothing ignored
+    (g_loss,) = torch.autograd.grad(loss, logits)
+    assert (g_loss[ignored] == 0).all() and (g_loss[~ignored] != 0).any()
+
+
+def test_lm_loss_of_only_ignored_targets_is_zero_with_a_zero_gradient():
+    logits = torch.randn(2, 3, 11, requires_grad=True)
+    loss = lm_loss(logits, torch.full((2, 3), -100))
+    assert loss.item() == 0.0
+    loss.backward()
+    assert torch.equal(logits.grad, torch.zeros_like(logits))
+    with pytest.raises(TypeError, match="'ignore_index' parameter of lm_loss must be an int"):
+        lm_loss(logits, torch.zeros(2, 3, dtype=torch.long), ignore_index=0.5)
+
+
+def test_embedding_dropout_is_its_own_rate():
+    assert GPTConfig.tiny(dropout=0.2).p_embedding == 0.2
+    assert GPTConfig.tiny(dropout=0.2, embedding_dropout=0.0).p_embedding == 0.0
+    with pytest.raises(ValueError, match="'embedding_dropout' parameter of GPTConfig"):
+        GPTConfig.tiny(embedding_dropout=1.0)
+    # with every block rate 0, only the embeddings are dropped: a row's logits change only where it was
+    model = GPT(GPTConfig.tiny(embedding_dropout=0.5), generator=0).train()
+    tokens = _tokens((1, 6))
+    torch.manual_seed(0)
+    dropped = model(tokens)
+    torch.manual_seed(0)
+    keep = torch.nn.functional.dropout(torch.ones(1, 6, 16), 0.5, True)
+    x = keep * model.positions(model.embed(tokens))
+    for layer in model.layers:
+        x = layer(x, causal=True)
+    torch.testing.assert_close(dropped, model.head(model.norm(x)), rtol=0, atol=1e-6)

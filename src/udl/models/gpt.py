@@ -44,7 +44,7 @@ from udl.nn.attention import record_attention_weights
 from udl.nn.init import initialised_from
 from udl.nn.transformer import (LearnedPositions, TokenEmbedding, TransformerLayer, check_token_ids,
                                  check_transformer_config)
-from udl.validate import as_generator, check_int
+from udl.validate import as_generator, check_float, check_int, check_tensor
 
 __all__ = ["GPTConfig", "GPT", "meta_model", "parameter_count", "parameter_groups", "lm_loss", "token_log_probs",
            "sequence_log_prob", "causal_gradient", "attention_weights", "language_model_windows",
@@ -73,7 +73,8 @@ class GPTConfig:
     d_model: int = 768  # D, the embedding size
     n_heads: int = 12  # H; each head has D/H dimensions
     d_mlp: int | None = None  # hidden width of each token's MLP; None means 4·D
-    dropout: float = 0.0  # dropout on the embeddings and on each block's output (GPT-2's embd_pdrop, resid_pdrop)
+    dropout: float = 0.0  # dropout on each block's output (GPT-2's resid_pdrop) and by default on the embeddings
+    embedding_dropout: float | None = None  # dropout on the embeddings (GPT-2's embd_pdrop); None: dropout
     attention_dropout: float | None = None  # dropout on the attention weights (GPT-2's attn_pdrop); None: dropout
     mlp_dropout: float = 0.0  # dropout on the MLP's hidden layer: GPT-2 has none (torch's layer does)
     norm_first: bool = True  # pre-LN (GPT-2/3) with a final LayerNorm; False is the book's post-LN layer
@@ -86,6 +87,13 @@ class GPTConfig:
         owner = "GPTConfig"
         check_transformer_config(self, owner, ("vocab_size", "context", "n_layers", "d_model", "n_heads"),
                                  ("norm_first", "bias", "tie_embeddings"))
+        if self.embedding_dropout is not None:
+            check_float(self.embedding_dropout, "embedding_dropout", owner, low=0.0, high=1.0, high_open=True)
+
+    @property
+    def p_embedding(self) -> float:
+        """The dropout rate on the embeddings: ``embedding_dropout``, or ``dropout`` when that is None."""
+        return self.dropout if self.embedding_dropout is None else self.embedding_dropout
 
     @property
     def d_head(self) -> int:
@@ -205,14 +213,24 @@ class GPT(nn.Module):
     def context(self) -> int:
         return self.config.context
 
-    def forward(self, tokens: torch.Tensor, *, cache: dict | None = None) -> torch.Tensor:
+    def forward(self, tokens: torch.Tensor, *, padding_mask: torch.Tensor | None = None,
+                cache: dict | None = None) -> torch.Tensor:
         """Next-token logits at every position.
 
         Args:
             tokens: ``(B, N)`` token ids (int64 or int32) in [0, |V|), N <= context.
+            padding_mask: ``(B, N)``, True (or 1) at real tokens and False (or 0) at padding,
+                as Hugging Face's ``attention_mask``. No token attends to padding, and
+                positions count real tokens only (position = cumsum(mask) − 1, as
+                ``transformers``' ``generate`` computes them), so a row padded on the left
+                (or anywhere) gives at its real tokens the logits of the unpadded sequence.
+                The logits at padding are meaningless. Default: None (every token is real).
             cache: for step-by-step decoding, a dict (start with ``{}``) that keeps every
                 layer's keys and values and the number of positions seen ("length");
-                each call appends ``tokens`` after those positions. Default: None.
+                each call appends ``tokens`` after those positions. Once a mask has been
+                given it also keeps the mask of every position seen ("padding_mask") and
+                each row's count of real tokens ("counts"); appended tokens are real unless
+                ``padding_mask`` says otherwise. Default: None.
 
         Returns:
             Logits ``(B, N, |V|)``.
@@ -220,23 +238,61 @@ class GPT(nn.Module):
         offset = 0 if cache is None else cache.get("length", 0)
         if not (isinstance(tokens, torch.Tensor) and tokens.dim() == 2 and tokens.dtype in (torch.long, torch.int)):
             check_token_ids(tokens, "GPT", shape=("B", "N"))
-        if tokens.shape[1] > self.config.context - offset:
-            cached = f", {offset} of them in the cache" if offset else ""
-            raise ValueError(f"The 'tokens' parameter of GPT must be at most {self.config.context - offset} tokens "
-                             f"per sequence (the context is {self.config.context}{cached}). "
-                             f"Got {tokens.shape[1]} instead.")
-        x = self.positions(self.embed(tokens), offset)  # (B, N, D)
-        if self.config.dropout > 0:
-            x = F.dropout(x, self.config.dropout, self.training)
+        past = None if cache is None else cache.get("padding_mask")  # (B, T) once a mask has been seen
+        if padding_mask is None and past is None:  # every token real: positions offset ... offset + N - 1
+            if tokens.shape[1] > self.config.context - offset:
+                cached = f", {offset} of them in the cache" if offset else ""
+                raise ValueError(f"The 'tokens' parameter of GPT must be at most {self.config.context - offset} "
+                                 f"tokens per sequence (the context is {self.config.context}{cached}). "
+                                 f"Got {tokens.shape[1]} instead.")
+            x = self.positions(self.embed(tokens), offset)  # (B, N, D)
+            keys_mask = None
+        else:
+            x, keys_mask, counts = self._embed_padded(tokens, padding_mask, past, offset)
+        p = self.config.p_embedding
+        if p > 0:
+            x = F.dropout(x, p, self.training)
         if cache is None:
             for layer in self.layers:
-                x = layer(x, causal=True)  # masked self-attention: position t sees 1..t
+                x = layer(x, causal=True, padding_mask=keys_mask)  # masked self-attention: position t sees 1..t
         else:
             layer_caches = cache.setdefault("layers", [{} for _ in self.layers])
             for layer, layer_cache in zip(self.layers, layer_caches):
-                x = layer(x, causal=True, cache=layer_cache)
+                x = layer(x, causal=True, padding_mask=keys_mask, cache=layer_cache)
             cache["length"] = offset + tokens.shape[1]
+            if keys_mask is not None:
+                cache["padding_mask"], cache["counts"] = keys_mask, counts
         return self.head(self.norm(x))  # (B, N, |V|)
+
+    def _embed_padded(self, tokens, padding_mask, past, offset):
+        """Token plus position embeddings when some tokens are padding: ``(x, mask of all keys, real counts)``."""
+        b, n = tokens.shape
+        if padding_mask is None:
+            new = torch.ones(b, n, dtype=torch.bool, device=tokens.device)
+        else:
+            if not (isinstance(padding_mask, torch.Tensor) and padding_mask.shape == (b, n)):
+                check_tensor(padding_mask, "padding_mask", "GPT", shape=(b, n))
+            if padding_mask.dtype != torch.bool:
+                if padding_mask.is_floating_point() or padding_mask.is_complex() or \
+                        bool(((padding_mask != 0) & (padding_mask != 1)).any()):
+                    raise ValueError(f"The 'padding_mask' parameter of GPT must be a boolean tensor or one of 0/1 "
+                                     f"integers. Got {padding_mask.dtype} values instead.")
+            new = padding_mask.to(device=tokens.device, dtype=torch.bool)
+        if past is None:  # the cache so far held real tokens only
+            past = torch.ones(b, offset, dtype=torch.bool, device=tokens.device)
+        elif past.shape[0] != b:
+            raise ValueError(f"The 'tokens' parameter of GPT must have the cache's batch size {past.shape[0]}. "
+                             f"Got {b} instead.")
+        before = past.sum(1)  # (B,) real tokens already seen
+        positions = before[:, None] + torch.cumsum(new, 1) - 1  # (B, N): the real tokens count 0, 1, 2, ...
+        positions = positions.clamp(min=0)  # padding before the first real token: any valid row
+        counts = before + new.sum(1)  # (B,)
+        longest = int(counts.max()) if b else 0
+        if longest > self.config.context:
+            raise ValueError(f"The 'tokens' parameter of GPT must hold at most {self.config.context} real tokens "
+                             f"per sequence, the cache's included (the context). Got {longest} instead.")
+        x = self.embed(tokens) + self.positions.weight[positions]  # (B, N, D)
+        return x, torch.cat([past, new], 1), counts  # keys: (B, T + N)
 
 
 def meta_model(config: GPTConfig) -> GPT:
@@ -297,15 +353,33 @@ def parameter_groups(config: GPTConfig | GPT) -> dict[str, int]:
 
 
 # --------------------------------------------------------------------------- probabilities
-def lm_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy of the next tokens: −(1/BN) Σ log softmax(logits)[target] (UDL eq. 5.24).
+def lm_loss(logits: torch.Tensor, targets: torch.Tensor, *, ignore_index: int = -100) -> torch.Tensor:
+    """Mean cross-entropy of the next tokens: −(1/M) Σ log softmax(logits)[target] (UDL eq. 5.24).
+
+    The sum and the count M run over the targets that are not ``ignore_index`` (padding,
+    or a prompt that should not be learned), as ``torch.nn.functional.cross_entropy``
+    and ``transformers`` skip labels of -100.
+
+    Args:
+        logits: ``(B, N, |V|)`` next-token logits.
+        targets: ``(B, N)`` token ids, or ``ignore_index`` where a position does not count.
+        ignore_index: the target value that is left out. Default: -100.
+
+    Returns:
+        A scalar. When every target is ignored there is nothing to average: the loss is
+        0, with a (zero) gradient, so a training step on such a batch changes nothing
+        (``cross_entropy``'s mean would be NaN).
 
     Shape:
         ``logits``: ``(B, N, |V|)``; ``targets``: ``(B, N)`` -> scalar.
     """
+    ignore_index = check_int(ignore_index, "ignore_index", "lm_loss", minimum=None)
     if logits.dtype in (torch.float16, torch.bfloat16):  # autocast: the softmax in float32
         logits = logits.float()
-    return F.cross_entropy(logits.flatten(0, 1), targets.flatten())  # (B·N, |V|) vs (B·N,)
+    targets = targets.flatten()  # (B·N,)
+    total = F.cross_entropy(logits.flatten(0, 1), targets, ignore_index=ignore_index, reduction="sum")
+    kept = (targets != ignore_index).sum()
+    return total / kept.clamp(min=1)  # 0 / 1 = 0 when every target is ignored
 
 
 def _check_model_tokens(model, tokens, owner: str, extra: int = 0) -> torch.Tensor:
@@ -387,7 +461,8 @@ def causal_gradient(model: GPT, tokens: torch.Tensor) -> torch.Tensor:
     e = model.positions(model.embed(tokens[None])).detach().requires_grad_()  # (1, N, D)
 
     def logits_from(e):
-        x = F.dropout(e, model.config.dropout, model.training) if model.config.dropout > 0 else e
+        p = model.config.p_embedding
+        x = F.dropout(e, p, model.training) if p > 0 else e
         for layer in model.layers:
             x = layer(x, causal=True)
         return model.head(model.norm(x))  # (1, N, |V|)
