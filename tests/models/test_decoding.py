@@ -189,3 +189,65 @@ def test_bad_arguments():
         generate(model, [1, 2], 2)
     with pytest.raises(ValueError, match="'p' parameter of nucleus_filter"):
         nucleus_filter(LOGITS, 0.0)
+
+
+# --------------------------------------------------------------------------- prompts of different lengths
+PROMPTS = [torch.tensor([1, 2, 3, 4, 5]), torch.tensor([7]), torch.tensor([3, 9, 2])]
+
+
+@pytest.mark.parametrize("use_cache", [True, False])
+@pytest.mark.parametrize("n", [6, 14])  # 14: the longest prompt passes the context of 16
+def test_batched_greedy_equals_each_prompt_alone(use_cache, n):
+    model = _model(seed=11)
+    out = generate(model, PROMPTS, n, use_cache=use_cache)
+    assert isinstance(out, list) and [len(x) for x in out] == [len(x) + n for x in PROMPTS]
+    for got, prompt in zip(out, PROMPTS):
+        assert torch.equal(got, generate(model, prompt, n, use_cache=use_cache))
+
+
+def test_padded_tensor_with_a_mask_equals_the_list():
+    model = _model(seed=12)
+    width = max(len(x) for x in PROMPTS)
+    tokens = torch.full((3, width), 8)
+    mask = torch.zeros(3, width, dtype=torch.long)  # HF's 0/1 attention_mask
+    for i, x in enumerate(PROMPTS):
+        tokens[i, width - len(x):], mask[i, width - len(x):] = x, 1
+    out = generate(model, tokens, 5, padding_mask=mask)
+    assert out.shape == (3, width + 5) and torch.equal(out[:, :width], tokens)  # padding stays, on the left
+    for row, listed in zip(out, generate(model, PROMPTS, 5)):
+        assert torch.equal(row[width:], listed[-5:])
+
+
+@pytest.mark.parametrize("strategy", ["top_k", "nucleus"])
+def test_batched_sampling_draws_from_each_prompts_own_distribution(strategy):
+    model = _model(seed=13)
+    out = generate(model, PROMPTS, 6, strategy=strategy, k=2, p=0.5, generator=torch.Generator().manual_seed(0))
+    for seq, prompt in zip(out, PROMPTS):
+        for t in range(len(prompt), len(seq)):
+            allowed = next_token_distribution(model(seq[None, :t])[0, -1], strategy=strategy, k=2, p=0.5) > 0
+            assert allowed[seq[t]]
+
+
+def test_list_output_is_cut_after_eos_and_beam_takes_one_prompt():
+    model = _model(seed=14)
+    eos = int(generate(model, PROMPTS[1], 1)[-1])  # the first greedy token of the short prompt
+    out = generate(model, PROMPTS, 6, eos_id=eos)
+    assert torch.equal(out[1], torch.cat([PROMPTS[1], torch.tensor([eos])]))
+    for seq, prompt in zip(out, PROMPTS):
+        assert (seq[len(prompt):-1] != eos).all()
+    (beam,) = generate(model, PROMPTS[:1], 4, strategy="beam", beam_width=3)
+    assert torch.equal(beam, generate(model, PROMPTS[0], 4, strategy="beam", beam_width=3))
+    with pytest.raises(ValueError, match=r"one sequence for beam search \(beam search decodes one prompt at a time\)"):
+        generate(model, PROMPTS, 4, strategy="beam")
+
+
+def test_prompt_lists_and_masks_are_validated():
+    model = _model()
+    with pytest.raises(TypeError, match="'prompt' parameter of generate must be a non-empty LongTensor"):
+        generate(model, [torch.tensor([1]), torch.tensor([], dtype=torch.long)], 2)
+    with pytest.raises(ValueError, match="'padding_mask' parameter of generate must be None when the prompts are"):
+        generate(model, PROMPTS, 2, padding_mask=torch.ones(3, 5))
+    with pytest.raises(ValueError, match="'padding_mask' parameter of generate must mark at least one real token"):
+        generate(model, torch.tensor([[1, 2], [3, 4]]), 2, padding_mask=torch.tensor([[1, 1], [0, 0]]))
+    with pytest.raises(ValueError, match=r"'padding_mask' parameter of generate must be a tensor of shape \(2, 2\)"):
+        generate(model, torch.tensor([[1, 2], [3, 4]]), 2, padding_mask=torch.ones(2, 3))

@@ -32,7 +32,7 @@ from __future__ import annotations
 import torch
 
 from udl.models.gpt import GPT
-from udl.validate import as_generator, check_choice, check_float, check_int
+from udl.validate import as_generator, check_choice, check_float, check_int, check_tensor
 
 __all__ = ["STRATEGIES", "top_k_filter", "nucleus_filter", "next_token_distribution", "sample_next", "generate",
            "beam_search", "reorder_cache"]
@@ -139,34 +139,85 @@ def _check(model, prompt, max_new_tokens, owner):
 
 
 class _Stepper:
-    """Next-token logits for a growing batch of sequences, with or without the cache."""
+    """Next-token logits for a growing batch of sequences, with or without the cache.
+
+    ``mask`` (B, T) marks the real tokens of ``seqs`` when some are padding (else None).
+    """
 
     def __init__(self, model: GPT, use_cache: bool):
         self.model, self.use_cache = model, use_cache
         self.cache: dict | None = None
 
-    def __call__(self, seqs: torch.Tensor) -> torch.Tensor:
+    def __call__(self, seqs: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         context = self.model.context
-        if self.use_cache and seqs.shape[1] <= context:
+        longest = seqs.shape[1] if mask is None else int(mask.sum(1).max())  # real tokens of the longest row
+        if self.use_cache and longest <= context:
             if self.cache is None:  # the prompt, in one pass
                 self.cache = {}
-                return self.model(seqs, cache=self.cache)[:, -1]
-            return self.model(seqs[:, -1:], cache=self.cache)[:, -1]  # the newest token only
+                return self.model(seqs, padding_mask=mask, cache=self.cache)[:, -1]
+            return self.model(seqs[:, -1:], cache=self.cache)[:, -1]  # the newest token only (real)
         self.cache = None  # past the context: positions shift, recompute the window
-        return self.model(seqs[:, -context:])[:, -1]  # (B, |V|)
+        if mask is None:
+            return self.model(seqs[:, -context:])[:, -1]  # (B, |V|)
+        # each row's last `context` real tokens; leading columns with none of them are dropped
+        window = mask & (mask.flip(1).cumsum(1).flip(1) <= context)  # (B, T)
+        first = int(window.any(0).long().argmax())
+        return self.model(seqs[:, first:], padding_mask=window[:, first:])[:, -1]  # (B, |V|)
+
+
+def _batch(prompt, padding_mask, owner: str):
+    """``prompt`` as ``(B, N)`` ids and its mask of real tokens (None when every token is real)."""
+    if isinstance(prompt, (list, tuple)):
+        if not prompt or not all(isinstance(x, torch.Tensor) and x.dtype == torch.long and x.dim() == 1
+                                 and len(x) >= 1 for x in prompt):
+            raise TypeError(f"The 'prompt' parameter of {owner} must be a non-empty LongTensor of shape (N,) or "
+                            f"(B, N), or a list of non-empty 1-D LongTensors. Got {prompt!r} instead.")
+        if padding_mask is not None:
+            raise ValueError(f"The 'padding_mask' parameter of {owner} must be None when the prompts are a list "
+                             f"(they are padded here). Got a {type(padding_mask).__name__} instead.")
+        longest = max(len(x) for x in prompt)
+        seqs = torch.zeros(len(prompt), longest, dtype=torch.long)  # padding on the left, as Hugging Face's
+        mask = torch.zeros(len(prompt), longest, dtype=torch.bool)
+        for i, x in enumerate(prompt):
+            seqs[i, longest - len(x):] = x.cpu()
+            mask[i, longest - len(x):] = True
+        return seqs, (None if bool(mask.all()) else mask)
+    squeeze = prompt.dim() == 1
+    seqs = prompt.reshape(1, -1) if squeeze else prompt
+    if padding_mask is None:
+        return seqs, None
+    if not (isinstance(padding_mask, torch.Tensor) and padding_mask.shape == prompt.shape):
+        check_tensor(padding_mask, "padding_mask", owner, shape=tuple(prompt.shape))
+    if padding_mask.is_floating_point() or bool(((padding_mask != 0) & (padding_mask != 1)).any()):
+        raise ValueError(f"The 'padding_mask' parameter of {owner} must be boolean or 0/1 integers. "
+                         f"Got {padding_mask.dtype} values instead.")
+    mask = padding_mask.bool().reshape(seqs.shape)
+    if not bool(mask.any(1).all()):
+        raise ValueError(f"The 'padding_mask' parameter of {owner} must mark at least one real token in every "
+                         f"prompt. Got a row of padding only instead.")
+    return seqs, (None if bool(mask.all()) else mask)
 
 
 @torch.no_grad()
-def generate(model: GPT, prompt: torch.Tensor, max_new_tokens: int, *, strategy: str = "greedy", k: int = 50,
-             p: float = 0.9, temperature: float = 1.0, beam_width: int = 4,
-             generator: torch.Generator | None = None, use_cache: bool = True,
-             eos_id: int | None = None) -> torch.Tensor:
+def generate(model: GPT, prompt: torch.Tensor | list[torch.Tensor], max_new_tokens: int, *,
+             padding_mask: torch.Tensor | None = None, strategy: str = "greedy", k: int = 50, p: float = 0.9,
+             temperature: float = 1.0, beam_width: int = 4, generator: torch.Generator | None = None,
+             use_cache: bool = True, eos_id: int | None = None) -> torch.Tensor | list[torch.Tensor]:
     """Continue ``prompt`` by ``max_new_tokens`` tokens chosen by ``strategy``.
+
+    Prompts of different lengths are decoded together: a list of them is padded on the
+    left (as Hugging Face's ``generate`` expects), and the model ignores the padding
+    (:meth:`GPT.forward`'s ``padding_mask``: no token attends to it, and positions count
+    real tokens only), so each prompt is continued exactly as it would be alone.
 
     Args:
         model: a :class:`udl.models.gpt.GPT`; switched to eval mode.
-        prompt: ``(N,)`` or ``(B, N)`` token ids (beam search: one sequence).
+        prompt: ``(N,)`` or ``(B, N)`` token ids, or a list of 1-D prompts of any lengths
+            (beam search: one sequence).
         max_new_tokens: how many tokens to add.
+        padding_mask: for a ``(B, N)`` prompt, True (or 1) at real tokens and False (or 0)
+            at padding, as Hugging Face's ``attention_mask``; every row needs a real token.
+            Default: None (every token is real).
         strategy: "greedy" (default), "top_k", "nucleus" or "beam".
         k: top-k's k. Default: 50.
         p: the nucleus's probability mass. Default: 0.9.
@@ -180,8 +231,11 @@ def generate(model: GPT, prompt: torch.Tensor, max_new_tokens: int, *, strategy:
             it, and generation stops when every sequence has ended. Default: None.
 
     Returns:
-        The prompt followed by the new tokens, ``(N + n,)`` or ``(B, N + n)`` with
-        n <= max_new_tokens (fewer only when every sequence ended with ``eos_id``).
+        For a tensor: the prompt followed by the new tokens, ``(N + n,)`` or
+        ``(B, N + n)`` with n <= max_new_tokens (fewer only when every sequence ended
+        with ``eos_id``); padding stays where it was. For a list: a list of 1-D tensors,
+        each prompt followed by its own continuation, without padding (and cut after
+        its first ``eos_id``).
 
     Example::
 
@@ -189,9 +243,13 @@ def generate(model: GPT, prompt: torch.Tensor, max_new_tokens: int, *, strategy:
         >>> model = GPT(GPTConfig.tiny(), generator=torch.Generator().manual_seed(0))
         >>> generate(model, torch.tensor([0, 1]), 3).shape
         torch.Size([5])
+        >>> [len(x) for x in generate(model, [torch.tensor([0, 1]), torch.tensor([4])], 3)]
+        [5, 4]
     """
     owner = "generate"
-    _check(model, prompt, max_new_tokens, owner)
+    listed = isinstance(prompt, (list, tuple))
+    _check(model, prompt[0] if listed and prompt and isinstance(prompt[0], torch.Tensor) else prompt,
+           max_new_tokens, owner)
     check_choice(strategy, "strategy", owner, STRATEGIES)
     check_int(k, "k", owner)
     check_float(p, "p", owner, low=0.0, high=1.0, low_open=True)
@@ -200,32 +258,52 @@ def generate(model: GPT, prompt: torch.Tensor, max_new_tokens: int, *, strategy:
     generator = as_generator(generator, owner)
     if eos_id is not None:
         check_int(eos_id, "eos_id", owner, minimum=0)
+    seqs, mask = _batch(prompt, padding_mask, owner)
     if strategy == "beam":
-        if prompt.dim() == 2 and prompt.shape[0] != 1:
-            raise ValueError(f"The 'prompt' parameter of {owner} must be one sequence for beam search. "
-                             f"Got a batch of {prompt.shape[0]} instead.")
-        seqs, _ = beam_search(model, prompt.reshape(-1), max_new_tokens, beam_width=beam_width, eos_id=eos_id,
+        if seqs.shape[0] != 1:
+            raise ValueError(f"The 'prompt' parameter of {owner} must be one sequence for beam search "
+                             f"(beam search decodes one prompt at a time). Got a batch of {seqs.shape[0]} instead.")
+        real = seqs[0] if mask is None else seqs[0][mask[0].to(seqs.device)]
+        best, _ = beam_search(model, real, max_new_tokens, beam_width=beam_width, eos_id=eos_id,
                               use_cache=use_cache)
-        return seqs[0] if prompt.dim() == 1 else seqs[:1]
+        if listed:
+            return [_cut_after_eos(best[0], len(real), eos_id)]
+        if mask is not None:  # the prompt's padding stays where it was
+            best = torch.cat([prompt.reshape(1, -1).cpu(), best[:, len(real):]], 1)
+        return best[0] if prompt.dim() == 1 else best[:1]
 
     model.eval()
     device = next(model.parameters()).device
-    squeeze = prompt.dim() == 1
-    seqs = prompt.reshape(1, -1) if squeeze else prompt
     seqs = seqs.to(device)
+    mask = None if mask is None else mask.to(device)
     done = torch.zeros(seqs.shape[0], dtype=torch.bool, device=device)
     step = _Stepper(model, use_cache)
     for _ in range(max_new_tokens):
-        logits = step(seqs)  # (B, |V|)
+        logits = step(seqs, mask)  # (B, |V|)
         nxt = sample_next(logits, strategy=strategy, k=k, p=p, temperature=temperature, generator=generator)  # (B,)
         if eos_id is not None:
             nxt = torch.where(done, torch.full_like(nxt, eos_id), nxt)
             done |= nxt == eos_id
         seqs = torch.cat([seqs, nxt[:, None]], 1)
+        if mask is not None:
+            mask = torch.cat([mask, mask.new_ones(mask.shape[0], 1)], 1)
         if eos_id is not None and bool(done.all()):
             break
     seqs = seqs.cpu()
-    return seqs[0] if squeeze else seqs
+    if listed:
+        n_prompt = [len(x) for x in prompt]
+        width = seqs.shape[1] - max(n_prompt)  # new tokens
+        return [_cut_after_eos(torch.cat([x.cpu(), row[seqs.shape[1] - width:]]), n, eos_id)
+                for x, row, n in zip(prompt, seqs, n_prompt)]
+    return seqs[0] if prompt.dim() == 1 else seqs
+
+
+def _cut_after_eos(seq: torch.Tensor, n_prompt: int, eos_id: int | None) -> torch.Tensor:
+    """``seq`` up to and including the first ``eos_id`` after its first ``n_prompt`` tokens."""
+    if eos_id is None:
+        return seq
+    hits = (seq[n_prompt:] == eos_id).nonzero()
+    return seq if len(hits) == 0 else seq[:n_prompt + int(hits[0]) + 1]
 
 
 @torch.no_grad()
