@@ -333,7 +333,7 @@ CASES = [
     (detection.mean_average_precision, dict(predictions=[(torch.tensor([[0.0, 0.0, 2.0, 2.0]]), torch.tensor([0.9]),
                                                      torch.tensor([0]))],
                                        ground_truth=[(torch.tensor([[0.0, 0.0, 2.0, 2.0]]), torch.tensor([0]))]),
-     {"predictions": [[], "abc", [(1, 2)]], "ground_truth": [[(torch.zeros(1, 4), torch.tensor([0]))]],
+     {"predictions": [[], "abc", [(1, 2)]], "ground_truth": [[(torch.tensor([[1.0, 0.0, 0.0, 1.0]]), torch.tensor([0]))]],
       "iou_threshold": [0.0, 1.5]}),
     (detection.precision_recall, dict(predictions=[(torch.tensor([[0.0, 0.0, 2.0, 2.0]]), torch.tensor([0.9]),
                                                     torch.tensor([0]))],
