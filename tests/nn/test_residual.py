@@ -53,6 +53,32 @@ def test_bottleneck_parameters_closed_form(c_in, b, c_out, stride):
     assert count_parameters(block) == bottleneck_count(c_in, b, c_out, projection)
 
 
+@pytest.mark.parametrize("c_in, b, c_out, stride", [(64, 64, 256, 1), (256, 64, 256, 1), (256, 128, 512, 2)])
+def test_post_activation_bottleneck_parameters_closed_form(c_in, b, c_out, stride):
+    """BN after each convolution (2·(2B + C_out)), a projection 1×1 conv → BN: torchvision's Bottleneck."""
+    block = BottleneckBlock(c_in, b, c_out, stride=stride, preact=False)
+    projection = stride != 1 or c_in != c_out
+    weights = c_in * b + 9 * b * b + b * c_out
+    assert count_parameters(block) == weights + 2 * (2 * b + c_out) + (c_in * c_out + 2 * c_out if projection else 0)
+    assert count_parameters(BottleneckBlock(64, 64, preact=False)) == 75_008  # torchvision's resnet50.layer1[0]
+
+
+def test_post_activation_standard_block_parameters_closed_form():
+    assert count_parameters(ResidualBlock(64, preact=False)) == 73_984  # torchvision's resnet18.layer1[0]
+    # resnet18.layer2[0]: 3×3 (64→128), 3×3 (128→128), two BNs, the projection 1×1 (64→128) → BN
+    assert count_parameters(ResidualBlock(64, out_channels=128, stride=2, preact=False)) == 230_144
+
+
+def test_preactivated_shortcut_changes_only_what_the_projection_reads():
+    a = BottleneckBlock(8, 2, 16, generator=gen(5))
+    b = BottleneckBlock(8, 2, 16, preactivated_shortcut=True, generator=gen(5))
+    assert count_parameters(a) == count_parameters(b)
+    x = torch.randn(2, 8, 5, 5, generator=gen(6))
+    torch.testing.assert_close(b(x) - a(x), b.shortcut(b.branch[:2](x)) - a.shortcut(x))
+    same = ResidualBlock(4, preactivated_shortcut=True, generator=gen(5))  # identity shortcut: adds the raw x
+    torch.testing.assert_close(same(x[:, :4]), ResidualBlock(4, generator=gen(5))(x[:, :4]))
+
+
 def test_bottleneck_is_cheaper_than_the_standard_block_at_the_same_width():
     standard, bottleneck = count_parameters(ResidualBlock(256)), count_parameters(BottleneckBlock(256, 64))
     assert (standard, bottleneck) == (1_180_672, 70_400)

@@ -17,7 +17,13 @@ norm (fig. 11.6c), which makes the variance grow only linearly.
 - :class:`BottleneckBlock` is fig. 11.7b: BN → ReLU → 1×1 conv (reduce the channels)
   → BN → ReLU → 3×3 conv → BN → ReLU → 1×1 conv (expand again).
 - When a block changes the resolution or the number of channels, its skip path is a
-  strided 1×1 convolution (a "projection") so that the two can be added.
+  strided 1×1 convolution (a "projection") so that the two can be added. In He et
+  al.'s pre-activation ResNet (2016b, timm's ``resnetv2``) the projection reads the
+  block's input after its first BN → ReLU (``preactivated_shortcut=True``); the
+  default reads the raw input (Newell et al.'s hourglass module does).
+- ``preact=False`` gives the original post-activation blocks (He et al., 2015;
+  torchvision's ``resnet50``): conv → BN → ReLU → ... → conv → BN, the skip path
+  added (a projection is a 1×1 conv → BN), then one ReLU after the sum.
 - :func:`variance_network` and :func:`mean_squares` build and measure the fully
   connected stacks of fig. 11.6 (plain, residual, residual scaled by 1/√2, residual
   with batch norm first).
@@ -90,17 +96,45 @@ def _pre_activation(dims: int, c_in: int, c_out: int, kernel: int, stride: int, 
     return layers + [nn.ReLU(), conv_layer(dims, c_in, c_out, kernel, stride=stride, bias=not norm)]
 
 
+def _post_activation(dims: int, c_in: int, c_out: int, kernel: int, stride: int, norm: bool,
+                     relu: bool = True) -> list[nn.Module]:
+    """Convolution → [BN] → [ReLU]: one unit of the original (post-activation) ResNet."""
+    layers = [conv_layer(dims, c_in, c_out, kernel, stride=stride, bias=not norm)]
+    layers += [batch_norm_layer(dims, c_out)] if norm else []
+    return layers + ([nn.ReLU()] if relu else [])
+
+
+def _branch(units: list[tuple[int, int, int, int]], dims: int, norm: bool, preact: bool) -> nn.Sequential:
+    """The block's branch from its convolutions ``(c_in, c_out, kernel, stride)``, in either order."""
+    if preact:
+        return nn.Sequential(*(m for unit in units for m in _pre_activation(dims, *unit, norm)))
+    last = len(units) - 1  # the last convolution's output is added to the skip path before the ReLU
+    return nn.Sequential(*(m for i, unit in enumerate(units) for m in _post_activation(dims, *unit, norm, i < last)))
+
+
 class _Block(nn.Module):
-    """``scale · (branch(x) + shortcut(x))``, the shortcut being x itself or a 1×1 projection."""
+    """``scale · (branch(x) + shortcut(x))``, the shortcut being x itself or a 1×1 projection;
+    post-activation: ``scale · ReLU(branch(x) + shortcut(x))``."""
 
     def _finish(self, branch: nn.Sequential, dims: int, c_in: int, c_out: int, stride: int, scale: float,
-                skip: bool) -> None:
+                skip: bool, norm: bool, preact: bool, preactivated_shortcut: bool) -> None:
+        if preactivated_shortcut and not preact:
+            raise ValueError(f"The 'preactivated_shortcut' parameter of {type(self).__name__} must be False for a "
+                             "post-activation block (preact=False). Got True instead.")
         self.branch = branch
         self.skip = skip
         self.scale = scale
+        self.preact = preact
+        self.preactivated_shortcut = preactivated_shortcut
+        self._n_pre = 2 if norm else 1  # the branch's leading BN → ReLU (or ReLU), read by the projection
         needs_projection = skip and (stride != 1 or c_in != c_out)
-        # a 1×1 convolution with the block's stride: the projection shortcut (He et al., 2016)
-        self.shortcut = conv_layer(dims, c_in, c_out, 1, stride=stride, padding=0) if needs_projection else None
+        # a 1×1 convolution with the block's stride: the projection shortcut (He et al., 2016), followed by
+        # batch norm in the post-activation block (He et al., 2015)
+        projection = conv_layer(dims, c_in, c_out, 1, stride=stride, padding=0) if needs_projection else None
+        if projection is not None and not preact and norm:
+            projection = nn.Sequential(projection, batch_norm_layer(dims, c_out))
+        self.shortcut = projection
+        self.relu = None if preact else nn.ReLU()  # post-activation: after the sum
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
         """He initialisation (§7.5) of every convolution; batch norm γ = 1, δ = 0: every parameter."""
@@ -108,9 +142,15 @@ class _Block(nn.Module):
         he_init(self, generator)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.branch(x)
-        if self.skip:
-            out = out + (x if self.shortcut is None else self.shortcut(x))  # h + f[h]  (eq. 11.4)
+        if self.preactivated_shortcut and self.shortcut is not None:
+            a = self.branch[:self._n_pre](x)  # ReLU(BN(x)), shared by the branch and the projection
+            out = self.branch[self._n_pre:](a) + self.shortcut(a)
+        else:
+            out = self.branch(x)
+            if self.skip:
+                out = out + (x if self.shortcut is None else self.shortcut(x))  # h + f[h]  (eq. 11.4)
+        if self.relu is not None:
+            out = self.relu(out)
         return out * self.scale if self.scale != 1.0 else out
 
 
@@ -133,6 +173,12 @@ class ResidualBlock(_Block):
             convolutions have biases).
         scale: multiplies the output (1/√2 for fig. 11.6b). Default 1.
         skip: False removes the identity path (a plain two-layer block).
+        preact: the book's pre-activation order (True, He et al. 2016b) or the original
+            post-activation block (False, He et al. 2015): 3×3 conv → BN → ReLU → 3×3 conv
+            → BN, added to the skip path (a projection is 1×1 conv → BN), then ReLU.
+        preactivated_shortcut: a projection shortcut reads ReLU(BN(x)), the branch's first
+            activation (True: He et al. 2016b's reference code, timm's ``resnetv2``), or the
+            raw input x (False, the default). Only for ``preact=True``.
         generator: the random numbers of the He initialisation: a ``torch.Generator`` or an
             int seed. Default: None, torch's global generator.
 
@@ -146,8 +192,8 @@ class ResidualBlock(_Block):
     """
 
     def __init__(self, channels: int, *, out_channels: int | None = None, kernel: int = 3, stride: int = 1,
-                 dims: int = 2, norm: bool = True, scale: float = 1.0, skip: bool = True,
-                 generator: torch.Generator | int | None = None):
+                 dims: int = 2, norm: bool = True, scale: float = 1.0, skip: bool = True, preact: bool = True,
+                 preactivated_shortcut: bool = False, generator: torch.Generator | int | None = None):
         super().__init__()
         owner = "ResidualBlock"
         c_in = check_int(channels, "channels", owner)
@@ -160,19 +206,20 @@ class ResidualBlock(_Block):
         norm = check_bool(norm, "norm", owner)
         scale = check_float(scale, "scale", owner, low=0.0, low_open=True)
         skip = check_bool(skip, "skip", owner)
+        preact = check_bool(preact, "preact", owner)
+        preactivated_shortcut = check_bool(preactivated_shortcut, "preactivated_shortcut", owner)
         generator = as_generator(generator, owner)
         self.in_channels, self.out_channels, self.stride = c_in, c_out, stride
         with initialised_from(self, generator, own_rule_only=True):  # He only: no draws of torch's defaults
-            branch = nn.Sequential(*_pre_activation(dims, c_in, c_out, kernel, stride, norm),
-                                   *_pre_activation(dims, c_out, c_out, kernel, 1, norm))
-            self._finish(branch, dims, c_in, c_out, stride, scale, skip)
+            branch = _branch([(c_in, c_out, kernel, stride), (c_out, c_out, kernel, 1)], dims, norm, preact)
+            self._finish(branch, dims, c_in, c_out, stride, scale, skip, norm, preact, preactivated_shortcut)
 
     def extra_repr(self) -> str:
-        return f"scale={self.scale:g}, skip={self.skip}"
+        return f"scale={self.scale:g}, skip={self.skip}, preact={self.preact}"
 
 
 class BottleneckBlock(_Block):
-    """ResNet's bottleneck block (fig. 11.7b), pre-activation order.
+    """ResNet's bottleneck block (fig. 11.7b), pre-activation order (or the original post-activation one).
 
     The branch is BN → ReLU → 1×1 conv (C_in → B) → BN → ReLU → 3×3 conv (B → B,
     stride s) → BN → ReLU → 1×1 conv (B → C_out). It integrates over a 3×3 region
@@ -188,6 +235,16 @@ class BottleneckBlock(_Block):
         dims: 1, 2 or 3. Default 2.
         norm: batch norm before each ReLU (default) or none (then the convolutions have biases).
         skip: False removes the skip path (a plain three-layer block).
+        preact: the book's pre-activation order (True, He et al. 2016b) or the original
+            post-activation block (False, He et al. 2015; torchvision's v1.5, the stride on
+            the 3×3): 1×1 conv → BN → ReLU → 3×3 conv → BN → ReLU → 1×1 conv → BN, added to
+            the skip path (a projection is 1×1 conv → BN), then ReLU. It has 2·C_out more
+            batch-norm parameters than the pre-activation block (2·C_in fewer), and 2·C_out
+            more in a projection.
+        preactivated_shortcut: a projection shortcut reads ReLU(BN(x)), the branch's first
+            activation (True: He et al. 2016b's reference code, timm's ``resnetv2``), or the
+            raw input x (False, the default: Newell et al.'s hourglass module). Only for
+            ``preact=True``.
         generator: the random numbers of the He initialisation: a ``torch.Generator`` or an
             int seed. Default: None, torch's global generator.
 
@@ -198,11 +255,13 @@ class BottleneckBlock(_Block):
 
         >>> BottleneckBlock(256, 64)(torch.zeros(1, 256, 14, 14)).shape
         torch.Size([1, 256, 14, 14])
+        >>> count_parameters(BottleneckBlock(64, 64, preact=False))  # torchvision's resnet50.layer1[0]
+        75008
     """
 
     def __init__(self, in_channels: int, bottleneck_channels: int, out_channels: int | None = None, *,
-                 stride: int = 1, dims: int = 2, norm: bool = True, skip: bool = True,
-                 generator: torch.Generator | int | None = None):
+                 stride: int = 1, dims: int = 2, norm: bool = True, skip: bool = True, preact: bool = True,
+                 preactivated_shortcut: bool = False, generator: torch.Generator | int | None = None):
         super().__init__()
         owner = "BottleneckBlock"
         c_in = check_int(in_channels, "in_channels", owner)
@@ -212,13 +271,13 @@ class BottleneckBlock(_Block):
         dims = check_choice(dims, "dims", owner, (1, 2, 3))
         norm = check_bool(norm, "norm", owner)
         skip = check_bool(skip, "skip", owner)
+        preact = check_bool(preact, "preact", owner)
+        preactivated_shortcut = check_bool(preactivated_shortcut, "preactivated_shortcut", owner)
         generator = as_generator(generator, owner)
         self.in_channels, self.bottleneck_channels, self.out_channels, self.stride = c_in, b, c_out, stride
         with initialised_from(self, generator, own_rule_only=True):  # He only: no draws of torch's defaults
-            branch = nn.Sequential(*_pre_activation(dims, c_in, b, 1, 1, norm),
-                                   *_pre_activation(dims, b, b, 3, stride, norm),
-                                   *_pre_activation(dims, b, c_out, 1, 1, norm))
-            self._finish(branch, dims, c_in, c_out, stride, 1.0, skip)
+            branch = _branch([(c_in, b, 1, 1), (b, b, 3, stride), (b, c_out, 1, 1)], dims, norm, preact)
+            self._finish(branch, dims, c_in, c_out, stride, 1.0, skip, norm, preact, preactivated_shortcut)
 
 
 def count_parameters(module: nn.Module) -> int:
