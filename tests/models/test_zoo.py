@@ -164,7 +164,7 @@ ROWS = [
     Row("ResNet", partial(ResNet, config=ResNetConfig.tiny()), _images(2, 3, 32, 32), (2, 10),
         {"config": ["resnet1", 3, None]}, "ResNet", count=lambda: ResNetConfig.tiny().parameter_count),
     Row("DenseNet", partial(DenseNet, config=DenseNetConfig.tiny()), _images(2, 3, 16, 16), (2, 10),
-        {"config": ["huge", 3]}, "DenseNet"),
+        {"config": ["huge", 3]}, "DenseNet", count=lambda: DenseNetConfig.tiny().parameter_count),
     Row("UNet", UNet.tiny, _images(2, 1, 44, 44), (2, 2, 4, 4),
         {"levels": [0, 2.5], "padding": ["full"], "batch_norm": [1]}, "UNet",
         count=lambda: unet_parameter_count(levels=3, width=4)),
@@ -321,6 +321,10 @@ ROWS = [
     Row("Colouriser", partial(Colouriser, levels=2, width=2), _images(2, 1, 8, 8), (2, 3, 8, 8),
         {"levels": [0, 1.5], "width": [0]}, "UNet", count=lambda: unet_parameter_count(1, 3, levels=2, width=2),
         generator_owner="Colouriser"),
+    # DenseNet-BC with the ImageNet stem (the build of DenseNet-121, tiny)
+    Row("DenseNet-BC", partial(DenseNet, config=DenseNetConfig.tiny(bottleneck=4, stem="imagenet")),
+        _images(2, 3, 32, 32), (2, 10), {"config": ["densenet", 3]}, "DenseNet",
+        count=lambda: DenseNetConfig.tiny(bottleneck=4, stem="imagenet").parameter_count),
 ]
 RANDOM = [row for row in ROWS if row.random]
 
