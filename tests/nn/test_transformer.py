@@ -162,3 +162,58 @@ def test_positions():
     assert pe.shape == (50, 6)
     torch.testing.assert_close(pe[:, 0::2] ** 2 + pe[:, 1::2] ** 2, torch.ones(50, 3))  # sin² + cos² = 1
     assert pe[0, 0] == 0 and pe[0, 1] == 1
+
+
+# --------------------------------------------------------------------------- dropout sites
+def test_dropout_rates_default_to_dropout_and_are_validated():
+    layer = TransformerLayer(8, 2, dropout=0.3, generator=0)
+    assert (layer.p_drop, layer.p_attn, layer.p_mlp, layer.self_attn.dropout) == (0.3, 0.3, 0.3, 0.3)
+    layer = TransformerLayer(8, 2, dropout=0.3, attention_dropout=0.1, mlp_dropout=0.0, cross_attention=True,
+                             generator=0)
+    assert (layer.p_drop, layer.p_attn, layer.p_mlp) == (0.3, 0.1, 0.0)
+    assert layer.self_attn.dropout == layer.cross_attn.dropout == 0.1
+    for name, bad in (("attention_dropout", 1.0), ("attention_dropout", -0.1), ("mlp_dropout", 1.5),
+                      ("mlp_dropout", "0.1")):
+        with pytest.raises((ValueError, TypeError), match=f"^The '{name}' parameter of TransformerLayer"):
+            TransformerLayer(8, 2, **{name: bad})
+
+
+def test_mlp_dropout_zero_leaves_the_hidden_layer_alone():
+    layer = TransformerLayer(8, 2, 12, dropout=0.5, mlp_dropout=0.0, generator=0).double().train()
+    x = torch.randn(3, 4, 8, dtype=F64, generator=_gen(1))
+    expected = layer.linear2(torch.relu(layer.linear1(x)))
+    torch.testing.assert_close(layer.mlp(x), expected, rtol=0, atol=0)  # no draw, nothing dropped
+    dropped = TransformerLayer(8, 2, 12, dropout=0.0, mlp_dropout=0.5, generator=0).double().train()
+    torch.manual_seed(0)
+    got = dropped.mlp(x)
+    torch.manual_seed(0)
+    by_hand = dropped.linear2(torch.nn.functional.dropout(torch.relu(dropped.linear1(x)), 0.5, True))
+    torch.testing.assert_close(got, by_hand, rtol=0, atol=0)
+    assert not torch.allclose(got, expected)
+
+
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_block_output_dropout_sits_before_the_residual_sum(norm_first):
+    """With only `dropout` on, the layer is x + drop(attn) and x + drop(mlp), the draws in that order."""
+    layer = TransformerLayer(8, 2, 12, dropout=0.4, attention_dropout=0.0, mlp_dropout=0.0, norm_first=norm_first,
+                             generator=2).double().train()
+    x = torch.randn(2, 5, 8, dtype=F64, generator=_gen(3))
+    drop = lambda h: torch.nn.functional.dropout(h, 0.4, True)  # noqa: E731
+    torch.manual_seed(7)
+    got = layer(x, causal=True)
+    torch.manual_seed(7)
+    if norm_first:
+        h = x + drop(layer.self_attn(layer.norm1(x), causal=True))
+        expected = h + drop(layer.mlp(layer.norm2(h)))
+    else:
+        h = layer.norm1(x + drop(layer.self_attn(x, causal=True)))
+        expected = layer.norm2(h + drop(layer.mlp(h)))
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-14)
+
+
+def test_to_torch_refuses_unequal_rates():
+    with pytest.raises(ValueError, match=r"^TransformerLayer.to_torch needs one dropout rate at every site .*"
+                                         r"dropout=0.1, attention_dropout=0.1, mlp_dropout=0\.$"):
+        TransformerLayer(8, 2, dropout=0.1, mlp_dropout=0.0, generator=0).to_torch()
+    ref = TransformerLayer(8, 2, dropout=0.1, attention_dropout=0.1, mlp_dropout=0.1, generator=0).to_torch()
+    assert ref.dropout.p == ref.dropout1.p == ref.self_attn.dropout == 0.1
