@@ -75,7 +75,7 @@ def test_images_with_other_channels_are_refused():
         DenseNet("tiny", generator=2)(torch.zeros(1, 4, 8, 8))
 
 
-# --------------------------------------------------------------------------- DenseNet-B, -C, -BC and the ImageNet networks
+# ------------------------------------------------------------ DenseNet-B, -C, -BC and the ImageNet networks
 # torchvision's num_params of its models of the same names (timm's densenet121 has the same 7,978,856)
 PUBLISHED = {"densenet121": 7_978_856, "densenet169": 14_149_480, "densenet201": 20_013_928,
              "densenet161": 28_681_000}
@@ -105,7 +105,8 @@ def test_cifar_densenets_match_huang_et_al_table_2():
 
 def _shapes(net, x):
     seen = []
-    hooks = [m.register_forward_hook(lambda m, i, o: seen.append(tuple(o.shape[1:]))) for m in [net.stem, *net.features]]
+    hooks = [m.register_forward_hook(lambda m, i, o: seen.append(tuple(o.shape[1:])))
+             for m in [net.stem, *net.features]]
     y = net(x)
     for h in hooks:
         h.remove()
@@ -151,7 +152,8 @@ def test_compression_is_a_floor_without_float_trouble():
 
 
 @pytest.mark.parametrize("bottleneck, compression, variant",
-                         [(0, 1.0, "DenseNet"), (4, 1.0, "DenseNet-B"), (0, 0.5, "DenseNet-C"), (4, 0.5, "DenseNet-BC")])
+                         [(0, 1.0, "DenseNet"), (4, 1.0, "DenseNet-B"), (0, 0.5, "DenseNet-C"),
+                          (4, 0.5, "DenseNet-BC")])
 @pytest.mark.parametrize("stem", ["cifar", "imagenet"])
 def test_closed_form_count_for_every_variant_and_stem(bottleneck, compression, variant, stem):
     cfg = DenseNetConfig(growth_rate=6, block_layers=(2, 3, 1), stem_channels=11, compression=compression,
