@@ -23,8 +23,8 @@ Huang et al. (2017) name the variants by two options, both fields of
 
 DenseNet-BC has both. The ImageNet networks (``stem="imagenet"``: 7×7 stride-2
 convolution to 2k channels → BN → ReLU → 3×3 stride-2 max pooling, a quarter of the
-resolution) are DenseNet-BC with k = 32: ``DenseNet("densenet121")`` has blocks of
-6, 12, 24 and 16 layers, 121 weight layers (the stem, two per dense layer, the three
+resolution) are DenseNet-BC with k = 32 (48 for DenseNet-161): ``DenseNet("densenet121")`` has
+blocks of 6, 12, 24 and 16 layers, 121 weight layers (the stem, two per dense layer, the three
 transitions, the fully connected layer) and 7,978,856 parameters, as torchvision's
 and timm's ``densenet121``. Count them without allocating anything:
 :attr:`DenseNetConfig.parameter_count` (closed form) or a build under
