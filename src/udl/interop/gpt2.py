@@ -54,11 +54,12 @@ _FIXED = {"scale_attn_weights": True, "scale_attn_by_inverse_layer_idx": False, 
           "add_cross_attention": False, "tie_word_embeddings": True}
 
 
-def _refuse(owner: str, what: str) -> None:
-    raise ValueError(f"{owner}: {what}")
+def _refuse(name: str, owner: str, wanted: str, got: str) -> None:
+    """udl's one-line message: ``The 'name' parameter of owner must <wanted>. Got <got> instead.``"""
+    raise ValueError(f"The {name!r} parameter of {owner} must {wanted}. Got {got} instead.")
 
 
-def gpt2_config(hf: dict, *, owner: str = "gpt2_config") -> GPTConfig:
+def gpt2_config(hf: dict) -> GPTConfig:
     """The :class:`GPTConfig` of a GPT-2 ``config.json`` (a dict).
 
     Maps ``vocab_size``, ``n_positions``, ``n_layer``, ``n_embd``, ``n_head``, ``n_inner``
@@ -68,18 +69,22 @@ def gpt2_config(hf: dict, *, owner: str = "gpt2_config") -> GPTConfig:
     attention (``scale_attn_by_inverse_layer_idx``, ``reorder_and_upcast_attn``,
     cross-attention).
     """
+    return _from_hf(hf, "gpt2_config", "hf")
+
+
+def _from_hf(hf: dict, owner: str, name: str) -> GPTConfig:
     if not isinstance(hf, dict):
-        raise TypeError(f"The 'hf' parameter of {owner} must be a dict (a parsed config.json). Got {hf!r} instead.")
+        raise TypeError(f"The {name!r} parameter of {owner} must be a dict (a parsed config.json). Got {hf!r} instead.")
     if hf.get("model_type") != "gpt2":
-        _refuse(owner, f"the checkpoint's model_type must be 'gpt2'. Got {hf.get('model_type')!r} instead.")
+        _refuse(name, owner, "describe a GPT-2 (model_type 'gpt2')", f"model_type {hf.get('model_type')!r}")
     act = hf.get("activation_function", "gelu_new")
     if act not in _ACTIVATIONS:
-        _refuse(owner, f"the activation_function must be one of {sorted(_ACTIVATIONS)} (udl's MLP has no other). "
-                       f"Got {act!r} instead.")
+        _refuse(name, owner, f"have an activation_function udl's MLP has, one of {sorted(_ACTIVATIONS)}",
+                f"activation_function {act!r}")
     for key, value in _FIXED.items():
         if hf.get(key, value) != value:
-            what = "untied output weights (lm_head is not wte)" if key == "tie_word_embeddings" else key
-            _refuse(owner, f"{key} must be {value} (udl's GPT has no {what}). Got {hf[key]!r} instead.")
+            what = "untied output weights" if key == "tie_word_embeddings" else key
+            _refuse(name, owner, f"have {key} = {value} (udl's GPT has no {what})", f"{key} = {hf[key]!r}")
     try:
         embd, attn, resid = (float(hf.get(k, 0.1)) for k in ("embd_pdrop", "attn_pdrop", "resid_pdrop"))
         return GPTConfig(vocab_size=hf.get("vocab_size", 50257), context=hf.get("n_positions", 1024),
@@ -88,25 +93,32 @@ def gpt2_config(hf: dict, *, owner: str = "gpt2_config") -> GPTConfig:
                          mlp_dropout=0.0, activation=_ACTIVATIONS[act], eps=float(hf.get("layer_norm_epsilon", 1e-5)),
                          norm_first=True, bias=True, tie_embeddings=True)
     except (TypeError, ValueError) as error:
-        _refuse(owner, f"config.json does not describe a GPT-2 udl can build ({error})")
+        _refuse(name, owner, "describe a GPT-2 that GPTConfig accepts", f"a config it refuses ({error})")
 
 
-def hf_gpt2_config(config: GPTConfig, *, dtype: torch.dtype = torch.float32, owner: str = "hf_gpt2_config") -> dict:
+def hf_gpt2_config(config: GPTConfig, *, dtype: torch.dtype = torch.float32) -> dict:
     """The ``config.json`` (a dict) of :class:`GPTConfig` ``config`` in GPT-2's terms.
 
     ``transformers``' ``GPT2LMHeadModel.from_pretrained`` accepts it (architectures
     ``["GPT2LMHeadModel"]``, model_type "gpt2"). Refuses (one line) a config GPT-2 cannot
     express: post-LN, no biases, an output layer not tied to the embeddings, dropout on
-    the MLP's hidden layer.
+    the MLP's hidden layer. ``dtype`` is the weights' dtype it records. Default: float32.
     """
+    return _to_hf(config, dtype, "hf_gpt2_config", "config")
+
+
+def _to_hf(config: GPTConfig, dtype: torch.dtype, owner: str, name: str) -> dict:
     if not isinstance(config, GPTConfig):
-        raise TypeError(f"The 'config' parameter of {owner} must be a GPTConfig. Got {config!r} instead.")
+        raise TypeError(f"The {name!r} parameter of {owner} must be a GPTConfig. Got {config!r} instead.")
+    if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise TypeError(f"The 'dtype' parameter of {owner} must be a floating-point torch.dtype. Got {dtype!r} instead.")
     for ok, what in ((config.norm_first, "norm_first=False (GPT-2 is pre-LN)"),
                      (config.bias, "bias=False (GPT-2 has biases everywhere)"),
                      (config.tie_embeddings, "tie_embeddings=False (GPT-2's lm_head is wte)"),
                      (config.mlp_dropout == 0, f"mlp_dropout={config.mlp_dropout:g} (GPT-2 has no dropout there)")):
         if not ok:
-            _refuse(owner, f"GPT-2's format cannot express a GPT with {what}.")
+            _refuse(name, owner, "describe a GPT that GPT-2's format can express (pre-LN, biases, output layer "
+                                 "tied to the embeddings, no dropout on the MLP's hidden layer)", f"one with {what}")
     attn = config.dropout if config.attention_dropout is None else config.attention_dropout
     special = {"bos_token_id": 50256, "eos_token_id": 50256} if config.vocab_size == 50257 else \
         {"bos_token_id": None, "eos_token_id": None}  # GPT-2's <|endoftext|> only where the vocabulary is GPT-2's
@@ -136,10 +148,11 @@ def _udl_tensors(hf: dict[str, torch.Tensor], config: GPTConfig, owner: str) -> 
             out[u + b + ".weight"], out[u + b + ".bias"] = hf.pop(h + a + ".weight").T, hf.pop(h + a + ".bias")
     head = hf.pop("lm_head.weight", None)
     if head is not None and not torch.equal(head, out["embed.weight"]):
-        _refuse(owner, "the checkpoint's lm_head.weight differs from wte.weight (untied output weights: udl's GPT "
-                       "ties them).")
+        _refuse("folder", owner, "hold an lm_head.weight equal to wte.weight (udl's GPT ties them)",
+                "a different lm_head.weight (untied output weights)")
     if hf:
-        _refuse(owner, f"the checkpoint holds tensors a GPT-2 of this config.json has not: {sorted(hf)[:4]}.")
+        _refuse("folder", owner, "hold only the tensors of the GPT-2 its config.json describes",
+                f"also {sorted(hf)[:4]}")
     return out
 
 
@@ -175,7 +188,7 @@ def load_gpt2(folder: str | os.PathLike, *, dtype: torch.dtype | None = None) ->
         raise TypeError(f"The 'dtype' parameter of {owner} must be a floating-point torch.dtype or None. "
                         f"Got {dtype!r} instead.")
     hf_config, tensors = read_checkpoint(folder, owner=owner)
-    config = gpt2_config(hf_config, owner=owner)
+    config = _from_hf(hf_config, owner, "folder")
     hf = {}
     for name, t in tensors.items():
         name = name.removeprefix("transformer.")
@@ -185,18 +198,19 @@ def load_gpt2(folder: str | os.PathLike, *, dtype: torch.dtype | None = None) ->
     try:
         state = _udl_tensors(hf, config, owner)
     except KeyError as missing:
-        _refuse(owner, f"the checkpoint lacks the tensor {missing.args[0]!r} (of transformer.{missing.args[0]}).")
+        _refuse("folder", owner, f"hold the tensor {missing.args[0]!r} (or transformer.{missing.args[0]})",
+                "a checkpoint without it")
     for name, t in state.items():
         if not t.is_floating_point():
-            _refuse(owner, f"the tensor for {name} must be floating point. Got {t.dtype} instead.")
+            _refuse("folder", owner, f"hold floating-point weights (for udl's {name})", f"{t.dtype}")
     dtype = dtype or state["embed.weight"].dtype
     with torch.device("meta"):  # shapes only: the checkpoint's tensors are assigned below, nothing is drawn
         model = GPT(config)
     expected = {n: p.shape for n, p in model.state_dict().items()}
     for name, t in state.items():
         if t.shape != expected[name]:
-            _refuse(owner, f"the tensor for {name} must have shape {tuple(expected[name])} (config.json). "
-                           f"Got {tuple(t.shape)} instead.")
+            _refuse("folder", owner, f"hold udl's {name} with shape {tuple(expected[name])}, as config.json says",
+                    f"shape {tuple(t.shape)}")
     state = {n: t.to(dtype).contiguous() for n, t in state.items()}
     state["head.weight"] = state["embed.weight"]
     model.load_state_dict(state, assign=True)
@@ -221,7 +235,7 @@ def save_gpt2(model: GPT, folder: str | os.PathLike) -> Path:
         raise TypeError(f"The 'model' parameter of {owner} must be a GPT. Got {type(model).__name__} instead.")
     config = model.config
     dtype = model.embed.weight.dtype
-    hf_config = hf_gpt2_config(config, dtype=dtype, owner=owner)
+    hf_config = _to_hf(config, dtype, owner, "model")
     s = {n: t.detach() for n, t in model.state_dict().items()}
     out = {"transformer.wte.weight": s["embed.weight"], "transformer.wpe.weight": s["positions.weight"],
            "transformer.ln_f.weight": s["norm.weight"], "transformer.ln_f.bias": s["norm.bias"]}
