@@ -11,6 +11,10 @@ returns, for each image, :class:`Detections`: boxes, scores and class labels.
 - :func:`precision_recall`, :func:`average_precision`, :func:`mean_average_precision`:
   detection quality as in PASCAL VOC (mAP at IoU 0.5, all-point interpolation);
   :func:`matches_per_object` counts the predictions that cover each object.
+- :func:`coco_average_precision` (and ``mean_average_precision(..., method="coco")``):
+  detection quality as in MS COCO, whose matching, interpolation and averaging over
+  IoU thresholds differ from VOC's (see :func:`coco_average_precision`); its numbers
+  equal pycocotools' ``COCOeval`` for boxes.
 
 Example::
 
@@ -28,10 +32,16 @@ import numpy as np
 import torch
 
 from udl.data.scenes import check_boxes
-from udl.validate import check_float, check_int, check_sequence, check_tensor
+from udl.validate import check_array, check_choice, check_float, check_int, check_sequence, check_tensor
 
-__all__ = ["Detections", "PrecisionRecall", "average_precision", "box_iou", "matches_per_object",
-           "mean_average_precision", "non_max_suppression", "paired_iou", "precision_recall"]
+__all__ = ["COCO_IOU_THRESHOLDS", "COCO_RECALL_THRESHOLDS", "CocoAP", "Detections", "PrecisionRecall",
+           "average_precision", "box_iou", "coco_average_precision", "matches_per_object", "mean_average_precision",
+           "non_max_suppression", "paired_iou", "precision_recall"]
+
+# IoU thresholds .50:.05:.95 and recall thresholds 0:.01:1, built exactly as pycocotools builds them (so that
+# 0.6000000000000001 and not 0.6 decides a match at the same IoU as there)
+COCO_IOU_THRESHOLDS = np.linspace(0.5, 0.95, int(np.round((0.95 - 0.5) / 0.05)) + 1)
+COCO_RECALL_THRESHOLDS = np.linspace(0.0, 1.0, int(np.round((1.0 - 0.0) / 0.01)) + 1)
 
 
 # --------------------------------------------------------------------------- box geometry
@@ -289,30 +299,159 @@ def _precision_recall(preds, truths, label, iou_threshold) -> PrecisionRecall:
     return PrecisionRecall(precision, recall, ap, n_truth)
 
 
-def mean_average_precision(predictions, ground_truth, iou_threshold: float = 0.5) -> float:
+def mean_average_precision(predictions, ground_truth, iou_threshold: float = 0.5, *, method: str = "voc") -> float:
     """mAP: the average precision of each class present in the ground truth, averaged.
 
-    See :func:`precision_recall` for the matching and :func:`average_precision` for
-    AP. A class with no ground-truth object is left out (its AP is undefined).
+    ``method="voc"`` (PASCAL VOC): the matching of :func:`precision_recall` and the
+    all-point AP of :func:`average_precision`. ``method="coco"`` (MS COCO): the
+    matching, 101-point AP and per-image limit of :func:`coco_average_precision` at
+    this one threshold (COCO's AP50 at 0.5, AP75 at 0.75). The two differ where
+    objects overlap (a detection that VOC counts as a duplicate of a taken object
+    COCO may give to a free neighbour) and by the interpolation. A class with no
+    ground-truth object is left out (its AP is undefined).
 
     Args:
         predictions: per image, ``(boxes (K, 4), scores (K,), labels (K,))``.
         ground_truth: per image, ``(boxes (M, 4), labels (M,))``; at least one object overall.
         iou_threshold: the least IoU of a hit, in (0, 1]. Default: 0.5 (mAP@0.5).
+        method: ``"voc"`` or ``"coco"``. Default: ``"voc"``.
 
     Example:
         >>> truth = [(torch.tensor([[0., 0., 10., 10.]]), torch.tensor([1]))]
         >>> perfect = [(torch.tensor([[0., 0., 10., 10.]]), torch.tensor([0.9]), torch.tensor([1]))]
-        >>> mean_average_precision(perfect, truth)
-        1.0
+        >>> mean_average_precision(perfect, truth), mean_average_precision(perfect, truth, method="coco")
+        (1.0, 1.0)
     """
     owner = "mean_average_precision"
     check_float(iou_threshold, "iou_threshold", owner, low=0.0, high=1.0, low_open=True)
+    check_choice(method, "method", owner, ("voc", "coco"))
     preds, truths = _check_detections(predictions, ground_truth, owner)
+    classes = _classes_present(truths, owner)
+    if method == "coco":
+        return _coco_evaluate(preds, truths, classes, np.array([float(iou_threshold)]), 100).map
+    return float(np.mean([_precision_recall(preds, truths, c, iou_threshold).ap for c in classes]))
+
+
+def _classes_present(truths, owner: str) -> list[int]:
     classes = sorted({int(c) for _, labels in truths for c in labels.tolist()})
     if not classes:
         raise ValueError(f"The 'ground_truth' parameter of {owner} must hold at least one object. Got none instead.")
-    return float(np.mean([_precision_recall(preds, truths, c, iou_threshold).ap for c in classes]))
+    return classes
+
+
+# --------------------------------------------------------------------------- COCO
+class CocoAP(NamedTuple):
+    """COCO evaluation of one set of detections: AP per IoU threshold and class, and their mean."""
+
+    map: float  # AP averaged over IoU thresholds and classes: COCO's "AP", mAP@[.5:.95] by default
+    ap: np.ndarray  # (T, K) AP at each IoU threshold, for each class
+    precision: np.ndarray  # (T, 101, K) interpolated precision at recall 0, 0.01, ..., 1
+    recall: np.ndarray  # (T, K) recall after all (kept) detections
+    iou_thresholds: np.ndarray  # (T,)
+    classes: tuple  # (K,) the classes present in the ground truth, increasing
+
+
+def coco_average_precision(predictions, ground_truth, *, iou_thresholds=COCO_IOU_THRESHOLDS,
+                           max_detections: int = 100) -> CocoAP:
+    """Average precision as MS COCO computes it for boxes (pycocotools' ``COCOeval``).
+
+    Three rules differ from PASCAL VOC's (:func:`mean_average_precision`):
+
+    1. Matching, per image and class, at each IoU threshold t: the detections, best
+       score first, each take the not yet matched object with the highest IoU, if
+       that IoU is at least t (VOC takes the object of highest IoU, matched or not,
+       and calls the detection a duplicate when it is taken). Only the best
+       ``max_detections`` detections of each image and class count.
+    2. Interpolation at 101 points: with detections ranked by score over all images,
+       precision made non-increasing (p_interp(r) = max_{r' >= r} p(r')) is read at
+       the first detection whose recall reaches each r in 0, 0.01, ..., 1 (0 beyond
+       the last recall reached), and AP is the mean of the 101 values.
+    3. Averaging: over the IoU thresholds (.50:.05:.95 by default) and the classes
+       present in the ground truth: ``map`` is COCO's headline "AP", ``ap[0].mean()``
+       its AP50 and ``ap[5].mean()`` its AP75.
+
+    pycocotools' other options are not modelled: crowd regions ("iscrowd") and the
+    small / medium / large area ranges (this is its area range "all"); and its ties
+    are kept (objects of equal IoU: the last one listed; detections of equal score:
+    image order, then the order given).
+
+    Args:
+        predictions: per image, ``(boxes (K, 4), scores (K,), labels (K,))``, e.g. :class:`Detections`.
+        ground_truth: per image, ``(boxes (M, 4), labels (M,))``; at least one object overall.
+        iou_thresholds: the IoU thresholds t, each in (0, 1]. Default:
+            :data:`COCO_IOU_THRESHOLDS` (0.5, 0.55, ..., 0.95).
+        max_detections: the detections kept per image and class, best first. Default: 100 (COCO's).
+
+    Returns:
+        A :class:`CocoAP`.
+
+    Example:
+        >>> truth = [(torch.tensor([[0., 0., 10., 10.]]), torch.tensor([1]))]
+        >>> found = [(torch.tensor([[1., 0., 10., 10.]]), torch.tensor([0.9]), torch.tensor([1]))]
+        >>> coco_average_precision(found, truth).map    # IoU 0.9: a hit at t = 0.5, ..., 0.9, a miss at 0.95
+        0.9
+    """
+    owner = "coco_average_precision"
+    thresholds = check_array(iou_thresholds, "iou_thresholds", owner)
+    if not ((thresholds > 0) & (thresholds <= 1)).all():
+        raise ValueError(f"The 'iou_thresholds' parameter of {owner} must hold IoUs in (0, 1]. "
+                         f"Got {thresholds.tolist()} instead.")
+    check_int(max_detections, "max_detections", owner, minimum=1)
+    preds, truths = _check_detections(predictions, ground_truth, owner)
+    return _coco_evaluate(preds, truths, _classes_present(truths, owner), thresholds, max_detections)
+
+
+def _coco_match(iou: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """COCO's greedy matching in one image and class: (T, D) hits of the D ranked detections.
+
+    ``iou`` is (D, M), detections best first. pycocotools caps t at 1 - 1e-10 so that
+    t = 1 still matches equal boxes whose IoU rounds just below 1.
+    """
+    n_det, n_obj = iou.shape
+    hits = np.zeros((len(thresholds), n_det), dtype=bool)
+    if n_obj == 0:
+        return hits
+    for ti, t in enumerate(thresholds):
+        t = min(t, 1 - 1e-10)
+        taken = np.zeros(n_obj, dtype=bool)
+        for d in range(n_det):
+            free = np.where(taken, -1.0, iou[d])  # (M,) a taken object is out of reach
+            best = free.max()
+            if best >= t:
+                m = n_obj - 1 - int(np.argmax(free[::-1] == best))  # ties: the last object, as pycocotools
+                taken[m] = hits[ti, d] = True
+    return hits
+
+
+def _coco_evaluate(preds, truths, classes, thresholds, max_detections) -> CocoAP:
+    n_t, n_r = len(thresholds), len(COCO_RECALL_THRESHOLDS)
+    precision = np.zeros((n_t, n_r, len(classes)))
+    recall = np.zeros((n_t, len(classes)))
+    for k, label in enumerate(classes):
+        scores, hits, n_truth = [], [], 0
+        for det, (boxes, labels) in zip(preds, truths):
+            objects = boxes[labels == label].double()
+            n_truth += len(objects)
+            mine = torch.nonzero(det.labels == label).flatten().numpy()
+            mine_scores = det.scores.numpy()[mine].astype(np.float64)
+            order = mine[np.argsort(-mine_scores, kind="stable")][:max_detections]  # best first, per image
+            iou = paired_iou(det.boxes[order].double()[:, None, :], objects[None, :, :]).numpy()  # (D, M) float64
+            scores.append(det.scores.numpy()[order].astype(np.float64))
+            hits.append(_coco_match(iou, thresholds))
+        scores, hits = np.concatenate(scores), np.concatenate(hits, axis=1)  # (D,), (T, D)
+        hits = hits[:, np.argsort(-scores, kind="stable")]  # ranked over all images
+        tp = np.cumsum(hits, axis=1, dtype=np.float64)
+        fp = np.cumsum(~hits, axis=1, dtype=np.float64)
+        for ti in range(n_t):
+            rc = tp[ti] / n_truth
+            pr = tp[ti] / (tp[ti] + fp[ti])  # pycocotools adds 2.2e-16 here against a 0 / 0 that cannot happen
+            pr = np.maximum.accumulate(pr[::-1])[::-1]  # p_interp(r) = max over later detections
+            at = np.searchsorted(rc, COCO_RECALL_THRESHOLDS, side="left")  # first detection reaching each r
+            reached = at < len(pr)
+            precision[ti, reached, k] = pr[at[reached]]
+            recall[ti, k] = rc[-1] if len(rc) else 0.0
+    ap = precision.mean(axis=1)  # (T, K)
+    return CocoAP(float(ap.mean()), ap, precision, recall, thresholds.copy(), tuple(classes))
 
 
 def matches_per_object(predictions, ground_truth, iou_threshold: float = 0.5) -> np.ndarray:
