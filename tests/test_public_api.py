@@ -10,6 +10,7 @@ import importlib
 import inspect
 import pkgutil
 import re
+import tempfile
 
 import numpy as np
 import pytest
@@ -111,6 +112,7 @@ from udl.train import progressive_gan as progressive_train
 from udl.models.denoisers import MLPDenoiser
 from udl.systems import SYSTEMS
 from udl.analysis import pruning
+from udl.interop import bert as bert_interop
 
 X1 = torch.linspace(0, 1, 20)[:, None]
 Y1 = torch.sin(6 * X1)
@@ -1197,6 +1199,17 @@ CASES = [
        {"env": ["x"], "episodes": BAD_INT, "gamma": [1.5, "a"], "epsilon": [-0.1, 1.5], "alpha": [0.0, 1.5],
         "alpha_power": [-0.5, 2.0], "max_steps": BAD_INT, "seed": [-1, 1.5], "snapshots": BAD_INT})
       for learner in (tabular.q_learning, tabular.sarsa, tabular.monte_carlo_control)],
+    # udl.interop.bert (a tiny checkpoint folder written once, in a temporary folder)
+    (bert_interop.load_bert, dict(folder=bert_interop.save_bert(bert.BERT(bert.BertConfig.tiny(), generator=0),
+                                                                tempfile.mkdtemp())),
+     {"folder": [3], "dtype": [torch.long, "float32"], "generator": [1.5]}),
+    (bert_interop.save_bert, dict(model=bert.BERT(bert.BertConfig.tiny()), folder=tempfile.mkdtemp()),
+     {"model": [None, BERT_CLF, bert.BERT(bert.BertConfig.tiny(norm_first=True))], "folder": [3]}),
+    (bert_interop.bert_config_from_hf, dict(config=bert_interop.hf_config_from_bert(bert.BertConfig.tiny(), head=True)),
+     {"config": ["config.json", {"model_type": "gpt2"}, {"model_type": "bert", "hidden_act": "silu"}]}),
+    (bert_interop.hf_config_from_bert, dict(config=bert.BertConfig.tiny(), head=False),
+     {"config": [None, bert.BertConfig.tiny(mlp_dropout=0.1)], "head": [1], "dtype": [torch.long]}),
+    (bert_interop.hf_names, dict(n_layers=2, head=True), {"n_layers": BAD_INT, "head": ["yes"]}),
 ]
 # Public classes that are plain records of results or data (no behaviour to misuse), and
 # the figure framework's own types (tests/test_registry.py tries them).

@@ -47,7 +47,7 @@ import torch
 
 from udl.interop.checkpoint import read_checkpoint, write_checkpoint
 from udl.models.bert import BERT, BertConfig, MaskedLanguageModel
-from udl.validate import as_generator
+from udl.validate import as_generator, check_bool, check_int
 
 __all__ = ["load_bert", "save_bert", "bert_config_from_hf", "hf_config_from_bert", "hf_names"]
 
@@ -76,6 +76,8 @@ def hf_names(n_layers: int, *, head: bool) -> dict[str, str]:
         >>> hf_names(1, head=True)["bias"]
         'cls.predictions.bias'
     """
+    n_layers = check_int(n_layers, "n_layers", "hf_names")
+    check_bool(head, "head", "hf_names")
     names = {"embed.weight": "embeddings.word_embeddings.weight",
              "positions.weight": "embeddings.position_embeddings.weight",
              "segments.weight": "embeddings.token_type_embeddings.weight"}
@@ -149,12 +151,12 @@ def bert_config_from_hf(config: dict, *, owner: str = "bert_config_from_hf") -> 
                   norm_first=False)
     try:
         return BertConfig(**fields)
-    except (TypeError, ValueError) as error:  # BertConfig names its own field; say which file it came from
-        raise ValueError(f"The 'config' parameter of {owner} must give a valid BertConfig. Got {error}") from None
+    except (TypeError, ValueError) as error:  # BertConfig names its own field (n_heads for num_attention_heads...)
+        raise ValueError(f"The 'config' parameter of {owner} must describe a BERT that BertConfig accepts. "
+                         f"Got BertConfig's refusal: {error}") from None
 
 
-def hf_config_from_bert(config: BertConfig, *, head: bool, dtype: torch.dtype = torch.float32,
-                        owner: str = "hf_config_from_bert") -> dict:
+def hf_config_from_bert(config: BertConfig, *, head: bool, dtype: torch.dtype = torch.float32) -> dict:
     """The ``config.json`` dict of a Hugging Face BERT with the shape of ``config``.
 
     Args:
@@ -166,14 +168,21 @@ def hf_config_from_bert(config: BertConfig, *, head: bool, dtype: torch.dtype = 
         ValueError: a configuration Hugging Face's BERT cannot express: pre-LN
             (``norm_first``) or dropout on the MLP's hidden layer (``mlp_dropout > 0``).
     """
+    return _hf_config(config, head, dtype, "hf_config_from_bert", "config")
+
+
+def _hf_config(config: BertConfig, head: bool, dtype: torch.dtype, owner: str, name: str) -> dict:
+    """:func:`hf_config_from_bert`, its refusals naming parameter ``name`` of ``owner``."""
     if not isinstance(config, BertConfig):
-        raise TypeError(f"The 'config' parameter of {owner} must be a BertConfig. Got {type(config).__name__} "
+        raise TypeError(f"The {name!r} parameter of {owner} must be a BertConfig. Got {type(config).__name__} "
                         f"instead.")
+    check_bool(head, "head", owner)
+    _check_dtype(dtype, owner, optional=False)
     if config.norm_first:
-        raise ValueError(f"The 'config' parameter of {owner} must be post-LN (norm_first=False), as Hugging "
+        raise ValueError(f"The {name!r} parameter of {owner} must be post-LN (norm_first=False), as Hugging "
                          f"Face's BERT is. Got norm_first=True instead.")
     if config.mlp_dropout > 0:
-        raise ValueError(f"The 'config' parameter of {owner} must have mlp_dropout=0 (Hugging Face's BERT has no "
+        raise ValueError(f"The {name!r} parameter of {owner} must have mlp_dropout=0 (Hugging Face's BERT has no "
                          f"dropout on the MLP's hidden layer). Got mlp_dropout={config.mlp_dropout} instead.")
     return {"architectures": ["BertForMaskedLM" if head else "BertModel"], "model_type": "bert",
             "vocab_size": config.vocab_size, "hidden_size": config.d_model, "num_hidden_layers": config.n_layers,
@@ -189,10 +198,10 @@ def hf_config_from_bert(config: BertConfig, *, head: bool, dtype: torch.dtype = 
 
 
 # --------------------------------------------------------------------------- loading
-def _check_dtype(dtype, owner: str) -> torch.dtype | None:
-    if dtype is not None and dtype not in _DTYPES:
-        raise ValueError(f"The 'dtype' parameter of {owner} must be None or a floating dtype "
-                         f"(torch.float32, torch.float64, ...). Got {dtype!r} instead.")
+def _check_dtype(dtype, owner: str, *, optional: bool = True) -> torch.dtype | None:
+    if not (dtype is None and optional or dtype in _DTYPES):
+        raise ValueError(f"The 'dtype' parameter of {owner} must be {'None or ' if optional else ''}a floating "
+                         f"dtype (torch.float32, torch.float64, ...). Got {dtype!r} instead.")
     return dtype
 
 
@@ -346,7 +355,7 @@ def save_bert(model: BERT | MaskedLanguageModel, folder: str | os.PathLike) -> P
                          f"GELU; Hugging Face's applies hidden_act). Got {config.activation!r} instead.")
     state = model.state_dict()
     dtype = state["encoder.embed.weight" if head else "embed.weight"].dtype
-    hf_config = hf_config_from_bert(config, head=head, dtype=dtype, owner=owner)
+    hf_config = _hf_config(config, head, dtype, owner, "model")
     names = hf_names(config.n_layers, head=head)
     if config.n_segments == 0:
         state["encoder.segments.weight" if head else "segments.weight"] = torch.zeros(1, config.d_model, dtype=dtype)
