@@ -240,3 +240,41 @@ def test_train_mode_equals_hf_with_the_same_seed(hf_folder, tmp_path):
     torch.testing.assert_close(got, expected, rtol=0, atol=1e-5)
     torch.manual_seed(124)
     assert (ours(tokens) - got).abs().max() > 1e-2  # dropout is on: other draws, other logits
+
+
+# --------------------------------------------------------------------------- tokenizer and the book's §12.7 examples
+def test_tokenizer_and_the_books_examples_through_a_loaded_model(tmp_path):
+    """A byte-level BPE saved both ways loads; a sentence is scored and continued by each decoding strategy."""
+    tokenizers = pytest.importorskip("tokenizers")
+    from tokenizers import decoders, models, pre_tokenizers, trainers
+
+    from udl.interop.gpt2 import load_tokenizer
+
+    bpe = tokenizers.Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    bpe.train_from_iterator(["the cat sat on the mat. the dog sat on the log."] * 10,
+                            trainers.BpeTrainer(vocab_size=300, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    bpe.save(str(tmp_path / "tokenizer.json"))
+    old = tmp_path / "old"
+    old.mkdir()
+    bpe.model.save(str(old))  # GPT-2's original vocab.json + merges.txt
+    text = "the cat sat on the log."
+    ids = load_tokenizer(tmp_path).encode(text).ids
+    assert ids == bpe.encode(text).ids == load_tokenizer(old).encode(text).ids
+    assert load_tokenizer(tmp_path).decode(ids) == text
+    with pytest.raises(ValueError, match="^The 'folder' parameter of load_tokenizer must hold tokenizer.json"):
+        load_tokenizer(old / "missing")
+
+    _hf(seed=4, vocab_size=bpe.get_vocab_size()).save_pretrained(tmp_path)
+    model = load_gpt2(tmp_path, dtype=torch.float64).eval()
+    sentence = torch.tensor(ids)
+    with torch.no_grad():
+        hf = transformers.GPT2LMHeadModel.from_pretrained(tmp_path).double().eval()
+        logp = torch.log_softmax(hf(sentence[None, :-1]).logits[0], -1).gather(-1, sentence[1:, None]).sum()
+    torch.testing.assert_close(sequence_log_prob(model, sentence), logp, rtol=0, atol=1e-12)
+    prompt = sentence[:3]
+    for strategy in ("greedy", "top_k", "nucleus", "beam"):
+        out = generate(model, prompt, 5, strategy=strategy, k=5, p=0.9, generator=0)
+        assert torch.equal(out[:3], prompt) and len(out) == 8
+        assert isinstance(load_tokenizer(tmp_path).decode(out.tolist()), str)

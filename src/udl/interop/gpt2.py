@@ -8,6 +8,8 @@ the book's §12.7 examples (the probability of a sentence, greedy, top-k, nucleu
 decoding) run through udl::
 
     model = load_gpt2("path/to/gpt2").eval()
+    tokenizer = load_tokenizer("path/to/gpt2")         # GPT-2's byte-level BPE (the `tokenizers` package)
+    ids = torch.tensor(tokenizer.encode("The cat sat on the mat.").ids)
     sequence_log_prob(model, ids)                      # log Pr(x_2 ... x_N | x_1)
     generate(model, ids, 20, strategy="nucleus", p=0.9, generator=0)
 
@@ -44,7 +46,7 @@ import torch
 from udl.interop.checkpoint import read_checkpoint, write_checkpoint
 from udl.models.gpt import GPT, GPTConfig
 
-__all__ = ["load_gpt2", "save_gpt2", "gpt2_config", "hf_gpt2_config"]
+__all__ = ["load_gpt2", "save_gpt2", "gpt2_config", "hf_gpt2_config", "load_tokenizer"]
 
 # Hugging Face's activation names -> udl's (ACT2FN in transformers.activations)
 _ACTIVATIONS = {"gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "gelu": "gelu", "relu": "relu"}
@@ -248,3 +250,32 @@ def save_gpt2(model: GPT, folder: str | os.PathLike) -> Path:
         for a, b in (("attn.c_proj", "self_attn.out_proj"), ("mlp.c_fc", "linear1"), ("mlp.c_proj", "linear2")):
             out[h + a + ".weight"], out[h + a + ".bias"] = s[u + b + ".weight"].T, s[u + b + ".bias"]
     return write_checkpoint(folder, hf_config, out, owner=owner)
+
+
+def load_tokenizer(folder: str | os.PathLike):
+    """The tokenizer of a checkpoint folder, as a ``tokenizers.Tokenizer``.
+
+    Reads ``tokenizer.json`` (what ``save_pretrained`` of a fast tokenizer writes), or
+    else GPT-2's original ``vocab.json`` and ``merges.txt`` as a byte-level BPE. Needs the
+    ``tokenizers`` package (installed with ``transformers``). ``tokenizer.encode(text).ids``
+    gives the token ids, ``tokenizer.decode(ids)`` the text.
+
+    Raises:
+        ValueError: the folder holds neither form (one line). ImportError: no ``tokenizers``.
+    """
+    owner = "load_tokenizer"
+    if not isinstance(folder, (str, os.PathLike)):
+        raise TypeError(f"The 'folder' parameter of {owner} must be a path. Got {folder!r} instead.")
+    try:
+        import tokenizers
+    except ImportError as error:  # pragma: no cover - tokenizers comes with transformers
+        raise ImportError(f"{owner} needs the 'tokenizers' package (pip install tokenizers).") from error
+    folder = Path(folder)
+    try:
+        if (folder / "tokenizer.json").is_file():
+            return tokenizers.Tokenizer.from_file(str(folder / "tokenizer.json"))
+        if (folder / "vocab.json").is_file() and (folder / "merges.txt").is_file():
+            return tokenizers.ByteLevelBPETokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"))
+    except Exception as error:  # tokenizers raises its own Exception subclass for a malformed file
+        _refuse("folder", owner, "hold a readable tokenizer", f"{str(folder)!r} ({type(error).__name__}: {error})")
+    _refuse("folder", owner, "hold tokenizer.json, or vocab.json and merges.txt", repr(str(folder)))
