@@ -112,9 +112,10 @@ def test_old_checkpoint_names_are_read(tmp_path):
 def test_udl_to_disk_to_transformers_and_back(tmp_path, head):
     bert = BERT(BertConfig.tiny(vocab_size=30, pad_id=None), generator=0)  # no pad id: HF attends to every token
     model = (MaskedLanguageModel(bert, generator=1) if head else bert).double()
+    g = torch.Generator().manual_seed(2)
     with torch.no_grad():
-        for p in model.parameters():
-            p.add_(0.1 * torch.randn(p.shape, generator=torch.Generator().manual_seed(2), dtype=p.dtype))
+        for p in model.parameters():  # LayerNorms off (1, 0), each its own way
+            p.add_(0.1 * torch.randn(p.shape, generator=g, dtype=p.dtype))
     save_bert(model.eval(), tmp_path)
     cls = transformers.BertForMaskedLM if head else transformers.BertModel
     hf, info = cls.from_pretrained(tmp_path, output_loading_info=True, dtype=torch.float64)
