@@ -95,13 +95,16 @@ def test_transformers_to_udl_in_float64(layer_type):
 
 
 def test_base_model_names_without_the_classifier():
-    """ResNetModel: no 'resnet.' prefix, no classifier; its pooled features are udl's before the fully connected layer."""
+    """ResNetModel: no 'resnet.' prefix, no classifier; its pooled features are udl's before the fc layer."""
     net = randomise_norms(ResNet(ResNetConfig.tiny(preact=False), generator=1), 4).double().eval()
     base = transformers.ResNetModel(transformers.ResNetConfig(**hf_resnet_config(net.config))).double().eval()
     base.load_state_dict(to_transformers_state_dict(net, head=False), strict=True)
     x = images(2, 32, torch.float64)
     with torch.no_grad():
-        features = net.head[:2](net.stages[-1](net.stages[-2](net.stages[-3](net.stages[0](net.stem(x))))))
+        h = net.stem(x)
+        for stage in net.stages:
+            h = stage(h)
+        features = net.head[:2](h)  # pooled and flattened
         assert max_rel(features, base(pixel_values=x).pooler_output.flatten(1)) < 1e-12
     with pytest.warns(UserWarning, match="no classifier"):
         back = from_transformers_state_dict(base.state_dict(), net.config)

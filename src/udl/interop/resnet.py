@@ -35,7 +35,7 @@ import torch
 
 from udl.interop.checkpoint import read_checkpoint, write_checkpoint
 from udl.models.resnet import ResNet, ResNetConfig
-from udl.validate import check_instance
+from udl.validate import check_bool, check_instance
 
 __all__ = ["hf_resnet_config", "resnet_config", "to_transformers_state_dict", "from_transformers_state_dict",
            "save_resnet", "load_resnet"]
@@ -49,12 +49,12 @@ def _refuse(owner: str, name: str, wanted: str, got) -> None:
     raise ValueError(f"The {name!r} parameter of {owner} must be {wanted}. Got {got} instead.")
 
 
-def _check_expressible(config: ResNetConfig, owner: str) -> None:
+def _check_expressible(config: ResNetConfig, owner: str, name: str) -> None:
     if config.preact:
-        _refuse(owner, "model", "a post-activation ResNet (ResNetConfig(preact=False)): transformers' ResNet is "
+        _refuse(owner, name, "a post-activation ResNet (ResNetConfig(preact=False)): transformers' ResNet is "
                 "He et al.'s 2015 network", "a pre-activation ResNet")
     if config.block == "bottleneck" and config.expansion != 4:
-        _refuse(owner, "model", "a ResNet whose bottleneck expansion is 4 (transformers' reduction)",
+        _refuse(owner, name, "a ResNet whose bottleneck expansion is 4 (transformers' reduction)",
                 f"expansion={config.expansion}")
 
 
@@ -78,7 +78,7 @@ def hf_resnet_config(config: ResNetConfig) -> dict:
     """
     owner = "hf_resnet_config"
     check_instance(config, "config", owner, ResNetConfig)
-    _check_expressible(config, owner)
+    _check_expressible(config, owner, "config")
     return {"architectures": ["ResNetForImageClassification"], "model_type": "resnet",
             "layer_type": _LAYER_TYPES[config.block], "depths": list(config.stages),
             "hidden_sizes": list(config.stage_channels), "embedding_size": config.stem_channels,
@@ -102,25 +102,27 @@ def resnet_config(hf_config: dict) -> ResNetConfig:
         >>> cfg.block, cfg.stages, cfg.preact, cfg.parameter_count
         ('standard', (2, 2, 2, 2), False, 11177538)
     """
-    owner = "resnet_config"
-    check_instance(hf_config, "hf_config", owner, dict)
+    return _resnet_config(hf_config, "resnet_config", "hf_config")
+
+
+def _resnet_config(hf_config, owner: str, name: str) -> ResNetConfig:
+    check_instance(hf_config, name, owner, dict)
     get = hf_config.get
     if get("model_type") != "resnet":
-        _refuse(owner, "hf_config", "a transformers ResNet config (model_type 'resnet')",
-                f"model_type {get('model_type')!r}")
+        _refuse(owner, name, "a transformers ResNet config (model_type 'resnet')", f"model_type {get('model_type')!r}")
     if get("hidden_act", "relu") != "relu":
-        _refuse(owner, "hf_config", "a ResNet with ReLU activations", f"hidden_act {get('hidden_act')!r}")
+        _refuse(owner, name, "a ResNet with ReLU activations", f"hidden_act {get('hidden_act')!r}")
     for flag in ("downsample_in_first_stage", "downsample_in_bottleneck"):
         if get(flag, False):
-            _refuse(owner, "hf_config", f"a ResNet with {flag} false (udl strides the 3×3 convolution of the first "
+            _refuse(owner, name, f"a ResNet with {flag} false (udl strides the 3×3 convolution of the first "
                     "block of stages 2, 3, ...)", f"{flag} true")
     layer_type = get("layer_type", "bottleneck")
     block = {v: k for k, v in _LAYER_TYPES.items()}.get(layer_type)
     if block is None:
-        _refuse(owner, "hf_config", "a ResNet with layer_type 'bottleneck' or 'basic'", f"{layer_type!r}")
+        _refuse(owner, name, "a ResNet with layer_type 'bottleneck' or 'basic'", f"{layer_type!r}")
     sizes = list(get("hidden_sizes", [256, 512, 1024, 2048]))
     if block == "bottleneck" and any(s % 4 for s in sizes):
-        _refuse(owner, "hf_config", "a bottleneck ResNet whose hidden_sizes are multiples of 4", sizes)
+        _refuse(owner, name, "a bottleneck ResNet whose hidden_sizes are multiples of 4", sizes)
     n_classes = get("num_labels") or len(get("id2label") or {}) or 2  # transformers' default: 2 labels
     return ResNetConfig(block=block, stages=tuple(get("depths", [3, 4, 6, 3])),
                         widths=tuple(s // 4 for s in sizes) if block == "bottleneck" else tuple(sizes),
@@ -160,7 +162,8 @@ def to_transformers_state_dict(model: ResNet, *, head: bool = True) -> dict[str,
     """
     owner = "to_transformers_state_dict"
     check_instance(model, "model", owner, ResNet)
-    _check_expressible(model.config, owner)
+    _check_expressible(model.config, owner, "model")
+    check_bool(head, "head", owner)
     ours = model.state_dict()
     prefix = _PREFIX if head else ""
     out = {f"{prefix}{hf}.{t}": ours[f"{udl}.{t}"] for udl, hf, names in _name_pairs(model.config) for t in names}
@@ -190,8 +193,9 @@ def from_transformers_state_dict(tensors: dict[str, torch.Tensor], config: ResNe
     """
     owner = "from_transformers_state_dict"
     check_instance(tensors, "tensors", owner, dict)
-    cfg = resnet_config(config) if isinstance(config, dict) else check_instance(config, "config", owner, ResNetConfig)
-    _check_expressible(cfg, owner)
+    cfg = _resnet_config(config, owner, "config") if isinstance(config, dict) else \
+        check_instance(config, "config", owner, (ResNetConfig, dict))
+    _check_expressible(cfg, owner, "config")
     prefix = _PREFIX if any(k.startswith(_PREFIX) for k in tensors) else ""
     model = ResNet(cfg, generator=generator)
     state = model.state_dict()
@@ -229,7 +233,7 @@ def save_resnet(model: ResNet, folder: str | os.PathLike) -> Path:
     """
     owner = "save_resnet"
     check_instance(model, "model", owner, ResNet)
-    _check_expressible(model.config, owner)
+    _check_expressible(model.config, owner, "model")
     config = {**hf_resnet_config(model.config), "dtype": str(next(model.parameters()).dtype).removeprefix("torch.")}
     return write_checkpoint(folder, config, to_transformers_state_dict(model), owner=owner)
 
