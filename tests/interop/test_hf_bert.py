@@ -93,6 +93,22 @@ def test_pretraining_checkpoint_loads_its_pooler_and_ignores_the_next_sentence_h
         assert torch.equal(mlm.encoder.pooler.weight, hf.bert.pooler.dense.weight)
 
 
+def test_pad_tokens_are_masked_by_default_as_an_attention_mask_masks_them(tmp_path):
+    """udl masks pad_token_id when given no mask; transformers needs attention_mask = (tokens != pad)."""
+    hf = hf_model(transformers.BertModel, torch.float64)
+    hf.save_pretrained(tmp_path)
+    bert = load_bert(tmp_path)
+    assert bert.config.pad_id == hf.config.pad_token_id == 0
+    tokens, segments, _ = batch()
+    tokens[0, 6:] = 0
+    with torch.no_grad():
+        ours = bert(tokens, segments=segments)
+        masked = hf(input_ids=tokens, token_type_ids=segments, attention_mask=(tokens != 0).long()).last_hidden_state
+        unmasked = hf(input_ids=tokens, token_type_ids=segments).last_hidden_state
+    assert (ours - masked).abs().max() < 1e-12
+    assert (ours[0] - unmasked[0]).abs().max() > 1e-3 and (ours[1:] - unmasked[1:]).abs().max() < 1e-12
+
+
 def test_old_checkpoint_names_are_read(tmp_path):
     """gamma/beta LayerNorm names, the position_ids buffer, the decoder's weight and bias written out."""
     hf = hf_model(transformers.BertForMaskedLM, torch.float64)
