@@ -112,6 +112,7 @@ from udl.train import progressive_gan as progressive_train
 from udl.models.denoisers import MLPDenoiser
 from udl.systems import SYSTEMS
 from udl.analysis import pruning
+from udl.interop import resnet as resnet_interop
 from udl.interop import bert as bert_interop
 
 X1 = torch.linspace(0, 1, 20)[:, None]
@@ -1210,6 +1211,31 @@ CASES = [
     (bert_interop.hf_config_from_bert, dict(config=bert.BertConfig.tiny(), head=False),
      {"config": [None, bert.BertConfig.tiny(mlp_dropout=0.1)], "head": [1], "dtype": [torch.long]}),
     (bert_interop.hf_names, dict(n_layers=2, head=True), {"n_layers": BAD_INT, "head": ["yes"]}),
+    # udl.interop.resnet and the ResNet orders (a tiny post-activation checkpoint folder, in a temporary folder)
+    (resnet.ResNetConfig, dict(preact=False), {"preact": [1, "no", None]}),
+    (residual.BottleneckBlock, dict(in_channels=8, bottleneck_channels=2, stride=2, preact=False),
+     {"preact": [1, "yes"], "preactivated_shortcut": [True, 0]}),
+    (residual.ResidualBlock, dict(channels=4, out_channels=8, preactivated_shortcut=True),
+     {"preact": ["no"], "preactivated_shortcut": [1, None]}),
+    (resnet_interop.hf_resnet_config, dict(config=resnet.ResNetConfig.tiny(preact=False)),
+     {"config": [None, resnet.ResNetConfig.tiny(), resnet.ResNetConfig.tiny(preact=False, expansion=2)]}),
+    (resnet_interop.resnet_config,
+     dict(hf_config=resnet_interop.hf_resnet_config(resnet.ResNetConfig.tiny(preact=False))),
+     {"hf_config": ["config.json", {"model_type": "bert"}, {"model_type": "resnet", "hidden_act": "gelu"},
+                   {"model_type": "resnet", "downsample_in_bottleneck": True}]}),
+    (resnet_interop.to_transformers_state_dict, dict(model=resnet.ResNet(resnet.ResNetConfig.tiny(preact=False))),
+     {"model": [None, resnet.ResNet("tiny")], "head": [1, "yes"]}),
+    (resnet_interop.from_transformers_state_dict,
+     dict(tensors=resnet_interop.to_transformers_state_dict(resnet.ResNet(resnet.ResNetConfig.tiny(preact=False))),
+          config=resnet.ResNetConfig.tiny(preact=False)),
+     {"tensors": [{}, [1], {"x": torch.zeros(1)}], "generator": [1.5],
+      "config": [None, resnet.ResNetConfig.tiny(), {"model_type": "gpt2"}]}),
+    (resnet_interop.save_resnet, dict(model=resnet.ResNet(resnet.ResNetConfig.tiny(preact=False)),
+                                      folder=tempfile.mkdtemp()),
+     {"model": [None, resnet.ResNet("tiny")], "folder": [3]}),
+    (resnet_interop.load_resnet, dict(folder=resnet_interop.save_resnet(
+        resnet.ResNet(resnet.ResNetConfig.tiny(preact=False), generator=0), tempfile.mkdtemp())),
+     {"folder": [3], "dtype": [torch.long, "float32"]}),
 ]
 # Public classes that are plain records of results or data (no behaviour to misuse), and
 # the figure framework's own types (tests/test_registry.py tries them).
