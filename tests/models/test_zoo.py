@@ -325,6 +325,9 @@ ROWS = [
     Row("DenseNet-BC", partial(DenseNet, config=DenseNetConfig.tiny(bottleneck=4, stem="imagenet")),
         _images(2, 3, 32, 32), (2, 10), {"config": ["densenet", 3]}, "DenseNet",
         count=lambda: DenseNetConfig.tiny(bottleneck=4, stem="imagenet").parameter_count),
+    # the original post-activation ResNet (He et al. 2015; transformers' and torchvision's), tiny
+    Row("ResNet-post", partial(ResNet, config=ResNetConfig.tiny(preact=False)), _images(2, 3, 32, 32), (2, 10),
+        {"config": ["resnet1", 3]}, "ResNet", count=lambda: ResNetConfig.tiny(preact=False).parameter_count),
 ]
 RANDOM = [row for row in ROWS if row.random]
 
