@@ -212,6 +212,10 @@ def test_configuration_maps_both_ways():
     assert bert_config_from_hf(hf) == config
     assert bert_config_from_hf({**hf, "hidden_act": "gelu_new"}).activation == "gelu_tanh"
     transformers.BertConfig(**hf)  # transformers accepts it
+    old = {k: v for k, v in hf.items() if k != "model_type"}  # an old config.json names only its architecture
+    assert bert_config_from_hf(old) == config
+    with pytest.raises(ValueError, match="model_type None"):
+        bert_config_from_hf({**old, "architectures": ["GPT2LMHeadModel"]})
 
 
 def test_what_cannot_be_mapped_is_refused_in_one_line(tmp_path):

@@ -129,7 +129,8 @@ def bert_config_from_hf(config: dict, *, owner: str = "bert_config_from_hf") -> 
     def refuse(what: str, got) -> None:
         raise ValueError(f"The 'config' parameter of {owner} must describe {what}. Got {got} instead.")
 
-    if config.get("model_type") != "bert":
+    old = "model_type" not in config and str((config.get("architectures") or [""])[0]).startswith("Bert")
+    if config.get("model_type") != "bert" and not old:  # old checkpoints name only their architecture
         refuse("a BERT (model_type 'bert')", f"model_type {config.get('model_type')!r}")
     if config.get("position_embedding_type", "absolute") != "absolute":
         refuse("learned absolute positions (position_embedding_type 'absolute'; udl has no relative ones)",
