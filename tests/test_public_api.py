@@ -337,7 +337,7 @@ CASES = [
                                                      torch.tensor([0]))],
                                        ground_truth=[(torch.tensor([[0.0, 0.0, 2.0, 2.0]]), torch.tensor([0]))]),
      {"predictions": [[], "abc", [(1, 2)]], "ground_truth": [[(torch.tensor([[1.0, 0.0, 0.0, 1.0]]), torch.tensor([0]))]],
-      "iou_threshold": [0.0, 1.5]}),
+      "iou_threshold": [0.0, 1.5], "method": ["pascal", None]}),
     (detection.precision_recall, dict(predictions=[(torch.tensor([[0.0, 0.0, 2.0, 2.0]]), torch.tensor([0.9]),
                                                     torch.tensor([0]))],
                                       ground_truth=[(torch.tensor([[0.0, 0.0, 2.0, 2.0]]), torch.tensor([0]))], label=0),
@@ -1236,6 +1236,11 @@ CASES = [
     (resnet_interop.load_resnet, dict(folder=resnet_interop.save_resnet(
         resnet.ResNet(resnet.ResNetConfig.tiny(preact=False), generator=0), tempfile.mkdtemp())),
      {"folder": [3], "dtype": [torch.long, "float32"]}),
+    (detection.coco_average_precision, dict(predictions=[(torch.tensor([[0.0, 0.0, 2.0, 2.0]]), torch.tensor([0.9]),
+                                                          torch.tensor([0]))],
+                                            ground_truth=[(torch.tensor([[0.0, 0.0, 2.0, 2.0]]), torch.tensor([0]))]),
+     {"predictions": [[], "abc"], "ground_truth": [[(torch.zeros(0, 4), torch.zeros(0, dtype=torch.int64))]],
+      "iou_thresholds": [[], [0.5, 1.5], [0.0], "a"], "max_detections": BAD_INT}),
 ]
 # Public classes that are plain records of results or data (no behaviour to misuse), and
 # the figure framework's own types (tests/test_registry.py tries them).
