@@ -114,6 +114,7 @@ from udl.systems import SYSTEMS
 from udl.analysis import pruning
 from udl.interop import resnet as resnet_interop
 from udl.interop import bert as bert_interop
+from udl.interop import gpt2 as gpt2_interop
 
 X1 = torch.linspace(0, 1, 20)[:, None]
 Y1 = torch.sin(6 * X1)
@@ -1241,6 +1242,25 @@ CASES = [
                                             ground_truth=[(torch.tensor([[0.0, 0.0, 2.0, 2.0]]), torch.tensor([0]))]),
      {"predictions": [[], "abc"], "ground_truth": [[(torch.zeros(0, 4), torch.zeros(0, dtype=torch.int64))]],
       "iou_thresholds": [[], [0.5, 1.5], [0.0], "a"], "max_detections": BAD_INT}),
+    # udl.models.gpt / decoding for padded batches, udl.interop.gpt2 (a tiny checkpoint folder, in a temporary folder)
+    (gpt.GPTConfig, dict(vocab_size=11, context=8, n_layers=1, d_model=8, n_heads=2),
+     {"embedding_dropout": [1.0, -0.1, "a"], "attention_dropout": [1.0, -0.1], "mlp_dropout": [1.0, -0.1],
+      "eps": [0.0, -1e-5]}),
+    (gpt.lm_loss, dict(logits=torch.zeros(1, 2, 11), targets=torch.zeros(1, 2, dtype=torch.long)),
+     {"ignore_index": [0.5, "x"]}),
+    (decoding.generate, dict(model=gpt.GPT(gpt.GPTConfig.tiny()), prompt=torch.tensor([[1, 2]]), max_new_tokens=2,
+                             padding_mask=torch.tensor([[0, 1]])),
+     {"padding_mask": [torch.ones(1, 3), torch.tensor([[0, 0]]), torch.tensor([[2, 1]])],
+      "prompt": [[torch.tensor([1]), torch.tensor([], dtype=torch.long)]]}),
+    (gpt2_interop.gpt2_config, dict(hf={"model_type": "gpt2", "n_layer": 1}),
+     {"hf": ["x", None, {"model_type": "bert"}, {"model_type": "gpt2", "activation_function": "silu"}]}),
+    (gpt2_interop.hf_gpt2_config, dict(config=gpt.GPTConfig.tiny()),
+     {"config": ["x", gpt.GPTConfig.tiny(bias=False)], "dtype": [torch.long, "float32"]}),
+    (gpt2_interop.save_gpt2, dict(model=gpt.GPT(gpt.GPTConfig.tiny()), folder=tempfile.mkdtemp()),
+     {"model": [None, gpt.GPT(gpt.GPTConfig.tiny(norm_first=False))], "folder": [3]}),
+    (gpt2_interop.load_gpt2, dict(folder=gpt2_interop.save_gpt2(gpt.GPT(gpt.GPTConfig.tiny(), generator=0),
+                                                                tempfile.mkdtemp())),
+     {"folder": [3], "dtype": [torch.long, "float32"]}),
 ]
 # Public classes that are plain records of results or data (no behaviour to misuse), and
 # the figure framework's own types (tests/test_registry.py tries them).
