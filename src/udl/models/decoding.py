@@ -25,6 +25,10 @@ whole sequence's: every layer keeps the keys and values of the positions already
 that these never change when tokens are appended. Past the model's context the
 decoder sees the last ``context`` tokens only, and the positions shift, so the cache
 is no longer valid: the full window is recomputed at every step.
+
+Prompts of different lengths are decoded in one batch, padded on the left as Hugging
+Face's ``generate`` does; the model's padding mask makes each row's tokens exactly those
+of the prompt decoded alone. Beam search decodes one prompt at a time.
 """
 
 from __future__ import annotations

@@ -27,6 +27,14 @@ billion parameters). :func:`parameter_count` counts them on PyTorch's "meta" dev
 which records shapes without allocating memory, so GPT-3 is counted in a fraction of
 a second.
 
+Sequences of different lengths share a batch through a padding mask (``GPT.forward``'s
+``padding_mask``, Hugging Face's ``attention_mask``): no token attends to padding and
+positions count real tokens only, so a padded row gives the logits of the sequence alone;
+:func:`lm_loss` leaves out targets equal to ``ignore_index``. The dropout sites are GPT-2's
+(embeddings, attention weights, each block's output; none on the MLP's hidden layer), so
+with GPT-2's weights (:mod:`udl.interop.gpt2`) the model equals ``transformers``'
+``GPT2LMHeadModel`` in training mode too.
+
 Generation (greedy, top-k, nucleus, beam search) lives in :mod:`udl.models.decoding`, training
 (:func:`~udl.train.transformers.train_gpt`) in :mod:`udl.train.transformers`.
 """
