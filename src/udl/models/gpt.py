@@ -72,7 +72,7 @@ class GPTConfig:
     Example::
 
         >>> GPTConfig.gpt3().parameter_formula()["attention"]
-        58003931136
+        57986777088
     """
 
     vocab_size: int = GPT2_VOCAB  # |V|, the number of tokens
