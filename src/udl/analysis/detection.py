@@ -84,7 +84,9 @@ def box_iou(boxes_a: torch.Tensor, boxes_b: torch.Tensor) -> torch.Tensor:
     ``(max x0, max y0, min x1, min y1)`` when it is not empty. IoU is 1 for equal
     boxes, 0 for disjoint ones, symmetric, and unchanged when both boxes are scaled
     or shifted together. An empty box (``x0 == x1`` or ``y0 == y1``, zero area) is
-    accepted, as torchvision accepts it, and has IoU 0 with every box, itself included.
+    accepted, as torchvision's box operations accept it, and has IoU 0 with every box,
+    itself included (where torchvision's 0/0 for two empty boxes gives NaN, this gives 0, as
+    pycocotools does).
 
     Args:
         boxes_a: ``(N, 4)`` boxes ``(x0, y0, x1, y1)``, ``x0 <= x1`` and ``y0 <= y1``.
