@@ -113,7 +113,8 @@ def _to_hf(config: GPTConfig, dtype: torch.dtype, owner: str, name: str) -> dict
     if not isinstance(config, GPTConfig):
         raise TypeError(f"The {name!r} parameter of {owner} must be a GPTConfig. Got {config!r} instead.")
     if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
-        raise TypeError(f"The 'dtype' parameter of {owner} must be a floating-point torch.dtype. Got {dtype!r} instead.")
+        raise TypeError(f"The 'dtype' parameter of {owner} must be a floating-point torch.dtype. "
+                        f"Got {dtype!r} instead.")
     for ok, what in ((config.norm_first, "norm_first=False (GPT-2 is pre-LN)"),
                      (config.bias, "bias=False (GPT-2 has biases everywhere)"),
                      (config.tie_embeddings, "tie_embeddings=False (GPT-2's lm_head is wte)"),
@@ -126,7 +127,8 @@ def _to_hf(config: GPTConfig, dtype: torch.dtype, owner: str, name: str) -> dict
         {"bos_token_id": None, "eos_token_id": None}  # GPT-2's <|endoftext|> only where the vocabulary is GPT-2's
     return {"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2", "vocab_size": config.vocab_size,
             "n_positions": config.context, "n_embd": config.d_model, "n_layer": config.n_layers,
-            "n_head": config.n_heads, "n_inner": config.d_mlp, "activation_function": _HF_ACTIVATIONS[config.activation],
+            "n_head": config.n_heads, "n_inner": config.d_mlp,
+            "activation_function": _HF_ACTIVATIONS[config.activation],
             "layer_norm_epsilon": config.eps, "embd_pdrop": config.p_embedding, "attn_pdrop": attn,
             "resid_pdrop": config.dropout, "initializer_range": 0.02, "tie_word_embeddings": True,
             "scale_attn_weights": True, "scale_attn_by_inverse_layer_idx": False, "reorder_and_upcast_attn": False,
@@ -144,8 +146,8 @@ def _udl_tensors(hf: dict[str, torch.Tensor], config: GPTConfig, owner: str) -> 
         for a, b in (("ln_1", "norm1"), ("ln_2", "norm2")):
             out[u + b + ".weight"], out[u + b + ".bias"] = hf.pop(h + a + ".weight"), hf.pop(h + a + ".bias")
         qkv_w, qkv_b = hf.pop(h + "attn.c_attn.weight"), hf.pop(h + "attn.c_attn.bias")  # (D, 3D), (3D,)
-        for name, w, b in zip("qkv", qkv_w.split(d, dim=1), qkv_b.split(d)):
-            out[u + f"self_attn.{name}_proj.weight"], out[u + f"self_attn.{name}_proj.bias"] = w.T, b  # Conv1D: (in, out)
+        for name, w, b in zip("qkv", qkv_w.split(d, dim=1), qkv_b.split(d)):  # Conv1D stores (in, out)
+            out[u + f"self_attn.{name}_proj.weight"], out[u + f"self_attn.{name}_proj.bias"] = w.T, b  # (D, D)
         for a, b in (("attn.c_proj", "self_attn.out_proj"), ("mlp.c_fc", "linear1"), ("mlp.c_proj", "linear2")):
             out[u + b + ".weight"], out[u + b + ".bias"] = hf.pop(h + a + ".weight").T, hf.pop(h + a + ".bias")
     head = hf.pop("lm_head.weight", None)
