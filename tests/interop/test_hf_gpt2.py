@@ -48,7 +48,8 @@ def hf_folder(tmp_path_factory):
 @pytest.mark.parametrize("dtype, atol", [(torch.float32, 1e-5), (torch.float64, 1e-12)])
 def test_loaded_weights_give_hf_logits(hf_folder, dtype, atol):
     hf = transformers.GPT2LMHeadModel.from_pretrained(hf_folder).to(dtype).eval()
-    ours = load_gpt2(hf_folder, dtype=dtype).eval()
+    ours = load_gpt2(hf_folder, dtype=dtype)
+    assert not ours.training  # evaluation mode, as from_pretrained (and load_bert, load_resnet) return it
     assert ours.head.weight is ours.embed.weight and ours.embed.weight.dtype == dtype
     tokens = _tokens((3, 17))
     with torch.no_grad():

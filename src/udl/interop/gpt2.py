@@ -7,7 +7,7 @@ and ``model.safetensors``; :func:`load_gpt2` builds the equal udl model from it,
 the book's §12.7 examples (the probability of a sentence, greedy, top-k, nucleus and beam
 decoding) run through udl::
 
-    model = load_gpt2("path/to/gpt2").eval()
+    model = load_gpt2("path/to/gpt2")                  # in evaluation mode, as from_pretrained
     tokenizer = load_tokenizer("path/to/gpt2")         # GPT-2's byte-level BPE (the `tokenizers` package)
     ids = torch.tensor(tokenizer.encode("The cat sat on the mat.").ids)
     sequence_log_prob(model, ids)                      # log Pr(x_2 ... x_N | x_1)
@@ -171,8 +171,8 @@ def load_gpt2(folder: str | os.PathLike, *, dtype: torch.dtype | None = None) ->
         dtype: the model's floating-point dtype. Default: None, the checkpoint's own.
 
     Returns:
-        The model, in training mode as every new torch module (call ``.eval()`` for
-        deterministic outputs); its output layer is tied to the token embeddings.
+        The model in evaluation mode, as ``from_pretrained`` returns it (call ``.train()``
+        before fine-tuning); its output layer is tied to the token embeddings.
 
     Raises:
         ValueError (one line): a missing or unreadable file, another model_type, an
@@ -219,7 +219,7 @@ def load_gpt2(folder: str | os.PathLike, *, dtype: torch.dtype | None = None) ->
     state["head.weight"] = state["embed.weight"]
     model.load_state_dict(state, assign=True)
     model.head.weight = model.embed.weight  # tied, as GPT-2's lm_head and wte
-    return model
+    return model.eval()
 
 
 def save_gpt2(model: GPT, folder: str | os.PathLike) -> Path:
