@@ -10,7 +10,8 @@ the checkpoints that the rest of the field uses:
 - :mod:`udl.interop.gpt2`: GPT-2 checkpoints <-> :class:`udl.models.gpt.GPT`.
 - :mod:`udl.interop.bert`: BERT checkpoints <-> :class:`udl.models.bert.BERT` and
   :class:`~udl.models.bert.MaskedLanguageModel`.
-- :mod:`udl.interop.resnet`: udl's ResNets <-> ``transformers``' ResNet parameter names.
+- :mod:`udl.interop.resnet`: udl's post-activation ResNet <-> ``transformers``' ResNet (parameter
+  names and checkpoint folders).
 
 ``transformers`` itself is not needed to read or write these folders; the tests build
 small random models with it and check that both libraries compute the same numbers.
