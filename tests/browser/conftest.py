@@ -1,0 +1,117 @@
+"""Browser tests: Playwright driving Debian's Chromium (Playwright's own browser download is not used).
+
+Without a Chromium the tests are skipped, unless ``$UDL_REQUIRE_BROWSER=1`` (as in CI), where they fail
+and say how to install one. Every page a test opens records its console errors, uncaught script errors
+and requests that left the machine; a test passes only when there were none.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+               "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+INSTALL_HINT = "install Debian's Chromium (sudo apt-get install chromium) and the playwright package (pip install playwright)"
+
+
+def chromium_path() -> str | None:
+    """Debian's Chromium: /usr/bin/chromium, else ``chromium`` on PATH, else None."""
+    if os.access("/usr/bin/chromium", os.X_OK):
+        return "/usr/bin/chromium"
+    return shutil.which("chromium")
+
+
+def _unavailable(reason: str):
+    if os.environ.get("UDL_REQUIRE_BROWSER") == "1":
+        pytest.fail(f"UDL_REQUIRE_BROWSER=1 but {reason}: {INSTALL_HINT}", pytrace=False)
+    pytest.skip(f"{reason} (set UDL_REQUIRE_BROWSER=1 to fail instead)")
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """A headless Chromium for the whole session."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _unavailable("the playwright package is not installed")
+    path = chromium_path()
+    if path is None:
+        _unavailable("no Chromium found (/usr/bin/chromium or chromium on PATH)")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=path, args=LAUNCH_ARGS)
+        yield browser
+        browser.close()
+
+
+def _is_local(url: str) -> bool:
+    parsed = urlparse(url)
+    return parsed.scheme in ("file", "data", "blob", "about") or parsed.hostname in ("127.0.0.1", "localhost")
+
+
+@pytest.fixture()
+def page(browser):
+    """A fresh page; at teardown, no console error, no script error and no request off the machine."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    problems = []
+    page.on("console", lambda m: m.type == "error" and problems.append(f"console error: {m.text} ({m.location})"))
+    page.on("pageerror", lambda e: problems.append(f"script error: {e}"))
+
+    def route(r):
+        if _is_local(r.request.url):
+            r.continue_()
+        else:  # the pages promise to work offline: nothing from a CDN
+            problems.append(f"request off the machine: {r.request.url}")
+            r.abort()
+
+    context.route("**/*", route)
+    page.set_default_timeout(30_000)
+    yield page
+    context.close()
+    assert not problems, "\n".join(problems)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def private_env(root: Path) -> dict:
+    """The environment for a udl subprocess: its own cache and data folders, one thread, no display."""
+    env = dict(os.environ, UDL_CACHE_DIR=str(root / "cache"), UDL_DATA_DIR=str(root / "data"),
+               MPLBACKEND="Agg", OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    env.pop("UDL_NUM_THREADS", None)
+    return env
+
+
+def udl_command(*args: str) -> list[str]:
+    """``udl ...`` run by this interpreter (the installed package, whichever venv runs pytest)."""
+    return [sys.executable, "-m", "udl", *args]
+
+
+def wait_for_http(url: str, proc: subprocess.Popen, log: Path, timeout: float = 90.0) -> None:
+    """Poll ``url`` until it answers; fail early, with the server's output, when it exits."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"the server exited with status {proc.returncode}:\n{log.read_text()}")
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except urllib.error.HTTPError:
+            return  # it answers, even if not with 200
+        except OSError:
+            time.sleep(0.2)
+    pytest.fail(f"no answer from {url} within {timeout:.0f} s:\n{log.read_text()}")
