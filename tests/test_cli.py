@@ -73,9 +73,9 @@ def test_an_untested_claim_is_reported_as_such(fakes, capsys):
                                                "Got -5 instead."),
     (["figure", "99.square", "--set", "sizes="], "must be a list of 1 to 4 ints in [1, 8]. Got (empty) instead."),
     (["figure", "99.square", "--device", "tpu"], "invalid choice: 'tpu'"),
-    (["gallery", "--jobs", "0"], "argument --jobs: expected a positive int, got '0'"),
-    (["gallery", "--jobs", "-3"], "argument --jobs: expected a positive int, got '-3'"),
-    (["gallery", "--jobs", "two"], "argument --jobs: expected a positive int, got 'two'"),
+    (["gallery", "--jobs", "0"], "argument --jobs: expected a positive int or 'auto', got '0'"),
+    (["gallery", "--jobs", "-3"], "argument --jobs: expected a positive int or 'auto', got '-3'"),
+    (["gallery", "--jobs", "two"], "argument --jobs: expected a positive int or 'auto', got 'two'"),
     (["gallery", "--chapter", "16"], "no figures in chapter 16"),
     (["list", "--chapter", "x"], "chapter number"),
     (["frobnicate"], "invalid choice"),
@@ -130,7 +130,7 @@ def test_list_names_the_module_and_function_of_real_figures(capsys):
 
 
 def test_gallery_survives_a_failing_figure(fakes, capsys):
-    status, out, _ = run(capsys, "gallery", "--preset", "tiny", "--chapter", "99", "--out", "g")
+    status, out, _ = run(capsys, "gallery", "--preset", "tiny", "--chapter", "99", "--jobs", "1", "--out", "g")
     assert status == 1
     html = (fakes / "g" / "index.html").read_text()
     assert "3 figures" in html and "FAILED" in html and "broken on purpose" in html

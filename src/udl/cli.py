@@ -3,7 +3,7 @@
     udl list [--chapter N] [--json]
     udl figure ID [ID ...] [--preset tiny|full] [--out DIR] [--set KEY=VALUE ...]
                [--seed N] [--device auto|cpu|cuda] [--no-cache]
-    udl gallery [--preset tiny|full] [--out DIR] [--jobs N] [--chapter N] [--no-cache]
+    udl gallery [--preset tiny|full] [--out DIR] [--jobs auto|N] [--chapter N] [--no-cache]
 
 Exit status: 0 when every figure ran and every check held, 1 when a figure or a
 check failed, 2 on bad usage (one line on stderr naming the valid choices), 130 when
@@ -64,6 +64,18 @@ def _positive(text: str) -> int:
     return value
 
 
+def _jobs(text: str) -> int | str:
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive int or 'auto', got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="udl", description="Understanding Deep Learning, executable.")
     parser.add_argument("--version", action="version", version=f"udl {_version()}")
@@ -90,7 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("gallery", help="every figure, with DIR/index.html")
     common(p)
-    p.add_argument("--jobs", type=_positive, default=1, help="figures computed in parallel (processes)")
+    p.add_argument("--jobs", type=_jobs, default="auto",
+                   help="figures computed in parallel, one process each (default auto: one per usable CPU)")
     p.add_argument("--chapter", type=_chapter, action="append", help="only this chapter (repeatable)")
     return parser
 
@@ -223,7 +236,9 @@ def cmd_gallery(args) -> int:
     if chapters:
         _check_chapters(chapters)
     _check_out(args.out, "gallery")
-    summary = build_gallery(preset=args.preset, out=args.out, jobs=args.jobs, chapters=chapters,
+    from udl.schedule import resolve_jobs
+
+    summary = build_gallery(preset=args.preset, out=args.out, jobs=resolve_jobs(args.jobs), chapters=chapters,
                             seed=args.seed, device=args.device, cache=not args.no_cache)
     untested = f", {summary['not_tested']} not tested at this preset" if summary["not_tested"] else ""
     print(f"{summary['figures']} figures, {summary['passed']} checks passed, {summary['failed']} failed{untested}, "

@@ -181,7 +181,7 @@ def test_jobs_above_the_figures_is_capped_and_above_the_cpus_warned(tmp_path):
 def test_jobs_must_be_positive_and_says_so():
     status, _, stderr = udl("gallery", "--jobs", "-3")
     assert status == 2
-    one_line(stderr, r"^udl: error: argument --jobs: expected a positive int, got '-3'$")
+    one_line(stderr, r"^udl: error: argument --jobs: expected a positive int or 'auto', got '-3'$")
 
 
 def test_chapters_in_errors_are_in_book_order():
