@@ -115,6 +115,7 @@ from udl.analysis import pruning
 from udl.interop import resnet as resnet_interop
 from udl.interop import bert as bert_interop
 from udl.interop import gpt2 as gpt2_interop
+from udl import sources as figure_code
 
 X1 = torch.linspace(0, 1, 20)[:, None]
 Y1 = torch.sin(6 * X1)
@@ -1261,6 +1262,14 @@ CASES = [
     (gpt2_interop.load_gpt2, dict(folder=gpt2_interop.save_gpt2(gpt.GPT(gpt.GPTConfig.tiny(), generator=0),
                                                                 tempfile.mkdtemp())),
      {"folder": [3], "dtype": [torch.long, "float32"]}),
+    # udl.sources: the code behind a figure, for the gallery's pages (reads sources, computes nothing)
+    (figure_code.SourceBlock, dict(name="udl.nn.activations.relu", kind="library", path="src/udl/nn/activations.py",
+                                   line=12, code="def relu(z):\n", html=""),
+     {"name": [None], "kind": ["helper", None], "path": ["/abs/x.py", "", 3], "line": [0, 1.5, True],
+      "code": [None], "html": [None], "omitted": [-1, 0.5]}),
+    (figure_code.figure_sources, dict(fig_id_or_spec="3.1"), {"fig_id_or_spec": [3.1, None, ["3.1"]]}),
+    (figure_code.highlight, dict(code="x = 1\n"), {"code": [None, b"x = 1"], "start": [0, 1.5]}),
+    (figure_code.pygments_css, dict(), {"style": ["no-such-style", 3]}),
 ]
 # Public classes that are plain records of results or data (no behaviour to misuse), and
 # the figure framework's own types (tests/test_registry.py tries them).
