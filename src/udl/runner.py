@@ -217,7 +217,34 @@ def failure_record(fig_id: str, preset: str, seed: int, error: BaseException, se
             "seconds": round(seconds, 4), "device": "", "energy": carbon.not_measured("the figure failed"),
             "versions": versions(), "notes": "",
             "cached": False, "ok": False, "error": message,
-            "traceback": "".join(traceback.format_exception(type(error), error, error.__traceback__))[-4000:]}
+            "traceback": relative_paths("".join(traceback.format_exception(type(error), error,
+                                                                          error.__traceback__)))[-4000:]}
+
+
+def _path_roots() -> list[tuple[str, str]]:
+    """Folders whose prefix a traceback drops, longest first, with what replaces it."""
+    import sysconfig
+
+    roots = [(os.path.dirname(os.path.dirname(os.path.realpath(__file__))), "")]  # src/: udl/runner.py
+    for key in ("purelib", "platlib", "stdlib", "platstdlib"):
+        with contextlib.suppress(KeyError):
+            roots.append((os.path.realpath(sysconfig.get_paths()[key]), ""))
+    roots += [(os.path.realpath(os.getcwd()), ""), (os.path.realpath(os.path.expanduser("~")), "~/")]
+    roots = [(r, s) for r, s in roots if r not in ("", os.sep)]
+    return sorted(set(roots), key=lambda rs: -len(rs[0]))
+
+
+def relative_paths(text: str) -> str:
+    """``text`` (a traceback) with absolute paths made relative: udl's files from the folder above
+    the package (``udl/runner.py``), installed packages from site-packages (``torch/nn/...``), the
+    standard library from its folder, the working folder dropped; any other absolute path keeps its
+    last two parts (``.../tests/fakes.py``). Records and pages then name no machine's folders."""
+    import re
+
+    for root, shown in _path_roots():
+        for variant in {root, os.path.abspath(root)}:
+            text = text.replace(variant + os.sep, shown)
+    return re.sub(r"(?<![\w.~])/(?:[^\s\"'/:]+/)+([^\s\"'/:]+/[^\s\"'/:]+)", r".../\1", text)
 
 
 def write_outputs(result: Result, out: str | Path, dpi: int = 110) -> dict:
