@@ -12,7 +12,7 @@ import pytest
 from udl import sources
 from udl.nn import shallow
 from udl.nn.activations import relu
-from udl.registry import FigureSpec, UnknownFigure, get, load_all
+from udl.registry import FigureSpec, Result, UnknownFigure, get, load_all
 from udl.sources import KINDS, MAX_LINES, SourceBlock, figure_sources, highlight, pygments_css, source_root
 
 SPECS = load_all()
@@ -188,3 +188,15 @@ def test_bad_arguments():
         SourceBlock(**{**good, "path": str(Path("/tmp/x.py").resolve())})
     with pytest.raises(ValueError, match="^The 'kind' parameter of SourceBlock must be one of"):
         SourceBlock(**{**good, "kind": "helper"})
+
+
+def test_annotations_and_decorator_arguments_are_not_calls():
+    from udl.nn.shallow import ShallowNetwork
+
+    def annotated(net: ShallowNetwork, width: int = 3) -> ShallowNetwork:
+        size: ShallowNetwork = width
+        return relu(size)
+
+    assert sources._callees(annotated) == (relu,)
+    # 3.1's @figure(...) names udl.registry.figure, which is left out; the body names relu and Result
+    assert sources._callees(get("3.1").compute) == (relu, Result)

@@ -167,14 +167,34 @@ class _References(ast.NodeVisitor):
         else:
             self.local.add(node.id)
 
-    def visit_arg(self, node: ast.arg):
-        self.local.add(node.arg)
+    def visit_arguments(self, node: ast.arguments):
+        for arg in (*node.posonlyargs, *node.args, *node.kwonlyargs, node.vararg, node.kwarg):
+            if arg is not None:
+                self.local.add(arg.arg)
+        for default in (*node.defaults, *node.kw_defaults):
+            if default is not None:
+                self.visit(default)
 
-    def _scope(self, node):  # nested functions and classes: their names are local too
+    def visit_AnnAssign(self, node: ast.AnnAssign):  # ``x: T = v``: the annotation names a type, not a call
+        self.visit(node.target)
+        if node.value is not None:
+            self.visit(node.value)
+
+    def visit_FunctionDef(self, node):  # a nested function: its name is local; its annotations are skipped
         self.local.add(node.name)
-        self.generic_visit(node)
+        for child in (*node.decorator_list, node.args, *node.body):
+            self.visit(child)
 
-    visit_FunctionDef = visit_AsyncFunctionDef = visit_ClassDef = _scope
+    visit_AsyncFunctionDef = visit_FunctionDef
+
+    def visit_ClassDef(self, node):
+        self.local.add(node.name)
+        for child in (*node.decorator_list, *node.bases, *node.keywords, *node.body):
+            self.visit(child)
+
+    def visit_Lambda(self, node: ast.Lambda):
+        self.visit(node.args)
+        self.visit(node.body)
 
     def visit_Import(self, node):  # a local import binds its name locally
         for alias in node.names:
@@ -259,7 +279,8 @@ def _callees(fn: Callable) -> tuple[Any, ...]:
         return ()
     refs = _References()
     node = where.node
-    # the signature and the body: the decorators belong to the module's scope (``@figure(...)``'s presets)
+    # the parameters, their defaults and the body: not the decorators (``@figure(...)``'s presets, in the module's
+    # scope) nor the annotations (types named, not called)
     refs.visit(node.args)
     for statement in node.body:
         refs.visit(statement)
