@@ -4,6 +4,7 @@
     udl figure ID [ID ...] [--preset tiny|full] [--out DIR] [--set KEY=VALUE ...]
                [--seed N] [--device auto|cpu|cuda] [--no-cache]
     udl gallery [--preset tiny|full] [--out DIR] [--jobs auto|N] [--chapter N] [--no-cache]
+    udl serve [--host 127.0.0.1] [--port 8765] [--out DIR] [--preset tiny|full] [--workers 1]
 
 Exit status: 0 when every figure ran and every check held, 1 when a figure or a
 check failed, 2 on bad usage (one line on stderr naming the valid choices), 130 when
@@ -105,7 +106,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=_jobs, default="auto",
                    help="figures computed in parallel, one process each (default auto: one per usable CPU)")
     p.add_argument("--chapter", type=_chapter, action="append", help="only this chapter (repeatable)")
+
+    p = sub.add_parser("serve", help="a local web app: every figure's parameters as a form, recomputed on request")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=_port, default=8765, help="port (default 8765; 0 picks a free one)")
+    p.add_argument("--out", default="udl-out", help="the gallery's folder: its pictures and records (default udl-out)")
+    p.add_argument("--preset", choices=PRESETS, default="tiny",
+                   help="the values the forms start from (default tiny: seconds per figure)")
+    p.add_argument("--seed", type=_seed, default=0, help="seed of every computation (default 0)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--workers", type=_positive, default=1, help="figures computed at once (processes; default 1)")
     return parser
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number in [0, 65535], got {text!r}")
+    return value
 
 
 def _version() -> str:
@@ -246,11 +267,36 @@ def cmd_gallery(args) -> int:
     return EXIT_OK if summary["ok"] else EXIT_FAILED
 
 
+def cmd_serve(args) -> int:
+    from udl.runner import one_line_warnings
+    from udl.serve import create_app, serve
+
+    one_line_warnings()
+    _check_device(args.device)
+    _check_out(args.out, "serve")
+    app = create_app(args.out, preset=args.preset, seed=args.seed, device=args.device, workers=args.workers)
+
+    def ready(url: str) -> None:
+        app.extensions["udl.serve"].start()  # the workers import torch and the figures while the reader looks
+        print(f"udl serve: {url} (figures from {args.out}, preset {args.preset}; Ctrl-C stops)", flush=True)
+
+    try:
+        serve(app, args.host, args.port, ready=ready)  # returns on Ctrl-C or SIGTERM: not a failure
+    except OSError as error:  # the port is taken, or the address is not this machine's
+        app.extensions["udl.serve"].close()
+        raise UsageError(f"cannot listen on {args.host}:{args.port}: {error.strerror or error}") from None
+    except KeyboardInterrupt:
+        pass
+    print("udl serve: stopped", file=sys.stderr)
+    return EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``udl`` console script; returns the exit status."""
     try:
         args = build_parser().parse_args(argv)
-        status = {"list": cmd_list, "figure": cmd_figure, "gallery": cmd_gallery}[args.command](args)
+        status = {"list": cmd_list, "figure": cmd_figure, "gallery": cmd_gallery,
+                  "serve": cmd_serve}[args.command](args)
         sys.stdout.flush()  # a reader that went away shows here, not as a message at exit
         return status
     except UsageError as error:
