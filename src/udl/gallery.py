@@ -19,6 +19,7 @@ import ast
 import functools
 import json
 import os
+import re
 import shlex
 import struct
 import time
@@ -264,31 +265,38 @@ def _scheduler(expected: dict, processes: int):
     return Scheduler(expected, processes)
 
 
+_DECORATOR = re.compile(r"^@figure\(.*?(?=^(?:def |async def |class |@))", re.M | re.S)
+
+
 def _quick_listing() -> list[dict]:
     """Every ``@figure("id", title=..., caption=...)`` in the figure modules' source, without importing them.
 
     Used only for the first view of the index (importing every figure module takes
-    seconds); the registry decides what is computed. A declaration it cannot read is
-    skipped.
+    seconds): only the decorators are parsed. The registry decides what is computed;
+    a declaration that cannot be read is skipped.
     """
     found = []
     for path in sorted(_FIGURES.glob("*.py")):
         try:
-            tree = ast.parse(path.read_text(encoding="utf-8"))
-        except (OSError, SyntaxError, ValueError):
+            text = path.read_text(encoding="utf-8")
+        except (OSError, ValueError):
             continue
-        for node in ast.walk(tree):
-            if not (isinstance(node, ast.Call) and getattr(node.func, "id", None) == "figure" and node.args
-                    and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
+        for match in _DECORATOR.finditer(text):
+            try:
+                call = ast.parse(match.group(0).strip()[1:], mode="eval").body
+            except SyntaxError:
+                continue
+            if not (isinstance(call, ast.Call) and call.args and isinstance(call.args[0], ast.Constant)
+                    and isinstance(call.args[0].value, str)):
                 continue
             words = {}
-            for kw in node.keywords:
+            for kw in call.keywords:
                 if kw.arg in ("title", "caption"):
                     try:
                         words[kw.arg] = str(ast.literal_eval(kw.value))
                     except ValueError:
                         words[kw.arg] = ""
-            fig_id = node.args[0].value
+            fig_id = call.args[0].value
             try:
                 found.append({"id": fig_id, "chapter": chapter_of(fig_id), **words})
             except ValueError:
