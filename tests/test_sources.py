@@ -78,9 +78,16 @@ def test_12_12_lists_the_recipe_and_the_gpt_it_trains():
         assert blocks[name].kind == "library", name
     assert blocks["udl.figures.ch12_gpt._decoder"].kind == "figure helper"
     assert blocks["udl.figures.ch12_gpt._config"].kind == "figure helper"  # a helper of the helper
-    # the network pretrained_gpt builds, one level below what the figure calls
+    # the network pretrained_gpt builds, one level below what the figure calls (evaluate_cross_entropy, listed
+    # before it, only names GPT in an isinstance check: naming is not building)
     gpt = blocks["udl.models.gpt.GPT"]
     assert gpt.kind == "library" and gpt.code.startswith("class GPT(")
+    assert gpt.via == "udl.train.transformers.pretrained_gpt"
+    assert blocks["udl.train.transformers.pretrained_gpt"].via == "udl.figures.ch12_gpt._decoder"
+    assert blocks["udl.figures.ch12_gpt._config"].via == "udl.figures.ch12_gpt._decoder"
+    assert blocks["udl.models.decoding.generate"].via == ""  # called by the computation itself
+    # a helper the checks call is found through the checks
+    assert blocks["udl.figures.ch12_gpt._if_trained"].via == "udl.figures.ch12_gpt.gpt_decoder.checks"
     assert not [n for n in blocks if n.rsplit(".", 1)[-1].startswith("_") and blocks[n].kind == "library"]
 
 
@@ -188,6 +195,8 @@ def test_bad_arguments():
         SourceBlock(**{**good, "path": str(Path("/tmp/x.py").resolve())})
     with pytest.raises(ValueError, match="^The 'kind' parameter of SourceBlock must be one of"):
         SourceBlock(**{**good, "kind": "helper"})
+    with pytest.raises(TypeError, match="^The 'via' parameter of SourceBlock must be a str"):
+        SourceBlock(**{**good, "via": None})
 
 
 def test_annotations_and_decorator_arguments_are_not_calls():
@@ -198,5 +207,6 @@ def test_annotations_and_decorator_arguments_are_not_calls():
         return relu(size)
 
     assert sources._callees(annotated) == (relu,)
+    assert sources._built(annotated) == ()  # relu is a function; ShallowNetwork is only an annotation
     # 3.1's @figure(...) names udl.registry.figure, which is left out; the body names relu and Result
     assert sources._callees(get("3.1").compute) == (relu, Result)

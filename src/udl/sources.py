@@ -7,24 +7,28 @@ syntax trees, without running anything: every name (and attribute chain such as
 ``gpt.GPT`` where a module was imported) is looked up in the figure module's globals,
 and what it names is kept when it is a function or class written in udl::
 
-    >>> blocks = figure_sources("3.5")
-    >>> [(b.kind, b.name) for b in blocks][:3]          # doctest: +SKIP
-    [('computation', 'udl.figures.ch03.shallow_fits'), ('library', 'udl.nn.shallow.ShallowNetwork'), ...]
-    >>> blocks[0].path, blocks[0].line                  # doctest: +SKIP
-    ('src/udl/figures/ch03.py', 152)
+    >>> blocks = figure_sources("12.12")
+    >>> [(b.kind, b.name) for b in blocks][:2]           # doctest: +SKIP
+    [('computation', 'udl.figures.ch12_gpt.gpt_decoder'), ('figure helper', 'udl.figures.ch12_gpt._decoder')]
+    >>> gpt = next(b for b in blocks if b.name == "udl.models.gpt.GPT")
+    >>> gpt.kind, gpt.location, gpt.via                  # doctest: +SKIP
+    ('library', 'src/udl/models/gpt.py:163', 'udl.train.transformers.pretrained_gpt')
 
 The blocks come in reading order: the computation, the figure helpers (functions of
 ``udl.figures`` modules that the figure's functions call), the library functions and
-classes the computation calls (directly and through its helpers), the drawing, the
-checks. Paths are relative to :func:`source_root` (the repository root for a checkout,
-so they read ``src/udl/...``; the folder above the package for an installed udl).
+classes the computation calls (directly and through its helpers; and the networks,
+``torch.nn.Module`` classes of ``udl.models`` and ``udl.nn``, that those library functions
+build), the drawing, the checks. The figure framework (``Result``, ``Check``, the
+palette) and the parameter checks attached with ``@spec.requires`` are left out. Paths
+are relative to :func:`source_root` (the repository root for a checkout, so they read
+``src/udl/...``; the folder above the package for an installed udl).
 """
 
 from __future__ import annotations
 
 import ast
 import inspect
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
@@ -35,7 +39,8 @@ KINDS = ("computation", "figure helper", "library", "drawing", "checks")
 MAX_LINES = 200  # longer sources (big classes) are cut here, saying how many lines were left out
 HELPER_DEPTH = 3  # how deep figure helpers are followed (helpers of helpers of helpers)
 # The figure framework and the palette: names every figure uses, not the book's content.
-# Library functions are followed one level further for the networks they build (``pretrained_gpt`` -> ``GPT``).
+# Library functions are followed one level further for the networks (torch modules) they build
+# (``pretrained_gpt`` -> ``GPT``).
 NETWORKS = ("udl.models.", "udl.nn.")
 FRAMEWORK = ("udl.registry", "udl.runner", "udl.style", "udl.validate", "udl.sources")
 
@@ -53,6 +58,9 @@ class SourceBlock:
         html: ``code`` highlighted by Pygments (class-based spans, line numbers of the file; see
             :func:`pygments_css`).
         omitted: how many lines were cut from ``code`` (0 when it is whole).
+        via: for a helper or library block found through another function than the computation, that
+            function's qualified name (``udl.models.gpt.GPT`` via ``udl.train.transformers.pretrained_gpt``);
+            ``""`` when the computation (or the drawing or checks, for their own helpers) names it itself.
     """
 
     name: str
@@ -62,6 +70,7 @@ class SourceBlock:
     code: str
     html: str
     omitted: int = 0
+    via: str = ""
 
     def __post_init__(self):
         check_instance(self.name, "name", "SourceBlock", str)
@@ -74,6 +83,7 @@ class SourceBlock:
         check_instance(self.code, "code", "SourceBlock", str)
         check_instance(self.html, "html", "SourceBlock", str)
         check_int(self.omitted, "omitted", "SourceBlock", minimum=0)
+        check_instance(self.via, "via", "SourceBlock", str)
 
     @property
     def location(self) -> str:
@@ -149,7 +159,17 @@ class _References(ast.NodeVisitor):
 
     def __init__(self):
         self.chains: list[tuple[str, ...]] = []
+        self.called: set[tuple[str, ...]] = set()  # the chains that are called: ``GPT(config)``
         self.local: set[str] = set()
+
+    def visit_Call(self, node: ast.Call):
+        func, chain = node.func, []
+        while isinstance(func, ast.Attribute):
+            chain.append(func.attr)
+            func = func.value
+        if isinstance(func, ast.Name):
+            self.called.add((func.id, *reversed(chain)))
+        self.generic_visit(node)
 
     def visit_Attribute(self, node: ast.Attribute):
         chain, value = [node.attr], node.value
@@ -272,11 +292,11 @@ def _lookup(chain: tuple[str, ...], namespace: dict[str, Any]) -> Any:
 
 
 @lru_cache(maxsize=None)
-def _callees(fn: Callable) -> tuple[Any, ...]:
-    """The udl functions and classes ``fn`` names (in source order, each once)."""
+def _scan(fn: Callable) -> tuple[tuple[Any, ...], frozenset[int]]:
+    """The udl functions and classes ``fn`` names (in source order, each once), and the ids of those it calls."""
     where = _definition(fn)
     if where is None:
-        return ()
+        return (), frozenset()
     refs = _References()
     node = where.node
     # the parameters, their defaults and the body: not the decorators (``@figure(...)``'s presets, in the module's
@@ -290,6 +310,7 @@ def _callees(fn: Callable) -> tuple[Any, ...]:
     except (TypeError, ValueError):
         pass
     found: dict[int, Any] = {}
+    called = set()
     for chain in refs.chains:
         if chain[0] in refs.local:
             continue
@@ -297,7 +318,28 @@ def _callees(fn: Callable) -> tuple[Any, ...]:
         obj = inspect.unwrap(obj) if callable(obj) else obj
         if (inspect.isfunction(obj) or inspect.isclass(obj)) and str(getattr(obj, "__module__", "")).startswith("udl."):
             found.setdefault(id(obj), obj)
-    return tuple(found.values())
+            if chain in refs.called:
+                called.add(id(obj))
+    return tuple(found.values()), frozenset(called)
+
+
+def _callees(fn: Callable) -> tuple[Any, ...]:
+    """The udl functions and classes ``fn`` names, in source order, each once."""
+    return _scan(fn)[0]
+
+
+def _built(fn: Callable) -> tuple[Any, ...]:
+    """The udl classes ``fn`` calls (builds), not those it only names (``isinstance(model, GPT)``)."""
+    objects, called = _scan(fn)
+    return tuple(obj for obj in objects if inspect.isclass(obj) and id(obj) in called)
+
+
+def _is_network(obj: Any) -> bool:
+    """A public ``torch.nn.Module`` of ``udl.models`` or ``udl.nn``: what a recipe builds and trains."""
+    import torch
+
+    return (obj.__module__.startswith(NETWORKS) and not obj.__name__.startswith("_")
+            and issubclass(obj, torch.nn.Module))
 
 
 def _is_helper(obj: Any) -> bool:
@@ -341,8 +383,9 @@ def figure_sources(fig_id_or_spec: Any) -> list[SourceBlock]:
 
     Example::
 
-        >>> [b.name for b in figure_sources("3.1")]      # doctest: +SKIP
-        ['udl.figures.ch03.relu_curve', 'udl.nn.activations.relu', 'udl.figures.ch03._', 'udl.figures.ch03._']
+        >>> [b.name for b in figure_sources("3.1")]
+        ['udl.figures.ch03.relu_curve', 'udl.nn.activations.relu', 'udl.figures.ch03.relu_curve.plot', \
+'udl.figures.ch03.relu_curve.checks']
     """
     from udl.registry import FigureSpec, get
 
@@ -355,7 +398,11 @@ def figure_sources(fig_id_or_spec: Any) -> list[SourceBlock]:
 
 @lru_cache(maxsize=None)
 def _figure_sources(compute: Callable, draw: Callable | None, checks: Callable | None) -> tuple[SourceBlock, ...]:
-    own = {compute, draw, checks} - {None}
+    names = {compute: _qualified(compute)}
+    for fn, decorator in ((draw, "plot"), (checks, "checks")):
+        if fn is not None:  # usually named ``_``: named here by the figure and the decorator that attached it
+            names[fn] = _qualified(fn) if fn.__name__ != "_" else f"{names[compute]}.{decorator}"
+    via: dict[Any, Callable] = {}  # each object found through a function other than the computation: which
 
     def helpers_of(roots) -> list[Any]:
         """Figure helpers reachable from ``roots`` (breadth first, up to HELPER_DEPTH calls deep)."""
@@ -364,8 +411,9 @@ def _figure_sources(compute: Callable, draw: Callable | None, checks: Callable |
             nxt = []
             for fn in frontier:
                 for obj in _callees(fn):
-                    if _is_helper(obj) and obj not in own and obj not in found:
+                    if _is_helper(obj) and obj not in names and obj not in found and obj not in via:
                         found.append(obj)
+                        via[obj] = fn
                         if inspect.isfunction(obj):
                             nxt.append(obj)
             frontier = nxt
@@ -377,22 +425,23 @@ def _figure_sources(compute: Callable, draw: Callable | None, checks: Callable |
         for obj in _callees(fn):
             if _is_library(obj) and obj not in library:
                 library.append(obj)
+                via[obj] = fn
     for fn in [obj for obj in library if inspect.isfunction(obj)]:  # the networks a recipe builds
-        for obj in _callees(fn):
-            if (inspect.isclass(obj) and obj.__module__.startswith(NETWORKS) and not obj.__name__.startswith("_")
-                    and obj not in library):
+        for obj in _built(fn):
+            if _is_network(obj) and obj not in library:
                 library.append(obj)
+                via[obj] = fn
     drawing = helpers_of([f for f in (draw, checks) if f is not None])
-    helpers = computing + [h for h in drawing if h not in computing]
 
-    blocks = [_block(compute, "computation")]
-    blocks += [_block(h, "figure helper") for h in helpers]
-    blocks += [_block(obj, "library") for obj in library]
-    for fn, kind, decorator in ((draw, "drawing", "plot"), (checks, "checks", "checks")):
-        if fn is not None:  # usually named ``_``: named here by the figure and the decorator that attached it
-            named = fn.__name__ != "_"
-            blocks.append(_block(fn, kind, None if named else f"{_qualified(compute)}.{decorator}"))
-    return tuple(b for b in blocks if b is not None)
+    entries = [(compute, "computation"), *[(h, "figure helper") for h in computing + drawing],
+               *[(obj, "library") for obj in library], (draw, "drawing"), (checks, "checks")]
+    blocks = []
+    for obj, kind in entries:
+        block = None if obj is None else _block(obj, kind, names.get(obj))
+        if block is not None:
+            through = via.get(obj, compute)
+            blocks.append(block if through is compute else replace(block, via=names.get(through, _qualified(through))))
+    return tuple(blocks)
 
 
 __all__ = ["SourceBlock", "KINDS", "MAX_LINES", "figure_sources", "highlight", "pygments_css", "source_root"]
