@@ -400,26 +400,16 @@ def _read_record(out: Path, fig_id: str) -> dict | None:
     return rec if isinstance(rec, dict) and rec.get("id") == fig_id else None
 
 
-def form_fields(spec, preset: str) -> list[dict]:
-    """The form's inputs for a figure: name, kind (int, float, bool, str, list, choice), value, range in words."""
-    fields = []
-    for name, default in spec.params[preset].items():
-        limit = spec.limits.get(name)
-        describe = limit.describe(default) if limit is not None else ""
-        if isinstance(default, bool):
-            kind, value = "bool", default
-        elif isinstance(default, (list, tuple)):
-            kind, value = "list", ",".join(str(v) for v in default)
-        elif limit is not None and limit.choices:
-            kind, value = "choice", default
-        else:
-            kind, value = type(default).__name__, default
-        field_ = {"name": name, "kind": kind, "value": value, "default": value, "describe": describe,
-                  "choices": list(limit.choices) if limit is not None else []}
-        if kind in ("int", "float") and limit is not None:
-            field_["min"], field_["max"] = limit.low, limit.high
-        fields.append(field_)
-    return fields
+def _stand_in(spec, preset: str, seed: int) -> dict:
+    """The record shown for a figure not computed in ``out`` yet: its words and the preset's values."""
+    from udl.registry import to_jsonable
+
+    return {"id": spec.id, "title": spec.title, "chapter": spec.chapter, "caption": spec.caption, "notes": "",
+            "preset": preset, "seed": seed, "params": to_jsonable(spec.params[preset]), "metrics": {}, "checks": [],
+            "seconds": 0.0, "ok": False, "status": "queued", "module": spec.module, "function": spec.function}
+
+
+_RESULTS = re.compile(r'<div id="results"[^>]*>')
 
 
 def create_app(out: str | Path = "udl-out", *, preset: str = "tiny", seed: int = 0, device: str = "auto",
@@ -477,32 +467,38 @@ def create_app(out: str | Path = "udl-out", *, preset: str = "tiny", seed: int =
     def ordered_ids() -> list[str]:
         return sorted(load_all(), key=sort_key)
 
+    sources: dict = {}  # udl.sources' blocks, by figure id, found once per server
+
+    def shown_record(spec) -> dict:
+        return _read_record(out, spec.id) or _stand_in(spec, preset, seed)
+
     @app.get("/")
     @app.get("/index.html")
     def index():
-        specs = load_all()
-        records = {i: _read_record(out, i) for i in specs}
-        groups: dict = {}
-        for fig_id in ordered_ids():
-            groups.setdefault(specs[fig_id].chapter, []).append(specs[fig_id])
-        names = _chapter_names()
-        chapters = [{"key": key, "name": names.get(key, ""), "specs": group} for key, group in groups.items()]
-        return env.get_template("serve_index.html").render(chapters=chapters, records=records, preset=preset)
+        from udl.gallery import render_index, status_of, summarize
+
+        records = [shown_record(spec) for spec in load_all().values()]
+        done = [r for r in records if status_of(r) in ("passed", "failed")]
+        return render_index(records, summarize(done, preset, 0.0), out=out)
 
     @app.get("/favicon.ico")
     def favicon():
         return "", 204
 
     def figure_page(fig_id: str):
+        from udl.gallery import render_figure_page
+
         spec = spec_or_404(fig_id, api=False)
         ids = ordered_ids()
         k = ids.index(spec.id)
-        rec = _read_record(out, spec.id)
+        html = render_figure_page(shown_record(spec), spec=spec, prev=ids[k - 1] if k > 0 else None,
+                                  next=ids[k + 1] if k + 1 < len(ids) else None, interactive=True, order=ids,
+                                  sources=sources, out=out)
         previous = [j.to_json() for j in manager.jobs(spec.id) if j.state in ("done", "failed")]
-        return env.get_template("serve_figure.html").render(
-            spec=spec, record=rec, preset=preset, seed=seed, fields=form_fields(spec, preset),
-            prev=ids[k - 1] if k > 0 else None, next=ids[k + 1] if k + 1 < len(ids) else None,
-            previous=previous)
+        if previous:  # this session's results, newest first, as the page's script adds them
+            shown = env.get_template("serve_results.html").render(jobs=previous, figure=spec.id)
+            html = _RESULTS.sub(lambda m: m.group(0) + shown, html, count=1)
+        return html
 
     @app.get("/<path:name>")
     def files(name: str):
@@ -559,12 +555,6 @@ def create_app(out: str | Path = "udl-out", *, preset: str = "tiny", seed: int =
     return app
 
 
-def _chapter_names() -> dict:
-    from udl.gallery import CHAPTERS
-
-    return CHAPTERS
-
-
 def serve(app, host: str = "127.0.0.1", port: int = 8765, *, ready=None) -> None:
     """Serve ``app`` (threaded, werkzeug) until interrupted; ``ready(url)`` is called once it listens.
 
@@ -602,4 +592,4 @@ def serve(app, host: str = "127.0.0.1", port: int = 8765, *, ready=None) -> None
             signal.signal(signal.SIGTERM, previous)
 
 
-__all__ = ["create_app", "serve", "JobManager", "Job", "form_fields", "JOB_STATES"]
+__all__ = ["create_app", "serve", "JobManager", "Job", "JOB_STATES"]
