@@ -139,6 +139,9 @@ def test_long_classes_are_cut_saying_so():
         # the last line left out is the last line of the class's body
         node = sources._definition(_object(block.name)).node
         assert node.end_lineno == end
+        # highlighted with the file's line numbers; the note has none
+        assert _text(block.html) == block.code
+        assert _numbers(block.html) == list(range(block.line, block.line + MAX_LINES))
 
 
 # --------------------------------------------------------------------------- highlighting
@@ -149,6 +152,10 @@ def _text(markup: str) -> str:
     return html.unescape(re.sub(r"<[^>]+>", "", markup))
 
 
+def _numbers(markup: str) -> list[int]:
+    return [int(n) for n in re.findall(r'<span class="linenos">\s*(\d+)</span>', markup)]
+
+
 def test_highlight_is_pygments_spans_around_the_same_text():
     code = 'def f(x):\n    return x < 1 and "a&b"  # note\n'
     markup = highlight(code)
@@ -157,15 +164,14 @@ def test_highlight_is_pygments_spans_around_the_same_text():
     assert '<span class="c1"># note</span>' in markup
     assert _text(markup) == code and "linenos" not in markup
     numbered = highlight(code, start=41)
-    assert re.findall(r'<span class="linenos">\s*(\d+)</span>', numbered) == ["41", "42"]
+    assert _numbers(numbered) == [41, 42]
     assert _text(numbered) == code
 
 
 def test_block_html_is_its_code_numbered_from_its_line():
     for block in figure_sources("12.12"):
         assert _text(block.html) == block.code
-        numbers = [int(n) for n in re.findall(r'<span class="linenos">\s*(\d+)</span>', block.html)]
-        assert numbers == list(range(block.line, block.line + len(block.code.splitlines())))
+        assert _numbers(block.html) == list(range(block.line, block.line + len(block.code.splitlines())))
 
 
 def test_pygments_css_is_scoped_to_highlight():

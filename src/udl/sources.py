@@ -27,6 +27,7 @@ are relative to :func:`source_root` (the repository root for a checkout, so they
 from __future__ import annotations
 
 import ast
+import html
 import inspect
 from dataclasses import dataclass, replace
 from functools import lru_cache
@@ -365,10 +366,17 @@ def _block(obj: Callable, kind: str, name: str | None = None) -> SourceBlock | N
     code = "".join(lines[:MAX_LINES])
     if not code.endswith("\n"):
         code += "\n"
-    if omitted:
+    markup = highlight(code, start=start)
+    if omitted:  # a closing comment, without a line number of its own (it is not a line of the file)
         end = start + len(lines) - 1
-        code += f"# ... {omitted} more lines ({path}, lines {start + MAX_LINES}-{end})\n"
-    return SourceBlock(name or _qualified(obj), kind, path, start, code, highlight(code, start=start), omitted)
+        note = f"# ... {omitted} more lines ({path}, lines {start + MAX_LINES}-{end})\n"
+        blank = " " * len(str(start + MAX_LINES - 1))
+        tail = "</pre></div>\n"
+        assert markup.endswith(tail)
+        markup = (markup[:-len(tail)] + f'<span class="linenos">{blank}</span><span class="c1">'
+                  f'{html.escape(note.rstrip(), quote=False)}</span>\n' + tail)
+        code += note
+    return SourceBlock(name or _qualified(obj), kind, path, start, code, markup, omitted)
 
 
 # --------------------------------------------------------------------------- the figure's sources
