@@ -592,4 +592,4 @@ def serve(app, host: str = "127.0.0.1", port: int = 8765, *, ready=None) -> None
             signal.signal(signal.SIGTERM, previous)
 
 
-__all__ = ["create_app", "serve", "JobManager", "Job", "JOB_STATES"]
+__all__ = ["create_app", "serve", "JOB_STATES"]
