@@ -116,6 +116,7 @@ from udl.interop import resnet as resnet_interop
 from udl.interop import bert as bert_interop
 from udl.interop import gpt2 as gpt2_interop
 from udl import sources as figure_code
+from udl import serve as serve_app
 
 X1 = torch.linspace(0, 1, 20)[:, None]
 Y1 = torch.sin(6 * X1)
@@ -1270,6 +1271,9 @@ CASES = [
     (figure_code.figure_sources, dict(fig_id_or_spec="3.1"), {"fig_id_or_spec": [3.1, None, ["3.1"]]}),
     (figure_code.highlight, dict(code="x = 1\n"), {"code": [None, b"x = 1"], "start": [0, 1.5]}),
     (figure_code.pygments_css, dict(), {"style": ["no-such-style", 3]}),
+    # udl.serve: the web app of `udl serve` (no worker starts before the first job)
+    (serve_app.create_app, dict(out=tempfile.mkdtemp()),
+     {"out": [3], "preset": ["huge", 3], "seed": [-1, 1.5, True], "device": ["tpu"], "workers": [0, 1.5]}),
 ]
 # Public classes that are plain records of results or data (no behaviour to misuse), and
 # the figure framework's own types (tests/test_registry.py tries them).
