@@ -289,7 +289,7 @@ class _Slot:
     def __init__(self, manager: JobManager, index: int):
         self.manager, self.index = manager, index
         self.job: Job | None = None
-        self._lock = threading.Lock()  # guards the process and the pipe
+        self._lock = threading.RLock()  # guards the process and the pipe: a cancel never falls between check and send
         self._process = None
         self._conn = None
         self._thread = threading.Thread(target=self._loop, name=f"udl-serve-worker-{index}", daemon=True)
@@ -357,13 +357,14 @@ class _Slot:
 
     def stop_worker(self) -> None:
         """Terminate the worker (it is computing a job being cancelled); the next job starts a fresh one."""
-        process = self._process
-        if process is not None and process.is_alive():
-            process.terminate()
-            process.join(5)
-            if process.is_alive():
-                process.kill()
+        with self._lock:
+            process = self._process
+            if process is not None and process.is_alive():
+                process.terminate()
                 process.join(5)
+                if process.is_alive():
+                    process.kill()
+                    process.join(5)
 
     def _discard(self) -> None:
         with self._lock:
