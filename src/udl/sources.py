@@ -39,10 +39,10 @@ from udl.validate import check_choice, check_instance, check_int
 KINDS = ("computation", "figure helper", "library", "drawing", "checks")
 MAX_LINES = 200  # longer sources (big classes) are cut here, saying how many lines were left out
 HELPER_DEPTH = 3  # how deep figure helpers are followed (helpers of helpers of helpers)
-# The figure framework and the palette: names every figure uses, not the book's content.
 # Library functions are followed one level further for the networks (torch modules) they build
 # (``pretrained_gpt`` -> ``GPT``).
 NETWORKS = ("udl.models.", "udl.nn.")
+# The figure framework and the palette: names every figure uses, not the book's content.
 FRAMEWORK = ("udl.registry", "udl.runner", "udl.style", "udl.validate", "udl.sources")
 
 
