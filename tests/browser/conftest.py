@@ -8,6 +8,7 @@ and requests that left the machine; a test passes only when there were none.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -22,7 +23,8 @@ import pytest
 
 LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-INSTALL_HINT = "install Debian's Chromium (sudo apt-get install chromium) and the playwright package (pip install playwright)"
+INSTALL_HINT = ("install Debian's Chromium (sudo apt-get install chromium) "
+                "and the playwright package (pip install playwright)")
 
 
 def chromium_path() -> str | None:
@@ -60,12 +62,25 @@ def _is_local(url: str) -> bool:
 
 
 @pytest.fixture()
-def page(browser):
+def expected_console_errors():
+    """Regular expressions of console errors a test causes on purpose, matched against "<text> <url>"."""
+    return []
+
+
+@pytest.fixture()
+def page(browser, expected_console_errors):
     """A fresh page; at teardown, no console error, no script error and no request off the machine."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
     problems = []
-    page.on("console", lambda m: m.type == "error" and problems.append(f"console error: {m.text} ({m.location})"))
+
+    def console(message):
+        where = message.location.get("url", "") if isinstance(message.location, dict) else ""
+        expected = any(re.search(p, f"{message.text} {where}") for p in expected_console_errors)
+        if message.type == "error" and not expected:
+            problems.append(f"console error: {message.text} ({message.location})")
+
+    page.on("console", console)
     page.on("pageerror", lambda e: problems.append(f"script error: {e}"))
 
     def route(r):

@@ -1,0 +1,266 @@
+"""The static gallery read in Chromium from the file system: images, search, filters, figure pages, links.
+
+One tiny gallery of chapters 3 and 4 is built by ``udl gallery`` in a subprocess (its own caches), into a
+folder that already holds a failed record of C.1 (kept by the merge) and a record of a figure that no longer
+exists (dropped). The tests then read it as a reader would, through the DOM hooks the site promises.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from conftest import private_env, udl_command
+
+import udl
+from udl.registry import load_all, sort_key
+from udl.runner import failure_record
+
+CHAPTERS = ("3", "4")
+
+VISIBLE_CARDS = """() => Array.from(document.querySelectorAll('article.card'))
+    .filter(c => !c.hidden && c.getClientRects().length > 0).map(c => c.dataset.id)"""
+
+
+def _fail_inside_udl():
+    """A real error raised inside udl's code, so that the traceback holds udl's file paths."""
+    load_all()["C.1"].resolve("tiny", {"no_such_parameter": "1"})
+
+
+@pytest.fixture(scope="module")
+def gallery(tmp_path_factory):
+    """``udl gallery --preset tiny --chapter 3 --chapter 4`` into a folder with older records; the records."""
+    root = tmp_path_factory.mktemp("gallery")
+    out = root / "out"
+    out.mkdir()
+    try:
+        _fail_inside_udl()
+    except ValueError as error:
+        failed = failure_record("C.1", "tiny", 0, error, 0.5)
+    (out / "C.1.json").write_text(json.dumps(failed))
+    stale = failure_record("99.gone", "tiny", 0, RuntimeError("this figure was removed"), 0.1)
+    (out / "99.gone.json").write_text(json.dumps(stale))
+    # one process: for 7 quick figures a second worker only adds its start (torch's import) to the time
+    args = ["gallery", "--preset", "tiny", "--jobs", "1", "--out", str(out)]
+    for chapter in CHAPTERS:
+        args += ["--chapter", chapter]
+    start = time.perf_counter()
+    proc = subprocess.run(udl_command(*args), env=private_env(root), capture_output=True, text=True, timeout=300)
+    print(f"udl gallery --preset tiny --jobs 1 --chapter 3 --chapter 4: {time.perf_counter() - start:.1f} s")
+    assert (out / "index.html").exists(), proc.stdout + proc.stderr
+    records = {}
+    for path in out.glob("*.json"):
+        rec = json.loads(path.read_text())
+        if isinstance(rec, dict) and "checks" in rec and rec.get("id") != "99.gone":
+            records[rec["id"]] = rec
+    expected = {i for i, s in load_all().items() if str(s.chapter) in CHAPTERS} | {"C.1"}
+    assert set(records) == expected, proc.stdout + proc.stderr
+    assert all(records[i]["ok"] for i in expected - {"C.1"}), proc.stdout + proc.stderr
+    return out, records
+
+
+def _open_index(page, out: Path):
+    page.goto((out / "index.html").as_uri())
+    page.wait_for_selector("article.card")
+
+
+def _visible(page) -> list[str]:
+    return page.evaluate(VISIBLE_CARDS)
+
+
+def _wait_visible(page, expected: set[str]) -> None:
+    """Wait (briefly) for the filter to show exactly ``expected``; then compare, with the ids in the message."""
+    try:
+        page.wait_for_function(f"(ids) => {{ const v = ({VISIBLE_CARDS})(); return v.length === ids.length "
+                               f"&& ids.every(i => v.includes(i)); }}", arg=sorted(expected), timeout=5_000)
+    except Exception:  # noqa: BLE001 - the assertion below says what was shown instead
+        pass
+    assert set(_visible(page)) == expected
+    # the filter hides with the `hidden` attribute, and nothing the page styles undoes it
+    hidden = page.evaluate("() => Array.from(document.querySelectorAll('article.card'))"
+                           ".map(c => [c.dataset.id, c.hidden, c.getClientRects().length === 0])")
+    assert all(h == gone for _, h, gone in hidden), hidden
+    shown = re.search(r"\d+", page.inner_text("#shown-count"))
+    assert shown and int(shown.group()) == len(expected), page.inner_text("#shown-count")
+
+
+def _wait_loaded(page, selector: str) -> None:
+    """Scroll each matching image into view (they load lazily) and wait until it has loaded."""
+    images = page.locator(selector)
+    for k in range(images.count()):
+        image = images.nth(k)
+        image.scroll_into_view_if_needed()
+        image.evaluate("img => img.complete && img.naturalWidth > 0 ? true : "
+                       "new Promise((ok, bad) => { img.onload = () => ok(true); "
+                       "img.onerror = () => bad(new Error('image failed: ' + img.src)); })")
+        assert image.evaluate("img => img.complete && img.naturalWidth > 0"), image.get_attribute("src")
+
+
+def _search_word(records: dict) -> tuple[str, str]:
+    """A word of one figure's caption that the searchable text of no other figure contains."""
+    def text(rec):
+        claims = " ".join(str(c.get("claim", "")) for c in rec["checks"])
+        return " ".join([rec["id"], rec["title"], rec.get("caption", ""), rec.get("notes", ""), claims]).lower()
+
+    texts = {i: text(r) for i, r in records.items()}
+    for fig_id in sorted(records, key=sort_key):
+        for word in re.findall(r"[A-Za-z]{6,}", records[fig_id].get("caption", "")):
+            if not any(word.lower() in t for i, t in texts.items() if i != fig_id):
+                return fig_id, word
+    pytest.fail("no caption word unique to one figure")
+
+
+def test_index_lists_every_figure_and_every_image_loads(gallery, page):
+    out, records = gallery
+    _open_index(page, out)
+    assert page.locator('meta[name="viewport"]').count() == 1
+    cards = page.locator("article.card")
+    ids = [cards.nth(k).get_attribute("data-id") for k in range(cards.count())]
+    assert sorted(ids) == sorted(records)  # C.1 merged in, the removed figure's record dropped
+    for fig_id, rec in records.items():
+        card = page.locator(f'article.card[data-id="{fig_id}"]')
+        assert card.get_attribute("id") == f"fig-{fig_id}"
+        assert card.get_attribute("data-status") == ("passed" if rec["ok"] else "failed")
+        assert card.get_attribute("data-chapter") == str(rec["chapter"])
+        assert card.locator("a.figure-link").first.get_attribute("href") == f"{fig_id}.html"
+        if rec["ok"]:
+            assert card.locator(f'img[src="{fig_id}.png"]').count() == 1
+    images = page.locator("img")
+    assert images.count() >= len(records) - 1
+    for k in range(images.count()):
+        image = images.nth(k)
+        assert image.get_attribute("loading") == "lazy"
+        assert int(image.get_attribute("width")) > 0 and int(image.get_attribute("height")) > 0
+        alt = image.get_attribute("alt") or ""
+        assert len(alt.split()) >= 3, f"alt text {alt!r} does not describe {image.get_attribute('src')}"
+    _wait_loaded(page, "img")
+    _wait_visible(page, set(records))
+
+
+def test_search_by_a_word_of_a_caption(gallery, page):
+    out, records = gallery
+    fig_id, word = _search_word(records)
+    _open_index(page, out)
+    page.fill("#search", word)
+    _wait_visible(page, {fig_id})
+    page.fill("#search", word.upper())  # case does not matter
+    _wait_visible(page, {fig_id})
+    page.fill("#search", "zzqxj-no-figure-says-this")
+    _wait_visible(page, set())
+    page.fill("#search", "")
+    _wait_visible(page, set(records))
+
+
+def test_chapter_and_status_filters(gallery, page):
+    out, records = gallery
+    _open_index(page, out)
+    by_chapter = {}
+    for fig_id, rec in records.items():
+        by_chapter.setdefault(str(rec["chapter"]), set()).add(fig_id)
+    for chapter, ids in by_chapter.items():
+        page.select_option("#chapter-filter", chapter)
+        _wait_visible(page, ids)
+    page.select_option("#chapter-filter", "all")
+    _wait_visible(page, set(records))
+    failed = {i for i, r in records.items() if not r["ok"]}
+    assert failed == {"C.1"}
+    page.select_option("#status-filter", "failed")
+    _wait_visible(page, failed)
+    page.select_option("#status-filter", "passed")
+    _wait_visible(page, set(records) - failed)
+    page.select_option("#status-filter", "queued")
+    _wait_visible(page, set())
+    page.select_option("#status-filter", "passed")
+    page.select_option("#chapter-filter", "4")  # both filters at once
+    _wait_visible(page, by_chapter["4"])
+    page.select_option("#status-filter", "all")
+    page.select_option("#chapter-filter", "all")
+    fig_id, word = _search_word(records)
+    page.fill("#search", word)
+    page.select_option("#chapter-filter", "C" if records[fig_id]["chapter"] != "C" else "3")
+    _wait_visible(page, set())  # search and filter together
+
+
+def test_a_figure_page_from_its_card(gallery, page):
+    out, records = gallery
+    rec = records["3.5"]
+    _open_index(page, out)
+    page.locator('article.card[data-id="3.5"] a.figure-link').first.click()
+    page.wait_for_url(re.compile(r"/3\.5\.html$"))
+    assert page.locator('meta[name="viewport"]').count() == 1
+    _wait_loaded(page, "#figure-image")
+    assert page.get_attribute("#figure-image", "src") == "3.5.png"
+    assert rec["caption"][:40] in page.inner_text("body")
+    rows = page.locator("#checks tr.pass, #checks tr.fail, #checks tr.untested")
+    assert rows.count() == len(rec["checks"])
+    for k, check in enumerate(rec["checks"]):
+        want = "untested" if check.get("tested") is False else ("pass" if check["ok"] else "fail")
+        assert want in rows.nth(k).get_attribute("class").split()
+        assert check["claim"] in rows.nth(k).inner_text()
+    metrics = page.inner_text("#metrics")
+    for name in rec["metrics"]:
+        assert name in metrics
+    params = page.locator("#params tr")
+    text = page.inner_text("#params")
+    for name, value in rec["params"].items():
+        assert name in text
+        row = params.filter(has_text=name).first.inner_text()
+        assert all(str(v) in row for v in (value if isinstance(value, list) else [value]))
+    assert page.inner_text("#command").strip() == "udl figure 3.5 --preset tiny --seed 0"
+    assert page.locator('a[href^="index.html"]').count() >= 1
+    sources = page.locator("#sources details.source")
+    assert sources.count() >= 2  # the computation and at least one udl.nn function it calls
+    summaries = [sources.nth(k).locator("summary").inner_text() for k in range(sources.count())]
+    root = Path(udl.__file__).resolve().parents[1]
+    for summary in summaries:
+        found = re.search(r"(\S+\.py):(\d+)", summary)
+        assert found and not found.group(1).startswith("/"), summary
+        # "src/udl/..." (a checkout) or "udl/..." (relative to the folder above the package)
+        path = next(p for p in (root / found.group(1), root.parent / found.group(1)) if p.exists())
+        lines = path.read_text().splitlines()
+        assert lines[int(found.group(2)) - 1].lstrip().startswith(("def ", "class ", "@")), summary
+    assert any("ch03" in s for s in summaries) and any("udl/nn/" in s for s in summaries), summaries
+    page.locator("#sources details.source").first.locator("summary").click()
+    assert page.locator("#sources details.source").first.locator("span").count() > 5  # highlighted tokens
+
+
+def test_prev_next_and_record_links(gallery, page):
+    out, records = gallery
+    order = sorted(records, key=sort_key)
+    k = order.index("3.5")
+    page.goto((out / "3.5.html").as_uri())
+    assert page.get_attribute("#next", "href") == f"{order[k + 1]}.html"
+    assert page.get_attribute("#prev", "href") == f"{order[k - 1]}.html"
+    page.click("#next")
+    page.wait_for_url(re.compile(re.escape(f"/{order[k + 1]}.html") + "$"))
+    _wait_loaded(page, "#figure-image")
+    page.click("#prev")
+    page.wait_for_url(re.compile(r"/3\.5\.html$"))
+    first_of_4 = min((i for i in order if i.startswith("4.")), key=sort_key)
+    assert page.get_attribute("#next-chapter", "href") == f"{first_of_4}.html"
+    page.click("#next-chapter")
+    page.wait_for_url(re.compile(re.escape(f"/{first_of_4}.html") + "$"))
+    prev_chapter = page.get_attribute("#prev-chapter", "href")
+    assert records[prev_chapter.removesuffix(".html")]["chapter"] == 3
+    page.goto((out / "3.5.html").as_uri())
+    assert page.get_attribute("#record", "href") == "3.5.json"
+    page.click("#record")
+    page.wait_for_url(re.compile(r"/3\.5\.json$"))
+    assert json.loads(page.locator("pre").first.inner_text()) == records["3.5"]
+
+
+def test_a_failed_figure_page(gallery, page):
+    out, records = gallery
+    page.goto((out / "C.1.html").as_uri())
+    rows = page.locator("#checks tr.fail")
+    text = page.text_content("body")  # all of it, folded parts too
+    assert rows.count() == 1 and records["C.1"]["error"].split(":")[0] in text
+    # no broken picture (the failed figure has none) and no absolute path of this machine
+    assert page.locator('img[src="C.1.png"]').count() == 0
+    _wait_loaded(page, "img")
+    assert str(Path(udl.__file__).resolve().parents[1]) not in text
+    assert "udl/registry.py" in text  # the traceback is there, with a relative path
