@@ -212,3 +212,35 @@ def test_mixed_seed_is_seedsequence_order_aware_and_fits_a_torch_seed():
     seeds = [mixed_seed(0, step) for step in range(1000)]
     assert len(set(seeds)) == 1000 and all(0 <= s < 2**63 for s in seeds)
     torch.Generator().manual_seed(max(seeds))  # accepted by torch
+
+
+def test_every_step_trains_in_train_mode_even_after_a_callback_switched_a_submodule_to_eval():
+    """fit calls model.train() only when some module is in eval mode; a callback's eval() is still undone."""
+    seen = []
+
+    class Probe(nn.Module):
+        def forward(self, x):
+            seen.append(self.training)
+            return x
+
+    model = nn.Sequential(nn.Linear(3, 4), nn.Sequential(nn.Dropout(0.5), Probe()), nn.Linear(4, 1))
+
+    def callback(step, loss, net):
+        if step == 2:
+            net[1].eval()  # a submodule only: the root stays in train mode
+        if step == 4:
+            net.eval()
+
+    fit(model, regression(), nn.MSELoss(), sgd(0.01), steps=6, batch_size=16, device="cpu", progress=False,
+        callback=callback)
+    assert seen == [True] * 6 and model.training
+
+
+def test_fit_inside_a_cpu_autocast_region_keeps_float32():
+    """float32 training: an enclosing autocast region is switched off inside fit, as before."""
+    dtypes = []
+    model = nn.Linear(3, 1)
+    model.register_forward_hook(lambda m, i, out: dtypes.append(out.dtype))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        fit(model, regression(), nn.MSELoss(), sgd(0.01), steps=3, batch_size=16, device="cpu", progress=False)
+    assert dtypes == [torch.float32] * 3

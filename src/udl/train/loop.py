@@ -9,6 +9,7 @@ checkpoints that resume exactly, a progress bar, and DDP over ``torchrun`` proce
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import warnings
@@ -205,14 +206,19 @@ def _fit(model, data, loss_fn, optimizer, steps, epochs, batch_size, shuffle, se
     batches = batch_stream(data, batch_size, seed=seed, shuffle=shuffle, epoch=epoch, start=consumed)
     quiet = None if progress is None else not progress  # None: tqdm shows the bar on a terminal only
     first = step + 1
+    modules = list(model.modules())  # model.train() sets every one: done only when one is in eval mode
+    # float32 outside any autocast region: entering a disabled autocast every step would change nothing
+    autocast = amp_dtype != torch.float32 or torch.is_autocast_enabled(device.type)
     with tqdm(total=steps, initial=step, desc="fit", leave=False,
               disable=quiet if distributed.is_main() else True) as bar:
         for step in range(step + 1, steps + 1):
             epoch, consumed, batch = next(batches)
             batch = tuple(t.to(device, non_blocking=True) for t in batch)
-            model.train()  # again every step: a callback may have switched to eval mode
+            if not all(m.training for m in modules):  # a callback may have switched to eval mode
+                model.train()
             optimizer.zero_grad(set_to_none=True)
-            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype != torch.float32):
+            with (torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype != torch.float32) if autocast
+                  else contextlib.nullcontext()):
                 if loss_fn is None:
                     loss = net(*batch)
                 elif step == first:  # before the first update: targets that broadcast give a wrong loss
@@ -235,7 +241,8 @@ def _fit(model, data, loss_fn, optimizer, steps, epochs, batch_size, shuffle, se
             if checkpoint_path is not None and due:
                 _checkpoint(checkpoint_path, model, optimizer, scheduler, step, epoch, consumed, losses, settings)
             bar.update()
-            bar.set_postfix(loss=f"{loss_value:.4g}", refresh=False)
+            if not bar.disable:  # a hidden bar costs no formatting
+                bar.set_postfix(loss=f"{loss_value:.4g}", refresh=False)
     return losses
 
 
