@@ -281,3 +281,18 @@ def test_a_run_for_some_chapters_keeps_the_other_records_and_drops_stale_ones(fa
     assert by_id(c1, "prev")[1]["href"] == "99.square.html" and by_id(c1, "prev-chapter")[1]["href"] == "99.broken.html"
     assert "42.gone" not in (out / "index.html").read_text()
     capsys.readouterr()
+
+
+def test_sources_are_stored_so_a_second_gallery_does_not_recompute_them(tmp_path, monkeypatch):
+    sources = pytest.importorskip("udl.sources")
+    monkeypatch.setenv("UDL_CACHE_DIR", str(tmp_path / "cache"))
+    spec = load_all()["3.1"]
+    first = gallery.render_figure_page(record("3.1"), spec=spec, sources={})
+    stored = list((tmp_path / "cache" / "sources").glob("3.1-*.json"))
+    assert len(stored) == 1 and json.loads(stored[0].read_text())[0]["kind"] == "computation"
+
+    def no_more(*args, **kwargs):
+        raise AssertionError("figure_sources called again")
+
+    monkeypatch.setattr(sources, "figure_sources", no_more)
+    assert gallery.render_figure_page(record("3.1"), spec=spec, sources={}) == first

@@ -546,24 +546,54 @@ def _limit_of(spec, key):
 
 
 def _sources(rec: dict, spec, cache: dict | None) -> list:
+    """The source blocks of a figure's page, as dicts: from ``cache``, else from the disk (stored under
+    :func:`udl.cache.cache_dir` for this version of udl's code), else from :func:`udl.sources.figure_sources`
+    (Pygments costs a fraction of a second per figure; a second gallery pays nothing)."""
     if spec is None:
         return []
     if cache is not None and rec["id"] in cache:
         return cache[rec["id"]]
-    try:
-        from udl.sources import figure_sources
-    except ImportError:  # pragma: no cover - udl.sources lands with the same issue
-        blocks = []
-    else:
+    path = _sources_path(rec["id"])
+    blocks = None
+    if path is not None:
         try:
-            blocks = figure_sources(spec)
-        except Exception as error:  # noqa: BLE001 - a page without sources beats no page
-            warnings.warn(f"the sources of figure {rec['id']} could not be shown ({type(error).__name__}: {error})",
-                          stacklevel=2)
-            blocks = []
+            blocks = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            blocks = None
+    if not isinstance(blocks, list):
+        blocks = _find_sources(rec["id"], spec)
+        if path is not None and blocks:
+            try:
+                atomic_write(path, json.dumps(blocks).encode())
+            except OSError:  # the cache only saves time
+                pass
     if cache is not None:
         cache[rec["id"]] = blocks
     return blocks
+
+
+def _sources_path(fig_id: str) -> Path | None:
+    try:
+        from udl.cache import cache_dir
+        from udl.runner import code_hash
+    except ImportError:  # pragma: no cover
+        return None
+    return cache_dir() / "sources" / f"{fig_id}-{code_hash()}.json"
+
+
+def _find_sources(fig_id: str, spec) -> list[dict]:
+    try:
+        from udl.sources import figure_sources
+    except ImportError:  # pragma: no cover - udl.sources lands with the same issue
+        return []
+    try:
+        found = figure_sources(spec)
+    except Exception as error:  # noqa: BLE001 - a page without sources beats no page
+        warnings.warn(f"the sources of figure {fig_id} could not be shown ({type(error).__name__}: {error})",
+                      stacklevel=3)
+        return []
+    return [{"name": b.name, "kind": b.kind, "path": b.path, "line": b.line, "html": b.html,
+             "omitted": getattr(b, "omitted", 0), "via": getattr(b, "via", "")} for b in found]
 
 
 def _pygments_css() -> str:
