@@ -216,3 +216,18 @@ def test_annotations_and_decorator_arguments_are_not_calls():
     assert sources._built(annotated) == ()  # relu is a function; ShallowNetwork is only an annotation
     # 3.1's @figure(...) names udl.registry.figure, which is left out; the body names relu and Result
     assert sources._callees(get("3.1").compute) == (relu, Result)
+
+
+def _fake_computation(p, run):
+    return Result(metrics={"y": float(relu(shallow.ShallowNetwork(1, 2, 1, generator=0).theta).sum())})
+
+
+def test_a_spec_without_drawing_and_a_computation_without_source():
+    spec = FigureSpec("3.fake", "t", "c", {"tiny": {}, "full": {}}, _fake_computation)
+    blocks = figure_sources(spec)
+    assert [(b.kind, b.name) for b in blocks] == [
+        ("computation", f"{__name__}._fake_computation"), ("library", "udl.nn.activations.relu"),
+        ("library", "udl.nn.shallow.ShallowNetwork")]
+    assert blocks[0].line == inspect.getsourcelines(_fake_computation)[1]
+    # a lambda has no definition of its own to show: no blocks, no error
+    assert figure_sources(FigureSpec("3.fake", "t", "c", {"tiny": {}, "full": {}}, lambda p, run: Result())) == []
