@@ -32,8 +32,11 @@ def _fail_inside_udl():
 
 
 @pytest.fixture(scope="module")
-def gallery(tmp_path_factory):
-    """``udl gallery --preset tiny --chapter 3 --chapter 4`` into a folder with older records; the records."""
+def gallery_run(tmp_path_factory):
+    """``udl gallery --preset tiny --chapter 3 --chapter 4`` started (not awaited) into a folder with older records.
+
+    Yields the process, the output folder and the time it started.
+    """
     root = tmp_path_factory.mktemp("gallery")
     out = root / "out"
     out.mkdir()
@@ -48,18 +51,32 @@ def gallery(tmp_path_factory):
     args = ["gallery", "--preset", "tiny", "--jobs", "1", "--out", str(out)]
     for chapter in CHAPTERS:
         args += ["--chapter", chapter]
-    start = time.perf_counter()
-    proc = subprocess.run(udl_command(*args), env=private_env(root), capture_output=True, text=True, timeout=300)
+    log = root / "gallery.log"
+    with open(log, "w") as sink:
+        proc = subprocess.Popen(udl_command(*args), env=private_env(root), stdout=sink, stderr=subprocess.STDOUT)
+    try:
+        yield proc, out, log, time.perf_counter()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+
+
+@pytest.fixture(scope="module")
+def gallery(gallery_run):
+    """The finished gallery: its folder and its records by id."""
+    proc, out, log, start = gallery_run
+    proc.wait(timeout=300)
     print(f"udl gallery --preset tiny --jobs 1 --chapter 3 --chapter 4: {time.perf_counter() - start:.1f} s")
-    assert (out / "index.html").exists(), proc.stdout + proc.stderr
+    assert (out / "index.html").exists(), log.read_text()
     records = {}
     for path in out.glob("*.json"):
         rec = json.loads(path.read_text())
         if isinstance(rec, dict) and "checks" in rec and rec.get("id") != "99.gone":
             records[rec["id"]] = rec
     expected = {i for i, s in load_all().items() if str(s.chapter) in CHAPTERS} | {"C.1"}
-    assert set(records) == expected, proc.stdout + proc.stderr
-    assert all(records[i]["ok"] for i in expected - {"C.1"}), proc.stdout + proc.stderr
+    assert set(records) == expected, log.read_text()
+    assert all(records[i]["ok"] for i in expected - {"C.1"}), log.read_text()
     return out, records
 
 
@@ -112,6 +129,49 @@ def _search_word(records: dict) -> tuple[str, str]:
             if not any(word.lower() in t for i, t in texts.items() if i != fig_id):
                 return fig_id, word
     pytest.fail("no caption word unique to one figure")
+
+
+def test_the_index_fills_in_while_the_gallery_runs(page, gallery_run):
+    """Opened as soon as it exists, the index lists every figure with a progress bar and reloads itself to the end.
+
+    (The first test of this file: the others wait for the run to end.)
+    """
+    proc, out, log, _ = gallery_run
+    index = out / "index.html"
+    deadline = time.monotonic() + 120
+    while not index.exists():
+        assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+        time.sleep(0.05)
+    _open_index(page, out)
+    ids = {i for i, s in load_all().items() if str(s.chapter) in CHAPTERS}
+    if proc.poll() is None and page.locator("#progress").count():  # not over yet when the page was read
+        statuses = page.evaluate("() => Object.fromEntries(Array.from(document.querySelectorAll('article.card'))"
+                                 ".map(c => [c.dataset.id, c.dataset.status]))")
+        assert set(statuses) == ids | {"C.1"}, statuses  # every figure listed from the start
+        assert statuses["C.1"] == "failed" and set(statuses.values()) <= {"queued", "running", "passed", "failed"}
+        assert int(page.get_attribute("#progress", "max")) == len(ids)
+        assert float(page.get_attribute("#progress", "value")) < len(ids)
+        assert page.inner_text("#eta").strip()
+        assert page.locator('meta[name="viewport"]').count() == 1
+        for fig_id, status in statuses.items():
+            if status in ("queued", "running"):  # no picture yet, so no broken image either
+                assert page.locator(f'article.card[data-id="{fig_id}"] img').count() == 0
+    else:
+        print("the run ended before the page was read: its progress was not seen")
+    # the page reads itself again until the run ends; wait for that, without reloading it from here
+    deadline = time.monotonic() + 300
+    while True:
+        try:
+            done = page.evaluate("() => !document.getElementById('progress') && document.querySelectorAll("
+                                 "'article.card[data-status=\"passed\"]').length")
+        except Exception:  # noqa: BLE001 - read while the page reloads itself
+            done = None
+        if done == len(ids):
+            break
+        assert time.monotonic() < deadline, f"the page did not fill in: {done}\n{log.read_text()}"
+        time.sleep(0.25)
+    # the run itself ends normally: 0, or 1 when the merged gallery holds a failed figure (C.1 here)
+    assert proc.wait(timeout=60) in (0, 1), log.read_text()
 
 
 def test_index_lists_every_figure_and_every_image_loads(gallery, page):
