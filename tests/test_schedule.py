@@ -155,8 +155,9 @@ def test_started_and_finished_out_of_queue():
 @pytest.mark.parametrize("call, message", [
     (lambda: Scheduler([("a", 1.0)], 2), "The 'expected' parameter of Scheduler must be a dict"),
     (lambda: Scheduler({1: 1.0}, 2), "The 'expected' parameter of Scheduler must have figure ids (str) as keys"),
-    (lambda: Scheduler({"a": -1.0}, 2), "The 'expected[a]' parameter of Scheduler must be a float in [0, inf)"),
-    (lambda: Scheduler({"a": float("nan")}, 2), "The 'expected[a]' parameter of Scheduler"),
+    (lambda: Scheduler({"a": -1.0}, 2), "The 'expected' parameter of Scheduler must give every figure finite "
+                                         "seconds >= 0. Got -1.0 for 'a' instead."),
+    (lambda: Scheduler({"a": float("nan")}, 2), "The 'expected' parameter of Scheduler must give every figure"),
     (lambda: Scheduler({"a": 1.0}, 0), "The 'processes' parameter of Scheduler must be a positive int"),
     (lambda: Scheduler({"a": 1.0}, 1.5), "The 'processes' parameter of Scheduler must be an int"),
     (lambda: Scheduler({"a": 1.0}, 1, calibrate=1), "The 'calibrate' parameter of Scheduler must be a bool"),
@@ -211,6 +212,7 @@ def test_shipped_timings_cover_every_registered_figure_at_both_presets():
     (dict(ids=["3.5"], preset="huge"), "The 'preset' parameter of expected_seconds must be one of"),
     (dict(ids="3.5", preset="tiny"), "The 'ids' parameter of expected_seconds must be an iterable of figure ids"),
     (dict(ids=[3.5], preset="tiny"), "The 'ids' parameter of expected_seconds must hold figure ids (str)"),
+    (dict(ids=["3.5"], preset="tiny", out=3), "The 'out' parameter of expected_seconds must be a folder"),
 ])
 def test_expected_seconds_bad_arguments(kwargs, message):
     with pytest.raises((ValueError, TypeError)) as error:
@@ -240,17 +242,19 @@ def test_usable_cpus_is_the_affinity_set():
 
 
 @pytest.mark.parametrize("jobs, error, message", [
-    (0, ValueError, "The 'jobs' parameter of udl gallery must be a positive int. Got 0 instead."),
-    ("0", ValueError, "The 'jobs' parameter of udl gallery must be a positive int. Got 0 instead."),
-    ("two", ValueError, "The 'jobs' parameter of udl gallery must be 'auto' or a positive int. Got 'two' instead."),
-    (2.0, TypeError, "The 'jobs' parameter of udl gallery must be 'auto' or a positive int. Got 2.0 instead."),
-    (True, TypeError, "The 'jobs' parameter of udl gallery must be 'auto' or a positive int. Got True instead."),
-    (None, TypeError, "The 'jobs' parameter of udl gallery must be 'auto' or a positive int. Got None instead."),
+    (0, ValueError, "The 'jobs' parameter of build_gallery must be a positive int. Got 0 instead."),
+    ("0", ValueError, "The 'jobs' parameter of build_gallery must be a positive int. Got 0 instead."),
+    ("two", ValueError, "The 'jobs' parameter of build_gallery must be 'auto' or a positive int. Got 'two' instead."),
+    (2.0, TypeError, "The 'jobs' parameter of build_gallery must be 'auto' or a positive int. Got 2.0 instead."),
+    (True, TypeError, "The 'jobs' parameter of build_gallery must be 'auto' or a positive int. Got True instead."),
+    (None, TypeError, "The 'jobs' parameter of build_gallery must be 'auto' or a positive int. Got None instead."),
 ])
 def test_resolve_jobs_bad_values(jobs, error, message):
     with pytest.raises(error) as caught:
         resolve_jobs(jobs)
     assert str(caught.value) == message
+    with pytest.raises(error, match="^The 'jobs' parameter of udl.gallery.build_gallery must"):
+        resolve_jobs(jobs, owner="udl.gallery.build_gallery")
 
 
 def test_schedule_imports_neither_torch_nor_matplotlib():

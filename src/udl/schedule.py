@@ -36,6 +36,9 @@ from typing import Iterable
 
 from udl.validate import check_choice, check_float, check_int
 
+__all__ = ["expected_seconds", "Scheduler", "resolve_jobs", "simulate", "makespan", "shipped_timings",
+           "usable_cpus"]
+
 PRESETS = ("tiny", "full")  # as udl.registry.PRESETS (not imported: that module loads numpy)
 DEFAULT_SECONDS = 1.0  # the guess when nothing at all is known
 THREADS_ENV = "UDL_NUM_THREADS"  # as udl.devices.THREADS_ENV (not imported: that module loads torch)
@@ -100,6 +103,8 @@ def expected_seconds(ids: Iterable[str], preset: str, out: str | os.PathLike | N
     for fig_id in ids:
         if not isinstance(fig_id, str):
             raise TypeError(f"The 'ids' parameter of {owner} must hold figure ids (str). Got {fig_id!r} instead.")
+    if out is not None and not isinstance(out, (str, os.PathLike)):
+        raise TypeError(f"The 'out' parameter of {owner} must be a folder (a path) or None. Got {out!r} instead.")
     folder = None if out is None else Path(out)
     shipped = shipped_timings().get(preset, {})
     shipped = shipped if isinstance(shipped, dict) else {}
@@ -160,7 +165,9 @@ class Scheduler:
             if not isinstance(fig_id, str):
                 raise TypeError(f"The 'expected' parameter of {owner} must have figure ids (str) as keys. "
                                 f"Got {fig_id!r} instead.")
-            check_float(seconds, f"expected[{fig_id}]", owner, low=0.0)
+            if not _good_seconds(seconds):
+                raise ValueError(f"The 'expected' parameter of {owner} must give every figure finite seconds >= 0. "
+                                 f"Got {seconds!r} for {fig_id!r} instead.")
         self.processes = check_int(processes, "processes", owner)
         if not isinstance(calibrate, bool):
             raise TypeError(f"The 'calibrate' parameter of {owner} must be a bool. Got {calibrate!r} instead.")
@@ -315,7 +322,7 @@ def usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
-def resolve_jobs(jobs: int | str) -> int:
+def resolve_jobs(jobs: int | str, owner: str = "build_gallery") -> int:
     """The number of figure processes for ``udl gallery --jobs``: ``"auto"`` or a positive int.
 
     ``"auto"`` is one process per usable CPU, each with one torch thread
@@ -323,6 +330,8 @@ def resolve_jobs(jobs: int | str) -> int:
     processes, at least one). Measured on 2-core machines (``benchmarks/gallery_time.py``,
     ``benchmarks/cpu_threads.py``): 2 processes x 1 thread beats 1 x 2, since udl's
     networks are too small for one figure to use two cores well.
+
+    ``owner`` names the caller in error messages. Default: "build_gallery".
 
     Raises:
         ValueError: ``jobs`` is neither ``"auto"`` nor a positive int (a numeric string is accepted).
@@ -332,10 +341,10 @@ def resolve_jobs(jobs: int | str) -> int:
         if text == "auto":
             return max(usable_cpus() // _threads_per_process(), 1)
         if not text.isdigit():
-            raise ValueError(f"The 'jobs' parameter of udl gallery must be 'auto' or a positive int. "
+            raise ValueError(f"The 'jobs' parameter of {owner} must be 'auto' or a positive int. "
                              f"Got {jobs!r} instead.")
         jobs = int(text)
     if isinstance(jobs, bool) or not isinstance(jobs, int) and not hasattr(jobs, "__index__"):
-        raise TypeError(f"The 'jobs' parameter of udl gallery must be 'auto' or a positive int. "
+        raise TypeError(f"The 'jobs' parameter of {owner} must be 'auto' or a positive int. "
                         f"Got {jobs!r} instead.")
-    return check_int(jobs, "jobs", "udl gallery")
+    return check_int(jobs, "jobs", owner)
