@@ -125,3 +125,40 @@ def test_a_bad_value_shows_the_one_line_error(server, page, expected_console_err
         assert page.locator("#results section.result").count() == before  # nothing computed
     _recompute(page, server, FIGURE, n=11)
     assert not page.locator("#form-error").inner_text().strip()  # a good value clears the error
+
+
+def _wait_state(page, url: str, job: str, states: set[str], timeout: float) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        state = page.request.get(f"{url}/api/jobs/{job}").json()
+        if state["state"] in states:
+            return state
+        assert time.monotonic() < deadline, f"job {job} still {state['state']} after {timeout:.0f} s"
+        time.sleep(0.2)
+
+
+def test_cancel_stops_a_long_computation_and_the_next_one_runs(server, page):
+    _open_figure(page, server, "3.5")
+    before = page.locator("#results section.result").count()
+    # eight wide networks, each refined by 2000 L-BFGS steps on 10,000 points: minutes of work
+    long = {"widths": "57,58,59,60,61,62,63,64", "n_train": "10000", "steps": "2000"}
+    for name, value in long.items():
+        page.fill(f'#params-form [name="{name}"]', value)
+    with page.expect_response(lambda r: r.url.endswith("/api/figures/3.5/jobs")
+                              and r.request.method == "POST") as posted:
+        page.click("#recompute")
+    assert posted.value.status == 202, posted.value.text()
+    job = posted.value.json()["job"]
+    _wait_state(page, server, job, {"running"}, timeout=WAIT / 1000)
+    assert page.is_enabled("#cancel") and page.is_visible("#job-progress")
+    page.click("#cancel")
+    state = _wait_state(page, server, job, {"cancelled", "done", "failed"}, timeout=30)
+    assert state["state"] == "cancelled", state
+    page.wait_for_function("() => document.getElementById('cancel').disabled"
+                           " && !document.getElementById('recompute').disabled")
+    assert page.locator("#results section.result").count() == before  # nothing shown for a cancelled job
+    # a fresh worker takes the next computation
+    done = _recompute(page, server, "3.5", widths="3,6,12", n_train=101, steps=100)
+    assert done["record"]["params"]["widths"] == [3, 6, 12] and done["record"]["ok"]
+    assert page.locator("#results section.result").first.locator(".checks tr.pass").count() == len(
+        done["record"]["checks"])
