@@ -55,6 +55,7 @@ from udl.models import densenet, resnet
 from udl.text import bpe
 from udl.data import text as text_data
 from udl.models import decoding, gpt
+from udl import schedule
 from udl.models import unet
 from udl.models import swin
 from udl.models import vit
@@ -1274,6 +1275,14 @@ CASES = [
     # udl.serve: the web app of `udl serve` (no worker starts before the first job)
     (serve_app.create_app, dict(out=tempfile.mkdtemp()),
      {"out": [3], "preset": ["huge", 3], "seed": [-1, 1.5, True], "device": ["tpu"], "workers": [0, 1.5]}),
+    # udl.schedule: which figure each gallery process computes next (computes nothing)
+    (schedule.expected_seconds, dict(ids=["3.5", "12.12"], preset="full"),
+     {"ids": ["3.5", [3.5]], "preset": ["huge", 3], "out": [3]}),
+    (schedule.Scheduler, dict(expected={"a": 1.0, "b": 2.0}, processes=2),
+     {"expected": [[("a", 1.0)], {1: 1.0}, {"a": -1.0}, {"a": float("nan")}], "processes": [0, 1.5, True],
+      "quick_share": [1.5, -0.1, "a"], "calibrate": [1, None]}),
+    (schedule.resolve_jobs, dict(jobs="auto"), {"jobs": [0, -1, "two", 2.0, True, None]}),
+    (schedule.simulate, dict(expected={"a": 1.0, "b": 2.0}, processes=2), {"processes": [0], "expected": [{"a": -1}]}),
 ]
 # Public classes that are plain records of results or data (no behaviour to misuse), and
 # the figure framework's own types (tests/test_registry.py tries them).
