@@ -45,7 +45,7 @@ REFUSED = [
     ("11.7", {"bottleneck": 32}, "bottleneck", r"less than channels \(32\)\. Got 32"),
     ("11.8", {"widths": [4, 8, 16]}, "widths", r"one width per stage of blocks \(4\)\. Got 4,8,16"),
     ("11.8", {"blocks": [64] * 6, "widths": [512] * 6}, "blocks", r"at most 100,000,000 parameters with these "
-                                                                  r"widths\. Got 64,64,64,64,64,64 \(1,735,628,960"),
+                                                                  r"widths\. Got 64,64,64,64,64,64 \(1,735,628,944"),
     ("11.8", {"image_size": 32}, "image_size", r"at least 33 for 4 stages .*Got 32"),
     ("12.1", {"n": 1}, "n", r"an int in \[2, 12\]\. Got 1"),  # one token routes nothing
     ("12.1", {"n_random": 0}, "n_random", r"Got 0"),  # "on random sizes" would hold for no size at all
