@@ -245,8 +245,8 @@ def test_the_index_is_written_before_the_first_figure_finishes(fakes):
     assert summary["figures"] == 4 and len(seen) == 1
     doc = parse(seen[0])
     states = {a["data-id"]: a["data-status"] for t, a in doc.tags if t == "article"}
-    assert states["98.peek"] == "running"
-    assert sum(s in ("queued", "running", "passed", "failed") for s in states.values()) == 4
+    assert states["98.peek"] in ("queued", "running")  # "running" is written within INDEX_INTERVAL
+    assert set(states) == {"98.peek", "99.broken", "99.false", "99.square"}
     assert by_id(doc, "progress")[1]["max"] == "4" and doc.text["eta"].startswith("about ")
     final = parse((fakes / "g" / "index.html").read_text())
     assert {a["data-id"]: a["data-status"] for t, a in final.tags if t == "article"} == {
@@ -296,3 +296,23 @@ def test_sources_are_stored_so_a_second_gallery_does_not_recompute_them(tmp_path
 
     monkeypatch.setattr(sources, "figure_sources", no_more)
     assert gallery.render_figure_page(record("3.1"), spec=spec, sources={}) == first
+
+
+def test_index_writes_are_throttled_and_the_last_request_is_written():
+    calls = []
+    index = gallery._Throttled(lambda: calls.append(len(calls)), interval=60.0)
+    for _ in range(5):
+        index.request()
+    assert calls == [0]  # the first at once, the others wait for one timer
+    pending = index.started
+    index.close()  # cancels the pending write
+    pending.join()
+    assert calls == [0]
+    index = gallery._Throttled(lambda: calls.append(len(calls)), interval=0.01)
+    index.request()
+    index.request()
+    index.started.join()  # the timer writes the state of the later requests
+    assert calls == [0, 1, 2]
+    index.close()
+    index.request()
+    assert calls == [0, 1, 2]  # nothing after close

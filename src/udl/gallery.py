@@ -22,6 +22,7 @@ import os
 import re
 import shlex
 import struct
+import threading
 import time
 import warnings
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -100,58 +101,70 @@ def build_gallery(preset: str = "full", out: str | Path = "udl-out", *, jobs: in
     records = {**kept, **{i: _queued(specs[i], preset, seed) for i in ids}}
     sources: dict = {}
 
-    def show():
-        done = sum(1 for i in ids if records[i].get("status") not in ("queued", "running"))
-        progress = (done, len(ids), scheduler.eta()) if done < len(ids) else None
-        _write_index(out, records, preset, when, progress=progress)
+    lock = threading.RLock()  # the records and the scheduler, shared with the index writer's timer
 
-    def finished(rec: dict) -> None:
-        records[rec["id"]] = rec
-        order = _order(records)
+    def render_now():
+        with lock:
+            done = sum(1 for i in ids if records[i].get("status") not in ("queued", "running"))
+            progress = (done, len(ids), scheduler.eta()) if done < len(ids) else None
+            _write_index(out, records, preset, when, progress=progress)
+
+    index = _Throttled(render_now, INDEX_INTERVAL)
+
+    def begin(fig_id: str) -> None:
+        with lock:
+            scheduler.started(fig_id)
+            records[fig_id] = {**records[fig_id], "status": "running"}
+
+    def finished(fig_id: str, begun: float, rec: dict) -> None:
+        with lock:
+            scheduler.finished(fig_id, time.perf_counter() - begun)
+            records[rec["id"]] = rec
+            order = _order(records)
         _write_page(out, rec, order, sources)
         bar.update()
-        show()
+        index.request()
 
-    show()
+    index.request()
     from tqdm.auto import tqdm
 
-    with tqdm(total=len(ids), desc=f"udl gallery ({preset})", unit="fig", disable=None) as bar:
-        if processes == 1:
-            while (fig_id := scheduler.next(0)) is not None:
-                scheduler.started(fig_id)
-                records[fig_id] = {**records[fig_id], "status": "running"}
-                show()
-                bar.set_postfix_str(fig_id)
-                begun = time.perf_counter()
-                rec = run_and_write(fig_id, preset, seed, device, None, cache, out)
-                scheduler.finished(fig_id, time.perf_counter() - begun)
-                finished(rec)
-        else:
-            with ProcessPoolExecutor(processes, mp_context=get_context("spawn"), initializer=one_line_warnings) as pool:
-                running: dict = {}  # future -> (lane, figure id, start)
+    try:
+        with tqdm(total=len(ids), desc=f"udl gallery ({preset})", unit="fig", disable=None) as bar:
+            if processes == 1:
+                while (fig_id := scheduler.next(0)) is not None:
+                    begin(fig_id)
+                    index.request()
+                    bar.set_postfix_str(fig_id)
+                    begun = time.perf_counter()
+                    finished(fig_id, begun, run_and_write(fig_id, preset, seed, device, None, cache, out))
+            else:
+                with ProcessPoolExecutor(processes, mp_context=get_context("spawn"),
+                                         initializer=one_line_warnings) as pool:
+                    running: dict = {}  # future -> (lane, figure id, start)
 
-                def fill():
-                    busy = {lane for lane, _, _ in running.values()}
-                    for lane in range(processes):
-                        if lane in busy:
-                            continue
-                        fig_id = scheduler.next(lane)
-                        if fig_id is None:
-                            continue
-                        scheduler.started(fig_id)
-                        records[fig_id] = {**records[fig_id], "status": "running"}
-                        future = pool.submit(run_and_write, fig_id, preset, seed, device, None, cache, out)
-                        running[future] = (lane, fig_id, time.perf_counter())
-                    show()
+                    def fill():
+                        busy = {lane for lane, _, _ in running.values()}
+                        for lane in range(processes):
+                            if lane in busy:
+                                continue
+                            with lock:
+                                fig_id = scheduler.next(lane)
+                            if fig_id is None:
+                                continue
+                            begin(fig_id)
+                            future = pool.submit(run_and_write, fig_id, preset, seed, device, None, cache, out)
+                            running[future] = (lane, fig_id, time.perf_counter())
+                        index.request()
 
-                fill()
-                while running:
-                    done, _ = wait(list(running), return_when=FIRST_COMPLETED)
-                    for future in done:
-                        _, fig_id, begun = running.pop(future)
-                        scheduler.finished(fig_id, time.perf_counter() - begun)
-                        finished(future.result())
                     fill()
+                    while running:
+                        done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+                        for future in done:
+                            _, fig_id, begun = running.pop(future)
+                            finished(fig_id, begun, future.result())
+                        fill()
+    finally:
+        index.close()
     mine = [records[i] for i in ids]
     shown = [records[i] for i in _order(records)]
     summary = summarize(shown, preset, time.perf_counter() - start, mine)
@@ -214,6 +227,52 @@ def read_records(out: str | Path, registered: dict | None = None) -> dict[str, d
         rec.setdefault("chapter", chapter_of(rec["id"]))
         found[rec["id"]] = rec
     return found
+
+
+INDEX_INTERVAL = 2.0  # seconds: the index is rewritten at most this often while figures run (each costs ~0.05 s)
+
+
+class _Throttled:
+    """Call ``fn`` at most once per ``interval`` seconds: a request within the interval is done by a timer
+    at its end (so the last state is always written), and :meth:`close` cancels what is pending."""
+
+    def __init__(self, fn, interval: float):
+        self.fn, self.interval = fn, interval
+        self.last = -float("inf")
+        self.timer: threading.Timer | None = None  # the pending call
+        self.started: threading.Timer | None = None  # the last timer started
+        self.closed = False
+        self.lock = threading.Lock()
+
+    def request(self) -> None:
+        with self.lock:
+            if self.timer is not None or self.closed:  # a write is already due
+                return
+            wait_for = self.last + self.interval - time.monotonic()
+            if wait_for > 0:
+                self.timer = self.started = threading.Timer(wait_for, self._run)
+                self.timer.daemon = True
+                self.timer.start()
+                return
+            self.last = time.monotonic()
+            self.fn()
+
+    def _run(self) -> None:
+        with self.lock:
+            if self.closed:
+                return
+            self.timer = None
+            self.last = time.monotonic()
+            self.fn()  # under the lock: close() waits for it
+
+    def close(self) -> None:
+        """Cancel a pending call and wait for one that is running (nothing is written after this)."""
+        with self.lock:
+            self.closed = True
+            timer, self.timer = self.started, None
+        if timer is not None:
+            timer.cancel()
+            timer.join()
 
 
 def _resolve_jobs(jobs) -> int:
