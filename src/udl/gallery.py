@@ -532,6 +532,8 @@ def _out(out):
 
 def _duration(seconds: float) -> str:
     seconds = max(float(seconds), 0.0)
+    if seconds < 10:  # the figures running are past their recorded times, or nearly done
+        return "a few seconds left"
     if seconds < 60:
         return f"about {max(round(seconds), 1)} s left"
     if seconds < 3600:
