@@ -316,3 +316,17 @@ def test_index_writes_are_throttled_and_the_last_request_is_written():
     index.close()
     index.request()
     assert calls == [0, 1, 2]  # nothing after close
+
+
+def test_an_interrupted_gallery_leaves_an_index_that_no_longer_announces_a_run(fakes):
+    @figure("98.stop", title="Stop", caption="Interrupted.", params={"tiny": {}, "full": {}})
+    def stop(p, run):
+        raise KeyboardInterrupt
+
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            gallery.build_gallery("tiny", fakes / "g", jobs=1, chapters=[98])
+    finally:
+        REGISTRY.pop("98.stop", None)
+    html = (fakes / "g" / "index.html").read_text()
+    assert 'data-id="98.stop"' in html and 'id="progress"' not in html

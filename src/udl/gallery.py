@@ -16,6 +16,7 @@ for some chapters keeps the records of the other figures already in the folder.
 from __future__ import annotations
 
 import ast
+import contextlib
 import functools
 import json
 import os
@@ -163,8 +164,12 @@ def build_gallery(preset: str = "full", out: str | Path = "udl-out", *, jobs: in
                             _, fig_id, begun = running.pop(future)
                             finished(fig_id, begun, future.result())
                         fill()
-    finally:
+    except BaseException:  # interrupted, or a worker died: the page stops announcing a run
         index.close()
+        with lock, contextlib.suppress(Exception):  # the first error is the one to report
+            _write_index(out, records, preset, when, progress=None)
+        raise
+    index.close()
     mine = [records[i] for i in ids]
     shown = [records[i] for i in _order(records)]
     summary = summarize(shown, preset, time.perf_counter() - start, mine)
