@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import private_env, udl_command
+from browser_helpers import private_env, udl_command
 
 import udl
 from udl.registry import load_all, sort_key

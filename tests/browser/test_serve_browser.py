@@ -12,7 +12,7 @@ import subprocess
 import time
 
 import pytest
-from conftest import free_port, private_env, udl_command, wait_for_http
+from browser_helpers import free_port, private_env, udl_command, wait_for_http
 
 from udl.registry import get
 
