@@ -254,7 +254,7 @@ def test_the_index_is_written_before_the_first_figure_finishes(fakes):
 
 
 def test_the_first_view_lists_every_registered_figure_without_importing_them():
-    listed = {f["id"]: f for f in gallery._quick_listing()}
+    listed = {f["id"]: f for f in gallery.listed_figures()}
     specs = load_all()
     assert set(listed) == set(specs)
     assert all(listed[i]["title"] == s.title and listed[i]["caption"] == s.caption for i, s in specs.items())

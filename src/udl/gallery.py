@@ -81,7 +81,7 @@ def build_gallery(preset: str = "full", out: str | Path = "udl-out", *, jobs: in
     out = writable_folder(out, "out", "build_gallery")
     when = time.strftime("%Y-%m-%d %H:%M")
     # the first view: figures listed from the source, before the figure modules are imported
-    listed = [f for f in _quick_listing() if chapters is None or f["chapter"] in chapters]
+    listed = [f for f in listed_figures() if chapters is None or f["chapter"] in chapters]
     if listed:
         kept = {i: r for i, r in read_records(out).items() if i not in {f["id"] for f in listed}}
         _write_index(out, _placeholders(listed, kept, preset, seed), preset, when, progress=(0, len(listed), None))
@@ -332,12 +332,13 @@ def _scheduler(expected: dict, processes: int):
 _DECORATOR = re.compile(r"^@figure\(.*?(?=^(?:def |async def |class |@))", re.M | re.S)
 
 
-def _quick_listing() -> list[dict]:
+def listed_figures() -> list[dict]:
     """Every ``@figure("id", title=..., caption=...)`` in the figure modules' source, without importing them.
 
-    Used only for the first view of the index (importing every figure module takes
-    seconds): only the decorators are parsed. The registry decides what is computed;
-    a declaration that cannot be read is skipped.
+    Returns ``[{"id", "chapter", "title", "caption"}]`` in book order. For the first view
+    of the index and quick checks of ``--chapter`` (importing every figure module takes
+    seconds): only the decorators are parsed. The registry decides what is computed; a
+    declaration that cannot be read is skipped (a test checks that none is).
     """
     found = []
     for path in sorted(_FIGURES.glob("*.py")):
@@ -708,5 +709,5 @@ def render_figure_page(record: dict, *, spec=None, prev: str | None = None, next
         counts=tally(record.get("checks", [])))
 
 
-__all__ = ["build_gallery", "render_index", "render_figure_page", "write_site", "read_records", "summarize",
-           "energy_summary", "reproduce_command", "status_of", "render", "CHAPTERS"]
+__all__ = ["build_gallery", "listed_figures", "render_index", "render_figure_page", "write_site", "read_records",
+           "summarize", "energy_summary", "reproduce_command", "status_of", "render", "CHAPTERS"]
