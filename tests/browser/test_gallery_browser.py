@@ -117,18 +117,23 @@ def _wait_loaded(page, selector: str) -> None:
         assert image.evaluate("img => img.complete && img.naturalWidth > 0"), image.get_attribute("src")
 
 
-def _search_word(records: dict) -> tuple[str, str]:
-    """A word of one figure's caption that the searchable text of no other figure contains."""
+def _claims(rec: dict) -> str:
+    return " ".join(str(c.get("claim", "")) for c in rec["checks"])
+
+
+def _search_word(records: dict, field=lambda rec: rec.get("caption", ""), rest=lambda rec: "") -> tuple | None:
+    """A word of one figure's ``field`` (its caption by default) that no other figure's searchable text holds,
+    nor the ``rest`` of the same figure's text."""
     def text(rec):
-        claims = " ".join(str(c.get("claim", "")) for c in rec["checks"])
-        return " ".join([rec["id"], rec["title"], rec.get("caption", ""), rec.get("notes", ""), claims]).lower()
+        return " ".join([rec["id"], rec["title"], rec.get("caption", ""), rec.get("notes", ""), _claims(rec)]).lower()
 
     texts = {i: text(r) for i, r in records.items()}
     for fig_id in sorted(records, key=sort_key):
-        for word in re.findall(r"[A-Za-z]{6,}", records[fig_id].get("caption", "")):
-            if not any(word.lower() in t for i, t in texts.items() if i != fig_id):
+        for word in re.findall(r"[A-Za-z]{6,}", field(records[fig_id])):
+            if word.lower() not in rest(records[fig_id]).lower() and \
+                    not any(word.lower() in t for i, t in texts.items() if i != fig_id):
                 return fig_id, word
-    pytest.fail("no caption word unique to one figure")
+    return None
 
 
 def test_the_index_fills_in_while_the_gallery_runs(page, gallery_run):
@@ -209,6 +214,24 @@ def test_search_by_a_word_of_a_caption(gallery, page):
     _wait_visible(page, {fig_id})
     page.fill("#search", word.upper())  # case does not matter
     _wait_visible(page, {fig_id})
+
+    # the notes, the claims checked and the title are searched too: words found only there
+    def caption(r):
+        return r.get("caption", "")
+
+    def notes(r):
+        return r.get("notes", "")
+
+    def title(r):
+        return r["title"]
+
+    for field, rest in ((notes, lambda r: caption(r) + " " + title(r)),
+                        (_claims, lambda r: caption(r) + " " + title(r) + " " + notes(r)),
+                        (title, lambda r: caption(r) + " " + notes(r))):
+        found = _search_word(records, field, rest)
+        assert found, f"no word of {field.__name__} unique to one figure"
+        page.fill("#search", found[1])
+        _wait_visible(page, {found[0]})
     page.fill("#search", "zzqxj-no-figure-says-this")
     _wait_visible(page, set())
     page.fill("#search", "")
