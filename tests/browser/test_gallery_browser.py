@@ -294,6 +294,7 @@ def test_a_figure_page_from_its_card(gallery, page):
         row = params.filter(has_text=name).first.inner_text()
         assert all(str(v) in row for v in (value if isinstance(value, list) else [value]))
     assert page.inner_text("#command").strip() == "udl figure 3.5 --preset tiny --seed 0"
+    assert page.locator("#params-form, #recompute").count() == 0  # the form needs udl serve: not on the file
     assert page.locator('a[href^="index.html"]').count() >= 1
     sources = page.locator("#sources details.source")
     assert sources.count() >= 2  # the computation and at least one udl.nn function it calls

@@ -77,6 +77,9 @@ def test_recompute_shows_the_new_checks_above_the_previous(server, page):
     for name in spec.params["tiny"]:
         assert page.locator(f'#params-form [name="{name}"]').count() == 1, name
     assert page.input_value('#params-form [name="n"]') == str(spec.params["tiny"]["n"])
+    # the same page as the static gallery's, with the form added
+    assert page.inner_text("#command").strip().startswith(f"udl figure {FIGURE} --preset tiny --seed 0")
+    assert page.locator("#sources details.source").count() >= 1
 
     first = _recompute(page, server, FIGURE, n=101)
     assert first["record"]["params"]["n"] == 101 and first["record"]["ok"]
