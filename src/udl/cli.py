@@ -19,7 +19,7 @@ import os
 import sys
 from pathlib import Path
 
-from udl.registry import PRESETS, UnknownFigure, get, load_all, sort_key
+from udl.registry import PRESETS, UnknownFigure, get, load_all
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 130, 141  # 128 + SIGINT, 128 + SIGPIPE: what a shell reports for either
