@@ -115,6 +115,10 @@ def _wait_loaded(page, selector: str) -> None:
                        "new Promise((ok, bad) => { img.onload = () => ok(true); "
                        "img.onerror = () => bad(new Error('image failed: ' + img.src)); })")
         assert image.evaluate("img => img.complete && img.naturalWidth > 0"), image.get_attribute("src")
+        if image.get_attribute("width"):  # the declared size is the picture's: no jump when it arrives
+            natural = image.evaluate("img => [img.naturalWidth, img.naturalHeight]")
+            declared = [int(image.get_attribute("width")), int(image.get_attribute("height"))]
+            assert natural == declared, image.get_attribute("src")
 
 
 def _claims(rec: dict) -> str:
