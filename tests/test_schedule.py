@@ -144,6 +144,18 @@ def test_eta_adapts_to_a_machine_twice_as_slow_and_an_overrunning_figure_counts_
     assert Scheduler({"a": 1.0}, 1, calibrate=False).speed() == 1.0
 
 
+def test_figures_from_the_cache_leave_the_speed_alone():
+    s = Scheduler({"a": 10.0, "b": 10.0, "c": 10.0, "d": 10.0}, 1)
+    s.next(0)
+    s.finished("a", 0.05)  # read from the cache, not said so: under a quarter of its time
+    s.next(0)
+    s.finished("b", 20.0, cached=True)  # said so
+    assert s.speed() == 1.0 and s.eta(now=0.0) == pytest.approx(20.0)
+    s.next(0)
+    s.finished("c", 100.0)  # 10x slower: clamped to 4
+    assert s.speed() == 4.0 and s.eta(now=0.0) == pytest.approx(40.0)
+
+
 def test_started_and_finished_out_of_queue():
     s = Scheduler({"a": 1.0, "b": 2.0}, 2)
     s.started("a", now=0.0)  # started without next(): taken from the queue
@@ -166,6 +178,7 @@ def test_started_and_finished_out_of_queue():
     (lambda: Scheduler({"a": 1.0}, 2).next(-1), "The 'lane' parameter of Scheduler.next must be an int in [0, 1]"),
     (lambda: Scheduler({"a": 1.0}, 2).started("b"), "The 'fig_id' parameter of Scheduler.started must be one of"),
     (lambda: Scheduler({"a": 1.0}, 2).finished("a", -2.0), "The 'seconds' parameter of Scheduler.finished"),
+    (lambda: Scheduler({"a": 1.0}, 2).finished("a", 1.0, cached=1), "The 'cached' parameter of Scheduler.finished"),
 ])
 def test_bad_arguments_get_one_line(call, message):
     with pytest.raises((ValueError, TypeError)) as error:

@@ -135,8 +135,9 @@ class Scheduler:
     :meth:`eta` estimates the seconds left: the expected work not yet done, spread over
     the lanes, never less than what the longest running figure still needs. Once figures
     have finished, the expectations are scaled by how fast this machine was on them
-    (``actual / expected``, clamped to [0.1, 10]), so the estimate adapts to a faster or
-    busier machine than the one that measured the timings.
+    (``actual / expected``, clamped to [0.25, 4]), so the estimate adapts to a faster or
+    busier machine than the one that measured the timings (figures read from the cache
+    left out).
 
     Args:
         expected: ``{figure id: expected seconds}`` (see :func:`expected_seconds`).
@@ -185,6 +186,7 @@ class Scheduler:
         self._quick_budget = (math.inf if self.processes == 1
                               else self.quick_share * sum(self.expected.values()) / self.processes)
         self._quick_used = 0.0
+        self._uncalibrated: set[str] = set()  # finished from the cache: says nothing of this machine's speed
 
     # ------------------------------------------------------------------ handing out
     @property
@@ -225,9 +227,16 @@ class Scheduler:
             self._hi -= 1
         self.running[fig_id] = time.monotonic() if now is None else now
 
-    def finished(self, fig_id: str, seconds: float | None = None) -> None:
-        """Note that ``fig_id`` finished after ``seconds`` of computing (default: the time since it started)."""
+    def finished(self, fig_id: str, seconds: float | None = None, *, cached: bool = False) -> None:
+        """Note that ``fig_id`` finished after ``seconds`` of computing (default: the time since it started).
+
+        ``cached=True`` (a result read from the cache) leaves the speed estimate alone.
+        """
         self._known(fig_id, "finished")
+        if not isinstance(cached, bool):
+            raise TypeError(f"The 'cached' parameter of Scheduler.finished must be a bool. Got {cached!r} instead.")
+        if cached:
+            self._uncalibrated.add(fig_id)
         if fig_id in self.pending:
             self._queue.remove(fig_id)
             self._hi -= 1
@@ -243,14 +252,21 @@ class Scheduler:
 
     # ------------------------------------------------------------------ estimates
     def speed(self) -> float:
-        """Measured over expected seconds of the finished figures (1 before any, or without ``calibrate``)."""
+        """Measured over expected seconds of the finished figures (1 before any, or without ``calibrate``).
+
+        Figures finished from the cache (``finished(..., cached=True)``) or in under a quarter
+        of their expected time (most likely cached, or failed early) do not count; the
+        ratio is clamped to [0.25, 4].
+        """
         if not self.calibrate:
             return 1.0
-        expected = sum(self.expected[k] for k in self.done)
-        actual = sum(self.done.values())
+        counted = [k for k, secs in self.done.items()
+                   if k not in self._uncalibrated and secs >= self.expected[k] / 4]
+        expected = sum(self.expected[k] for k in counted)
+        actual = sum(self.done[k] for k in counted)
         if expected <= 0 or actual <= 0:
             return 1.0
-        return min(max(actual / expected, 0.1), 10.0)
+        return min(max(actual / expected, 0.25), 4.0)
 
     def eta(self, now: float | None = None) -> float:
         """The expected seconds until every figure is done, from ``now`` (``time.monotonic()``; default: now).
