@@ -19,7 +19,7 @@ import os
 import sys
 from pathlib import Path
 
-from udl.registry import PRESETS, UnknownFigure, get, load_all
+from udl.registry import PRESETS, UnknownFigure, get, load_all, sort_key
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 130, 141  # 128 + SIGINT, 128 + SIGPIPE: what a shell reports for either
@@ -158,6 +158,8 @@ def _check_chapters(chapters: list) -> None:
     from udl.gallery import listed_figures  # the @figure declarations, read without importing the modules
 
     known = list(dict.fromkeys(f["chapter"] for f in listed_figures()))  # book order
+    if any(c not in known for c in chapters):  # figures registered elsewhere (a plug-in, a test): ask the registry
+        known = list(dict.fromkeys(get(i).chapter for i in sorted(load_all(), key=sort_key)))
     missing = [c for c in chapters if c not in known]
     if missing:
         raise UsageError(f"no figures in chapter {missing[0]}; chapters with figures: {', '.join(map(str, known))}")

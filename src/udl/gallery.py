@@ -81,9 +81,11 @@ def build_gallery(preset: str = "full", out: str | Path = "udl-out", *, jobs: in
     out = writable_folder(out, "out", "build_gallery")
     when = time.strftime("%Y-%m-%d %H:%M")
     # the first view: figures listed from the source, before the figure modules are imported
-    listed = [f for f in listed_figures() if chapters is None or f["chapter"] in chapters]
-    if listed:
-        kept = {i: r for i, r in read_records(out).items() if i not in {f["id"] for f in listed}}
+    declared = listed_figures()
+    listed = [f for f in declared if chapters is None or f["chapter"] in chapters]
+    if listed:  # records of figures no longer declared are dropped here too, as after the registry is loaded
+        kept = {i: r for i, r in read_records(out, {f["id"] for f in declared}).items()
+                if i not in {f["id"] for f in listed}}
         _write_index(out, _placeholders(listed, kept, preset, seed), preset, when, progress=(0, len(listed), None))
 
     from udl.runner import one_line_warnings, run_and_write
