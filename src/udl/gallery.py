@@ -121,7 +121,7 @@ def build_gallery(preset: str = "full", out: str | Path = "udl-out", *, jobs: in
 
     def finished(fig_id: str, begun: float, rec: dict) -> None:
         with lock:
-            scheduler.finished(fig_id, time.perf_counter() - begun)
+            scheduler.finished(fig_id, time.perf_counter() - begun, cached=bool(rec.get("cached")))
             records[rec["id"]] = rec
             order = _order(records)
         _write_page(out, rec, order, sources)
