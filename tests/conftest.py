@@ -8,6 +8,8 @@ import matplotlib  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
+from fakes import fake_figures  # noqa: E402
+
 from udl.devices import cpu_threads  # noqa: E402
 
 matplotlib.use("Agg")
@@ -29,3 +31,12 @@ def _private_cache(tmp_path_factory):
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
+
+
+@pytest.fixture()
+def fakes(tmp_path, monkeypatch):
+    """Three fake figures registered for the test (tests/fakes.py), a private figure cache, and tmp_path as the cwd."""
+    monkeypatch.setenv("UDL_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    with fake_figures():
+        yield tmp_path

@@ -6,18 +6,12 @@ import subprocess
 import sys
 
 import pytest
-from fakes import CALLS, fake_figures
+from fakes import CALLS
 
 from udl import gallery
 from udl.cli import main
 
 
-@pytest.fixture()
-def fakes(tmp_path, monkeypatch):
-    monkeypatch.setenv("UDL_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.chdir(tmp_path)
-    with fake_figures():
-        yield tmp_path
 
 
 def run(capsys, *argv):

@@ -9,7 +9,6 @@ from html import unescape
 from html.parser import HTMLParser
 
 import pytest
-from fakes import fake_figures
 
 from udl import gallery
 from udl.cli import main
@@ -64,12 +63,6 @@ def record(fig_id, *, ok=True, metrics=None, checks=None, params=None, preset="t
             "module": "udl.figures.x", "function": "f", "cached": False, "ok": ok, **extra}
 
 
-@pytest.fixture()
-def fakes(tmp_path, monkeypatch):
-    monkeypatch.setenv("UDL_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.chdir(tmp_path)
-    with fake_figures():
-        yield tmp_path
 
 
 # --------------------------------------------------------------------------- the index
