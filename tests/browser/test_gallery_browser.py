@@ -272,6 +272,18 @@ def test_chapter_and_status_filters(gallery, page):
     _wait_visible(page, set())  # search and filter together
 
 
+def test_filters_survive_a_reload(gallery, page):
+    out, records = gallery
+    _open_index(page, out)
+    chapter4 = {i for i, r in records.items() if str(r["chapter"]) == "4"}
+    page.select_option("#chapter-filter", "4")
+    _wait_visible(page, chapter4)
+    page.reload()
+    page.wait_for_selector("article.card", state="attached")  # the first cards stay hidden: chapter 4 only
+    assert page.input_value("#chapter-filter") == "4"
+    _wait_visible(page, chapter4)
+
+
 def test_a_figure_page_from_its_card(gallery, page):
     out, records = gallery
     rec = records["3.5"]

@@ -37,10 +37,13 @@
   }
   try {
     var saved = JSON.parse(sessionStorage.getItem(KEY) || "null");
-    if (saved && document.getElementById("progress")) {
+    if (saved) {  // the reader's search and filters survive the reloads during a run and the last one after it
+      var has = function (select, value) {
+        return Array.prototype.some.call(select.options, function (o) { return o.value === value; });
+      };
       search.value = saved.q || "";
-      chapter.value = saved.ch || "all";
-      status.value = saved.st || "all";
+      if (has(chapter, saved.ch)) { chapter.value = saved.ch; }
+      if (has(status, saved.st)) { status.value = saved.st; }
     }
   } catch (e) { /* nothing saved */ }
   search.addEventListener("input", apply);
